@@ -1,0 +1,1 @@
+"""Turning findings into spec-valid cards (and, later, suggestion resources)."""

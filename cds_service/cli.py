@@ -1,0 +1,143 @@
+"""cds-service: serve | evaluate."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from cds_service.config import Settings
+from cds_service.protocol.discovery import ServiceFileError, ServiceRegistry
+from cds_service.protocol.outcome import ProblemError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env(
+            database_url=getattr(args, "database_url", None),
+            rules_dir=Path(args.rules_dir) if getattr(args, "rules_dir", None) else None,
+            host=getattr(args, "host", None),
+            port=getattr(args, "port", None),
+            workers=getattr(args, "workers", None),
+            log_level=getattr(args, "log_level", None),
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
+    try:
+        result: int = args.run(args, settings)
+        return result
+    except ServiceFileError as exc:
+        print("error: the service definitions could not be loaded:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cds-service", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--rules-dir", help="rule and service files (env CDS_RULES_DIR, default rules/)")
+    common.add_argument("--database-url", help="SQLAlchemy URL (env CDS_DATABASE_URL, default SQLite file)")
+    common.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+
+    serve = sub.add_parser("serve", parents=[common], help="serve the CDS Hooks API")
+    serve.add_argument("--host", help="bind address (env CDS_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (env CDS_PORT, default 8080)")
+    serve.add_argument("--workers", type=int, help="worker processes (env CDS_WORKERS, default 1)")
+    serve.set_defaults(run=_serve)
+
+    evaluate = sub.add_parser(
+        "evaluate",
+        parents=[common],
+        help="print the JSON body a service call would return, without a server",
+    )
+    evaluate.add_argument("request", type=Path, help="a hook request body, or a captured HTTP exchange with 'body'")
+    evaluate.add_argument("--service", help="service id (default: the one service registered on the request's hook)")
+    evaluate.set_defaults(run=_evaluate)
+    return parser
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from cds_service.protocol.discovery import load_services
+
+    # Fail here, with file names, rather than in every worker.
+    load_services(settings.rules_dir)
+    # Workers are separate processes that build their own Settings from the environment.
+    os.environ.update(settings.to_env())
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(
+        "cds_service.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        loop="uvloop",
+        http="httptools",
+        log_level=settings.log_level,
+        access_log=False,
+    )
+    return 0
+
+
+def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    from cds_service.pipeline import Runtime, call_service
+
+    try:
+        raw = args.request.read_bytes()
+    except OSError as exc:
+        print(f"error: cannot read {args.request}: {exc.strerror}", file=sys.stderr)
+        return 1
+    runtime = Runtime.create(settings)
+    try:
+        body, hook = _request_body(raw)
+        service_id = args.service or _service_for_hook(runtime.services, hook)
+        answer = asyncio.run(_call(runtime, service_id, body, call_service))
+    except ProblemError as exc:
+        print(f"error: the service would answer HTTP {exc.status}:", file=sys.stderr)
+        for issue in exc.issues:
+            print(f"  {issue.diagnostics}", file=sys.stderr)
+        return 1
+    sys.stdout.buffer.write(answer + b"\n")
+    return 0
+
+
+async def _call(runtime: Any, service_id: str, body: bytes, call_service: Any) -> bytes:
+    try:
+        answer = await call_service(runtime, service_id, body)
+        return bytes(answer.body)
+    finally:
+        await runtime.aclose()
+
+
+def _request_body(raw: bytes) -> tuple[bytes, str | None]:
+    """The hook request in `raw`: either the body itself or a captured exchange holding it in `body`."""
+    try:
+        document = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ProblemError.single(400, f"the file is not valid JSON: {exc}") from None
+    if isinstance(document, dict) and isinstance(document.get("body"), dict) and "hook" not in document:
+        document = document["body"]
+        raw = orjson.dumps(document)
+    hook = document.get("hook") if isinstance(document, dict) else None
+    return raw, hook if isinstance(hook, str) else None
+
+
+def _service_for_hook(services: ServiceRegistry, hook: str | None) -> str:
+    candidates = [s.id for s in services if s.hook == hook]
+    if len(candidates) == 1:
+        return candidates[0]
+    if not candidates:
+        raise ProblemError.single(400, f"no service answers hook {hook!r}; give --service")
+    raise ProblemError.single(400, f"several services answer {hook!r} ({', '.join(candidates)}); give --service")

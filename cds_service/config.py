@@ -1,0 +1,88 @@
+"""Settings from command-line flags and CDS_* environment variables, in one place.
+
+Flags win over the environment; the environment wins over defaults. `serve` writes the
+resolved settings back into the environment so that every uvicorn worker process builds
+the same Settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite:///./cds-service.db"
+    rules_dir: Path = Path("rules")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    # Whole budget for fetching absent prefetch from the EHR's FHIR server, per request.
+    fetch_deadline_seconds: float = 1.5
+    # Bundle `next` links followed per prefetch key before giving up on the rest.
+    fetch_max_pages: int = 10
+    # Without a token the FHIR server is not contacted: the EHR chose not to authorise us.
+    fetch_without_token: bool = False
+    max_body_bytes: int = 5 * 1024 * 1024
+    cors_origins: tuple[str, ...] = ("*",)
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read CDS_* variables, then apply explicit overrides (flags) that are not None."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for field in dataclasses.fields(cls):
+            raw = env.get("CDS_" + field.name.upper())
+            if raw is not None and raw != "":
+                values[field.name] = _parse(field.name, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**values)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        if self.fetch_deadline_seconds <= 0:
+            raise ValueError("CDS_FETCH_DEADLINE_SECONDS must be positive")
+        if self.fetch_max_pages < 1:
+            raise ValueError("CDS_FETCH_MAX_PAGES must be at least 1")
+        if self.workers < 1:
+            raise ValueError("--workers must be at least 1")
+        if self.max_body_bytes < 1024:
+            raise ValueError("CDS_MAX_BODY_BYTES must be at least 1024")
+
+    def to_env(self) -> dict[str, str]:
+        """The CDS_* variables that reproduce these settings in another process."""
+        out: dict[str, str] = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, tuple):
+                value = ",".join(value)
+            elif isinstance(value, bool):
+                value = "1" if value else "0"
+            out["CDS_" + field.name.upper()] = str(value)
+        return out
+
+
+def _parse(name: str, raw: str) -> Any:
+    field_type = {f.name: f.type for f in dataclasses.fields(Settings)}[name]
+    try:
+        if field_type == "bool":
+            return raw.strip().lower() in _TRUE
+        if field_type == "int":
+            return int(raw)
+        if field_type == "float":
+            return float(raw)
+        if field_type == "Path":
+            return Path(raw)
+        if field_type.startswith("tuple"):
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+    except ValueError as exc:
+        raise ValueError(f"CDS_{name.upper()}={raw!r}: {exc}") from None
+    return raw

@@ -1,0 +1,1 @@
+"""Patient data: prefetch semantics, prefetch templates, the FHIR client and fast decoding."""

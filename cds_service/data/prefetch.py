@@ -1,0 +1,139 @@
+"""Prefetch semantics of CDS Hooks 2.0: a key present is used, null means no data, absent means fetch."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import httpx
+
+from cds_service.data.fetch import FetchError, fetch_query
+from cds_service.data.resources import Decoded, Resource, decode
+from cds_service.data.templates import fill_template
+from cds_service.protocol.discovery import ServiceDefinition
+from cds_service.protocol.outcome import Issue, ProblemError
+from cds_service.protocol.request import HookRequest
+
+
+@dataclasses.dataclass(frozen=True)
+class FetchSettings:
+    deadline_seconds: float
+    max_pages: int
+    without_token: bool
+
+
+@dataclasses.dataclass
+class PatientData:
+    # prefetch key -> resources of the template's type (OperationOutcomes removed)
+    values: dict[str, list[Resource]]
+    # problems with data that was had: server-reported issues, unreadable entries, truncated paging
+    problems: list[str]
+    # optional prefetch keys whose data could not be had -> why
+    unavailable: dict[str, str]
+    # keys that were fetched from the FHIR server (for the audit and for tests)
+    fetched: list[str]
+
+
+async def gather_data(
+    service: ServiceDefinition, request: HookRequest, client: httpx.AsyncClient, settings: FetchSettings
+) -> PatientData:
+    """Resolve every prefetch key of `service`. Raises ProblemError(400) for unreadable prefetch values
+    and ProblemError(412) when required data cannot be had."""
+    data = PatientData(values={}, problems=[], unavailable={}, fetched=[])
+    to_fetch: dict[str, str] = {}
+    bad: list[Issue] = []
+    for key, item in service.prefetch.items():
+        expected = _expected_type(item.query)
+        if key in request.prefetch:
+            raw = request.prefetch[key]
+            if raw is None:
+                data.values[key] = []
+                continue
+            try:
+                decoded = decode(raw, f"prefetch.{key}")
+            except ValueError as exc:
+                bad.append(Issue(str(exc), expression=f"prefetch.{key}"))
+                continue
+            _keep(data, key, decoded, expected)
+            continue
+        reason = _why_not_fetchable(request, settings)
+        query = fill_template(item.query, request.context)
+        if query is None:
+            reason = "a context value its query needs is missing"
+        if reason:
+            data.unavailable[key] = reason
+        else:
+            to_fetch[key] = query  # type: ignore[assignment]
+    if bad:
+        raise ProblemError(400, bad)
+    if to_fetch:
+        await _fetch_all(data, to_fetch, request, client, settings, service)
+
+    missing = [
+        Issue(f"prefetch.{key} ({service.prefetch[key].query}) could not be obtained: {why}", code="incomplete")
+        for key, why in data.unavailable.items()
+        if service.prefetch[key].required
+    ]
+    if missing:
+        raise ProblemError(412, missing)
+    return data
+
+
+def _why_not_fetchable(request: HookRequest, settings: FetchSettings) -> str | None:
+    if not request.fhir_server:
+        return "it was not prefetched and no fhirServer was given"
+    if request.fhir_authorization is None and not settings.without_token:
+        return "it was not prefetched and no fhirAuthorization was given"
+    return None
+
+
+async def _fetch_all(
+    data: PatientData,
+    queries: dict[str, str],
+    request: HookRequest,
+    client: httpx.AsyncClient,
+    settings: FetchSettings,
+    service: ServiceDefinition,
+) -> None:
+    assert request.fhir_server is not None
+    token = request.fhir_authorization.access_token if request.fhir_authorization else None
+    tasks = {
+        key: asyncio.ensure_future(
+            fetch_query(client, request.fhir_server, query, token, settings.max_pages, f"prefetch.{key}")
+        )
+        for key, query in queries.items()
+    }
+    done, pending = await asyncio.wait(tasks.values(), timeout=settings.deadline_seconds)
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.gather(*pending, return_exceptions=True)
+    for key, task in tasks.items():
+        data.fetched.append(key)
+        if task in pending:
+            data.unavailable[key] = (
+                f"the FHIR server did not answer within the {settings.deadline_seconds:g} s deadline"
+            )
+            continue
+        error = task.exception()
+        if isinstance(error, FetchError):
+            data.unavailable[key] = str(error).removeprefix(f"prefetch.{key}: ")
+        elif error is not None:
+            raise error
+        else:
+            _keep(data, key, task.result(), _expected_type(service.prefetch[key].query))
+
+
+def _keep(data: PatientData, key: str, decoded: Decoded, expected: str) -> None:
+    kept = []
+    for resource in decoded.resources:
+        if resource.resourceType == expected:
+            kept.append(resource)
+        else:
+            data.problems.append(f"prefetch.{key}: a {resource.resourceType} was sent where {expected} was asked for")
+    data.values[key] = kept
+    data.problems.extend(decoded.problems)
+
+
+def _expected_type(query: str) -> str:
+    return query.partition("?")[0].partition("/")[0]

@@ -1,0 +1,1 @@
+"""Facts: the request and its data reduced to small typed values the rules read."""

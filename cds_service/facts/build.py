@@ -1,0 +1,155 @@
+"""Request + patient data -> Facts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from typing import Any
+
+import msgspec
+from pydantic import ValidationError
+
+from cds_service.data.prefetch import PatientData
+from cds_service.data.resources import Resource
+from cds_service.facts.model import DraftOrder, Facts, LabValue
+from cds_service.facts.time import parse_date, parse_datetime
+from cds_service.protocol.discovery import ServiceDefinition
+from cds_service.protocol.request import HookRequest
+
+# Results in these states are real results; entered-in-error, cancelled, registered... are not.
+USABLE_STATUS = frozenset({"final", "amended", "corrected", "preliminary"})
+_EPOCH = datetime.min.replace(tzinfo=timezone.utc)
+
+
+def build_facts(
+    service: ServiceDefinition, request: HookRequest, data: PatientData, now: datetime | None = None
+) -> Facts:
+    facts = Facts(
+        now=now or datetime.now(timezone.utc),
+        hook=request.hook,
+        hook_instance=request.hook_instance,
+        patient_id=request.patient_id,
+        problems=list(data.problems),
+    )
+    for key, why in data.unavailable.items():
+        facts.unavailable[service.prefetch[key].label or key] = why
+
+    observations: list[Resource] = []
+    for resources in data.values.values():
+        for resource in resources:
+            kind = resource.resourceType
+            if kind == "Observation":
+                observations.append(resource)
+            elif kind == "Patient":
+                _patient(facts, resource)
+            elif kind == "MedicationRequest":
+                facts.medication_orders.append(resource)
+            elif kind == "Condition":
+                facts.conditions.append(resource)
+            else:
+                facts.other.setdefault(kind, []).append(resource)
+    _labs(facts, observations)
+
+    draft_orders = request.context.get("draftOrders")
+    if isinstance(draft_orders, dict):
+        facts.draft_orders = _draft_orders(draft_orders, facts.problems)
+    selections = request.context.get("selections")
+    if isinstance(selections, list):
+        facts.selections = [s for s in selections if isinstance(s, str)]
+        drafted = {f"{o.resource_type}/{o.id}" for o in facts.draft_orders}
+        for selection in facts.selections:
+            if selection not in drafted:
+                facts.problems.append(f"context.selections names {selection}, which is not in draftOrders")
+    return facts
+
+
+def _patient(facts: Facts, patient: Resource) -> None:
+    if facts.patient_id and patient.id and patient.id != facts.patient_id:
+        facts.problems.append(f"prefetch holds Patient/{patient.id}, not the patient in context; it was ignored")
+        return
+    facts.birth_date = parse_date(patient.birthDate)
+    if patient.birthDate and facts.birth_date is None:
+        facts.problems.append(f"Patient.birthDate {patient.birthDate!r} is not a date")
+    facts.gender = patient.gender
+
+
+def _labs(facts: Facts, observations: Iterable[Resource]) -> None:
+    by_code: dict[str, list[LabValue]] = {}
+    for obs in observations:
+        status = obs.status or ""
+        if status not in USABLE_STATUS:
+            facts.excluded[f"status {status or 'missing'}"] = facts.excluded.get(f"status {status or 'missing'}", 0) + 1
+            continue
+        quantity = obs.valueQuantity
+        time = parse_datetime(
+            obs.effectiveDateTime or (obs.effectivePeriod.start if obs.effectivePeriod else None) or obs.issued
+        )
+        value = LabValue(
+            id=obs.id,
+            code="",
+            value=quantity.value if quantity else None,
+            comparator=quantity.comparator if quantity else None,
+            unit=(quantity.code or quantity.unit) if quantity else None,
+            time=time,
+            status=status,
+            resource=obs,
+        )
+        for coding in obs.code.coding or () if obs.code else ():
+            if coding.code:
+                code = f"{coding.system or ''}|{coding.code}"
+                by_code.setdefault(code, []).append(_with_code(value, code))
+    for series in by_code.values():
+        series.sort(key=lambda v: v.time or _EPOCH, reverse=True)
+    facts.labs = by_code
+
+
+def _with_code(value: LabValue, code: str) -> LabValue:
+    return LabValue(value.id, code, value.value, value.comparator, value.unit, value.time, value.status, value.resource)
+
+
+def _draft_orders(bundle: dict[str, Any], problems: list[str]) -> list[DraftOrder]:
+    orders = []
+    for index, entry in enumerate(bundle.get("entry") or ()):
+        raw = entry.get("resource")
+        if not isinstance(raw, dict) or not isinstance(raw.get("resourceType"), str):
+            problems.append(f"draftOrders entry {index} holds no FHIR resource")
+            continue
+        try:
+            resource: Resource | None = msgspec.convert(raw, Resource)
+        except msgspec.ValidationError as exc:
+            problems.append(f"draftOrders entry {index} ({raw['resourceType']}) could not be read: {exc}")
+            resource = None
+        orders.append(
+            DraftOrder(
+                id=raw.get("id") if isinstance(raw.get("id"), str) else None,
+                resource_type=raw["resourceType"],
+                raw=raw,
+                resource=resource,
+                validation_notes=_strict_notes(raw),
+            )
+        )
+    return orders
+
+
+def _strict_notes(raw: dict[str, Any]) -> tuple[str, ...]:
+    """What strict R4 validation says of a draft order; informational, the order is still read."""
+    model = _R4B_MODELS.get(raw["resourceType"])
+    if model is None:
+        return ()
+    try:
+        model.model_validate(raw)
+    except ValidationError as exc:
+        return tuple(f"{'.'.join(map(str, e['loc'])) or raw['resourceType']}: {e['msg']}" for e in exc.errors())
+    except (TypeError, ValueError) as exc:
+        return (str(exc),)
+    return ()
+
+
+def _r4b_models() -> dict[str, Any]:
+    from fhir.resources.R4B.medicationrequest import MedicationRequest
+    from fhir.resources.R4B.servicerequest import ServiceRequest
+
+    return {"MedicationRequest": MedicationRequest, "ServiceRequest": ServiceRequest}
+
+
+_R4B_MODELS = _r4b_models()

@@ -1,0 +1,60 @@
+"""The facts one request is reduced to. Plain values; rules never see raw request JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import date, datetime
+from typing import Any
+
+from cds_service.data.resources import Resource
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LabValue:
+    """One usable result (observation hygiene already applied)."""
+
+    id: str | None
+    code: str  # "system|code", e.g. "http://loinc.org|2276-4"
+    value: float | None
+    comparator: str | None
+    unit: str | None  # the UCUM code when given, else the unit text
+    time: datetime | None
+    status: str
+    resource: Resource
+
+
+@dataclasses.dataclass(frozen=True)
+class DraftOrder:
+    """An order from context.draftOrders, read leniently: real clients omit required elements."""
+
+    id: str | None
+    resource_type: str
+    raw: dict[str, Any]
+    resource: Resource | None
+    # What strict FHIR R4 validation found missing or wrong (e.g. no `intent`); shown by explain.
+    validation_notes: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass
+class Facts:
+    now: datetime
+    hook: str
+    hook_instance: str
+    patient_id: str | None
+    birth_date: date | None = None
+    gender: str | None = None
+    # by "system|code", newest first; results without a time sort last
+    labs: dict[str, list[LabValue]] = dataclasses.field(default_factory=dict)
+    draft_orders: list[DraftOrder] = dataclasses.field(default_factory=list)
+    selections: list[str] = dataclasses.field(default_factory=list)
+    medication_orders: list[Resource] = dataclasses.field(default_factory=list)
+    conditions: list[Resource] = dataclasses.field(default_factory=list)
+    other: dict[str, list[Resource]] = dataclasses.field(default_factory=dict)
+    # observations dropped by hygiene (entered-in-error, cancelled, no value...), by reason
+    excluded: dict[str, int] = dataclasses.field(default_factory=dict)
+    # problems with the data we have, and data we could not have (label -> why)
+    problems: list[str] = dataclasses.field(default_factory=list)
+    unavailable: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def lab(self, code: str) -> list[LabValue]:
+        return self.labs.get(code, [])

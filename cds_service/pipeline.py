@@ -1,0 +1,84 @@
+"""One request, one direction: protocol -> data -> facts -> engine -> cards.
+
+The HTTP routes and `cds-service evaluate` both call this module, so the CLI prints exactly the body
+the HTTP call would return.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timezone
+
+import httpx
+
+from cds_service.cards.render import render_response
+from cds_service.config import Settings
+from cds_service.data.prefetch import FetchSettings, PatientData, gather_data
+from cds_service.engine import EmptyEngine, Engine
+from cds_service.facts.build import build_facts
+from cds_service.facts.model import Facts
+from cds_service.protocol.discovery import ServiceRegistry, load_services
+from cds_service.protocol.outcome import ProblemError
+from cds_service.protocol.request import parse_hook_request
+from cds_service.store.database import IssuedCard
+
+
+@dataclasses.dataclass
+class Runtime:
+    """Everything a request needs that outlives it; built once per process."""
+
+    settings: Settings
+    services: ServiceRegistry
+    engine: Engine
+    client: httpx.AsyncClient
+    fetch: FetchSettings
+
+    @classmethod
+    def create(cls, settings: Settings, engine: Engine | None = None) -> Runtime:
+        from cds_service.data.fetch import new_client
+
+        return cls(
+            settings=settings,
+            services=load_services(settings.rules_dir),
+            engine=engine or EmptyEngine(),
+            client=new_client(),
+            fetch=FetchSettings(
+                deadline_seconds=settings.fetch_deadline_seconds,
+                max_pages=settings.fetch_max_pages,
+                without_token=settings.fetch_without_token,
+            ),
+        )
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+@dataclasses.dataclass(frozen=True)
+class Answer:
+    body: bytes
+    issued: list[IssuedCard]
+    patient_id: str | None
+    hook_instance: str
+    facts: Facts
+    data: PatientData
+
+
+async def call_service(runtime: Runtime, service_id: str, body: bytes, now: datetime | None = None) -> Answer:
+    """Answer one hook call. Raises ProblemError for anything the caller must fix (400/404/412)."""
+    service = runtime.services.get(service_id)
+    if service is None:
+        raise ProblemError.single(404, f"no CDS service with id {service_id!r}; GET /cds-services lists them")
+    request = parse_hook_request(body, service.hook)
+    data = await gather_data(service, request, runtime.client, runtime.fetch)
+    moment = now or datetime.now(timezone.utc)
+    facts = build_facts(service, request, data, now=moment)
+    findings = runtime.engine.evaluate(service, facts)
+    response, issued = render_response(service, facts, findings, issued_at=moment)
+    return Answer(
+        body=response.body(),
+        issued=issued,
+        patient_id=request.patient_id,
+        hook_instance=request.hook_instance,
+        facts=facts,
+        data=data,
+    )

@@ -1,0 +1,1 @@
+"""The CDS Hooks wire protocol: requests, responses, discovery, feedback and errors."""

@@ -1,0 +1,131 @@
+"""Service definitions (rules/services/*.yaml) and the discovery document built from them."""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import orjson
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+
+from cds_service.data.templates import template_problems
+from cds_service.protocol.hooks import HOOK_CONTEXT
+from cds_service.protocol.response import SUMMARY_MAX
+
+Text = Annotated[str, StringConstraints(min_length=1)]
+ServiceId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9\-]{0,63}$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PrefetchItem(_Strict):
+    query: Text
+    # A short noun for cards and errors ("medication orders"); defaults to the key.
+    label: str | None = None
+    # Required data that cannot be had makes the call fail with 412; optional data that cannot be had
+    # is reported on an "incomplete data" card and the rules that need it say they could not evaluate.
+    required: bool = True
+    description: str | None = None
+
+
+class IncompleteDataCard(_Strict):
+    """Wording of the card that says which data could not be read. Placeholders: {sources}, {details}."""
+
+    id: Text
+    version: Text
+    indicator: Literal["info", "warning", "critical"] = "info"
+    summary: Annotated[str, StringConstraints(min_length=1, max_length=SUMMARY_MAX - 60)]
+    detail: Text
+    source_label: Text
+
+    @field_validator("summary", "detail")
+    @classmethod
+    def _placeholders(cls, text: str) -> str:
+        used = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+        unknown = used - {"sources", "details"}
+        if unknown:
+            raise ValueError(f"unknown placeholder(s) {sorted(unknown)}; use {{sources}} or {{details}}")
+        return text
+
+
+class ServiceDefinition(_Strict):
+    id: ServiceId
+    hook: Text
+    title: Text
+    description: Text
+    usageRequirements: str | None = None
+    prefetch: dict[str, PrefetchItem] = Field(default_factory=dict)
+    incomplete_data_card: IncompleteDataCard | None = None
+
+    @field_validator("hook")
+    @classmethod
+    def _known_hook(cls, hook: str) -> str:
+        if hook not in HOOK_CONTEXT:
+            raise ValueError(f"hook {hook!r} is not supported (supported: {', '.join(sorted(HOOK_CONTEXT))})")
+        return hook
+
+    def discovery_entry(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "hook": self.hook,
+            "title": self.title,
+            "description": self.description,
+            "id": self.id,
+        }
+        if self.prefetch:
+            entry["prefetch"] = {key: item.query for key, item in self.prefetch.items()}
+        if self.usageRequirements:
+            entry["usageRequirements"] = self.usageRequirements
+        return entry
+
+
+class ServiceFileError(Exception):
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class ServiceRegistry:
+    services: dict[str, ServiceDefinition]
+    discovery_body: bytes
+
+    def get(self, service_id: str) -> ServiceDefinition | None:
+        return self.services.get(service_id)
+
+    def __iter__(self) -> Iterator[ServiceDefinition]:
+        return iter(self.services.values())
+
+
+def load_services(rules_dir: Path) -> ServiceRegistry:
+    """Load every rules_dir/services/*.yaml; raise ServiceFileError listing every problem as file: message."""
+    folder = rules_dir / "services"
+    files = sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml"))
+    problems: list[str] = []
+    if not files:
+        problems.append(f"{folder}: no service definition files (*.yaml)")
+    services: dict[str, ServiceDefinition] = {}
+    for path in files:
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+            service = ServiceDefinition.model_validate(raw)
+        except yaml.YAMLError as exc:
+            problems.append(f"{path}: {exc}")
+            continue
+        except ValidationError as exc:
+            problems.extend(f"{path}: {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            continue
+        for key, item in service.prefetch.items():
+            problems.extend(f"{path}: prefetch.{key}: {p}" for p in template_problems(item.query, service.hook))
+        if service.id in services:
+            problems.append(f"{path}: duplicate service id {service.id!r}")
+        services[service.id] = service
+    if problems:
+        raise ServiceFileError(problems)
+    body = orjson.dumps({"services": [s.discovery_entry() for s in services.values()]})
+    return ServiceRegistry(services=services, discovery_body=body)

@@ -1,0 +1,133 @@
+"""The database: one SQLAlchemy engine per process, SQLite in WAL mode by default.
+
+Writes are small and synchronous; the web layer runs them in a worker thread so that they never
+block the event loop. A write returns only after COMMIT, so acknowledged data is on disk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from cds_service.store.schema import cards_issued, feedback, metadata
+
+
+class StoreError(Exception):
+    """The database could not be used; the message names the URL without its password."""
+
+
+@dataclasses.dataclass(frozen=True)
+class IssuedCard:
+    card_uuid: str
+    service_id: str
+    rule_id: str
+    rule_version: str
+    indicator: str
+    patient_id: str | None
+    hook_instance: str
+    issued_at: datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class FeedbackRow:
+    service_id: str
+    card_uuid: str
+    outcome: str
+    outcome_timestamp: str
+    accepted_suggestions: list[str] | None
+    override_code: str | None
+    override_system: str | None
+    override_display: str | None
+    user_comment: str | None
+    received_at: datetime
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = _engine(url)
+        try:
+            metadata.create_all(self.engine)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database {self.safe_url} is not usable: {exc.__class__.__name__}: {exc}") from None
+
+    @property
+    def safe_url(self) -> str:
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def record_cards(self, cards: Sequence[IssuedCard]) -> None:
+        if not cards:
+            return
+        rows = [dataclasses.asdict(card) for card in cards]
+        with self.engine.begin() as conn:
+            conn.execute(cards_issued.insert(), rows)
+
+    def record_feedback(self, rows: Sequence[FeedbackRow]) -> int:
+        """Insert feedback, ignoring exact repeats; returns how many rows were new."""
+        if not rows:
+            return 0
+        values = [dataclasses.asdict(row) for row in rows]
+        insert = _insert_ignoring_repeats(self.engine.dialect.name)
+        stored = 0
+        with self.engine.begin() as conn:
+            for value in values:
+                stored += conn.execute(insert, value).rowcount or 0
+        return stored
+
+    def feedback(self, card_uuid: str | None = None) -> list[dict[str, Any]]:
+        query = select(feedback).order_by(feedback.c.id)
+        if card_uuid is not None:
+            query = query.where(feedback.c.card_uuid == card_uuid)
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def issued_cards(self, hook_instance: str | None = None) -> list[dict[str, Any]]:
+        query = select(cards_issued).order_by(cards_issued.c.issued_at)
+        if hook_instance is not None:
+            query = query.where(cards_issued.c.hook_instance == hook_instance)
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def _insert_ignoring_repeats(dialect: str) -> Any:
+    if dialect == "sqlite":
+        return sqlite.insert(feedback).on_conflict_do_nothing(index_elements=_FEEDBACK_KEY)
+    if dialect == "postgresql":
+        return postgresql.insert(feedback).on_conflict_do_nothing(index_elements=_FEEDBACK_KEY)
+    raise StoreError(f"unsupported database dialect {dialect!r}: use SQLite or PostgreSQL")
+
+
+_FEEDBACK_KEY: Iterable[str] = ("card_uuid", "outcome", "outcome_timestamp")
+
+
+def _engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True, future=True)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, future=True, connect_args={"timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        # WAL lets readers and one writer work at once across worker processes; FULL syncs the WAL
+        # on every commit so that an acknowledged row survives a crash of the process or the machine.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return engine

@@ -1,0 +1,38 @@
+"""Tables. Feedback joins to the card (and through it to the rule and its version) by card uuid."""
+
+from __future__ import annotations
+
+from sqlalchemy import JSON, Column, DateTime, Integer, MetaData, String, Table, Text, UniqueConstraint
+
+metadata = MetaData()
+
+cards_issued = Table(
+    "cards_issued",
+    metadata,
+    Column("card_uuid", String(64), primary_key=True),
+    Column("service_id", String(64), nullable=False),
+    Column("rule_id", String(128), nullable=False),
+    Column("rule_version", String(64), nullable=False),
+    Column("indicator", String(16), nullable=False),
+    Column("patient_id", String(128)),
+    Column("hook_instance", String(64), nullable=False, index=True),
+    Column("issued_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("service_id", String(64), nullable=False),
+    Column("card_uuid", String(64), nullable=False, index=True),
+    Column("outcome", String(16), nullable=False),
+    Column("outcome_timestamp", String(64), nullable=False),
+    Column("accepted_suggestions", JSON),
+    Column("override_code", String(128)),
+    Column("override_system", String(256)),
+    Column("override_display", String(256)),
+    Column("user_comment", Text),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    # A client that retries the same feedback must not double-count it.
+    UniqueConstraint("card_uuid", "outcome", "outcome_timestamp", name="uq_feedback_once"),
+)
