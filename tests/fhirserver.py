@@ -16,10 +16,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Self
 from urllib.parse import urlencode
 
 import uvicorn
@@ -108,7 +108,7 @@ def _parse_fhir_date(text: str) -> _Span:
         instant = datetime.fromisoformat(text)
         # FHIR requires a zone on times; a zoneless one is read as UTC rather than local server time.
         if instant.tzinfo is None:
-            instant = instant.replace(tzinfo=timezone.utc)
+            instant = instant.replace(tzinfo=UTC)
         return _Span(instant, instant)
     parts = [int(part) for part in text.split("-")]
     year = parts[0]
@@ -123,7 +123,7 @@ def _parse_fhir_date(text: str) -> _Span:
             after = start + timedelta(days=1)
         case _:
             raise ValueError(f"not a FHIR date: {text}")
-    return _Span(start.replace(tzinfo=timezone.utc), (after - timedelta(microseconds=1)).replace(tzinfo=timezone.utc))
+    return _Span(start.replace(tzinfo=UTC), (after - timedelta(microseconds=1)).replace(tzinfo=UTC))
 
 
 def _element(resource: Resource, path: tuple[str, ...]) -> Any:
@@ -148,7 +148,10 @@ def _patient_predicate(value: str) -> Predicate:
     reference = value if value.startswith("Patient/") else f"Patient/{value}"
 
     def matches(resource: Resource) -> bool:
-        return reference in (_element(resource, ("subject", "reference")), _element(resource, ("patient", "reference")))
+        return reference in (
+            _element(resource, ("subject", "reference")),
+            _element(resource, ("patient", "reference")),
+        )
 
     return matches
 
@@ -256,7 +259,9 @@ def _fhir_response(body: Resource, status_code: int = 200, headers: dict[str, st
     return JSONResponse(body, status_code=status_code, headers=headers, media_type=FHIR_JSON)
 
 
-def _error_response(status_code: int, code: str, diagnostics: str, headers: dict[str, str] | None = None) -> Response:
+def _error_response(
+    status_code: int, code: str, diagnostics: str, headers: dict[str, str] | None = None
+) -> Response:
     return _fhir_response(operation_outcome("error", code, diagnostics), status_code, headers)
 
 
@@ -319,7 +324,9 @@ class FhirApp:
             return _error_response(fail_status, "transient", f"simulated failure {fail_status}")
         token = self.required_token
         if token is not None and authorization != f"Bearer {token}":
-            return _error_response(401, "login", "missing or invalid bearer token", {"WWW-Authenticate": "Bearer"})
+            return _error_response(
+                401, "login", "missing or invalid bearer token", {"WWW-Authenticate": "Bearer"}
+            )
         if self.garbage:
             return Response(b"not json{", media_type=FHIR_JSON)
         return None
@@ -420,7 +427,9 @@ class FhirTestServer(FhirApp):
         )
         self._stopping.clear()
         server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="fhir-test-server", daemon=True)
+        thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name="fhir-test-server", daemon=True
+        )
         thread.start()
         deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
         while not server.started:
@@ -442,7 +451,7 @@ class FhirTestServer(FhirApp):
             raise RuntimeError("FHIR test server did not shut down")
         self._server = self._thread = self._port = None
 
-    def __enter__(self) -> FhirTestServer:
+    def __enter__(self) -> Self:
         self.start()
         return self
 

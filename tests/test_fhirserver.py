@@ -70,12 +70,16 @@ def test_search_by_patient_and_code(client: httpx.Client, patient: str, code: st
 
 
 def test_search_code_with_wrong_system_matches_nothing(client: httpx.Client) -> None:
-    bundle = search(client, "Observation", {"subject": "Patient/mas-f1", "code": f"http://snomed.info/sct|{FERRITIN}"})
+    bundle = search(
+        client, "Observation", {"subject": "Patient/mas-f1", "code": f"http://snomed.info/sct|{FERRITIN}"}
+    )
     assert bundle["total"] == 0 and bundle["entry"] == []
 
 
 def test_search_code_list(client: httpx.Client) -> None:
-    bundle = search(client, "Observation", {"patient": "sparse-1", "code": f"{LOINC}|{FERRITIN},{LOINC}|2160-0"})
+    bundle = search(
+        client, "Observation", {"patient": "sparse-1", "code": f"{LOINC}|{FERRITIN},{LOINC}|2160-0"}
+    )
     assert sorted(ids(bundle)) == ["sparse-1-creatinine-01", "sparse-1-ferritin-01"]
 
 
@@ -83,7 +87,11 @@ def test_medication_request_code_searches_medication_concept(client: httpx.Clien
     bundle = search(
         client,
         "MedicationRequest",
-        {"patient": "mas-f1", "code": "http://www.nlm.nih.gov/research/umls/rxnorm|72435", "status": "active"},
+        {
+            "patient": "mas-f1",
+            "code": "http://www.nlm.nih.gov/research/umls/rxnorm|72435",
+            "status": "active",
+        },
     )
     assert ids(bundle) == ["mas-f1-anakinra"]
 
@@ -102,9 +110,15 @@ def test_date_ge_and_le_filter_by_day(client: httpx.Client) -> None:
 def test_date_comparison_is_timezone_aware(client: httpx.Client) -> None:
     # si-m1's ferritin on 2026-11-22 was drawn at 07:00+01:00, i.e. 06:00Z.
     params = {"patient": "si-m1", "code": FERRITIN}
-    assert "si-m1-ferritin-03" in ids(search(client, "Observation", {**params, "date": "ge2026-11-22T06:00:00Z"}))
-    assert "si-m1-ferritin-03" not in ids(search(client, "Observation", {**params, "date": "gt2026-11-22T06:00:00Z"}))
-    assert "si-m1-ferritin-03" in ids(search(client, "Observation", {**params, "date": "lt2026-11-22T06:30:00+00:00"}))
+    assert "si-m1-ferritin-03" in ids(
+        search(client, "Observation", {**params, "date": "ge2026-11-22T06:00:00Z"})
+    )
+    assert "si-m1-ferritin-03" not in ids(
+        search(client, "Observation", {**params, "date": "gt2026-11-22T06:00:00Z"})
+    )
+    assert "si-m1-ferritin-03" in ids(
+        search(client, "Observation", {**params, "date": "lt2026-11-22T06:30:00+00:00"})
+    )
 
 
 def test_date_filter_excludes_resources_without_date(client: httpx.Client) -> None:
@@ -124,7 +138,9 @@ def test_invalid_date_is_400(client: httpx.Client) -> None:
 
 
 def test_unknown_params_are_ignored(client: httpx.Client) -> None:
-    bundle = search(client, "Observation", {"patient": "sparse-1", "_unknownparam": "x", "category": "nonsense"})
+    bundle = search(
+        client, "Observation", {"patient": "sparse-1", "_unknownparam": "x", "category": "nonsense"}
+    )
     assert bundle["total"] == 2
 
 
@@ -136,7 +152,9 @@ def test_sort_descending_by_date(client: httpx.Client) -> None:
     assert instants[0] == datetime.fromisoformat("2026-11-22T06:00:00+00:00")
 
 
-def test_paging_follows_absolute_next_links_to_the_end(client: httpx.Client, fhir_server: FhirTestServer) -> None:
+def test_paging_follows_absolute_next_links_to_the_end(
+    client: httpx.Client, fhir_server: FhirTestServer
+) -> None:
     bundle = search(client, "Observation", {"patient": "mas-f1", "_count": 7, "_sort": "date"})
     seen = ids(bundle)
     pages = 1
@@ -178,9 +196,13 @@ def test_token_required(client: httpx.Client, fhir_server: FhirTestServer, autho
 
 def test_right_token_is_accepted_and_logged(client: httpx.Client, fhir_server: FhirTestServer) -> None:
     fhir_server.required_token = "secret"
-    response = client.get("/Observation", params={"patient": "sparse-1"}, headers={"Authorization": "Bearer secret"})
+    response = client.get(
+        "/Observation", params={"patient": "sparse-1"}, headers={"Authorization": "Bearer secret"}
+    )
     assert response.status_code == 200
-    assert fhir_server.requests == [LoggedRequest("GET", "/fhir/Observation", "patient=sparse-1", "Bearer secret")]
+    assert fhir_server.requests == [
+        LoggedRequest("GET", "/fhir/Observation", "patient=sparse-1", "Bearer secret")
+    ]
 
 
 def test_fail_status(client: httpx.Client, fhir_server: FhirTestServer) -> None:
@@ -227,4 +249,6 @@ def test_fixture_starts_each_test_well_behaved(fhir_server: FhirTestServer) -> N
 def test_fixture_bundles_have_unique_ids_and_patient_subjects(fhir_server: FhirTestServer) -> None:
     for resource_type in ("Observation", "MedicationRequest", "Condition"):
         for resource in fhir_server.store.of_type(resource_type):
-            assert fhir_server.store.read("Patient", resource["subject"]["reference"].removeprefix("Patient/"))
+            assert fhir_server.store.read(
+                "Patient", resource["subject"]["reference"].removeprefix("Patient/")
+            )

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from cds_service.config import Settings
+from tests.invariants import response_problems
+from tests.live import LiveService
+
+pytest_plugins = ["tests.fhir_fixture_plugin"]
+
+ROOT = Path(__file__).resolve().parent.parent
+RULES = ROOT / "rules"
+SHARED = ROOT.parent / "shared"
+SANDBOX = SHARED / "real-clients" / "cds-hooks-sandbox"
+
+
+def sandbox_capture(name: str) -> dict[str, Any]:
+    capture: dict[str, Any] = orjson.loads((SANDBOX / name).read_bytes())
+    return capture
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(database_url=f"sqlite:///{tmp_path / 'cds.db'}", rules_dir=RULES)
+
+
+def _check_invariants(response: httpx.Response) -> None:
+    """Every successful service call in the suite must be a valid CDS Hooks response."""
+    request = response.request
+    path = request.url.path
+    if request.method == "POST" and path.startswith("/cds-services/") and not path.endswith("/feedback"):
+        response.read()
+        if response.status_code == 200:
+            problems = response_problems(response.json())
+            assert not problems, f"invalid CDS Hooks response: {problems}"
+        else:
+            body = response.json()
+            assert body.get("resourceType") == "OperationOutcome", f"error without OperationOutcome: {body}"
+
+
+@pytest.fixture
+def service(settings: Settings) -> Iterator[LiveService]:
+    with LiveService(settings) as live:
+        yield live
+
+
+@pytest.fixture
+def http(service: LiveService) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=service.base_url, event_hooks={"response": [_check_invariants]}, timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+def service_with(settings: Settings) -> Iterator[Any]:
+    """Start the service with some settings changed: service_with(fetch_deadline_seconds=0.3)."""
+    started: list[LiveService] = []
+
+    def start(**changes: Any) -> httpx.Client:
+        live = LiveService(dataclasses.replace(settings, **changes))
+        live.start()
+        started.append(live)
+        return httpx.Client(base_url=live.base_url, event_hooks={"response": [_check_invariants]}, timeout=10)
+
+    yield start
+    for live in started:
+        live.stop()
