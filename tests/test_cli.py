@@ -1,0 +1,93 @@
+"""cds-service evaluate: the same body as over HTTP, clear failures, no server."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from cds_service.cli import main
+from tests.conftest import RULES, SANDBOX
+from tests.invariants import response_problems
+from tests.test_app import sandbox_order_sign
+
+
+@pytest.fixture(autouse=True)
+def _rules(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("CDS_RULES_DIR", str(RULES))
+    monkeypatch.setenv("CDS_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+
+
+def _write(tmp_path: Path, body: Any) -> Path:
+    path = tmp_path / "request.json"
+    path.write_bytes(orjson.dumps(body) if not isinstance(body, bytes) else body)
+    return path
+
+
+def test_evaluate_the_sandbox_capture_as_an_installed_command(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "cds_service", "evaluate", str(SANDBOX / "order-sign-request.json")],
+        capture_output=True,
+        env={**os.environ, "CDS_RULES_DIR": str(RULES)},
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    body = orjson.loads(result.stdout)
+    assert response_problems(body) == []
+    assert body["cards"][0]["extension"]["cds-service-provenance"]["ruleId"] == "incomplete-data"
+
+
+def test_evaluate_a_bare_body_picks_the_service_by_hook(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    body = sandbox_order_sign()
+    body["prefetch"].update(medications=None, conditions=None)
+    assert main(["evaluate", str(_write(tmp_path, body))]) == 0
+    assert orjson.loads(capsys.readouterr().out) == {"cards": []}
+
+
+def test_evaluate_with_an_explicit_service(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    body = sandbox_order_sign()
+    body["hook"] = "order-select"
+    body["context"]["selections"] = ["MedicationRequest/request-123"]
+    assert main(["evaluate", str(_write(tmp_path, body)), "--service", "anakinra-order-select"]) == 0
+    assert response_problems(orjson.loads(capsys.readouterr().out)) == []
+
+
+@pytest.mark.parametrize(
+    ("content", "args", "message"),
+    [
+        (b"{not json", [], "not valid JSON"),
+        (sandbox_order_sign(), ["--service", "nope"], "no CDS service with id 'nope'"),
+        ({**sandbox_order_sign(), "hook": "encounter-start"}, [], "no service answers hook 'encounter-start'"),
+        ({**sandbox_order_sign(), "hookInstance": "1"}, [], "hookInstance must be a UUID"),
+        ({**sandbox_order_sign(), "prefetch": {}, "fhirServer": None}, [], "HTTP 412"),
+    ],
+)
+def test_evaluate_fails_clearly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: Any, args: list[str], message: str
+) -> None:
+    assert main(["evaluate", str(_write(tmp_path, content)), *args]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert message in captured.err
+
+
+def test_evaluate_a_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["evaluate", str(tmp_path / "absent.json")]) == 1
+    assert "cannot read" in capsys.readouterr().err
+
+
+def test_broken_service_file_is_reported_with_its_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    services = tmp_path / "rules" / "services"
+    services.mkdir(parents=True)
+    (services / "bad.yaml").write_text("id: Bad Id\nhook: order-sign\ntitle: t\ndescription: d\n")
+    monkeypatch.setenv("CDS_RULES_DIR", str(tmp_path / "rules"))
+    assert main(["evaluate", str(_write(tmp_path, sandbox_order_sign()))]) == 2
+    assert "bad.yaml: id:" in capsys.readouterr().err

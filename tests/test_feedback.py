@@ -1,0 +1,149 @@
+"""Feedback: accepted as the spec and real clients send it, idempotent, durable across restarts."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from cds_service.config import Settings
+from cds_service.store.database import Store
+from tests.conftest import ROOT, sandbox_capture
+from tests.test_app import ORDER_SIGN, sandbox_order_sign
+
+FEEDBACK = ORDER_SIGN + "/feedback"
+
+
+def _overridden(card: str, reason: dict[str, Any] | None = None, comment: str | None = None) -> dict[str, Any]:
+    item: dict[str, Any] = {"card": card, "outcome": "overridden", "outcomeTimestamp": "2026-11-23T10:20:00Z"}
+    override: dict[str, Any] = {}
+    if reason:
+        override["reason"] = reason
+    if comment:
+        override["userComment"] = comment
+    if override:
+        item["overrideReason"] = override
+    return item
+
+
+def test_sandbox_feedback_capture_is_accepted_and_stored(http: httpx.Client, settings: Settings) -> None:
+    capture = sandbox_capture("feedback-request.json")
+    response = http.post(FEEDBACK, content=orjson.dumps(capture["body"]), headers={"content-type": "application/json"})
+    assert response.status_code == 200
+    (row,) = Store(settings.database_url).feedback()
+    assert row["card_uuid"] == "021c1112-7549-41b7-b8d8-b8440c010061"
+    assert row["outcome"] == "accepted"
+    assert row["accepted_suggestions"] == ["429312ed-e707-414a-a772-98b8bbb3b808"]
+
+
+def test_feedback_joins_to_the_rule_that_issued_the_card(http: httpx.Client, settings: Settings) -> None:
+    response = http.post(ORDER_SIGN, json=sandbox_order_sign())
+    (card,) = response.json()["cards"]
+    # Real clients send the reason's Coding without a display.
+    reason = {"code": "not-relevant", "system": "http://example.org/override"}
+    assert http.post(FEEDBACK, json={"feedback": [_overridden(card["uuid"], reason, "seen")]}).status_code == 200
+    store = Store(settings.database_url)
+    (issued,) = store.issued_cards()
+    assert issued["card_uuid"] == card["uuid"]
+    assert (issued["rule_id"], issued["rule_version"], issued["patient_id"]) == ("incomplete-data", "1.0.0", "p1")
+    assert issued["hook_instance"] == sandbox_order_sign()["hookInstance"]
+    (row,) = store.feedback(card["uuid"])
+    assert (row["override_code"], row["override_display"], row["user_comment"]) == ("not-relevant", None, "seen")
+
+
+def test_repeated_feedback_is_stored_once(http: httpx.Client, settings: Settings) -> None:
+    body = {"feedback": [_overridden("c1"), _overridden("c2")]}
+    for _ in range(3):
+        assert http.post(FEEDBACK, json=body).status_code == 200
+    assert sorted(r["card_uuid"] for r in Store(settings.database_url).feedback()) == ["c1", "c2"]
+
+
+@pytest.mark.parametrize(
+    ("item", "fragment"),
+    [
+        ({"card": "c", "outcome": "accepted", "outcomeTimestamp": "2026-11-23T10:00:00Z"}, "acceptedSuggestions"),
+        ({"card": "c", "outcome": "ignored", "outcomeTimestamp": "2026-11-23T10:00:00Z"}, "outcome must be"),
+        ({"card": "c", "outcome": "overridden", "outcomeTimestamp": "yesterday"}, "outcomeTimestamp"),
+        ({"card": "c", "outcome": "overridden"}, "outcomeTimestamp"),
+        ({"card": " ", "outcome": "overridden", "outcomeTimestamp": "2026-11-23T10:00:00Z"}, "card must name"),
+    ],
+)
+def test_bad_feedback_is_400_and_stores_nothing(
+    http: httpx.Client, settings: Settings, item: dict[str, Any], fragment: str
+) -> None:
+    good = _overridden("good-card")
+    response = http.post(FEEDBACK, json={"feedback": [good, item]})
+    assert response.status_code == 400
+    assert fragment in response.text
+    assert Store(settings.database_url).feedback() == []
+
+
+def test_feedback_for_unknown_service_is_404(http: httpx.Client) -> None:
+    response = http.post("/cds-services/nope/feedback", json={"feedback": [_overridden("c")]})
+    assert response.status_code == 404
+
+
+def test_empty_feedback_is_400(http: httpx.Client) -> None:
+    assert http.post(FEEDBACK, json={"feedback": []}).status_code == 400
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start_process(database_url: str, port: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "CDS_DATABASE_URL": database_url, "CDS_RULES_DIR": str(ROOT / "rules")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cds_service", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return process
+        except httpx.TransportError:
+            time.sleep(0.05)
+    process.kill()
+    raise RuntimeError(f"service did not start: {process.stderr.read().decode() if process.stderr else ''}")
+
+
+def test_acknowledged_feedback_survives_a_killed_process(tmp_path: Path) -> None:
+    database_url = f"sqlite:///{tmp_path / 'restart.db'}"
+    port = _free_port()
+    process = _start_process(database_url, port)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        card = httpx.post(base + ORDER_SIGN, json=sandbox_order_sign()).json()["cards"][0]["uuid"]
+        acknowledged = [_overridden(card)] + [_overridden(f"card-{i}") for i in range(20)]
+        for item in acknowledged:
+            assert httpx.post(base + FEEDBACK, json={"feedback": [item]}).status_code == 200
+    finally:
+        # SIGKILL: no shutdown hook runs, so only what was committed before each 200 can survive.
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+
+    process = _start_process(database_url, port)
+    try:
+        store = Store(database_url)
+        assert sorted(r["card_uuid"] for r in store.feedback()) == sorted(i["card"] for i in acknowledged)
+        assert [c["card_uuid"] for c in store.issued_cards()] == [card]
+        # The restarted service still knows the feedback: resending it adds nothing.
+        assert httpx.post(f"http://127.0.0.1:{port}{FEEDBACK}", json={"feedback": acknowledged}).status_code == 200
+        assert len(store.feedback()) == len(acknowledged)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
