@@ -84,27 +84,18 @@ def _labs(facts: Facts, observations: Iterable[Resource]) -> None:
         time = parse_datetime(
             obs.effectiveDateTime or (obs.effectivePeriod.start if obs.effectivePeriod else None) or obs.issued
         )
-        value = LabValue(
-            id=obs.id,
-            code="",
-            value=quantity.value if quantity else None,
-            comparator=quantity.comparator if quantity else None,
-            unit=(quantity.code or quantity.unit) if quantity else None,
-            time=time,
-            status=status,
-            resource=obs,
-        )
+        value = quantity.value if quantity else None
+        comparator = quantity.comparator if quantity else None
+        unit = (quantity.code or quantity.unit) if quantity else None
+        # One result may carry several codings (LOINC and a local code): file it under each.
         for coding in obs.code.coding or () if obs.code else ():
             if coding.code:
                 code = f"{coding.system or ''}|{coding.code}"
-                by_code.setdefault(code, []).append(_with_code(value, code))
+                lab = LabValue(obs.id, code, value, comparator, unit, time, status, obs)
+                by_code.setdefault(code, []).append(lab)
     for series in by_code.values():
         series.sort(key=lambda v: v.time or _EPOCH, reverse=True)
     facts.labs = by_code
-
-
-def _with_code(value: LabValue, code: str) -> LabValue:
-    return LabValue(value.id, code, value.value, value.comparator, value.unit, value.time, value.status, value.resource)
 
 
 def _draft_orders(bundle: dict[str, Any], problems: list[str]) -> list[DraftOrder]:

@@ -12,7 +12,7 @@ def parse_datetime(value: str | None) -> datetime | None:
     """A FHIR dateTime or instant; a partial date (YYYY, YYYY-MM) means its first moment."""
     if not value:
         return None
-    match = _PARTIAL.match(value)
+    match = None if "T" in value else _PARTIAL.match(value)
     if match:
         year, month, day = match.groups()
         try:
