@@ -287,3 +287,11 @@ def test_hook_instance_is_any_uuid(http: httpx.Client) -> None:
     body = sandbox_order_sign()
     body["hookInstance"] = str(uuid.uuid4()).upper()
     assert http.post(ORDER_SIGN, json=body).status_code == 200
+
+
+def test_sandbox_discovery_capture_replays(http: httpx.Client) -> None:
+    capture = sandbox_capture("discovery-request.json")
+    response = http.request(capture["method"], capture["path"], headers=capture["headers"])
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == "*"
+    assert len(response.json()["services"]) == 3
