@@ -22,9 +22,8 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from request_time import ROOT, SANDBOX, fixture_request  # noqa: E402
-
-import orjson  # noqa: E402
+import orjson
+from request_time import ROOT, SANDBOX, fixture_request
 
 
 def free_port() -> int:

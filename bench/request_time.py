@@ -56,7 +56,7 @@ async def main(iterations: int) -> None:
     loop = asyncio.get_running_loop()
     for name, body in (("sandbox capture", orjson.dumps(orjson.loads(SANDBOX.read_bytes())["body"])),
                        ("mas-f1 fixture prefetch", fixture_request())):
-        floor = statistics.median(timed(lambda: orjson.loads(body), iterations))
+        floor = statistics.median(timed(lambda body=body: orjson.loads(body), iterations))
         await call_service(runtime, "anakinra-order-sign", body)  # warm caches
         samples = []
         for _ in range(iterations):

@@ -7,7 +7,7 @@ the HTTP call would return.
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 
@@ -70,7 +70,7 @@ async def call_service(runtime: Runtime, service_id: str, body: bytes, now: date
         raise ProblemError.single(404, f"no CDS service with id {service_id!r}; GET /cds-services lists them")
     request = parse_hook_request(body, service.hook)
     data = await gather_data(service, request, runtime.client, runtime.fetch)
-    moment = now or datetime.now(timezone.utc)
+    moment = now or datetime.now(UTC)
     facts = build_facts(service, request, data, now=moment)
     findings = runtime.engine.evaluate(service, facts)
     response, issued = render_response(service, facts, findings, issued_at=moment)

@@ -98,10 +98,10 @@ def _no_empty(path: str, value: Any) -> list[str]:
     if isinstance(value, dict):
         out = []
         for key, item in value.items():
-            if path != "$" or key != "cards":
-                if item is None or item == "" or item == [] or item == {}:
-                    out.append(f"{path}.{key} is null or empty")
-                    continue
+            required_list = path == "$" and key == "cards"
+            if not required_list and (item is None or item == "" or item == [] or item == {}):
+                out.append(f"{path}.{key} is null or empty")
+                continue
             out += _no_empty(f"{path}.{key}", item)
         return out
     if isinstance(value, list):

@@ -6,6 +6,7 @@ import socket
 import threading
 import time
 from types import TracebackType
+from typing import Self
 
 import uvicorn
 
@@ -50,7 +51,7 @@ class LiveService:
         if self._thread is not None:
             self._thread.join(timeout=10)
 
-    def __enter__(self) -> LiveService:
+    def __enter__(self) -> Self:
         self.start()
         return self
 

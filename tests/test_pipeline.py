@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 import pytest
@@ -27,7 +27,7 @@ async def runtime() -> AsyncIterator[Runtime]:
 
 async def test_fetched_data_becomes_facts(runtime: Runtime, fhir_server: FhirTestServer) -> None:
     body = orjson.dumps(_fetching_request(fhir_server))
-    now = datetime(2026, 11, 23, 12, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 23, 12, tzinfo=UTC)
     answer = await call_service(runtime, "anakinra-order-sign", body, now=now)
     facts = answer.facts
     assert response_problems(orjson.loads(answer.body)) == []

@@ -66,4 +66,4 @@ async def _get(client: httpx.AsyncClient, url: str, headers: dict[str, str] | No
 
 
 def _same_server(url: str, base: str) -> bool:
-    return url == base or url.startswith(base + "/") or url.startswith(base + "?")
+    return url == base or url.startswith((base + "/", base + "?"))

@@ -103,7 +103,7 @@ async def _fetch_all(
         )
         for key, query in queries.items()
     }
-    done, pending = await asyncio.wait(tasks.values(), timeout=settings.deadline_seconds)
+    _, pending = await asyncio.wait(tasks.values(), timeout=settings.deadline_seconds)
     for task in pending:
         task.cancel()
     if pending:

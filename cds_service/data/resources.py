@@ -167,10 +167,11 @@ def decode(data: bytes, where: str) -> Decoded:
         raise ValueError(f"{where} is not a FHIR resource: no resourceType")
     if kind != "Bundle":
         try:
-            resource = _RESOURCE.decode(data)
+            single = _RESOURCE.decode(data)
         except msgspec.ValidationError as exc:
             raise ValueError(f"{where} ({kind}) could not be read: {exc}") from None
-        return _sorted([resource], where)
+        return _sorted([single], where)
+    pairs: list[tuple[Resource | None, _EntrySearch | None]]
     try:
         bundle = _BUNDLE.decode(data)
         pairs = [(e.resource, e.search) for e in bundle.entry or ()]
@@ -181,7 +182,7 @@ def decode(data: bytes, where: str) -> Decoded:
         bundle = _Bundle(resourceType=raw.resourceType, link=raw.link)
         pairs, problems = _entries_one_by_one(raw, where)
     next_url = next((link.url for link in bundle.link or () if link.relation == "next" and link.url), None)
-    resources = []
+    resources: list[Resource] = []
     for resource, search in pairs:
         if resource is None:
             continue

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -18,14 +18,14 @@ from cds_service.protocol.request import HookRequest
 
 # Results in these states are real results; entered-in-error, cancelled, registered... are not.
 USABLE_STATUS = frozenset({"final", "amended", "corrected", "preliminary"})
-_EPOCH = datetime.min.replace(tzinfo=timezone.utc)
+_EPOCH = datetime.min.replace(tzinfo=UTC)
 
 
 def build_facts(
     service: ServiceDefinition, request: HookRequest, data: PatientData, now: datetime | None = None
 ) -> Facts:
     facts = Facts(
-        now=now or datetime.now(timezone.utc),
+        now=now or datetime.now(UTC),
         hook=request.hook,
         hook_instance=request.hook_instance,
         patient_id=request.patient_id,

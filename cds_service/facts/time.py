@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 _PARTIAL = re.compile(r"^(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?$")
 
@@ -16,14 +16,14 @@ def parse_datetime(value: str | None) -> datetime | None:
     if match:
         year, month, day = match.groups()
         try:
-            return datetime(int(year), int(month or 1), int(day or 1), tzinfo=timezone.utc)
+            return datetime(int(year), int(month or 1), int(day or 1), tzinfo=UTC)
         except ValueError:
             return None
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def parse_date(value: str | None) -> date | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -52,7 +52,7 @@ def parse_feedback(body: bytes, service_id: str, now: datetime | None = None) ->
     if not wire.feedback:
         raise ProblemError.single(400, "feedback must hold at least one item", expression="feedback")
 
-    received = now or datetime.now(timezone.utc)
+    received = now or datetime.now(UTC)
     issues: list[Issue] = []
     rows: list[FeedbackRow] = []
     for index, item in enumerate(wire.feedback):
