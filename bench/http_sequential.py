@@ -35,11 +35,17 @@ def free_port() -> int:
 def main(requests: int, workers: int) -> None:
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "CDS_DATABASE_URL": f"sqlite:///{tmp}/bench.db", "CDS_RULES_DIR": str(ROOT / "rules"),
-               "CDS_LOG_LEVEL": "warning"}
+        env = {
+            **os.environ,
+            "CDS_DATABASE_URL": f"sqlite:///{tmp}/bench.db",
+            "CDS_RULES_DIR": str(ROOT / "rules"),
+            "CDS_LOG_LEVEL": "warning",
+        }
         started = time.perf_counter()
-        server = subprocess.Popen([sys.executable, "-m", "cds_service", "serve", "--port", str(port),
-                                   "--workers", str(workers)], env=env)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "cds_service", "serve", "--port", str(port), "--workers", str(workers)],
+            env=env,
+        )
         try:
             base = f"http://127.0.0.1:{port}"
             while True:
@@ -48,8 +54,10 @@ def main(requests: int, workers: int) -> None:
                         break
                 except httpx.TransportError:
                     time.sleep(0.005)
-            print(f"start-up to first /healthz answer: {(time.perf_counter() - started) * 1000:.0f} ms "
-                  f"({workers} worker{'s' if workers > 1 else ''})")
+            print(
+                f"start-up to first /healthz answer: {(time.perf_counter() - started) * 1000:.0f} ms "
+                f"({workers} worker{'s' if workers > 1 else ''})"
+            )
             bodies = {
                 "sandbox capture": orjson.dumps(orjson.loads(SANDBOX.read_bytes())["body"]),
                 "mas-f1 fixture prefetch": fixture_request(),
@@ -65,8 +73,10 @@ def main(requests: int, workers: int) -> None:
                         samples.append((time.perf_counter() - t0) * 1000)
                         assert response.status_code == 200, response.text
                     samples.sort()
-                    print(f"{name} ({len(body) / 1024:.1f} KB): p50 {statistics.median(samples):.2f} ms  "
-                          f"p99 {samples[int(len(samples) * 0.99) - 1]:.2f} ms  over {requests} requests")
+                    print(
+                        f"{name} ({len(body) / 1024:.1f} KB): p50 {statistics.median(samples):.2f} ms  "
+                        f"p99 {samples[int(len(samples) * 0.99) - 1]:.2f} ms  over {requests} requests"
+                    )
         finally:
             server.terminate()
             server.wait(timeout=10)

@@ -54,8 +54,10 @@ async def main(iterations: int) -> None:
     gc.collect()
     gc.freeze()
     loop = asyncio.get_running_loop()
-    for name, body in (("sandbox capture", orjson.dumps(orjson.loads(SANDBOX.read_bytes())["body"])),
-                       ("mas-f1 fixture prefetch", fixture_request())):
+    for name, body in (
+        ("sandbox capture", orjson.dumps(orjson.loads(SANDBOX.read_bytes())["body"])),
+        ("mas-f1 fixture prefetch", fixture_request()),
+    ):
         floor = statistics.median(timed(lambda body=body: orjson.loads(body), iterations))
         await call_service(runtime, "anakinra-order-sign", body)  # warm caches
         samples = []
@@ -66,8 +68,10 @@ async def main(iterations: int) -> None:
         samples.sort()
         p50 = statistics.median(samples)
         p99 = samples[int(len(samples) * 0.99) - 1]
-        print(f"{name}: {len(body) / 1024:.1f} KB  orjson.loads {floor:.0f} us  "
-              f"call p50 {p50:.0f} us  p99 {p99:.0f} us  ratio {p50 / floor:.1f}x")
+        print(
+            f"{name}: {len(body) / 1024:.1f} KB  orjson.loads {floor:.0f} us  "
+            f"call p50 {p50:.0f} us  p99 {p99:.0f} us  ratio {p50 / floor:.1f}x"
+        )
     await runtime.aclose()
     del loop
 

@@ -118,7 +118,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await run_in_threadpool(request.app.state.store.record_cards, answer.issued)
             except Exception:
                 # The clinician still gets the cards; feedback on them will not join to a rule.
-                log.exception("could not record %d issued cards for %s", len(answer.issued), answer.hook_instance)
+                log.exception(
+                    "could not record %d issued cards for %s", len(answer.issued), answer.hook_instance
+                )
         log.info(
             "service=%s hookInstance=%s cards=%d fetched=%s %.1f ms",
             service_id,
@@ -129,7 +131,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         return Response(answer.body, media_type=JSON)
 
-    @app.post("/cds-services/{service_id}/feedback", summary="Feedback on cards", openapi_extra=_FEEDBACK_SCHEMA)
+    @app.post(
+        "/cds-services/{service_id}/feedback", summary="Feedback on cards", openapi_extra=_FEEDBACK_SCHEMA
+    )
     async def feedback(service_id: str, request: Request) -> Response:
         runtime: Runtime = request.app.state.runtime
         if runtime.services.get(service_id) is None:
@@ -140,7 +144,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             stored = await run_in_threadpool(request.app.state.store.record_feedback, rows)
         except Exception as exc:
             log.exception("feedback for %s could not be stored", service_id)
-            raise ProblemError.single(503, "feedback could not be stored; nothing was recorded, please retry") from exc
+            raise ProblemError.single(
+                503, "feedback could not be stored; nothing was recorded, please retry"
+            ) from exc
         log.info("service=%s feedback items=%d new=%d", service_id, len(rows), stored)
         return Response(status_code=200)
 

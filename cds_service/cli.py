@@ -61,8 +61,12 @@ def _parser() -> argparse.ArgumentParser:
         parents=[common],
         help="print the JSON body a service call would return, without a server",
     )
-    evaluate.add_argument("request", type=Path, help="a hook request body, or a captured HTTP exchange with 'body'")
-    evaluate.add_argument("--service", help="service id (default: the one service registered on the request's hook)")
+    evaluate.add_argument(
+        "request", type=Path, help="a hook request body, or a captured HTTP exchange with 'body'"
+    )
+    evaluate.add_argument(
+        "--service", help="service id (default: the one service registered on the request's hook)"
+    )
     evaluate.set_defaults(run=_evaluate)
     return parser
 
@@ -76,7 +80,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     load_services(settings.rules_dir)
     # Workers are separate processes that build their own Settings from the environment.
     os.environ.update(settings.to_env())
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     uvicorn.run(
         "cds_service.app:create_app",
         factory=True,
@@ -140,4 +146,6 @@ def _service_for_hook(services: ServiceRegistry, hook: str | None) -> str:
         return candidates[0]
     if not candidates:
         raise ProblemError.single(400, f"no service answers hook {hook!r}; give --service")
-    raise ProblemError.single(400, f"several services answer {hook!r} ({', '.join(candidates)}); give --service")
+    raise ProblemError.single(
+        400, f"several services answer {hook!r} ({', '.join(candidates)}); give --service"
+    )

@@ -8,6 +8,7 @@ the same Settings.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -40,7 +41,8 @@ class Settings:
         values: dict[str, Any] = {}
         for field in dataclasses.fields(cls):
             raw = env.get("CDS_" + field.name.upper())
-            if raw is not None and raw != "":
+            # An empty list variable means "none" (e.g. no CORS origin); other empty variables are unset.
+            if raw is not None and (raw != "" or field.type.startswith("tuple")):
                 values[field.name] = _parse(field.name, raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(**values)
@@ -48,12 +50,15 @@ class Settings:
         return settings
 
     def check(self) -> None:
-        if self.fetch_deadline_seconds <= 0:
-            raise ValueError("CDS_FETCH_DEADLINE_SECONDS must be positive")
+        # `not (x > 0)` also refuses NaN, which every ordinary comparison lets through.
+        if not (0 < self.fetch_deadline_seconds < math.inf):
+            raise ValueError("CDS_FETCH_DEADLINE_SECONDS must be a positive number of seconds")
         if self.fetch_max_pages < 1:
             raise ValueError("CDS_FETCH_MAX_PAGES must be at least 1")
         if self.workers < 1:
-            raise ValueError("--workers must be at least 1")
+            raise ValueError("CDS_WORKERS (--workers) must be at least 1")
+        if not (0 < self.port < 65536):
+            raise ValueError("CDS_PORT (--port) must be between 1 and 65535")
         if self.max_body_bytes < 1024:
             raise ValueError("CDS_MAX_BODY_BYTES must be at least 1024")
 

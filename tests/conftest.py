@@ -53,7 +53,9 @@ def service(settings: Settings) -> Iterator[LiveService]:
 
 @pytest.fixture
 def http(service: LiveService) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=service.base_url, event_hooks={"response": [_check_invariants]}, timeout=10) as client:
+    with httpx.Client(
+        base_url=service.base_url, event_hooks={"response": [_check_invariants]}, timeout=10
+    ) as client:
         yield client
 
 

@@ -76,7 +76,11 @@ def test_complete_prefetch_gets_an_empty_card_list(http: httpx.Client) -> None:
         (lambda b: b["context"].update(patientId="a b/c"), 400, "context.patientId must be a FHIR id"),
         (lambda b: b.pop("fhirServer") and b.update(fhirAuthorization=_auth()), 400, "without fhirServer"),
         (lambda b: b.update(fhirServer="ftp://x"), 400, "absolute http(s) URL"),
-        (lambda b: b["prefetch"].update(labs={"no": "resourceType"}), 400, "prefetch.labs is not a FHIR resource"),
+        (
+            lambda b: b["prefetch"].update(labs={"no": "resourceType"}),
+            400,
+            "prefetch.labs is not a FHIR resource",
+        ),
         (lambda b: b["prefetch"].update(labs=[1, 2]), 400, "prefetch.labs"),
         (lambda b: b.update(context="x"), 400, "Expected `object`"),
     ],
@@ -132,7 +136,9 @@ def test_unknown_service_is_404(http: httpx.Client) -> None:
 
 
 def test_wrong_content_type_is_415(http: httpx.Client) -> None:
-    response = http.post(ORDER_SIGN, content=orjson.dumps(sandbox_order_sign()), headers={"content-type": "text/plain"})
+    response = http.post(
+        ORDER_SIGN, content=orjson.dumps(sandbox_order_sign()), headers={"content-type": "text/plain"}
+    )
     assert response.status_code == 415
     assert "Content-Type" in outcome_text(response)
 
@@ -189,7 +195,9 @@ def _auth(token: str = "secret-token-123") -> dict[str, Any]:
     }
 
 
-def _fetching_request(server: FhirTestServer, patient: str = "mas-f1", token: str = "secret-token-123") -> dict:
+def _fetching_request(
+    server: FhirTestServer, patient: str = "mas-f1", token: str = "secret-token-123"
+) -> dict:
     body = sandbox_order_sign()
     body["context"]["patientId"] = patient
     body["fhirServer"] = server.base_url
@@ -198,13 +206,20 @@ def _fetching_request(server: FhirTestServer, patient: str = "mas-f1", token: st
     return body
 
 
-def test_absent_prefetch_is_fetched_with_the_bearer_token(http: httpx.Client, fhir_server: FhirTestServer) -> None:
+def test_absent_prefetch_is_fetched_with_the_bearer_token(
+    http: httpx.Client, fhir_server: FhirTestServer
+) -> None:
     fhir_server.required_token = "secret-token-123"
     response = http.post(ORDER_SIGN, json=_fetching_request(fhir_server))
     assert response.status_code == 200
     assert response.json() == {"cards": []}
     paths = sorted(r.path for r in fhir_server.requests)
-    assert paths == ["/fhir/Condition", "/fhir/MedicationRequest", "/fhir/Observation", "/fhir/Patient/mas-f1"]
+    assert paths == [
+        "/fhir/Condition",
+        "/fhir/MedicationRequest",
+        "/fhir/Observation",
+        "/fhir/Patient/mas-f1",
+    ]
     assert {r.authorization for r in fhir_server.requests} == {"Bearer secret-token-123"}
 
 
@@ -256,9 +271,14 @@ def test_slow_fhir_server_hits_the_deadline(service_with: Any, fhir_server: Fhir
     assert response.elapsed.total_seconds() < 2
 
 
-def test_optional_data_that_fails_gives_a_card_not_an_error(http: httpx.Client, fhir_server: FhirTestServer) -> None:
+def test_optional_data_that_fails_gives_a_card_not_an_error(
+    http: httpx.Client, fhir_server: FhirTestServer
+) -> None:
     body = _fetching_request(fhir_server)
-    body["prefetch"] = {"patient": {"resourceType": "Patient", "id": "mas-f1", "gender": "female"}, "labs": None}
+    body["prefetch"] = {
+        "patient": {"resourceType": "Patient", "id": "mas-f1", "gender": "female"},
+        "labs": None,
+    }
     fhir_server.fail_status = 503
     response = http.post(ORDER_SIGN, json=body)
     assert response.status_code == 200

@@ -43,7 +43,9 @@ def test_evaluate_the_sandbox_capture_as_an_installed_command(tmp_path: Path) ->
     assert body["cards"][0]["extension"]["cds-service-provenance"]["ruleId"] == "incomplete-data"
 
 
-def test_evaluate_a_bare_body_picks_the_service_by_hook(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_evaluate_a_bare_body_picks_the_service_by_hook(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     body = sandbox_order_sign()
     body["prefetch"].update(medications=None, conditions=None)
     assert main(["evaluate", str(_write(tmp_path, body))]) == 0
@@ -63,7 +65,11 @@ def test_evaluate_with_an_explicit_service(tmp_path: Path, capsys: pytest.Captur
     [
         (b"{not json", [], "not valid JSON"),
         (sandbox_order_sign(), ["--service", "nope"], "no CDS service with id 'nope'"),
-        ({**sandbox_order_sign(), "hook": "encounter-start"}, [], "no service answers hook 'encounter-start'"),
+        (
+            {**sandbox_order_sign(), "hook": "encounter-start"},
+            [],
+            "no service answers hook 'encounter-start'",
+        ),
         ({**sandbox_order_sign(), "hookInstance": "1"}, [], "hookInstance must be a UUID"),
         ({**sandbox_order_sign(), "prefetch": {}, "fhirServer": None}, [], "HTTP 412"),
     ],

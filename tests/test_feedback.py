@@ -23,7 +23,9 @@ from tests.test_app import ORDER_SIGN, sandbox_order_sign
 FEEDBACK = ORDER_SIGN + "/feedback"
 
 
-def _overridden(card: str, reason: dict[str, Any] | None = None, comment: str | None = None) -> dict[str, Any]:
+def _overridden(
+    card: str, reason: dict[str, Any] | None = None, comment: str | None = None
+) -> dict[str, Any]:
     item: dict[str, Any] = {"card": card, "outcome": "overridden", "outcomeTimestamp": "2026-11-23T10:20:00Z"}
     override: dict[str, Any] = {}
     if reason:
@@ -37,7 +39,9 @@ def _overridden(card: str, reason: dict[str, Any] | None = None, comment: str | 
 
 def test_sandbox_feedback_capture_is_accepted_and_stored(http: httpx.Client, settings: Settings) -> None:
     capture = sandbox_capture("feedback-request.json")
-    response = http.post(FEEDBACK, content=orjson.dumps(capture["body"]), headers={"content-type": "application/json"})
+    response = http.post(
+        FEEDBACK, content=orjson.dumps(capture["body"]), headers={"content-type": "application/json"}
+    )
     assert response.status_code == 200
     (row,) = Store(settings.database_url).feedback()
     assert row["card_uuid"] == "021c1112-7549-41b7-b8d8-b8440c010061"
@@ -50,14 +54,24 @@ def test_feedback_joins_to_the_rule_that_issued_the_card(http: httpx.Client, set
     (card,) = response.json()["cards"]
     # Real clients send the reason's Coding without a display.
     reason = {"code": "not-relevant", "system": "http://example.org/override"}
-    assert http.post(FEEDBACK, json={"feedback": [_overridden(card["uuid"], reason, "seen")]}).status_code == 200
+    assert (
+        http.post(FEEDBACK, json={"feedback": [_overridden(card["uuid"], reason, "seen")]}).status_code == 200
+    )
     store = Store(settings.database_url)
     (issued,) = store.issued_cards()
     assert issued["card_uuid"] == card["uuid"]
-    assert (issued["rule_id"], issued["rule_version"], issued["patient_id"]) == ("incomplete-data", "1.0.0", "p1")
+    assert (issued["rule_id"], issued["rule_version"], issued["patient_id"]) == (
+        "incomplete-data",
+        "1.0.0",
+        "p1",
+    )
     assert issued["hook_instance"] == sandbox_order_sign()["hookInstance"]
     (row,) = store.feedback(card["uuid"])
-    assert (row["override_code"], row["override_display"], row["user_comment"]) == ("not-relevant", None, "seen")
+    assert (row["override_code"], row["override_display"], row["user_comment"]) == (
+        "not-relevant",
+        None,
+        "seen",
+    )
 
 
 def test_repeated_feedback_is_stored_once(http: httpx.Client, settings: Settings) -> None:
@@ -70,11 +84,17 @@ def test_repeated_feedback_is_stored_once(http: httpx.Client, settings: Settings
 @pytest.mark.parametrize(
     ("item", "fragment"),
     [
-        ({"card": "c", "outcome": "accepted", "outcomeTimestamp": "2026-11-23T10:00:00Z"}, "acceptedSuggestions"),
+        (
+            {"card": "c", "outcome": "accepted", "outcomeTimestamp": "2026-11-23T10:00:00Z"},
+            "acceptedSuggestions",
+        ),
         ({"card": "c", "outcome": "ignored", "outcomeTimestamp": "2026-11-23T10:00:00Z"}, "outcome must be"),
         ({"card": "c", "outcome": "overridden", "outcomeTimestamp": "yesterday"}, "outcomeTimestamp"),
         ({"card": "c", "outcome": "overridden"}, "outcomeTimestamp"),
-        ({"card": " ", "outcome": "overridden", "outcomeTimestamp": "2026-11-23T10:00:00Z"}, "card must name"),
+        (
+            {"card": " ", "outcome": "overridden", "outcomeTimestamp": "2026-11-23T10:00:00Z"},
+            "card must name",
+        ),
     ],
 )
 def test_bad_feedback_is_400_and_stores_nothing(
@@ -142,7 +162,10 @@ def test_acknowledged_feedback_survives_a_killed_process(tmp_path: Path) -> None
         assert sorted(r["card_uuid"] for r in store.feedback()) == sorted(i["card"] for i in acknowledged)
         assert [c["card_uuid"] for c in store.issued_cards()] == [card]
         # The restarted service still knows the feedback: resending it adds nothing.
-        assert httpx.post(f"http://127.0.0.1:{port}{FEEDBACK}", json={"feedback": acknowledged}).status_code == 200
+        assert (
+            httpx.post(f"http://127.0.0.1:{port}{FEEDBACK}", json={"feedback": acknowledged}).status_code
+            == 200
+        )
         assert len(store.feedback()) == len(acknowledged)
     finally:
         process.terminate()

@@ -57,7 +57,10 @@ async def test_prefetched_and_fetched_keys_mix(runtime: Runtime, fhir_server: Fh
 
 async def test_a_wrong_resource_type_is_reported_not_used(runtime: Runtime) -> None:
     body = sandbox_order_sign()
-    body["prefetch"]["conditions"] = {"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Patient"}}]}
+    body["prefetch"]["conditions"] = {
+        "resourceType": "Bundle",
+        "entry": [{"resource": {"resourceType": "Patient"}}],
+    }
     body["prefetch"]["medications"] = None
     answer = await call_service(runtime, "anakinra-order-sign", orjson.dumps(body))
     assert answer.facts.conditions == []

@@ -23,7 +23,9 @@ def render_response(
     if incomplete is not None and (facts.unavailable or facts.problems):
         produced.append((_incomplete_data_card(incomplete, facts), incomplete.id, incomplete.version))
     for finding in findings:
-        card = Card.model_validate({**finding.card, "extension": _provenance(finding.rule_id, finding.rule_version)})
+        card = Card.model_validate(
+            {**finding.card, "extension": _provenance(finding.rule_id, finding.rule_version)}
+        )
         produced.append((card, finding.rule_id, finding.rule_version))
     issued = [
         IssuedCard(

@@ -35,7 +35,9 @@ async def fetch_query(
     pages = 0
     while url is not None:
         if pages == max_pages:
-            problems.append(f"{where}: more than {max_pages} pages of results; only the first {max_pages} were read")
+            problems.append(
+                f"{where}: more than {max_pages} pages of results; only the first {max_pages} were read"
+            )
             break
         page = await _get(client, url, headers, where)
         pages += 1

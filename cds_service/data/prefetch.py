@@ -70,7 +70,9 @@ async def gather_data(
         await _fetch_all(data, to_fetch, request, client, settings, service)
 
     missing = [
-        Issue(f"prefetch.{key} ({service.prefetch[key].query}) could not be obtained: {why}", code="incomplete")
+        Issue(
+            f"prefetch.{key} ({service.prefetch[key].query}) could not be obtained: {why}", code="incomplete"
+        )
         for key, why in data.unavailable.items()
         if service.prefetch[key].required
     ]
@@ -130,7 +132,9 @@ def _keep(data: PatientData, key: str, decoded: Decoded, expected: str) -> None:
         if resource.resourceType == expected:
             kept.append(resource)
         else:
-            data.problems.append(f"prefetch.{key}: a {resource.resourceType} was sent where {expected} was asked for")
+            data.problems.append(
+                f"prefetch.{key}: a {resource.resourceType} was sent where {expected} was asked for"
+            )
     data.values[key] = kept
     data.problems.extend(decoded.problems)
 

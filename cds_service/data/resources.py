@@ -12,8 +12,6 @@ from typing import Any
 
 import msgspec
 
-_NULL = msgspec.Raw(b"null")
-
 
 class Coding(msgspec.Struct, frozen=True):
     system: str | None = None
@@ -118,11 +116,6 @@ class _Entry(msgspec.Struct, frozen=True):
     search: _EntrySearch | None = None
 
 
-class _RawEntry(msgspec.Struct, frozen=True):
-    resource: msgspec.Raw = _NULL
-    search: _EntrySearch | None = None
-
-
 class _Bundle(msgspec.Struct, frozen=True):
     resourceType: str
     entry: list[_Entry] | None = None
@@ -131,7 +124,7 @@ class _Bundle(msgspec.Struct, frozen=True):
 
 class _RawBundle(msgspec.Struct, frozen=True):
     resourceType: str
-    entry: list[_RawEntry] | None = None
+    entry: list[msgspec.Raw] | None = None
     link: list[BundleLink] | None = None
 
 
@@ -142,6 +135,7 @@ class _Kind(msgspec.Struct, frozen=True):
 _RESOURCE = msgspec.json.Decoder(Resource)
 _BUNDLE = msgspec.json.Decoder(_Bundle)
 _RAW_BUNDLE = msgspec.json.Decoder(_RawBundle)
+_ENTRY = msgspec.json.Decoder(_Entry)
 _KIND = msgspec.json.Decoder(_Kind)
 
 
@@ -163,6 +157,8 @@ def decode(data: bytes, where: str) -> Decoded:
         kind = _KIND.decode(data).resourceType
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise ValueError(f"{where} is not a FHIR resource: {exc}") from None
+    except RecursionError:
+        raise ValueError(f"{where} is not usable JSON: nested too deeply") from None
     if kind is None:
         raise ValueError(f"{where} is not a FHIR resource: no resourceType")
     if kind != "Bundle":
@@ -178,7 +174,10 @@ def decode(data: bytes, where: str) -> Decoded:
         problems: list[str] = []
     except msgspec.ValidationError:
         # Slow path, only when some entry is malformed: decode entry by entry to keep the good ones.
-        raw = _RAW_BUNDLE.decode(data)
+        try:
+            raw = _RAW_BUNDLE.decode(data)
+        except msgspec.ValidationError as exc:
+            raise ValueError(f"{where} is not a readable Bundle: {exc}") from None
         bundle = _Bundle(resourceType=raw.resourceType, link=raw.link)
         pairs, problems = _entries_one_by_one(raw, where)
     next_url = next((link.url for link in bundle.link or () if link.relation == "next" and link.url), None)
@@ -201,13 +200,13 @@ def _entries_one_by_one(
 ) -> tuple[list[tuple[Resource | None, _EntrySearch | None]], list[str]]:
     pairs: list[tuple[Resource | None, _EntrySearch | None]] = []
     problems = []
-    for index, entry in enumerate(raw.entry or ()):
-        if bytes(entry.resource) == b"null":
-            continue
+    for index, data in enumerate(raw.entry or ()):
         try:
-            pairs.append((_RESOURCE.decode(entry.resource), entry.search))
+            entry = _ENTRY.decode(data)
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             problems.append(f"{where}: entry {index} could not be read and was skipped ({exc})")
+            continue
+        pairs.append((entry.resource, entry.search))
     return pairs, problems
 
 
@@ -218,7 +217,9 @@ def _sorted(resources: list[Resource], where: str) -> Decoded:
     for resource in resources:
         if resource.resourceType == "OperationOutcome":
             for issue in resource.issue or ():
-                text = issue.diagnostics or (issue.details.text if issue.details else None) or issue.code or "?"
+                text = (
+                    issue.diagnostics or (issue.details.text if issue.details else None) or issue.code or "?"
+                )
                 problems.append(f"{where}: the FHIR server reported {issue.severity or 'an issue'}: {text}")
             if not resource.issue:
                 problems.append(f"{where}: the FHIR server returned an empty OperationOutcome")

@@ -32,7 +32,7 @@ def template_problems(template: str, hook: str) -> list[str]:
     path, _, query = template.partition("?")
     if not query:
         parts = path.split("/")
-        if len(parts) != 2 or not _RESOURCE_TYPE.match(parts[0]):
+        if len(parts) != 2 or not _RESOURCE_TYPE.match(parts[0]) or not parts[1]:
             problems.append("a read must be 'Type/{{token}}' or 'Type/id'")
         return problems
     if not _RESOURCE_TYPE.match(path):
@@ -49,9 +49,13 @@ def template_problems(template: str, hook: str) -> list[str]:
             for key in value.split(","):
                 if not re.match(r"^-?[a-z][a-z0-9\-_]*$", key):
                     problems.append(f"_sort={value!r} must list parameters, '-' for descending")
-        elif base == "_count" and not value.isdigit():
+        elif base == "_count" and not re.fullmatch(r"[0-9]+", value):
             problems.append("_count must be a whole number")
-        elif base.lower() in _DATE_PARAMS and not _TOKEN.fullmatch(value) and not value.startswith(_DATE_PREFIX):
+        elif (
+            base.lower() in _DATE_PARAMS
+            and not _TOKEN.fullmatch(value)
+            and not value.startswith(_DATE_PREFIX)
+        ):
             problems.append(f"{base}={value!r}: dates may only be compared with ge, le, gt or lt")
     return problems
 

@@ -50,11 +50,13 @@ def build_facts(
                 facts.other.setdefault(kind, []).append(resource)
     _labs(facts, observations)
 
+    # Only hooks that define draftOrders / selections have them checked by the protocol layer.
+    ordering = request.hook in ("order-sign", "order-select")
     draft_orders = request.context.get("draftOrders")
-    if isinstance(draft_orders, dict):
+    if ordering and isinstance(draft_orders, dict):
         facts.draft_orders = _draft_orders(draft_orders, facts.problems)
     selections = request.context.get("selections")
-    if isinstance(selections, list):
+    if request.hook == "order-select" and isinstance(selections, list):
         facts.selections = [s for s in selections if isinstance(s, str)]
         drafted = {f"{o.resource_type}/{o.id}" for o in facts.draft_orders}
         for selection in facts.selections:
@@ -65,7 +67,9 @@ def build_facts(
 
 def _patient(facts: Facts, patient: Resource) -> None:
     if facts.patient_id and patient.id and patient.id != facts.patient_id:
-        facts.problems.append(f"prefetch holds Patient/{patient.id}, not the patient in context; it was ignored")
+        facts.problems.append(
+            f"prefetch holds Patient/{patient.id}, not the patient in context; it was ignored"
+        )
         return
     facts.birth_date = parse_date(patient.birthDate)
     if patient.birthDate and facts.birth_date is None:
@@ -78,11 +82,15 @@ def _labs(facts: Facts, observations: Iterable[Resource]) -> None:
     for obs in observations:
         status = obs.status or ""
         if status not in USABLE_STATUS:
-            facts.excluded[f"status {status or 'missing'}"] = facts.excluded.get(f"status {status or 'missing'}", 0) + 1
+            facts.excluded[f"status {status or 'missing'}"] = (
+                facts.excluded.get(f"status {status or 'missing'}", 0) + 1
+            )
             continue
         quantity = obs.valueQuantity
         time = parse_datetime(
-            obs.effectiveDateTime or (obs.effectivePeriod.start if obs.effectivePeriod else None) or obs.issued
+            obs.effectiveDateTime
+            or (obs.effectivePeriod.start if obs.effectivePeriod else None)
+            or obs.issued
         )
         value = quantity.value if quantity else None
         comparator = quantity.comparator if quantity else None
@@ -130,7 +138,9 @@ def _strict_notes(raw: dict[str, Any]) -> tuple[str, ...]:
     try:
         model.model_validate(raw)
     except ValidationError as exc:
-        return tuple(f"{'.'.join(map(str, e['loc'])) or raw['resourceType']}: {e['msg']}" for e in exc.errors())
+        return tuple(
+            f"{'.'.join(map(str, e['loc'])) or raw['resourceType']}: {e['msg']}" for e in exc.errors()
+        )
     except (TypeError, ValueError) as exc:
         return (str(exc),)
     return ()

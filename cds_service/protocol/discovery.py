@@ -121,7 +121,9 @@ def load_services(rules_dir: Path) -> ServiceRegistry:
             problems.extend(f"{path}: {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
             continue
         for key, item in service.prefetch.items():
-            problems.extend(f"{path}: prefetch.{key}: {p}" for p in template_problems(item.query, service.hook))
+            problems.extend(
+                f"{path}: prefetch.{key}: {p}" for p in template_problems(item.query, service.hook)
+            )
         if service.id in services:
             problems.append(f"{path}: duplicate service id {service.id!r}")
         services[service.id] = service

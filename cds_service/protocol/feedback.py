@@ -49,6 +49,8 @@ def parse_feedback(body: bytes, service_id: str, now: datetime | None = None) ->
         raise ProblemError.single(400, f"Feedback does not follow CDS Hooks 2.0: {exc}") from None
     except msgspec.DecodeError as exc:
         raise ProblemError.single(400, f"Request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ProblemError.single(400, "Request body is not usable JSON: nested too deeply") from None
     if not wire.feedback:
         raise ProblemError.single(400, "feedback must hold at least one item", expression="feedback")
 
@@ -68,7 +70,9 @@ def parse_feedback(body: bytes, service_id: str, now: datetime | None = None) ->
                 card_uuid=item.card,
                 outcome=item.outcome,
                 outcome_timestamp=item.outcomeTimestamp,
-                accepted_suggestions=[s.id for s in item.acceptedSuggestions] if item.acceptedSuggestions else None,
+                accepted_suggestions=[s.id for s in item.acceptedSuggestions]
+                if item.acceptedSuggestions
+                else None,
                 override_code=reason.code if reason else None,
                 override_system=reason.system if reason else None,
                 override_display=reason.display if reason else None,
@@ -86,20 +90,29 @@ def _item_issues(item: _Item, where: str) -> list[Issue]:
     if not item.card.strip():
         issues.append(Issue(f"{where}.card must name the card's uuid", expression=f"{where}.card"))
     if item.outcome not in ("accepted", "overridden"):
-        issues.append(Issue(f"{where}.outcome must be 'accepted' or 'overridden'", expression=f"{where}.outcome"))
+        issues.append(
+            Issue(f"{where}.outcome must be 'accepted' or 'overridden'", expression=f"{where}.outcome")
+        )
     if item.outcome == "accepted" and not item.acceptedSuggestions:
         issues.append(
             Issue(f"{where}.acceptedSuggestions is required when the outcome is accepted", expression=where)
         )
     if item.outcome == "overridden" and item.acceptedSuggestions:
-        issues.append(Issue(f"{where}: an overridden card cannot have accepted suggestions", expression=where))
+        issues.append(
+            Issue(f"{where}: an overridden card cannot have accepted suggestions", expression=where)
+        )
     if not _is_instant(item.outcomeTimestamp):
         issues.append(
-            Issue(f"{where}.outcomeTimestamp must be an ISO 8601 date-time", expression=f"{where}.outcomeTimestamp")
+            Issue(
+                f"{where}.outcomeTimestamp must be an ISO 8601 date-time",
+                expression=f"{where}.outcomeTimestamp",
+            )
         )
     reason = item.overrideReason.reason if item.overrideReason else None
     if reason is not None and not reason.code:
-        issues.append(Issue(f"{where}.overrideReason.reason needs a code", expression=f"{where}.overrideReason"))
+        issues.append(
+            Issue(f"{where}.overrideReason.reason needs a code", expression=f"{where}.overrideReason")
+        )
     return issues
 
 

@@ -70,11 +70,16 @@ def parse_hook_request(body: bytes, expected_hook: str) -> HookRequest:
         raise ProblemError.single(400, f"Request does not follow CDS Hooks 2.0: {exc}") from None
     except msgspec.DecodeError as exc:
         raise ProblemError.single(400, f"Request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ProblemError.single(400, "Request body is not usable JSON: nested too deeply") from None
 
     issues: list[Issue] = []
     if wire.hook != expected_hook:
         issues.append(
-            Issue(f"hook '{wire.hook}' does not match this service, which answers '{expected_hook}'", expression="hook")
+            Issue(
+                f"hook '{wire.hook}' does not match this service, which answers '{expected_hook}'",
+                expression="hook",
+            )
         )
     if not _is_uuid(wire.hookInstance):
         issues.append(Issue("hookInstance must be a UUID", expression="hookInstance"))
@@ -130,12 +135,20 @@ def _authorization(raw: dict[str, Any]) -> tuple[FhirAuthorization | None, list[
     token_type = raw.get("token_type")
     issues = []
     if not isinstance(token, str) or not token:
-        issues.append(Issue("fhirAuthorization.access_token is required", expression="fhirAuthorization.access_token"))
+        issues.append(
+            Issue("fhirAuthorization.access_token is required", expression="fhirAuthorization.access_token")
+        )
     if not isinstance(token_type, str) or token_type.lower() != "bearer":
-        issues.append(Issue("fhirAuthorization.token_type must be 'Bearer'", expression="fhirAuthorization.token_type"))
+        issues.append(
+            Issue("fhirAuthorization.token_type must be 'Bearer'", expression="fhirAuthorization.token_type")
+        )
     expires_in = raw.get("expires_in")
     if expires_in is not None and (not isinstance(expires_in, int) or isinstance(expires_in, bool)):
-        issues.append(Issue("fhirAuthorization.expires_in must be an integer", expression="fhirAuthorization.expires_in"))
+        issues.append(
+            Issue(
+                "fhirAuthorization.expires_in must be an integer", expression="fhirAuthorization.expires_in"
+            )
+        )
         expires_in = None
     if issues:
         return None, issues

@@ -15,6 +15,12 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 Text = Annotated[str, StringConstraints(min_length=1)]
+Uuid = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    ),
+]
 SUMMARY_MAX = 139
 
 
@@ -32,6 +38,17 @@ class _Model(BaseModel):
         if isinstance(value, list | dict) and not value:
             return None
         return value
+
+
+def pruned(value: Any) -> Any:
+    """JSON without null or empty members: FHIR and CDS Hooks both forbid them."""
+    if isinstance(value, dict):
+        out = {k: pruned(v) for k, v in value.items()}
+        return {k: v for k, v in out.items() if v is not None and v != "" and v != [] and v != {}}
+    if isinstance(value, list):
+        items = [pruned(v) for v in value]
+        return [v for v in items if v is not None and v != "" and v != [] and v != {}]
+    return value
 
 
 class Coding(_Model):
@@ -57,6 +74,11 @@ class Action(_Model):
     resource: dict[str, Any] | None = None
     resourceId: list[Text] | None = None
 
+    @field_validator("resource", mode="after")
+    @classmethod
+    def _prune_resource(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return pruned(value) or None
+
     @model_validator(mode="after")
     def _target(self) -> Action:
         if self.type in ("create", "update") and not self.resource:
@@ -68,7 +90,7 @@ class Action(_Model):
 
 class Suggestion(_Model):
     label: Text
-    uuid: Text = Field(default_factory=new_uuid)
+    uuid: Uuid = Field(default_factory=new_uuid)
     isRecommended: bool | None = None
     actions: list[Action] | None = None
 
@@ -87,7 +109,7 @@ class Link(_Model):
 
 
 class Card(_Model):
-    uuid: Text = Field(default_factory=new_uuid)
+    uuid: Uuid = Field(default_factory=new_uuid)
     summary: Annotated[str, StringConstraints(min_length=1, max_length=SUMMARY_MAX)]
     detail: Text | None = None
     indicator: Literal["info", "warning", "critical"]
@@ -97,6 +119,11 @@ class Card(_Model):
     overrideReasons: list[OverrideReason] | None = None
     links: list[Link] | None = None
     extension: dict[str, Any] | None = None
+
+    @field_validator("extension", mode="after")
+    @classmethod
+    def _prune_extension(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return pruned(value) or None
 
     @model_validator(mode="after")
     def _selection_behavior(self) -> Card:
@@ -114,7 +141,11 @@ class CardsResponse(_Model):
     @classmethod
     def _keep_empty(cls, value: list[Card] | None) -> list[Card]:
         # `cards` is required: an empty list is the answer "nothing applies", never omitted.
-        return value or []
+        cards = value or []
+        uuids = [card.uuid for card in cards] + [s.uuid for card in cards for s in card.suggestions or ()]
+        if len(set(uuids)) != len(uuids):
+            raise ValueError("card and suggestion uuids must be unique within a response")
+        return cards
 
     def body(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json", exclude_none=True))

@@ -57,7 +57,9 @@ class Store:
         try:
             metadata.create_all(self.engine)
         except SQLAlchemyError as exc:
-            raise StoreError(f"database {self.safe_url} is not usable: {exc.__class__.__name__}: {exc}") from None
+            raise StoreError(
+                f"database {self.safe_url} is not usable: {exc.__class__.__name__}: {exc}"
+            ) from None
 
     @property
     def safe_url(self) -> str:

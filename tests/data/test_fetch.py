@@ -46,7 +46,9 @@ async def test_a_next_link_to_another_server_is_not_followed() -> None:
         )
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(ehr)) as client:
-        decoded = await fetch_query(client, "https://ehr.example/fhir", "Observation?patient=p", "tok", 10, "labs")
+        decoded = await fetch_query(
+            client, "https://ehr.example/fhir", "Observation?patient=p", "tok", 10, "labs"
+        )
     assert [r.id for r in decoded.resources] == ["o1"]
     assert decoded.problems == ["labs: a next link left the FHIR server and was not followed"]
     assert [str(r.url) for r in seen] == ["https://ehr.example/fhir/Observation?patient=p"]
