@@ -76,8 +76,15 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from cds_service.protocol.discovery import load_services
 
-    # Fail here, with file names, rather than in every worker.
+    from cds_service.store.database import Store, StoreError
+
+    # Fail here, with file names or the database URL, rather than in every worker.
     load_services(settings.rules_dir)
+    try:
+        Store(settings.database_url).close()
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     # Workers are separate processes that build their own Settings from the environment.
     os.environ.update(settings.to_env())
     logging.basicConfig(

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -8,8 +9,10 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from sqlalchemy import create_engine
 
 from cds_service.config import Settings
+from cds_service.store.schema import metadata
 from tests.invariants import response_problems
 from tests.live import LiveService
 
@@ -27,8 +30,21 @@ def sandbox_capture(name: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(database_url=f"sqlite:///{tmp_path / 'cds.db'}", rules_dir=RULES)
+def database_url(tmp_path: Path) -> str:
+    """A fresh SQLite file per test; or, when CDS_TEST_DATABASE_URL is set (e.g. PostgreSQL), that
+    database emptied before the test."""
+    url = os.environ.get("CDS_TEST_DATABASE_URL")
+    if not url:
+        return f"sqlite:///{tmp_path / 'cds.db'}"
+    engine = create_engine(url)
+    metadata.drop_all(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url, rules_dir=RULES)
 
 
 def _check_invariants(response: httpx.Response) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 import uuid
 from typing import Any
 
@@ -10,7 +11,9 @@ import httpx
 import orjson
 import pytest
 from fhir.resources.R4B.operationoutcome import OperationOutcome
+from sqlalchemy import create_engine
 
+from cds_service.store.schema import metadata
 from tests.conftest import sandbox_capture
 from tests.fhirserver import FhirTestServer
 
@@ -315,3 +318,24 @@ def test_sandbox_discovery_capture_replays(http: httpx.Client) -> None:
     assert response.status_code == 200
     assert response.headers["access-control-allow-origin"] == "*"
     assert len(response.json()["services"]) == 3
+
+
+def test_the_access_token_is_never_logged_or_stored(
+    http: httpx.Client, fhir_server: FhirTestServer, settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = "tok-" + uuid.uuid4().hex
+    caplog.set_level(logging.DEBUG)  # every logger, every level, httpx and httpcore included
+    body = _fetching_request(fhir_server, token=token)
+    body["prefetch"] = {"medications": None, "conditions": {"resourceType": "Patient"}}  # -> a data card
+    assert http.post(ORDER_SIGN, json=body).status_code == 200
+    fhir_server.fail_status = 500
+    assert http.post(ORDER_SIGN, json=body).status_code == 412
+    assert {r.authorization for r in fhir_server.requests} == {f"Bearer {token}"}  # it was used...
+    assert caplog.records, "nothing was logged: the check below would prove nothing"
+    assert token not in caplog.text  # ...but never logged
+    engine = create_engine(settings.database_url)
+    with engine.connect() as conn:
+        for table in metadata.sorted_tables:
+            rows = conn.execute(table.select()).fetchall()
+            assert token not in repr(rows), table.name
+    engine.dispose()

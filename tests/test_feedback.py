@@ -8,12 +8,13 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 import orjson
 import pytest
+from sqlalchemy import text
 
 from cds_service.config import Settings
 from cds_service.store.database import Store
@@ -122,10 +123,10 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _start_process(database_url: str, port: int) -> subprocess.Popen[bytes]:
+def _start_process(database_url: str, port: int, workers: int = 1) -> subprocess.Popen[bytes]:
     env = {**os.environ, "CDS_DATABASE_URL": database_url, "CDS_RULES_DIR": str(ROOT / "rules")}
     process = subprocess.Popen(
-        [sys.executable, "-m", "cds_service", "serve", "--port", str(port)],
+        [sys.executable, "-m", "cds_service", "serve", "--port", str(port), "--workers", str(workers)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -141,8 +142,7 @@ def _start_process(database_url: str, port: int) -> subprocess.Popen[bytes]:
     raise RuntimeError(f"service did not start: {process.stderr.read().decode() if process.stderr else ''}")
 
 
-def test_acknowledged_feedback_survives_a_killed_process(tmp_path: Path) -> None:
-    database_url = f"sqlite:///{tmp_path / 'restart.db'}"
+def test_acknowledged_feedback_survives_a_killed_process(database_url: str) -> None:
     port = _free_port()
     process = _start_process(database_url, port)
     try:
@@ -170,3 +170,36 @@ def test_acknowledged_feedback_survives_a_killed_process(tmp_path: Path) -> None
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_feedback_that_cannot_be_stored_is_not_acknowledged(http: httpx.Client, settings: Settings) -> None:
+    store = Store(settings.database_url)
+    with store.engine.begin() as conn:
+        conn.execute(text("DROP TABLE feedback"))  # the database breaks while the service runs
+    response = http.post(FEEDBACK, json={"feedback": [_overridden("c1")]})
+    assert response.status_code == 503
+    assert "nothing was recorded" in response.json()["issue"][0]["diagnostics"]
+    # Cards are still answered: recording them is not the clinician's problem.
+    assert http.post(ORDER_SIGN, json=sandbox_order_sign()).status_code == 200
+
+
+def test_feedback_through_two_worker_processes_is_all_stored(database_url: str) -> None:
+    port = _free_port()
+    process = _start_process(database_url, port, workers=2)
+    try:
+        url = f"http://127.0.0.1:{port}{FEEDBACK}"
+
+        def send(batch: int) -> list[int]:
+            with httpx.Client() as client:  # one connection per thread: the kernel spreads them over workers
+                return [
+                    client.post(url, json={"feedback": [_overridden(f"w{batch}-{i}")]}).status_code
+                    for i in range(25)
+                ]
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            statuses = [s for batch in pool.map(send, range(4)) for s in batch]
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+    assert statuses == [200] * 100
+    assert len(Store(database_url).feedback()) == 100

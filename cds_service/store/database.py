@@ -53,17 +53,20 @@ class FeedbackRow:
 class Store:
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine = _engine(url)
         try:
+            self.engine = _engine(url)
             metadata.create_all(self.engine)
-        except SQLAlchemyError as exc:
-            raise StoreError(
-                f"database {self.safe_url} is not usable: {exc.__class__.__name__}: {exc}"
-            ) from None
+        except (SQLAlchemyError, ImportError, OSError) as exc:
+            text = str(exc).strip()
+            first_line = text.splitlines()[0] if text else ""
+            raise StoreError(f"database {self.safe_url} is not usable: {type(exc).__name__}: {first_line}") from None
 
     @property
     def safe_url(self) -> str:
-        return make_url(self.url).render_as_string(hide_password=True)
+        try:
+            return make_url(self.url).render_as_string(hide_password=True)
+        except Exception:  # an unparseable URL may still hold a password: show none of it
+            return "<unparseable database URL>"
 
     def close(self) -> None:
         self.engine.dispose()
