@@ -8,7 +8,6 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 import orjson
 
@@ -75,7 +74,6 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from cds_service.protocol.discovery import load_services
-
     from cds_service.store.database import Store, StoreError
 
     # Fail here, with file names or the database URL, rather than in every worker.
@@ -105,31 +103,30 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
-    from cds_service.pipeline import Runtime, call_service
-
     try:
         raw = args.request.read_bytes()
     except OSError as exc:
         print(f"error: cannot read {args.request}: {exc.strerror}", file=sys.stderr)
         return 1
-    runtime = Runtime.create(settings)
     try:
-        body, hook = _request_body(raw)
-        service_id = args.service or _service_for_hook(runtime.services, hook)
-        answer = asyncio.run(_call(runtime, service_id, body, call_service))
+        body = asyncio.run(_evaluate_body(settings, raw, args.service))
     except ProblemError as exc:
         print(f"error: the service would answer HTTP {exc.status}:", file=sys.stderr)
         for issue in exc.issues:
             print(f"  {issue.diagnostics}", file=sys.stderr)
         return 1
-    sys.stdout.buffer.write(answer + b"\n")
+    sys.stdout.buffer.write(body + b"\n")
     return 0
 
 
-async def _call(runtime: Any, service_id: str, body: bytes, call_service: Any) -> bytes:
+async def _evaluate_body(settings: Settings, raw: bytes, service_id: str | None) -> bytes:
+    from cds_service.pipeline import Runtime, call_service
+
+    runtime = Runtime.create(settings)
     try:
-        answer = await call_service(runtime, service_id, body)
-        return bytes(answer.body)
+        body, hook = _request_body(raw)
+        answer = await call_service(runtime, service_id or _service_for_hook(runtime.services, hook), body)
+        return answer.body
     finally:
         await runtime.aclose()
 

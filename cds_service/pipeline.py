@@ -13,6 +13,7 @@ import httpx
 
 from cds_service.cards.render import render_response
 from cds_service.config import Settings
+from cds_service.data.fetch import new_client
 from cds_service.data.prefetch import FetchSettings, PatientData, gather_data
 from cds_service.engine import EmptyEngine, Engine
 from cds_service.facts.build import build_facts
@@ -35,8 +36,6 @@ class Runtime:
 
     @classmethod
     def create(cls, settings: Settings, engine: Engine | None = None) -> Runtime:
-        from cds_service.data.fetch import new_client
-
         return cls(
             settings=settings,
             services=load_services(settings.rules_dir),

@@ -7,6 +7,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+from fhir.resources.R4B.fhirresourcemodel import FHIRAbstractModel
+from fhir.resources.R4B.medicationrequest import MedicationRequest
+from fhir.resources.R4B.servicerequest import ServiceRequest
 from pydantic import ValidationError
 
 from cds_service.data.prefetch import PatientData
@@ -146,11 +149,7 @@ def _strict_notes(raw: dict[str, Any]) -> tuple[str, ...]:
     return ()
 
 
-def _r4b_models() -> dict[str, Any]:
-    from fhir.resources.R4B.medicationrequest import MedicationRequest
-    from fhir.resources.R4B.servicerequest import ServiceRequest
-
-    return {"MedicationRequest": MedicationRequest, "ServiceRequest": ServiceRequest}
-
-
-_R4B_MODELS = _r4b_models()
+_R4B_MODELS: dict[str, type[FHIRAbstractModel]] = {
+    "MedicationRequest": MedicationRequest,
+    "ServiceRequest": ServiceRequest,
+}

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from cds_service.store.schema import cards_issued, feedback, metadata
 
@@ -59,13 +59,15 @@ class Store:
         except (SQLAlchemyError, ImportError, OSError) as exc:
             text = str(exc).strip()
             first_line = text.splitlines()[0] if text else ""
-            raise StoreError(f"database {self.safe_url} is not usable: {type(exc).__name__}: {first_line}") from None
+            raise StoreError(
+                f"database {self.safe_url} is not usable: {type(exc).__name__}: {first_line}"
+            ) from None
 
     @property
     def safe_url(self) -> str:
         try:
             return make_url(self.url).render_as_string(hide_password=True)
-        except Exception:  # an unparseable URL may still hold a password: show none of it
+        except ArgumentError:  # an unparseable URL may still hold a password: show none of it
             return "<unparseable database URL>"
 
     def close(self) -> None:
