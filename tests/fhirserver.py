@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,13 +20,14 @@ from types import TracebackType
 from typing import Any, NamedTuple, Self
 from urllib.parse import urlencode
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
+
+from tests.threaded import ThreadedServer
 
 Resource = dict[str, Any]
 Predicate = Callable[[Resource], bool]
@@ -37,8 +36,6 @@ BASE_PATH = "/fhir"
 FHIR_JSON = "application/fhir+json"
 DEFAULT_FIXTURE_DIR = Path(__file__).resolve().parent.parent / "fhir_fixtures" / "patients"
 DEFAULT_PAGE_SIZE = 50
-STARTUP_TIMEOUT_SECONDS = 10.0
-SHUTDOWN_TIMEOUT_SECONDS = 10.0
 DELAY_POLL_SECONDS = 0.05
 
 # The element each resource type's `date` search parameter (and `_sort=date`) reads, first present wins.
@@ -399,57 +396,29 @@ class FhirTestServer(FhirApp):
 
     def __init__(self, fixture_dir: Path = DEFAULT_FIXTURE_DIR) -> None:
         super().__init__(fixture_dir)
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._port: int | None = None
-
-    @property
-    def base_url(self) -> str:
-        if self._port is None:
-            raise RuntimeError("FhirTestServer is not running")
-        return f"http://127.0.0.1:{self._port}{BASE_PATH}"
-
-    def start(self) -> None:
-        # Binding port 0 ourselves gives a free port with no race between choosing and listening.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        config = uvicorn.Config(
+        self._server = ThreadedServer(
             self,
+            "fhir-test-server",
             loop="asyncio",
             http="h11",
             lifespan="off",
-            log_level="warning",
-            # Leave the test process's logging configuration alone; warnings still reach pytest.
-            log_config=None,
-            access_log=False,
             # Bounds shutdown when a test left a delayed request in flight.
             timeout_graceful_shutdown=2,
         )
+
+    @property
+    def base_url(self) -> str:
+        if self._server.port is None:
+            raise RuntimeError("FhirTestServer is not running")
+        return f"http://127.0.0.1:{self._server.port}{BASE_PATH}"
+
+    def start(self) -> None:
         self._stopping.clear()
-        server = uvicorn.Server(config)
-        thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="fhir-test-server", daemon=True
-        )
-        thread.start()
-        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                server.should_exit = True
-                thread.join(SHUTDOWN_TIMEOUT_SECONDS)
-                sock.close()
-                raise RuntimeError("FHIR test server did not start")
-            time.sleep(0.01)
-        self._server, self._thread, self._port = server, thread, sock.getsockname()[1]
+        self._server.start()
 
     def stop(self) -> None:
-        if self._server is None or self._thread is None:
-            return
         self._stopping.set()
-        self._server.should_exit = True
-        self._thread.join(SHUTDOWN_TIMEOUT_SECONDS)
-        if self._thread.is_alive():
-            raise RuntimeError("FHIR test server did not shut down")
-        self._server = self._thread = self._port = None
+        self._server.stop()
 
     def __enter__(self) -> Self:
         self.start()
