@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import orjson
+from fhir.resources.R4B.operationoutcome import OperationOutcome
 
 # FHIR issue-type codes (http://hl7.org/fhir/issue-type) by HTTP status.
 _ISSUE_CODE = {
@@ -56,15 +57,19 @@ class ProblemError(Exception):
 
 
 def operation_outcome(issues: list[Issue], default_code: str = "processing") -> dict[str, object]:
-    """A minimal, valid R4 OperationOutcome (checked against fhir.resources in the tests)."""
-    rendered = []
-    for issue in issues:
-        item: dict[str, object] = {
-            "severity": issue.severity,
-            "code": issue.code or default_code,
-            "diagnostics": issue.diagnostics,
+    """An R4 OperationOutcome, built with the fhir.resources model so that what we emit is valid FHIR."""
+    outcome = OperationOutcome.model_validate(
+        {
+            "resourceType": "OperationOutcome",
+            "issue": [
+                {
+                    "severity": issue.severity,
+                    "code": issue.code or default_code,
+                    "diagnostics": issue.diagnostics,
+                    **({"expression": [issue.expression]} if issue.expression else {}),
+                }
+                for issue in issues
+            ],
         }
-        if issue.expression:
-            item["expression"] = [issue.expression]
-        rendered.append(item)
-    return {"resourceType": "OperationOutcome", "issue": rendered}
+    )
+    return outcome.model_dump(mode="json", exclude_none=True)

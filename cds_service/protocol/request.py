@@ -77,7 +77,7 @@ def parse_hook_request(body: bytes, expected_hook: str) -> HookRequest:
     if wire.hook != expected_hook:
         issues.append(
             Issue(
-                f"hook '{wire.hook}' does not match this service, which answers '{expected_hook}'",
+                f"hook {_shown(wire.hook)} does not match this service, which answers '{expected_hook}'",
                 expression="hook",
             )
         )
@@ -168,6 +168,11 @@ def _authorization(raw: dict[str, Any]) -> tuple[FhirAuthorization | None, list[
         ),
         [],
     )
+
+
+def _shown(value: str, limit: int = 64) -> str:
+    """A client's value echoed in an error: quoted, and short even when the value is not."""
+    return repr(value if len(value) <= limit else value[:limit] + "...")
 
 
 def _is_uuid(value: str) -> bool:
