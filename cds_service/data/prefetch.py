@@ -56,29 +56,32 @@ async def gather_data(
                 continue
             _keep(data, key, decoded, expected)
             continue
-        reason = _why_not_fetchable(request, settings)
         query = fill_template(item.query, request.context)
+        reason = _why_not_fetchable(request, settings)
         if query is None:
-            reason = "a context value its query needs is missing"
-        if reason:
+            data.unavailable[key] = reason or "a context value its query needs is missing"
+        elif reason:
             data.unavailable[key] = reason
         else:
-            to_fetch[key] = query  # type: ignore[assignment]
+            to_fetch[key] = query
     if bad:
         raise ProblemError(400, bad)
+    # Refuse before fetching anything when required data is already known to be out of reach.
+    _refuse_if_required_missing(service, data)
     if to_fetch:
         await _fetch_all(data, to_fetch, request, client, settings, service)
+        _refuse_if_required_missing(service, data)
+    return data
 
+
+def _refuse_if_required_missing(service: ServiceDefinition, data: PatientData) -> None:
     missing = [
-        Issue(
-            f"prefetch.{key} ({service.prefetch[key].query}) could not be obtained: {why}", code="incomplete"
-        )
+        Issue(f"prefetch.{key} ({service.prefetch[key].query}) could not be obtained: {why}", code="incomplete")
         for key, why in data.unavailable.items()
         if service.prefetch[key].required
     ]
     if missing:
         raise ProblemError(412, missing)
-    return data
 
 
 def _why_not_fetchable(request: HookRequest, settings: FetchSettings) -> str | None:
