@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -153,8 +154,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/healthz", summary="Liveness and readiness")
     async def healthz(request: Request) -> Response:
         runtime: Runtime = request.app.state.runtime
+        # Cards are still answered without the database, so the service stays up (200) and says
+        # what is degraded: feedback cannot be acknowledged until the database is back.
+        database = "ok" if await run_in_threadpool(request.app.state.store.ping) else "unavailable"
         return Response(
-            b'{"status":"ok","services":%d}' % len(runtime.services.services),
+            orjson.dumps({"status": "ok", "services": len(runtime.services.services), "database": database}),
             media_type=JSON,
         )
 

@@ -177,7 +177,7 @@ def test_cors_preflight_allows_the_sandbox_headers(http: httpx.Client) -> None:
 def test_healthz(http: httpx.Client) -> None:
     response = http.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "services": 3}
+    assert response.json() == {"status": "ok", "services": 3, "database": "ok"}
 
 
 def test_unknown_route_and_method_get_operation_outcomes(http: httpx.Client) -> None:

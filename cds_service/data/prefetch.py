@@ -76,7 +76,9 @@ async def gather_data(
 
 def _refuse_if_required_missing(service: ServiceDefinition, data: PatientData) -> None:
     missing = [
-        Issue(f"prefetch.{key} ({service.prefetch[key].query}) could not be obtained: {why}", code="incomplete")
+        Issue(
+            f"prefetch.{key} ({service.prefetch[key].query}) could not be obtained: {why}", code="incomplete"
+        )
         for key, why in data.unavailable.items()
         if service.prefetch[key].required
     ]

@@ -80,6 +80,14 @@ class Store:
         self.engine.dispose()
         self.cards_engine.dispose()
 
+    def ping(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(select(1))
+        except SQLAlchemyError:
+            return False
+        return True
+
     def record_cards(self, cards: Sequence[IssuedCard]) -> None:
         if not cards:
             return
