@@ -16,8 +16,6 @@ import msgspec
 from cds_service.protocol.hooks import HOOK_CONTEXT, ContextField
 from cds_service.protocol.outcome import Issue, ProblemError
 
-_NULL = msgspec.Raw(b"null")
-
 
 class _Wire(msgspec.Struct):
     hook: str

@@ -149,6 +149,3 @@ class CardsResponse(_Model):
 
     def body(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json", exclude_none=True))
-
-
-EMPTY_RESPONSE = b'{"cards":[]}'

@@ -10,7 +10,6 @@ import pytest
 from pydantic import ValidationError
 
 from cds_service.protocol.response import (
-    EMPTY_RESPONSE,
     SUMMARY_MAX,
     Action,
     Card,
@@ -248,7 +247,6 @@ def test_cards_are_frozen() -> None:
 def test_empty_response_body() -> None:
     assert CardsResponse().body() == b'{"cards":[]}'
     assert CardsResponse(cards=[]).body() == b'{"cards":[]}'
-    assert EMPTY_RESPONSE == b'{"cards":[]}'
 
 
 def test_minimal_card_body() -> None:
