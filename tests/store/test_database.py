@@ -25,5 +25,7 @@ def test_an_unknown_dialect_is_a_store_error() -> None:
 def test_ping_reports_a_database_that_went_away(tmp_path: Path) -> None:
     store = Store(f"sqlite:///{tmp_path / 'ping.db'}")
     assert store.ping()
-    store.engine = create_engine("postgresql+psycopg://u@127.0.0.1:9/gone", connect_args={"connect_timeout": 1})
+    store.engine = create_engine(
+        "postgresql+psycopg://u@127.0.0.1:9/gone", connect_args={"connect_timeout": 1}
+    )
     assert not store.ping()
