@@ -1,0 +1,119 @@
+"""YAML files that remember where each value came from, so every error can say file:line."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+Location = tuple[str | int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a file, printed as `file:line: message`."""
+
+    path: Path
+    line: int
+    message: str
+    severity: str = "error"
+
+    def __str__(self) -> str:
+        prefix = "" if self.severity == "error" else f"{self.severity}: "
+        return f"{self.path}:{self.line}: {prefix}{self.message}"
+
+
+class FileProblems(Exception):
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        super().__init__("\n".join(map(str, problems)))
+        self.problems = list(problems)
+
+
+@dataclasses.dataclass(frozen=True)
+class YamlDoc:
+    path: Path
+    data: Any
+    text: str
+    _lines: dict[Location, int]
+
+    def line(self, location: Sequence[str | int]) -> int:
+        """Line (1-based) of the value at `location`, or of its nearest parent that has one."""
+        loc = tuple(location)
+        while loc:
+            if loc in self._lines:
+                return self._lines[loc]
+            loc = loc[:-1]
+        return self._lines.get((), 1)
+
+    def problem(self, location: Sequence[str | int], message: str, severity: str = "error") -> Problem:
+        return Problem(self.path, self.line(location), message, severity)
+
+
+def load_yaml(path: Path) -> YamlDoc:
+    """Parse one YAML file; raise FileProblems with the line of a syntax error."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FileProblems([Problem(path, 1, f"cannot read: {exc}")]) from exc
+    return parse_yaml(text, path)
+
+
+def parse_yaml(text: str, path: Path) -> YamlDoc:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        raise FileProblems([Problem(path, line, f"YAML: {exc.problem or exc}")]) from exc
+    except yaml.YAMLError as exc:
+        raise FileProblems([Problem(path, 1, f"YAML: {exc}")]) from exc
+    lines: dict[Location, int] = {}
+    if node is not None:
+        _walk(node, (), lines)
+    return YamlDoc(path, data, text, lines)
+
+
+def _walk(node: yaml.Node, loc: Location, lines: dict[Location, int]) -> None:
+    lines[loc] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
+            # A key's own line is where an editor should jump for "unknown key" errors.
+            lines[(*loc, key)] = key_node.start_mark.line + 1
+            _walk(value_node, (*loc, key), lines)
+            lines[(*loc, key)] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _walk(item, (*loc, index), lines)
+
+
+def validation_problems(doc: YamlDoc, error: Any, prefix: Location = ()) -> list[Problem]:
+    """A pydantic ValidationError as one Problem per error, each at the line of the offending value."""
+    problems = []
+    for item in error.errors():
+        loc = _data_path(doc.data, (*prefix, *item["loc"]))
+        where = ".".join(map(str, loc[len(prefix) :]))
+        message = f"{where}: {item['msg']}" if where else item["msg"]
+        problems.append(doc.problem(loc, message))
+    return problems
+
+
+def _data_path(data: Any, loc: Location) -> Location:
+    """Drop the union tags pydantic puts into error locations, keeping only steps that exist in the data
+    (and the last step, which may name a missing key)."""
+    path: list[str | int] = []
+    node = data
+    for index, part in enumerate(loc):
+        last = index == len(loc) - 1
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        elif not last:
+            continue
+        path.append(part)
+    return tuple(path)
