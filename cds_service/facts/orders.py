@@ -1,0 +1,494 @@
+"""Medication orders in every shape EHRs send, reduced to one normalised order (`order.*` facts).
+
+Shapes (../shared/clinical/order-representation.md): A, a total daily dose as rateQuantity (mg/d, mg/h,
+mg/kg/h); B, a pharmacy bag build (a Medication with a strength, contained or referenced, a dose per bag,
+an interval, a rate); C, a subcutaneous dose with a daily timing. Each value that cannot be derived
+carries the reason, e.g. "no bag described", so a rule can say why it could not check.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import msgspec
+
+from cds_service.facts.coding import matches, mentions, raw_keys, raw_texts
+from cds_service.facts.knowledge import MedicationClass, Medications
+from cds_service.facts.model import Facts
+from cds_service.facts.named import Fact, FactSpec, missing
+from cds_service.facts.units import UnitError, Units, tidy
+
+Json = Mapping[str, Any]
+Resolver = Callable[[str], Json | None]
+
+# Canonical units of the order facts (and what each means), in the order explain lists them.
+_QUANTITIES = {
+    "daily_dose": ("mg/d", "total daily dose"),
+    "dose_per_bag": ("mg", "drug per bag (or per dose)"),
+    "bag_volume": ("mL", "volume of one bag"),
+    "interval": ("h", "time between bags or doses"),
+    "rate": ("mL/h", "infusion rate; volume / interval when no rate is given"),
+    "concentration": ("mg/mL", "drug per mL of the bag"),
+    "hang_time": ("h", "how long one bag runs: volume / rate"),
+    "dose_rate_per_kg": ("mg/kg/h", "daily dose / 24 h / body weight (patient.weight)"),
+}
+BAG_FACTS = ("dose_per_bag", "bag_volume", "rate", "concentration", "hang_time")
+NO_BAG = "no bag described"
+NO_MEDICATION = "this service has no medication order"
+
+
+@dataclasses.dataclass
+class Normalised:
+    """One MedicationRequest as numbers in the canonical units of _QUANTITIES; `why` explains each None."""
+
+    id: str | None
+    route: str | None  # a route name of medications.yaml, "other", or None when no route is given
+    bag: bool
+    values: dict[str, float]
+    why: dict[str, str]
+    summary: str
+    weighed: frozenset[str] = frozenset()  # values computed with the body weight below
+    weight: Fact | None = None
+
+    @property
+    def reference(self) -> str:
+        return f"MedicationRequest/{self.id}"
+
+
+def order_specs(medications: Medications) -> list[FactSpec]:
+    routes = (*medications.routes, "other")
+    specs = [
+        FactSpec(
+            "order.present", "boolean", None, "a draft order for the service's medication is being signed"
+        ),
+        FactSpec("order.route", "text", None, f"route of the draft order: {', '.join(routes)}", routes),
+        FactSpec(
+            "order.bag_described",
+            "boolean",
+            None,
+            "the order describes an infusion bag (volume, contents); false for a total-daily-dose or "
+            "subcutaneous order",
+        ),
+    ]
+    specs += [
+        FactSpec(f"order.{name}", "quantity", unit, f"draft order: {text}")
+        for name, (unit, text) in _QUANTITIES.items()
+    ]
+    return specs
+
+
+def order_facts(
+    medications: Medications, facts: Facts, units: Units, medication: str | None, weight: Fact
+) -> dict[str, Fact]:
+    names = ["order.present", "order.route", "order.bag_described", *(f"order.{n}" for n in _QUANTITIES)]
+    if medication is None:
+        return {name: missing(name, NO_MEDICATION) for name in names}
+    drug = medications.classes.get(medication)
+    if drug is None:
+        reason = f"unknown medication {medication!r} (not in rules/facts/medications.yaml)"
+        return {name: missing(name, reason) for name in names}
+    resolve = resolver(facts)
+    for draft in facts.draft_orders:
+        if draft.resource_type == "MedicationRequest" and is_medication(
+            draft.raw, drug, medications, resolve
+        ):
+            order = normalise(draft.raw, drug, medications, units, resolve, weight)
+            return _as_facts(order)
+    absent = f"no draft order for {drug.label}"
+    out = {name: missing(name, absent) for name in names}
+    out["order.present"] = Fact("order.present", False)
+    return out
+
+
+def resolver(facts: Facts) -> Resolver:
+    """Finds a referenced Medication: in the draftOrders Bundle, or among prefetched resources."""
+    found: dict[str, Json] = {}
+    for draft in facts.draft_orders:
+        if draft.resource_type == "Medication" and draft.id:
+            found[f"Medication/{draft.id}"] = draft.raw
+    for resource in facts.other.get("Medication", ()):
+        if resource.id:
+            found.setdefault(f"Medication/{resource.id}", msgspec.to_builtins(resource))
+
+    def resolve(reference: str) -> Json | None:
+        # A full URL (https://ehr/fhir/Medication/m1) ends with the relative reference.
+        tail = "/".join(reference.rstrip("/").split("/")[-2:])
+        return found.get(reference) or found.get(tail)
+
+    return resolve
+
+
+def medication_of(raw: Json, resolve: Resolver) -> tuple[Json | None, list[Json]]:
+    """The order's Medication resource (contained or referenced), and every concept naming the drug."""
+    concepts: list[Json] = []
+    if isinstance(raw.get("medicationCodeableConcept"), Mapping):
+        concepts.append(raw["medicationCodeableConcept"])
+    reference = raw.get("medicationReference")
+    medication: Json | None = None
+    if isinstance(reference, Mapping):
+        target = reference.get("reference")
+        if isinstance(target, str) and target.startswith("#"):
+            medication = next(
+                (
+                    c
+                    for c in raw.get("contained") or ()
+                    if isinstance(c, Mapping)
+                    and c.get("resourceType") == "Medication"
+                    and c.get("id") == target[1:]
+                ),
+                None,
+            )
+        elif isinstance(target, str):
+            medication = resolve(target)
+        if isinstance(reference.get("display"), str):
+            concepts.append({"text": reference["display"]})
+    if medication is not None:
+        if isinstance(medication.get("code"), Mapping):
+            concepts.append(medication["code"])
+        for ingredient in medication.get("ingredient") or ():
+            if isinstance(ingredient, Mapping) and isinstance(ingredient.get("itemCodeableConcept"), Mapping):
+                concepts.append(ingredient["itemCodeableConcept"])
+    return medication, concepts
+
+
+def is_medication(raw: Json, drug: MedicationClass, medications: Medications, resolve: Resolver) -> bool:
+    _, concepts = medication_of(raw, resolve)
+    return any(_concept_is(c, drug, medications) for c in concepts)
+
+
+def _concept_is(concept: Json, drug: MedicationClass, medications: Medications) -> bool:
+    return matches(drug.matcher, raw_keys(concept), raw_texts(concept), medications.ndc_systems)
+
+
+def normalise(
+    raw: Json,
+    drug: MedicationClass | None,
+    medications: Medications,
+    units: Units,
+    resolve: Resolver,
+    weight: Fact,
+) -> Normalised:
+    """One MedicationRequest (raw JSON) as a normalised order; `drug` picks the ingredient of a bag."""
+    read = _read(raw, drug, medications, units, resolve)
+    values: dict[str, float] = {}
+    why: dict[str, str] = {}
+    per_bag, bag = _bag(read, medications, values, why)
+    weighed = _doses(read, per_bag, values.get("concentration"), weight, units, values, why)
+    values = {name: tidy(value) for name, value in values.items()}
+    summary = _summary(values, bag, read.dose, read.rate, read.route)
+    order_id = raw.get("id") if isinstance(raw.get("id"), str) else None
+    return Normalised(order_id, read.route, bag, values, why, summary, weighed, weight)
+
+
+@dataclasses.dataclass
+class _Read:
+    """What the order states, each quantity in the canonical units it converts to (None otherwise)."""
+
+    reader: _Reader
+    route: str | None
+    dose: tuple[float, str] | None
+    rate: tuple[float, str] | None
+    dose_mg: float | None
+    dose_ml: float | None
+    rate_mg_d: float | None
+    rate_per_kg: float | None
+    rate_ml_h: float | None
+    interval: float | None
+    strength_mg: float | None
+    strength_ml: float | None
+
+
+def _read(
+    raw: Json, drug: MedicationClass | None, medications: Medications, units: Units, resolve: Resolver
+) -> _Read:
+    reader = _Reader(units)
+    dosages = [d for d in raw.get("dosageInstruction") or () if isinstance(d, Mapping)]
+    dosage: Json = dosages[0] if dosages else {}
+    dose_rates = [d for d in dosage.get("doseAndRate") or () if isinstance(d, Mapping)]
+    dose_rate: Json = dose_rates[0] if dose_rates else {}
+    dose = reader.quantity(dose_rate.get("doseQuantity"), "doseQuantity")
+    rate = reader.quantity(dose_rate.get("rateQuantity"), "rateQuantity")
+    read = _Read(
+        reader,
+        _route(dosage.get("route"), medications),
+        dose,
+        rate,
+        reader.to(dose, "mg"),
+        reader.to(dose, "mL"),
+        reader.to(rate, "mg/d"),
+        reader.to(rate, "mg/kg/h"),
+        reader.to(rate, "mL/h"),
+        _interval(dosage.get("timing"), medications, reader),
+        *_strength(medication_of(raw, resolve)[0], drug, medications, reader),
+    )
+    if dose is not None and read.dose_mg is None and read.dose_ml is None:
+        reader.problem(f"doseQuantity in '{dose[1]}' is neither a mass nor a volume")
+    if rate is not None and read.rate_mg_d is None and read.rate_per_kg is None and read.rate_ml_h is None:
+        reader.problem(f"rateQuantity in '{rate[1]}' is not a dose or volume per time")
+    return read
+
+
+def _bag(
+    read: _Read, medications: Medications, values: dict[str, float], why: dict[str, str]
+) -> tuple[float | None, bool]:
+    """The bag facts into values/why; returns mg per administration and whether a bag is described."""
+    strength_mg, strength_ml = read.strength_mg, read.strength_ml
+    concentration = strength_mg / strength_ml if strength_mg and strength_ml else None
+    per_bag, volume = read.dose_mg, read.dose_ml
+    if per_bag is None and volume is not None and concentration is not None:
+        per_bag = volume * concentration
+    if volume is None and per_bag is not None and concentration is not None:
+        volume = per_bag / concentration
+    if read.dose is None and strength_mg and strength_ml:
+        # No dose: the strength describes the whole bag (800 mg in 250 mL).
+        per_bag, volume = strength_mg, strength_ml
+    # A route that is not an infusion (a subcutaneous syringe, an oral liquid) describes no bag.
+    route = medications.routes.get(read.route or "")
+    infusion = read.route is None or (route is not None and route.infusion)
+    bag = volume is not None and volume > 0 and infusion
+    if concentration is None and per_bag is not None and volume:
+        concentration = per_bag / volume
+    interval = read.interval
+    if interval is not None:
+        values["interval"] = interval
+    else:
+        why["interval"] = NO_BAG if not bag else "no interval given (timing.repeat or timing.code)"
+    if not bag or volume is None:
+        why.update(dict.fromkeys(BAG_FACTS, NO_BAG))
+        return per_bag, False
+    no_amount = "no drug amount per bag (no dose in mg and no strength)"
+    values["bag_volume"] = volume
+    _put(values, why, "dose_per_bag", per_bag, no_amount)
+    _put(values, why, "concentration", concentration, no_amount)
+    rate = read.rate_ml_h if read.rate_ml_h else (volume / interval if interval else None)
+    _put(values, why, "rate", rate, "no rate and no interval given")
+    _put(values, why, "hang_time", volume / rate if rate else None, "no rate and no interval given")
+    return per_bag, True
+
+
+def _doses(
+    read: _Read,
+    per_bag: float | None,
+    concentration: float | None,
+    weight: Fact,
+    units: Units,
+    values: dict[str, float],
+    why: dict[str, str],
+) -> frozenset[str]:
+    """order.daily_dose and order.dose_rate_per_kg into values/why; returns those the weight went into."""
+    kg, weight_why = _kilograms(weight, units)
+    daily: float | None = None
+    weighed: set[str] = set()
+    if read.rate_mg_d is not None:
+        daily = read.rate_mg_d
+    elif read.rate_per_kg is not None:
+        if kg is not None:
+            daily = read.rate_per_kg * kg * units.product_factor("mg/kg/h", "kg", "mg/d")
+            weighed.add("daily_dose")
+        else:
+            why["daily_dose"] = f"the dose is per kg and {weight_why}"
+    elif per_bag is not None and read.interval:
+        daily = units.convert(per_bag / read.interval, "mg/h", "mg/d")
+    elif read.rate_ml_h is not None and concentration is not None:
+        daily = units.convert(read.rate_ml_h * concentration, "mg/h", "mg/d")
+    if daily is not None:
+        values["daily_dose"] = daily
+    else:
+        why.setdefault("daily_dose", read.reader.reason(read.dose, read.rate, read.interval, per_bag))
+    if read.rate_per_kg is not None:
+        values["dose_rate_per_kg"] = read.rate_per_kg
+    elif daily is not None and kg is not None:
+        values["dose_rate_per_kg"] = units.convert(daily / kg, "mg/kg/d", "mg/kg/h")
+        weighed.add("dose_rate_per_kg")
+    else:
+        why["dose_rate_per_kg"] = why["daily_dose"] if daily is None else weight_why
+    return frozenset(weighed)
+
+
+def _as_facts(order: Normalised) -> dict[str, Fact]:
+    evidence = (order.reference,)
+    out = {
+        "order.present": Fact("order.present", True, evidence=evidence, detail=order.summary),
+        "order.bag_described": Fact(
+            "order.bag_described", order.bag, evidence=evidence, detail=order.summary
+        ),
+    }
+    if order.route is None:
+        out["order.route"] = missing("order.route", "no route given", evidence, order.summary)
+    else:
+        out["order.route"] = Fact("order.route", order.route, evidence=evidence, detail=order.summary)
+    for name, (unit, _) in _QUANTITIES.items():
+        key = f"order.{name}"
+        if name in order.values and name in order.weighed and order.weight is not None:
+            # Say which weight a per-kg value used: explain and the card can show it.
+            weight = order.weight
+            taken = f"; weight {weight.value:g} {weight.unit}" + (
+                f" of {weight.time:%Y-%m-%d}" if weight.time else ""
+            )
+            out[key] = Fact(
+                key,
+                order.values[name],
+                unit=unit,
+                evidence=evidence + weight.evidence,
+                detail=order.summary + taken,
+            )
+        elif name in order.values:
+            out[key] = Fact(key, order.values[name], unit=unit, evidence=evidence, detail=order.summary)
+        else:
+            out[key] = missing(key, order.why[name], evidence, order.summary)
+    return out
+
+
+class _Reader:
+    """Reads quantities leniently, remembering the first problem to explain a missing dose."""
+
+    def __init__(self, units: Units) -> None:
+        self.units = units
+        self.problems: list[str] = []
+
+    def problem(self, text: str) -> None:
+        self.problems.append(text)
+
+    def quantity(self, value: Any, where: str) -> tuple[float, str] | None:
+        if not isinstance(value, Mapping):
+            return None
+        number = value.get("value")
+        if isinstance(number, bool) or not isinstance(number, int | float):
+            self.problem(f"{where} has no value")
+            return None
+        code = value.get("code") if isinstance(value.get("code"), str) else value.get("unit")
+        unit = self.units.ucum(code if isinstance(code, str) else None)
+        if unit is None:
+            self.problem(f"{where} has no unit")
+            return None
+        try:
+            self.units.check(unit)
+        except UnitError as exc:
+            self.problem(f"{where}: {exc}")
+            return None
+        return float(number), unit
+
+    def to(self, quantity: tuple[float, str] | None, unit: str) -> float | None:
+        if quantity is None:
+            return None
+        return self.units.try_convert(quantity[0], quantity[1], unit)
+
+    def reason(
+        self,
+        dose: tuple[float, str] | None,
+        rate: tuple[float, str] | None,
+        interval: float | None,
+        per_bag: float | None,
+    ) -> str:
+        if self.problems:
+            return self.problems[0]
+        if dose is None and rate is None and per_bag is None:
+            return "no dose given (doseQuantity, rateQuantity or a bag strength)"
+        if interval is None:
+            return "a dose per administration but no interval (timing) to make it a daily dose"
+        return "the dose is not in mg"
+
+
+def _put(values: dict[str, float], why: dict[str, str], name: str, value: float | None, reason: str) -> None:
+    if value is not None and value > 0:
+        values[name] = value
+    else:
+        why[name] = reason
+
+
+def _route(route: Any, medications: Medications) -> str | None:
+    keys, texts = raw_keys(route), raw_texts(route)
+    if not keys and not texts:
+        return None
+    for known in medications.routes.values():
+        if any(k in known.codes for k in keys) or any(mentions(known.text, t) for t in texts):
+            return known.name
+    return "other"
+
+
+def _interval(timing: Any, medications: Medications, reader: _Reader) -> float | None:
+    """Hours between doses: timing.repeat (frequency per period), else a timing code (Q8H, BID)."""
+    if not isinstance(timing, Mapping):
+        return None
+    repeat = timing.get("repeat")
+    if isinstance(repeat, Mapping) and isinstance(repeat.get("period"), int | float):
+        frequency = repeat.get("frequency")
+        count = frequency if isinstance(frequency, int) and frequency > 0 else 1
+        unit = repeat.get("periodUnit")
+        if isinstance(unit, str) and repeat["period"] > 0:
+            # periodUnit is a UCUM code (s, min, h, d, wk, mo, a).
+            hours = reader.units.try_convert(repeat["period"] / count, unit, "h")
+            if hours is not None:
+                return hours
+            reader.problem(f"timing.repeat.periodUnit '{unit}' is not a time unit")
+    code = timing.get("code")
+    for candidate in [k.partition("|")[2] for k in raw_keys(code)] + raw_texts(code):
+        hours = medications.timing_codes.get(candidate.strip().upper())
+        if hours is not None:
+            return hours
+    if code is not None:
+        reader.problem(
+            f"timing code {', '.join(raw_texts(code) or raw_keys(code))!r} is not one this service knows"
+        )
+    return None
+
+
+def _strength(
+    medication: Json | None, drug: MedicationClass | None, medications: Medications, reader: _Reader
+) -> tuple[float | None, float | None]:
+    """mg and mL of the drug's strength in the Medication (800 mg / 250 mL), if one is given."""
+    if medication is None:
+        return None, None
+    ingredients = [
+        i for i in medication.get("ingredient") or () if isinstance(i, Mapping) and i.get("strength")
+    ]
+    chosen = None
+    if drug is not None:
+        chosen = next(
+            (i for i in ingredients if _concept_is(i.get("itemCodeableConcept") or {}, drug, medications)),
+            None,
+        )
+    chosen = chosen or next((i for i in ingredients if i.get("isActive") is True), None)
+    chosen = chosen or (ingredients[0] if ingredients else None)
+    if chosen is None or not isinstance(chosen.get("strength"), Mapping):
+        return None, None
+    numerator = reader.quantity(chosen["strength"].get("numerator"), "strength.numerator")
+    denominator = reader.quantity(chosen["strength"].get("denominator"), "strength.denominator")
+    return reader.to(numerator, "mg"), reader.to(denominator, "mL")
+
+
+def _kilograms(weight: Fact, units: Units) -> tuple[float | None, str]:
+    if not isinstance(weight.value, int | float) or isinstance(weight.value, bool) or weight.value <= 0:
+        return None, weight.missing or "no body weight"
+    return units.convert(float(weight.value), weight.unit or "kg", "kg"), ""
+
+
+def _summary(
+    values: Mapping[str, float],
+    bag: bool,
+    dose: tuple[float, str] | None,
+    rate: tuple[float, str] | None,
+    route: str | None,
+) -> str:
+    parts: list[str] = []
+    if bag:
+        if "dose_per_bag" in values:
+            parts.append(f"{values['dose_per_bag']:g} mg in")
+        parts.append(f"{values['bag_volume']:g} mL")
+    elif rate is not None:
+        parts.append(f"{rate[0]:g} {rate[1]}")
+    elif dose is not None:
+        parts.append(f"{dose[0]:g} {dose[1]}")
+    if "interval" in values:
+        parts.append(f"every {values['interval']:g} h")
+    elif rate is not None and not bag:
+        parts.append("continuous")
+    if bag and "rate" in values:
+        parts.append(f"at {values['rate']:g} mL/h")
+    if "daily_dose" in values and parts[:1] != [f"{values['daily_dose']:g} mg/d"]:
+        parts.append(f"= {values['daily_dose']:g} mg/d")
+    if route:
+        parts.append(f"({route})")
+    return " ".join(parts) or "no dose given"
