@@ -102,6 +102,10 @@ def validation_problems(doc: YamlDoc, error: Any, prefix: Location = ()) -> list
     return problems
 
 
+# Names pydantic gives the members of a tagged union; they appear in error locations, not in files.
+UNION_TAGS = frozenset({"comparison", "is", "in", "missing", "present", "all", "any", "not"})
+
+
 def _data_path(data: Any, loc: Location) -> Location:
     """Drop the union tags pydantic puts into error locations, keeping only steps that exist in the data
     (and the last step, which may name a missing key)."""
@@ -109,11 +113,14 @@ def _data_path(data: Any, loc: Location) -> Location:
     node = data
     for index, part in enumerate(loc):
         last = index == len(loc) - 1
-        if isinstance(node, dict) and part in node:
+        following = loc[index + 1] if not last else None
+        if part in UNION_TAGS and following == part:
+            continue  # the tag before the field of the same name ("is" then "is")
+        in_dict = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if in_dict or in_list:
             node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            node = node[part]
-        elif not last:
+        elif not last or part in UNION_TAGS:
             continue
         path.append(part)
     return tuple(path)

@@ -1,0 +1,217 @@
+"""Card text templates: `{fact.name}`, `{fact.name:.1f}`, `{fact.name.unit}`, `{param.name}`, `{missing}`.
+
+Placeholders are checked when the rules are loaded (an unknown fact or parameter is a lint error) and
+the longest text a template can produce is computed, so that a summary can be proved to fit in the
+spec's 140 characters before any patient sees it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Protocol
+
+from cds_service.facts.named import Fact, FactSpec
+
+# Formats that only set precision (".1f", ".0%"): a width or padding would break the length bound.
+_FORMAT = re.compile(r"^\.[0-3][f%]$")
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}:]*)(?::([^{}]*))?\}")
+FACT_ATTRIBUTES = ("unit", "time", "missing", "detail", "evidence")
+PARAM_ATTRIBUTES = ("unit", "source")
+# Widest rendering assumed for each kind of value when checking a template's longest output.
+WIDTH = {"number": 10, "unit": 10, "time": 16, "missing": 80, "detail": 60, "evidence": 40, "text": 24}
+MISSING_WIDTH = 120
+
+
+class ParameterLike(Protocol):
+    @property
+    def value(self) -> float | int | str | bool: ...
+    @property
+    def unit(self) -> str | None: ...
+    @property
+    def source(self) -> str: ...
+
+
+def placeholders(template: str) -> list[tuple[str, str | None]]:
+    """(name, format spec) of every placeholder, in order."""
+    return [
+        (m.group(1).strip(), m.group(2))
+        for m in _PLACEHOLDER.finditer(template)
+        if m.group(0) not in ("{{", "}}")
+    ]
+
+
+def template_problems(
+    template: str, specs: Mapping[str, FactSpec], parameters: Mapping[str, ParameterLike]
+) -> list[str]:
+    problems = []
+    for name, spec in placeholders(template):
+        problem = _placeholder_problem(name, spec, specs, parameters)
+        if problem:
+            problems.append(problem)
+    stray = _PLACEHOLDER.sub("", template)
+    if "{" in stray or "}" in stray:
+        problems.append("unbalanced brace; write {{ or }} for a literal brace")
+    return problems
+
+
+def longest(template: str, specs: Mapping[str, FactSpec], parameters: Mapping[str, ParameterLike]) -> int:
+    """An upper bound of the rendered length (assumes valid placeholders)."""
+    length = 0
+    last = 0
+    for match in _PLACEHOLDER.finditer(template):
+        length += match.start() - last
+        last = match.end()
+        if match.group(0) in ("{{", "}}"):
+            length += 1
+        else:
+            length += _width(match.group(1).strip(), match.group(2), specs, parameters)
+    return length + len(template) - last
+
+
+def fill(
+    template: str,
+    facts: Mapping[str, Fact],
+    parameters: Mapping[str, ParameterLike],
+    missing: str = "",
+) -> str:
+    def replace(match: re.Match[str]) -> str:
+        token = match.group(0)
+        if token in ("{{", "}}"):
+            return token[0]
+        return _render(match.group(1).strip(), match.group(2), facts, parameters, missing)
+
+    return _PLACEHOLDER.sub(replace, template)
+
+
+def format_number(value: float, spec: str | None = None) -> str:
+    if spec:
+        return format(value, spec)
+    if math.isfinite(value) and value == int(value) and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def format_time(time: datetime | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M") if time else "unknown time"
+
+
+def _split(name: str, specs: Mapping[str, FactSpec]) -> tuple[str, str | None]:
+    if name in specs:
+        return name, None
+    head, _, attribute = name.rpartition(".")
+    return head, attribute
+
+
+def _placeholder_problem(
+    name: str,
+    spec: str | None,
+    specs: Mapping[str, FactSpec],
+    parameters: Mapping[str, ParameterLike],
+) -> str | None:
+    if name == "missing":
+        return None
+    if name.startswith("param."):
+        param, _, param_attribute = name.removeprefix("param.").partition(".")
+        if param not in parameters:
+            return f"{{{name}}}: unknown parameter {param!r}"
+        if param_attribute and param_attribute not in PARAM_ATTRIBUTES:
+            return f"{{{name}}}: a parameter has {', '.join(PARAM_ATTRIBUTES)}, not {param_attribute!r}"
+        if spec and (param_attribute or not _FORMAT.match(spec)):
+            return f"{{{name}:{spec}}}: only a precision format (.0f to .3f, .0% to .3%) applies to numbers"
+        if spec and not isinstance(parameters[param].value, int | float):
+            return f"{{{name}:{spec}}}: a format applies only to numbers"
+        return None
+    fact, attribute = _split(name, specs)
+    if fact not in specs:
+        return f"{{{name}}}: unknown fact {name!r}"
+    if attribute is not None and attribute not in FACT_ATTRIBUTES:
+        return f"{{{name}}}: a fact has {', '.join(FACT_ATTRIBUTES)}, not {attribute!r}"
+    if spec and attribute is None and specs[fact].kind not in ("quantity", "count"):
+        return f"{{{name}:{spec}}}: a format applies only to numbers"
+    if spec and (attribute is not None or not _FORMAT.match(spec)):
+        return f"{{{name}:{spec}}}: only a precision format (.0f to .3f, .0% to .3%) applies to numbers"
+    return None
+
+
+def _width(
+    name: str, spec: str | None, specs: Mapping[str, FactSpec], parameters: Mapping[str, ParameterLike]
+) -> int:
+    if name == "missing":
+        return MISSING_WIDTH
+    if name.startswith("param."):
+        param, _, param_attribute = name.removeprefix("param.").partition(".")
+        parameter = parameters[param]
+        if param_attribute == "unit":
+            return len(parameter.unit or "")
+        if param_attribute == "source":
+            return len(parameter.source)
+        return len(_param_value(parameter, spec))
+    fact, attribute = _split(name, specs)
+    if attribute is not None:
+        return WIDTH[attribute]
+    fact_spec = specs[fact]
+    if fact_spec.kind == "text":
+        return max((len(v) for v in fact_spec.values), default=WIDTH["text"])
+    if fact_spec.kind == "boolean":
+        return 3
+    # A censored value renders with its comparator (">40000").
+    return WIDTH["number"] + 2
+
+
+def _param_value(parameter: ParameterLike, spec: str | None) -> str:
+    value = parameter.value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    return format_number(float(value), spec)
+
+
+def _render(
+    name: str,
+    spec: str | None,
+    facts: Mapping[str, Fact],
+    parameters: Mapping[str, ParameterLike],
+    missing: str,
+) -> str:
+    if name == "missing":
+        return missing or "nothing"
+    if name.startswith("param."):
+        param, _, param_attribute = name.removeprefix("param.").partition(".")
+        parameter = parameters[param]
+        if param_attribute == "unit":
+            return parameter.unit or ""
+        if param_attribute == "source":
+            return parameter.source
+        return _param_value(parameter, spec)
+    fact = facts.get(name)
+    attribute: str | None = None
+    if fact is None:
+        head, _, attribute = name.rpartition(".")
+        fact = facts.get(head)
+    if fact is None:
+        return "?"
+    if attribute == "unit":
+        return fact.unit or ""
+    if attribute == "time":
+        return format_time(fact.time)
+    if attribute == "missing":
+        return fact.missing or ""
+    if attribute == "detail":
+        return fact.detail or ""
+    if attribute == "evidence":
+        return ", ".join(fact.evidence)
+    return _value(fact, spec)
+
+
+def _value(fact: Fact, spec: str | None) -> str:
+    value: Any = fact.value
+    if value is None:
+        return "unknown"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int | float):
+        text = format_number(float(value), spec)
+        return f"{fact.comparator}{text}" if fact.comparator else text
+    return str(value)
