@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from cds_service import __version__
 from cds_service.config import Settings
+from cds_service.engine.reload import Reloader, watching
 from cds_service.pipeline import Runtime, call_service
 from cds_service.protocol.feedback import parse_feedback
 from cds_service.protocol.outcome import ProblemError
@@ -70,20 +71,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = Runtime.create(settings)
         store = Store(settings.database_url)
+        reloader = Reloader(runtime.engine, settings.rules_dir)
         app.state.runtime = runtime
         app.state.store = store
+        app.state.reloader = reloader
         # Everything loaded at start-up lives for the whole process: move it out of the cyclic GC's
         # reach, or each collection walks it again and shows up as tail latency.
         gc.collect()
         gc.freeze()
+        ruleset = runtime.engine.ruleset
         log.info(
-            "serving %d services from %s, database %s",
+            "serving %d services from %s (ruleset %s %s, sha256 %s), database %s",
             len(runtime.services.services),
             settings.rules_dir,
+            ruleset.name,
+            ruleset.version,
+            ruleset.hash[:12],
             store.safe_url,
         )
+        for warning in ruleset.warnings:
+            log.warning("%s", warning)
         try:
-            yield
+            async with watching(reloader, settings.reload_interval_seconds):
+                yield
         finally:
             await runtime.aclose()
             store.close()
@@ -157,10 +167,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Cards are still answered without the database, so the service stays up (200) and says
         # what is degraded: feedback cannot be acknowledged until the database is back.
         database = "ok" if await run_in_threadpool(request.app.state.store.ping) else "unavailable"
-        return Response(
-            orjson.dumps({"status": "ok", "services": len(runtime.services.services), "database": database}),
-            media_type=JSON,
-        )
+        ruleset = runtime.engine.ruleset
+        reload_state = request.app.state.reloader.state
+        rules: dict[str, object] = {"name": ruleset.name, "version": ruleset.version, "hash": ruleset.hash}
+        if reload_state.rejected_hash:
+            # A broken edit is visible here, while the last good ruleset keeps serving.
+            rules["rejected"] = {
+                "hash": reload_state.rejected_hash,
+                "errors": list(reload_state.rejected_errors),
+            }
+        body = {
+            "status": "ok",
+            "services": len(runtime.services.services),
+            "database": database,
+            "rules": rules,
+        }
+        return Response(orjson.dumps(body), media_type=JSON)
 
     return app
 

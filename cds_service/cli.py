@@ -1,4 +1,4 @@
-"""cds-service: serve | evaluate."""
+"""cds-service: serve | evaluate | rules lint | rules test | rules explain | rules schema."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import orjson
 
 from cds_service.config import Settings
 from cds_service.protocol.discovery import ServiceFileError, ServiceRegistry
 from cds_service.protocol.outcome import ProblemError
+from cds_service.yamlfile import FileProblems
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,6 +39,11 @@ def main(argv: list[str] | None = None) -> int:
         print("error: the service definitions could not be loaded:", file=sys.stderr)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
+        return 2
+    except FileProblems as exc:
+        print("error: the rules could not be loaded:", file=sys.stderr)
+        for file_problem in exc.problems:
+            print(f"  {file_problem}", file=sys.stderr)
         return 2
 
 
@@ -67,17 +74,42 @@ def _parser() -> argparse.ArgumentParser:
         "--service", help="service id (default: the one service registered on the request's hook)"
     )
     evaluate.set_defaults(run=_evaluate)
+
+    rules = sub.add_parser("rules", help="lint, test and explain the rule files").add_subparsers(
+        dest="rules_command", required=True
+    )
+    lint = rules.add_parser("lint", help="check rule files; print file:line: message; exit 1 on errors")
+    lint.add_argument("path", nargs="?", type=Path, help="rules directory (default: --rules-dir)")
+    lint.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    lint.set_defaults(run=_rules_lint, rules_dir=None, database_url=None)
+    test = rules.add_parser("test", help="run the test cases stored beside the rules (*.cases.yaml)")
+    test.add_argument("path", nargs="?", type=Path, help="rules directory (default: --rules-dir)")
+    test.add_argument("-k", dest="select", help="only cases whose file or name contains this text")
+    test.set_defaults(run=_rules_test, rules_dir=None, database_url=None)
+    explain = rules.add_parser(
+        "explain", parents=[common], help="for every rule: fired / not fired / could not evaluate, and why"
+    )
+    explain.add_argument("request", type=Path, help="a hook request body, or a captured exchange with 'body'")
+    explain.add_argument("--service", help="service id (default: the one registered on the request's hook)")
+    explain.add_argument("--json", action="store_true", help="machine-readable output")
+    explain.set_defaults(run=_rules_explain)
+    schema = rules.add_parser(
+        "schema", help="print the JSON Schema of rule files (docs/rule-file.schema.json)"
+    )
+    schema.set_defaults(run=_rules_schema, rules_dir=None, database_url=None)
     return parser
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from cds_service.protocol.discovery import load_services
+    from cds_service.engine.ruleset import check_rules
     from cds_service.store.database import Store, StoreError
 
-    # Fail here, with file names or the database URL, rather than in every worker.
-    load_services(settings.rules_dir)
+    # Fail here, with file:line or the database URL, rather than in every worker.
+    errors = [p for p in check_rules(settings.rules_dir) if p.severity == "error"]
+    if errors:
+        raise FileProblems(errors)
     try:
         Store(settings.database_url).close()
     except StoreError as exc:
@@ -120,15 +152,90 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _evaluate_body(settings: Settings, raw: bytes, service_id: str | None) -> bytes:
+    answer = await _answer(settings, raw, service_id)
+    return answer.body
+
+
+async def _answer(settings: Settings, raw: bytes, service_id: str | None) -> Any:
     from cds_service.pipeline import Runtime, call_service
 
     runtime = Runtime.create(settings)
     try:
         body, hook = _request_body(raw)
-        answer = await call_service(runtime, service_id or _service_for_hook(runtime.services, hook), body)
-        return answer.body
+        return await call_service(runtime, service_id or _service_for_hook(runtime.services, hook), body)
     finally:
         await runtime.aclose()
+
+
+def _rules_lint(args: argparse.Namespace, settings: Settings) -> int:
+    from cds_service.engine.ruleset import check_rules
+
+    folder = args.path or settings.rules_dir
+    problems = check_rules(folder)
+    for problem in problems:
+        print(problem)
+    errors = sum(1 for p in problems if p.severity == "error")
+    warnings = len(problems) - errors
+    print(f"{folder}: {errors} error(s), {warnings} warning(s)", file=sys.stderr)
+    return 1 if errors else 0
+
+
+def _rules_test(args: argparse.Namespace, settings: Settings) -> int:
+    from cds_service.engine.cases import format_result, load_cases, run_cases
+    from cds_service.engine.durable import DurableRules
+    from cds_service.engine.ruleset import load_ruleset
+
+    folder = args.path or settings.rules_dir
+    durable = DurableRules()
+    try:
+        ruleset = load_ruleset(folder, durable)
+        cases = load_cases(folder)
+        if args.select:
+            cases = [c for c in cases if args.select in c.label]
+        if not cases:
+            print(f"{folder}: no test cases (*.cases.yaml)", file=sys.stderr)
+            return 1
+        results = asyncio.run(
+            run_cases(ruleset, durable, cases, on_result=lambda r: print(format_result(r), flush=True))
+        )
+    finally:
+        durable.close()
+    failed = sum(1 for r in results if not r.passed)
+    print(f"{len(results) - failed} passed, {failed} failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _rules_explain(args: argparse.Namespace, settings: Settings) -> int:
+    from cds_service.engine.explain import explain_json, explain_text
+
+    try:
+        raw = args.request.read_bytes()
+    except OSError as exc:
+        print(f"error: cannot read {args.request}: {exc.strerror}", file=sys.stderr)
+        return 1
+    try:
+        answer = asyncio.run(_answer(settings, raw, args.service))
+    except ProblemError as exc:
+        print(f"error: the service would answer HTTP {exc.status}:", file=sys.stderr)
+        for issue in exc.issues:
+            print(f"  {issue.diagnostics}", file=sys.stderr)
+        return 1
+    if args.json:
+        sys.stdout.buffer.write(
+            orjson.dumps(explain_json(answer.evaluation), option=orjson.OPT_INDENT_2) + b"\n"
+        )
+    else:
+        sys.stdout.write(explain_text(answer.evaluation))
+    return 0
+
+
+def _rules_schema(args: argparse.Namespace, settings: Settings) -> int:
+    from cds_service.engine.rulefile import rule_file_schema
+
+    sys.stdout.buffer.write(
+        orjson.dumps(rule_file_schema(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+    )
+    return 0
 
 
 def _request_body(raw: bytes) -> tuple[bytes, str | None]:

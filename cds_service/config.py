@@ -31,6 +31,8 @@ class Settings:
     # Without a token the FHIR server is not contacted: the EHR chose not to authorise us.
     fetch_without_token: bool = False
     max_body_bytes: int = 5 * 1024 * 1024
+    # How often the rules directory is checked for changes (0 turns hot reload off; SIGHUP checks at once).
+    reload_interval_seconds: float = 2.0
     cors_origins: tuple[str, ...] = ("*",)
     log_level: str = "info"
 
@@ -59,6 +61,8 @@ class Settings:
             raise ValueError("CDS_WORKERS (--workers) must be at least 1")
         if not (0 < self.port < 65536):
             raise ValueError("CDS_PORT (--port) must be between 1 and 65535")
+        if not (0 <= self.reload_interval_seconds < math.inf):
+            raise ValueError("CDS_RELOAD_INTERVAL_SECONDS must be 0 (off) or a positive number of seconds")
         if self.max_body_bytes < 1024:
             raise ValueError("CDS_MAX_BODY_BYTES must be at least 1024")
 

@@ -7,6 +7,7 @@ the HTTP call would return.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from datetime import UTC, datetime
 
 import httpx
@@ -15,13 +16,17 @@ from cds_service.cards.render import render_response
 from cds_service.config import Settings
 from cds_service.data.fetch import new_client
 from cds_service.data.prefetch import FetchSettings, PatientData, gather_data
-from cds_service.engine import EmptyEngine, Engine
+from cds_service.engine import Evaluation, RuleEngine
+from cds_service.engine.durable import DurableRules, EngineError
+from cds_service.engine.ruleset import load_ruleset
 from cds_service.facts.build import build_facts
 from cds_service.facts.model import Facts
-from cds_service.protocol.discovery import ServiceRegistry, load_services
+from cds_service.protocol.discovery import ServiceRegistry
 from cds_service.protocol.outcome import ProblemError
 from cds_service.protocol.request import parse_hook_request
 from cds_service.store.database import IssuedCard
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -29,17 +34,27 @@ class Runtime:
     """Everything a request needs that outlives it; built once per process."""
 
     settings: Settings
-    services: ServiceRegistry
-    engine: Engine
+    engine: RuleEngine
     client: httpx.AsyncClient
     fetch: FetchSettings
 
+    @property
+    def services(self) -> ServiceRegistry:
+        # Services come with the ruleset, so a reload swaps both together.
+        return self.engine.ruleset.services
+
     @classmethod
-    def create(cls, settings: Settings, engine: Engine | None = None) -> Runtime:
+    def create(cls, settings: Settings) -> Runtime:
+        """Load and compile the rules; raises FileProblems (file:line) if they do not lint clean."""
+        durable = DurableRules()
+        try:
+            ruleset = load_ruleset(settings.rules_dir, durable)
+        except BaseException:
+            durable.close()
+            raise
         return cls(
             settings=settings,
-            services=load_services(settings.rules_dir),
-            engine=engine or EmptyEngine(),
+            engine=RuleEngine(ruleset, durable),
             client=new_client(),
             fetch=FetchSettings(
                 deadline_seconds=settings.fetch_deadline_seconds,
@@ -50,6 +65,7 @@ class Runtime:
 
     async def aclose(self) -> None:
         await self.client.aclose()
+        self.engine.close()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,19 +76,27 @@ class Answer:
     hook_instance: str
     facts: Facts
     data: PatientData
+    evaluation: Evaluation
 
 
 async def call_service(runtime: Runtime, service_id: str, body: bytes, now: datetime | None = None) -> Answer:
     """Answer one hook call. Raises ProblemError for anything the caller must fix (400/404/412)."""
-    service = runtime.services.get(service_id)
+    engine = runtime.engine
+    # One ruleset for the whole request, even if a reload swaps in another while we fetch data.
+    ruleset = engine.ruleset
+    service = ruleset.services.get(service_id)
     if service is None:
         raise ProblemError.single(404, f"no CDS service with id {service_id!r}; GET /cds-services lists them")
     request = parse_hook_request(body, service.hook)
     data = await gather_data(service, request, runtime.client, runtime.fetch)
     moment = now or datetime.now(UTC)
     facts = build_facts(service, request, data, now=moment)
-    findings = runtime.engine.evaluate(service, facts)
-    response, issued = render_response(service, facts, findings, issued_at=moment)
+    try:
+        evaluation = await engine.evaluate(service, facts, ruleset)
+    except EngineError as exc:
+        log.error("rules engine failed on %s: %s", service_id, exc)
+        raise ProblemError.single(503, "the rules engine could not evaluate this request; retry") from exc
+    response, issued = render_response(service, facts, evaluation, issued_at=moment)
     return Answer(
         body=response.body(),
         issued=issued,
@@ -80,4 +104,5 @@ async def call_service(runtime: Runtime, service_id: str, body: bytes, now: date
         hook_instance=request.hook_instance,
         facts=facts,
         data=data,
+        evaluation=evaluation,
     )

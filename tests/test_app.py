@@ -13,8 +13,9 @@ import pytest
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 from sqlalchemy import create_engine
 
+from cds_service.engine.ruleset import ruleset_hash
 from cds_service.store.schema import metadata
-from tests.conftest import sandbox_capture
+from tests.conftest import RULES, sandbox_capture
 from tests.fhirserver import FhirTestServer
 
 ORDER_SIGN = "/cds-services/anakinra-order-sign"
@@ -177,7 +178,10 @@ def test_cors_preflight_allows_the_sandbox_headers(http: httpx.Client) -> None:
 def test_healthz(http: httpx.Client) -> None:
     response = http.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "services": 3, "database": "ok"}
+    body = response.json()
+    rules = body.pop("rules")
+    assert body == {"status": "ok", "services": 3, "database": "ok"}
+    assert rules == {"name": "anakinra-mas", "version": rules["version"], "hash": ruleset_hash(RULES)}
 
 
 def test_unknown_route_and_method_get_operation_outcomes(http: httpx.Client) -> None:

@@ -96,4 +96,4 @@ def test_broken_service_file_is_reported_with_its_name(
     (services / "bad.yaml").write_text("id: Bad Id\nhook: order-sign\ntitle: t\ndescription: d\n")
     monkeypatch.setenv("CDS_RULES_DIR", str(tmp_path / "rules"))
     assert main(["evaluate", str(_write(tmp_path, sandbox_order_sign()))]) == 2
-    assert "bad.yaml: id:" in capsys.readouterr().err
+    assert "bad.yaml:1: id:" in capsys.readouterr().err

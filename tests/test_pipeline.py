@@ -75,3 +75,42 @@ async def test_the_sandbox_draft_order_is_read_leniently(runtime: Runtime) -> No
     assert (order.resource_type, order.id) == ("MedicationRequest", "request-123")
     assert order.resource is not None and order.resource.status == "draft"
     assert any("intent" in note for note in order.validation_notes)
+
+
+async def test_every_card_says_which_rule_version_and_ruleset_made_it(runtime: Runtime) -> None:
+    from cds_service.cards.render import PROVENANCE_KEY
+    from cds_service.engine.ruleset import ruleset_hash
+
+    body = sandbox_order_sign()
+    body["context"]["draftOrders"]["entry"] = [
+        {
+            "resource": {
+                "resourceType": "MedicationRequest",
+                "id": "draft-1",
+                "status": "draft",
+                "intent": "order",
+                "medicationCodeableConcept": {"text": "anakinra"},
+                "dosageInstruction": [
+                    {
+                        "route": {"text": "IV"},
+                        "doseAndRate": [{"rateQuantity": {"value": 4000, "unit": "mg/d", "code": "mg/d"}}],
+                    }
+                ],
+            }
+        }
+    ]
+    answer = await call_service(runtime, "anakinra-order-sign", orjson.dumps(body))
+    cards = orjson.loads(answer.body)["cards"]
+    by_rule = {card["extension"][PROVENANCE_KEY]["ruleId"]: card for card in cards}
+    assert "max-dose" in by_rule, cards
+    provenance = by_rule["max-dose"]["extension"][PROVENANCE_KEY]
+    assert provenance == {
+        "ruleId": "max-dose",
+        "ruleVersion": runtime.engine.ruleset.rules["max-dose"].version,
+        "ruleset": "anakinra-mas",
+        "rulesetVersion": runtime.engine.ruleset.version,
+        "rulesetHash": ruleset_hash(RULES),
+    }
+    assert "4000 mg/day" in by_rule["max-dose"]["summary"]
+    recorded = {(c.rule_id, c.rule_version) for c in answer.issued}
+    assert ("max-dose", provenance["ruleVersion"]) in recorded

@@ -1,32 +1,43 @@
-"""Findings and data gaps -> the CDS Hooks response, plus what the store records of each card."""
+"""An Evaluation and data gaps -> the CDS Hooks response, plus what the store records of each card."""
 
 from __future__ import annotations
 
+import logging
+import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from cds_service.engine import Finding
+from cds_service.cards.actions import ACTIONS, SuggestionContext
+from cds_service.cards.text import fill
+from cds_service.engine import Evaluation, Finding
 from cds_service.facts.model import Facts
+from cds_service.facts.named import Fact
 from cds_service.protocol.discovery import IncompleteDataCard, ServiceDefinition
 from cds_service.protocol.response import SUMMARY_MAX, Card, CardsResponse
 from cds_service.store.database import IssuedCard
 
-# Where every card says which rule, at which version, produced it.
+# Where every card says which rule, at which version, of which ruleset, produced it (docs/cards.md).
 PROVENANCE_KEY = "cds-service-provenance"
+
+log = logging.getLogger(__name__)
 
 
 def render_response(
-    service: ServiceDefinition, facts: Facts, findings: list[Finding], issued_at: datetime
+    service: ServiceDefinition, facts: Facts, evaluation: Evaluation, issued_at: datetime
 ) -> tuple[CardsResponse, list[IssuedCard]]:
     produced: list[tuple[Card, str, str]] = []
     incomplete = service.incomplete_data_card
     if incomplete is not None and (facts.unavailable or facts.problems):
-        produced.append((_incomplete_data_card(incomplete, facts), incomplete.id, incomplete.version))
-    for finding in findings:
-        card = Card.model_validate(
-            {**finding.card, "extension": _provenance(finding.rule_id, finding.rule_version)}
-        )
-        produced.append((card, finding.rule_id, finding.rule_version))
+        card = _incomplete_data_card(incomplete, facts, evaluation)
+        produced.append((card, incomplete.id, incomplete.version))
+    context = SuggestionContext(
+        patient_id=facts.patient_id,
+        facts=evaluation.facts,
+        draft_orders={f"{o.resource_type}/{o.id}": o.raw for o in facts.draft_orders},
+    )
+    for finding in evaluation.findings():
+        produced.append((_card(finding, evaluation, context), finding.rule_id, finding.rule_version))
     issued = [
         IssuedCard(
             card_uuid=card.uuid,
@@ -43,7 +54,51 @@ def render_response(
     return CardsResponse(cards=[card for card, _, _ in produced]), issued
 
 
-def _incomplete_data_card(template: IncompleteDataCard, facts: Facts) -> Card:
+def _card(finding: Finding, evaluation: Evaluation, context: SuggestionContext) -> Card:
+    template = finding.template
+    facts: Mapping[str, Fact] = evaluation.facts
+    card: dict[str, Any] = {
+        "uuid": str(uuid.uuid4()),
+        "summary": _summary(fill(template.summary, facts, finding.parameters, finding.missing), finding),
+        "indicator": template.indicator,
+        "source": template.source.model_dump(exclude_none=True),
+        "extension": _provenance(finding.rule_id, finding.rule_version, evaluation),
+    }
+    if template.detail:
+        card["detail"] = fill(template.detail, facts, finding.parameters, finding.missing)
+    suggestions = []
+    for suggestion in template.suggestions:
+        actions = ACTIONS[suggestion.action].build(suggestion.arguments, context)
+        if actions is None:
+            continue
+        item: dict[str, Any] = {
+            "label": fill(suggestion.label, facts, finding.parameters, finding.missing),
+            "uuid": str(uuid.uuid4()),
+            "actions": actions,
+        }
+        if suggestion.isRecommended:
+            item["isRecommended"] = True
+        suggestions.append(item)
+    if suggestions:
+        card["suggestions"] = suggestions
+        card["selectionBehavior"] = template.selectionBehavior or "at-most-one"
+    if template.links:
+        card["links"] = [link.model_dump() for link in template.links]
+    if template.overrideReasons:
+        card["overrideReasons"] = [reason.model_dump() for reason in template.overrideReasons]
+    return Card.model_validate(card)
+
+
+def _summary(text: str, finding: Finding) -> str:
+    # Lint proves summaries fit with the widest values it assumes; a longer real value is cut, never
+    # allowed to turn a clinical answer into an error.
+    if len(text) <= SUMMARY_MAX:
+        return text
+    log.warning("rule %s: summary of %d characters cut to %d", finding.rule_id, len(text), SUMMARY_MAX)
+    return text[: SUMMARY_MAX - 1] + "…"
+
+
+def _incomplete_data_card(template: IncompleteDataCard, facts: Facts, evaluation: Evaluation) -> Card:
     labels = list(facts.unavailable) or ["part of the data"]
     summary = template.summary.format(sources=", ".join(labels))
     if len(summary) > SUMMARY_MAX:
@@ -56,10 +111,18 @@ def _incomplete_data_card(template: IncompleteDataCard, facts: Facts) -> Card:
             "indicator": template.indicator,
             "detail": template.detail.format(details="\n".join(lines)),
             "source": {"label": template.source_label},
-            "extension": _provenance(template.id, template.version),
+            "extension": _provenance(template.id, template.version, evaluation),
         }
     )
 
 
-def _provenance(rule_id: str, version: str) -> dict[str, Any]:
-    return {PROVENANCE_KEY: {"ruleId": rule_id, "ruleVersion": version}}
+def _provenance(rule_id: str, version: str, evaluation: Evaluation) -> dict[str, Any]:
+    return {
+        PROVENANCE_KEY: {
+            "ruleId": rule_id,
+            "ruleVersion": version,
+            "ruleset": evaluation.ruleset_name,
+            "rulesetVersion": evaluation.ruleset_version,
+            "rulesetHash": evaluation.ruleset_hash,
+        }
+    }

@@ -1,37 +1,130 @@
-"""The rules engine behind one interface, so that the engine could be replaced.
+"""The rules engine behind one interface: Facts in, an Evaluation (every rule's outcome) out.
 
-Findings are what a rule concluded, already worded from its rule file; the cards layer turns them
-into spec-valid cards.
+durable-rules is touched only by engine/durable.py, so the engine could be replaced without touching
+rule files, facts or cards.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Protocol
+from collections.abc import Mapping
+from typing import Literal
 
+from cds_service.engine.durable import DurableRules
+from cds_service.engine.rulefile import CardTemplate, Parameter
+from cds_service.engine.ruleset import Rule, RuleSet
+from cds_service.facts.derive import named_facts
 from cds_service.facts.model import Facts
+from cds_service.facts.named import Fact
 from cds_service.protocol.discovery import ServiceDefinition
+
+Status = Literal["fired", "not-fired", "unknown"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    rule: Rule
+    status: Status
+
+    def facts_read(self, facts: Mapping[str, Fact]) -> list[Fact]:
+        """The facts the rule's condition and card text read, for explain."""
+        return [facts[name] for name in self.rule.reads if name in facts]
 
 
 @dataclasses.dataclass(frozen=True)
 class Finding:
+    """A card a rule asks for: its template, and what fills it."""
+
     rule_id: str
     rule_version: str
-    # Card fields as the rule file words them: summary, indicator, detail, source, suggestions, links...
-    card: dict[str, Any]
+    status: Status
+    template: CardTemplate
+    parameters: Mapping[str, Parameter]
+    missing: str  # why the facts this rule needed could not be computed (for unknown cards)
 
 
-class Engine(Protocol):
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+    ruleset_name: str
+    ruleset_version: str
+    ruleset_hash: str
+    facts: Mapping[str, Fact]
+    outcomes: tuple[Outcome, ...]
+
+    def findings(self) -> list[Finding]:
+        findings = []
+        for outcome in self.outcomes:
+            spec = outcome.rule.spec
+            if outcome.status == "fired":
+                template = spec.card
+            elif outcome.status == "unknown" and spec.unknown.card is not None:
+                template = spec.unknown.card
+            else:
+                continue
+            findings.append(
+                Finding(
+                    spec.id,
+                    spec.version,
+                    outcome.status,
+                    template,
+                    spec.parameters,
+                    self.missing_for(outcome),
+                )
+            )
+        return findings
+
+    def missing_for(self, outcome: Outcome) -> str:
+        """Why the facts the condition needed could not be computed."""
+        needed = [self.facts[name] for name in outcome.rule.compiled.reads if name in self.facts]
+        reasons = [f.missing for f in needed if f.value is None and f.missing]
+        return "; ".join(dict.fromkeys(reasons))
+
+
+class RuleEngine:
+    """Evaluates the current ruleset. `swap` replaces it atomically: a request takes the ruleset once,
+    at its start, and uses that one to the end."""
+
+    def __init__(self, ruleset: RuleSet, durable: DurableRules) -> None:
+        self._ruleset = ruleset
+        self.durable = durable
+
     @property
-    def version(self) -> str: ...
+    def ruleset(self) -> RuleSet:
+        return self._ruleset
 
-    def evaluate(self, service: ServiceDefinition, facts: Facts) -> list[Finding]: ...
+    def swap(self, ruleset: RuleSet) -> RuleSet:
+        """Serve `ruleset` from now on. The old one is returned, not released: requests that started
+        with it may still be fetching data; the caller releases it once they are done."""
+        old, self._ruleset = self._ruleset, ruleset
+        return old
+
+    async def evaluate(
+        self, service: ServiceDefinition, facts: Facts, ruleset: RuleSet | None = None
+    ) -> Evaluation:
+        """Evaluate with `ruleset` (the one the request started with) or the current one."""
+        ruleset = ruleset or self._ruleset
+        named = named_facts(ruleset.catalog, facts, service.medication)
+        service_rules = ruleset.by_service.get(service.id)
+        outcomes: list[Outcome] = []
+        if service_rules is not None and service_rules.rules:
+            flat = ruleset.fields.flatten(named)
+            fired = await self.durable.evaluate_async(service_rules.engine_rules, flat)
+            for rule in service_rules.rules:
+                outcomes.append(Outcome(rule, _status(rule, fired)))
+        return Evaluation(ruleset.name, ruleset.version, ruleset.hash, named, tuple(outcomes))
+
+    def close(self) -> None:
+        self._ruleset.release(self.durable)
+        self.durable.close()
 
 
-class EmptyEngine:
-    """The engine with no rules loaded: every service answers only with data-completeness cards."""
-
-    version = "none"
-
-    def evaluate(self, service: ServiceDefinition, facts: Facts) -> list[Finding]:
-        return []
+def _status(rule: Rule, fired: frozenset[str]) -> Status:
+    true = rule.compiled.true is True or f"{rule.id}|T" in fired
+    false = rule.compiled.false is True or f"{rule.id}|F" in fired
+    if true and false:
+        # Both sides cannot hold for one set of facts; if they do, the compiler is wrong. Say so
+        # rather than pick one.
+        raise RuntimeError(f"rule {rule.id} evaluated both true and false")
+    if true:
+        return "fired"
+    return "not-fired" if false else "unknown"

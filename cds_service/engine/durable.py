@@ -28,6 +28,8 @@ import durable_rules_engine as _engine
 # session-state fact durable-rules keeps beside ours.
 MARKER = "cdsfact"
 CATCH_ALL = "$seen"
+# assert_fact's status codes: 0 handled, 1 matched no rule, 2 already seen in this session.
+_OBSERVED = 2
 
 
 class EngineError(Exception):
@@ -92,6 +94,8 @@ class DurableRules:
         fired: set[str] = set()
         try:
             result = _engine.assert_fact(ruleset.handle, json.dumps(message, ensure_ascii=False))
+            if result[0] == _OBSERVED:
+                raise EngineError("durable-rules saw this fact before in the same session")
             state_handle = result[1]
             action = _engine.start_action_for_state(ruleset.handle, state_handle)
             frame = action[1] if action else None
@@ -114,5 +118,5 @@ class DurableRules:
 def _delete_state(handle: int, sid: str) -> None:
     try:
         _engine.delete_state(handle, sid)
-    except Exception:  # noqa: S110 - a session that never started has no state; nothing to free
+    except Exception:  # noqa: BLE001, S110 - a session that never started has no state to free
         pass

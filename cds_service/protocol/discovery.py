@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import orjson
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 from cds_service.data.templates import template_problems
 from cds_service.protocol.hooks import HOOK_CONTEXT
 from cds_service.protocol.response import SUMMARY_MAX
+from cds_service.yamlfile import FileProblems, load_yaml, validation_problems
 
 Text = Annotated[str, StringConstraints(min_length=1)]
 ServiceId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9\-]{0,63}$")]
@@ -61,6 +61,8 @@ class ServiceDefinition(_Strict):
     description: Text
     usageRequirements: str | None = None
     prefetch: dict[str, PrefetchItem] = Field(default_factory=dict)
+    # The medication whose draft order the `order.*` facts describe (a key of rules/facts medications).
+    medication: str | None = None
     incomplete_data_card: IncompleteDataCard | None = None
 
     @field_validator("hook")
@@ -70,7 +72,7 @@ class ServiceDefinition(_Strict):
             raise ValueError(f"hook {hook!r} is not supported (supported: {', '.join(sorted(HOOK_CONTEXT))})")
         return hook
 
-    def discovery_entry(self) -> dict[str, Any]:
+    def discovery_entry(self, extension: dict[str, Any] | None = None) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "hook": self.hook,
             "title": self.title,
@@ -81,6 +83,8 @@ class ServiceDefinition(_Strict):
             entry["prefetch"] = {key: item.query for key, item in self.prefetch.items()}
         if self.usageRequirements:
             entry["usageRequirements"] = self.usageRequirements
+        if extension:
+            entry["extension"] = extension
         return entry
 
 
@@ -101,31 +105,38 @@ class ServiceRegistry:
     def __iter__(self) -> Iterator[ServiceDefinition]:
         return iter(self.services.values())
 
+    def with_extension(self, extension: dict[str, Any]) -> ServiceRegistry:
+        """The same services, with `extension` on every discovery entry (e.g. the ruleset version)."""
+        body = orjson.dumps({"services": [s.discovery_entry(extension) for s in self.services.values()]})
+        return ServiceRegistry(services=self.services, discovery_body=body)
+
 
 def load_services(rules_dir: Path) -> ServiceRegistry:
-    """Load every rules_dir/services/*.yaml; raise ServiceFileError listing every problem as file: message."""
+    """Load every rules_dir/services/*.yaml; raise ServiceFileError listing every problem as
+    file:line: message."""
     folder = rules_dir / "services"
     files = sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml"))
     problems: list[str] = []
     if not files:
-        problems.append(f"{folder}: no service definition files (*.yaml)")
+        problems.append(f"{folder}:1: no service definition files (*.yaml)")
     services: dict[str, ServiceDefinition] = {}
     for path in files:
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-            service = ServiceDefinition.model_validate(raw)
-        except yaml.YAMLError as exc:
-            problems.append(f"{path}: {exc}")
+            doc = load_yaml(path)
+            service = ServiceDefinition.model_validate(doc.data)
+        except FileProblems as exc:
+            problems.extend(map(str, exc.problems))
             continue
         except ValidationError as exc:
-            problems.extend(f"{path}: {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            problems.extend(map(str, validation_problems(doc, exc)))
             continue
         for key, item in service.prefetch.items():
             problems.extend(
-                f"{path}: prefetch.{key}: {p}" for p in template_problems(item.query, service.hook)
+                str(doc.problem(("prefetch", key, "query"), f"prefetch.{key}: {p}"))
+                for p in template_problems(item.query, service.hook)
             )
         if service.id in services:
-            problems.append(f"{path}: duplicate service id {service.id!r}")
+            problems.append(str(doc.problem(("id",), f"duplicate service id {service.id!r}")))
         services[service.id] = service
     if problems:
         raise ServiceFileError(problems)

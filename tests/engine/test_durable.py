@@ -70,10 +70,14 @@ def test_raw_engine_refuses_an_identical_fact_twice_in_a_session_but_ours_never_
     assert [rules.evaluate(compiled, same) for _ in range(3)] == [{"high|T"}] * 3
 
 
-def test_more_than_1024_evaluations_do_not_exhaust_sessions(engine: tuple[DurableRules, CompiledRuleset]) -> None:
+def test_more_than_1024_evaluations_do_not_exhaust_sessions(
+    engine: tuple[DurableRules, CompiledRuleset],
+) -> None:
     rules, compiled = engine
     for value in range(2500):
-        assert rules.evaluate(compiled, {"f0": value, "f1": 1}) == ({"high|T"} if value > 2400 else {"high|F"})
+        assert rules.evaluate(compiled, {"f0": value, "f1": 1}) == (
+            {"high|T"} if value > 2400 else {"high|F"}
+        )
 
 
 def test_state_is_deleted_even_when_an_evaluation_fails(

@@ -1,0 +1,110 @@
+"""Rules-engine time per request with the whole rule pack, stage by stage.
+
+    python bench/engine_time.py [--iterations N]
+
+Prints figures; it asserts nothing. The request is every case in rules/*.cases.yaml (each a patient
+fixture plus a draft order), so the measured path is the one the rule tests exercise. Stages:
+  named facts  Facts -> the clinically named facts (units converted with UCUM, orders normalised)
+  flatten      named facts -> the one durable-rules fact
+  durable      assert + drain actions, on the engine thread (includes the thread hop)
+  durable-raw  the same, called directly on this thread (the hop's cost is the difference)
+  whole call   call_service: parse, prefetch, facts, rules, cards, serialisation
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+
+from cds_service.config import Settings
+from cds_service.data.prefetch import gather_data
+from cds_service.engine.cases import LoadedCase, load_cases, request_body
+from cds_service.facts.build import build_facts
+from cds_service.facts.derive import named_facts
+from cds_service.pipeline import Runtime, call_service
+from cds_service.protocol.request import parse_hook_request
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def summary(samples: list[float]) -> str:
+    samples = sorted(samples)
+    p99 = samples[min(len(samples) - 1, int(len(samples) * 0.99))]
+    return f"p50 {statistics.median(samples):8.1f} µs   p99 {p99:8.1f} µs"
+
+
+async def timed_async(fn: Callable[[], object], iterations: int) -> list[float]:
+    samples = []
+    for _ in range(iterations):
+        start = time.perf_counter()
+        await fn()  # type: ignore[misc]
+        samples.append((time.perf_counter() - start) * 1e6)
+    return samples
+
+
+def timed(fn: Callable[[], object], iterations: int) -> list[float]:
+    samples = []
+    for _ in range(iterations):
+        start = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - start) * 1e6)
+    return samples
+
+
+async def measure(runtime: Runtime, loaded: LoadedCase, share: int) -> dict[str, list[float]]:
+    ruleset = runtime.engine.ruleset
+    durable = runtime.engine.durable
+    service = ruleset.services.get(loaded.case.service)
+    assert service is not None
+    medication = service.medication
+    body = request_body(loaded, ruleset)
+    request = parse_hook_request(body, service.hook)
+    data = await gather_data(service, request, runtime.client, runtime.fetch)
+    facts = build_facts(service, request, data, now=loaded.case.now)
+    named = named_facts(ruleset.catalog, facts, medication)
+    flat = ruleset.fields.flatten(named)
+    compiled = ruleset.by_service[service.id].engine_rules
+    now = loaded.case.now
+    return {
+        "orjson.loads floor": timed(lambda: orjson.loads(body), share),
+        "named facts": timed(lambda: named_facts(ruleset.catalog, facts, medication), share),
+        "flatten": timed(lambda: ruleset.fields.flatten(named), share),
+        "durable (engine thread)": await timed_async(lambda: durable.evaluate_async(compiled, flat), share),
+        "durable-raw (this thread)": timed(lambda: durable._evaluate(compiled, flat), share),
+        "rules: engine.evaluate": await timed_async(
+            lambda: runtime.engine.evaluate(service, facts, ruleset), share
+        ),
+        "whole call": await timed_async(lambda: call_service(runtime, service.id, body, now=now), share),
+    }
+
+
+async def main(iterations: int) -> None:
+    runtime = Runtime.create(Settings(rules_dir=ROOT / "rules"))
+    ruleset = runtime.engine.ruleset
+    gc.collect()
+    gc.freeze()
+    cases = load_cases(ruleset.directory)
+    print(f"ruleset {ruleset.name} {ruleset.version}: {len(ruleset.rules)} rules, {len(cases)} cases")
+    stages: dict[str, list[float]] = {}
+    share = max(1, iterations // len(cases))
+    for loaded in cases:
+        for name, samples in (await measure(runtime, loaded, share)).items():
+            stages.setdefault(name, []).extend(samples)
+    for name, samples in stages.items():
+        print(f"{name:28s} {summary(samples)}   (n={len(samples)})")
+    await runtime.aclose()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--iterations", type=int, default=3000)
+    asyncio.run(main(parser.parse_args().iterations))

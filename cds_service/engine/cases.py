@@ -1,0 +1,343 @@
+"""Rule test cases stored beside the rules (`<rule>.cases.yaml`), run by `cds-service rules test`, by the
+pytest suite, and by hot reload before a new ruleset may serve.
+
+A case is a patient (a fixture Bundle) plus a draft order, or a whole hook request; the expectation
+names cards by rule id, indicator and text fragments, facts by value, and rules that must stay silent.
+The case runs through the same pipeline as an HTTP call, with the data given as prefetch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+
+from cds_service.cards.text import format_number
+from cds_service.engine.durable import DurableRules
+from cds_service.engine.ruleset import CASES_SUFFIX, RuleSet
+from cds_service.yamlfile import FileProblems, Problem, YamlDoc, load_yaml, validation_problems
+
+Text = Annotated[str, StringConstraints(min_length=1)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ExpectedCard(_Strict):
+    rule: Text
+    indicator: Literal["info", "warning", "critical"] | None = None
+    summary_contains: list[str] = Field(default_factory=list)
+    detail_contains: list[str] = Field(default_factory=list)
+    suggestions: int | None = Field(default=None, description="number of suggestions on the card")
+
+
+class ExpectedFact(_Strict):
+    value: float | str | bool | None = None
+    unit: str | None = None
+    missing: bool | None = Field(default=None, description="true: the fact could not be computed")
+    missing_contains: str | None = None
+    tolerance: float = 1e-6
+
+
+class Expectation(_Strict):
+    cards: list[ExpectedCard] = Field(default_factory=list)
+    no_cards: list[Text] = Field(default_factory=list, description="rule ids that must not produce a card")
+    only_cards: bool = Field(default=False, description="no cards besides those listed")
+    outcomes: dict[str, Literal["fired", "not-fired", "unknown"]] = Field(default_factory=dict)
+    facts: dict[str, ExpectedFact | float | str | bool] = Field(default_factory=dict)
+
+
+class Case(_Strict):
+    name: Text
+    service: Text
+    now: datetime
+    patient: str | None = Field(default=None, description="a fixture Bundle, relative to this file")
+    order: dict[str, Any] | None = Field(default=None, description="the draft MedicationRequest")
+    add_resources: list[dict[str, Any]] = Field(
+        default_factory=list, description="resources added to the patient's data (e.g. a weight)"
+    )
+    request: str | None = Field(default=None, description="a whole hook request body, relative to this file")
+    expect: Expectation
+
+    @model_validator(mode="after")
+    def _data(self) -> Case:
+        if self.request is None and self.patient is None:
+            raise ValueError("give `patient` (with `order`) or `request`")
+        if self.request is not None and (self.patient or self.order):
+            raise ValueError("give either `request`, or `patient` and `order`, not both")
+        if self.now.tzinfo is None:
+            raise ValueError("`now` needs a time zone, e.g. 2026-11-23T12:00:00Z")
+        return self
+
+
+class CaseFile(_Strict):
+    cases: list[Case] = Field(min_length=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedCase:
+    case: Case
+    path: Path
+    line: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.path.name}: {self.case.name}"
+
+
+@dataclasses.dataclass(frozen=True)
+class CaseResult:
+    loaded: LoadedCase
+    failures: list[str]
+    seconds: float
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+
+def case_files(rules_dir: Path) -> list[Path]:
+    return sorted(rules_dir.glob(f"*{CASES_SUFFIX}"))
+
+
+def load_cases(rules_dir: Path) -> list[LoadedCase]:
+    """Every case beside the rules; raises FileProblems (file:line) for malformed case files."""
+    problems: list[Problem] = []
+    loaded: list[LoadedCase] = []
+    for path in case_files(rules_dir):
+        try:
+            doc = load_yaml(path)
+            parsed = CaseFile.model_validate(doc.data)
+        except FileProblems as exc:
+            problems.extend(exc.problems)
+            continue
+        except ValidationError as exc:
+            problems.extend(validation_problems(doc, exc))
+            continue
+        for index, case in enumerate(parsed.cases):
+            loaded.append(LoadedCase(case, path, doc.line(("cases", index))))
+            problems.extend(_file_problems(doc, index, case))
+    if problems:
+        raise FileProblems(problems)
+    return loaded
+
+
+def _file_problems(doc: YamlDoc, index: int, case: Case) -> list[Problem]:
+    problems = []
+    for key in ("patient", "request"):
+        name = getattr(case, key)
+        if name is not None and not (doc.path.parent / name).is_file():
+            problems.append(doc.problem(("cases", index, key), f"no such file: {name}"))
+    return problems
+
+
+async def run_cases(
+    ruleset: RuleSet, durable: DurableRules, cases: list[LoadedCase], on_result: Any = None
+) -> list[CaseResult]:
+    """Run cases against `ruleset` (which need not be the one serving: reload tests a candidate aside).
+    on_result(result) is called after each case, for progress lines."""
+    from cds_service.config import Settings
+    from cds_service.data.fetch import new_client
+    from cds_service.data.prefetch import FetchSettings
+    from cds_service.engine import RuleEngine
+    from cds_service.pipeline import Runtime
+
+    # Cases carry all their data as prefetch and name no FHIR server: nothing is ever fetched.
+    runtime = Runtime(
+        settings=Settings(rules_dir=ruleset.directory),
+        engine=RuleEngine(ruleset, durable),
+        client=new_client(),
+        fetch=FetchSettings(deadline_seconds=1.0, max_pages=1, without_token=False),
+    )
+    results = []
+    try:
+        for loaded in cases:
+            result = await run_case(runtime, loaded)
+            results.append(result)
+            if on_result is not None:
+                on_result(result)
+    finally:
+        await runtime.client.aclose()
+    return results
+
+
+async def run_case(runtime: Any, loaded: LoadedCase) -> CaseResult:
+    from cds_service.pipeline import call_service
+    from cds_service.protocol.outcome import ProblemError
+
+    ruleset = runtime.engine.ruleset
+
+    started = time.perf_counter()
+    case = loaded.case
+    failures: list[str] = []
+    service = ruleset.services.get(case.service)
+    if service is None:
+        failures.append(f"unknown service {case.service!r}")
+        return CaseResult(loaded, failures, time.perf_counter() - started)
+    body = request_body(loaded, ruleset)
+    try:
+        answer = await call_service(runtime, case.service, body, now=case.now)
+    except ProblemError as exc:
+        failures.append(
+            f"the service answered HTTP {exc.status}: {'; '.join(i.diagnostics for i in exc.issues)}"
+        )
+        return CaseResult(loaded, failures, time.perf_counter() - started)
+    cards = orjson.loads(answer.body)["cards"]
+    failures += _check(case.expect, cards, answer.evaluation)
+    return CaseResult(loaded, failures, time.perf_counter() - started)
+
+
+def request_body(loaded: LoadedCase, ruleset: RuleSet) -> bytes:
+    case = loaded.case
+    folder = loaded.path.parent
+    if case.request is not None:
+        return (folder / case.request).read_bytes()
+    assert case.patient is not None
+    service = ruleset.services.get(case.service)
+    assert service is not None
+    bundle = orjson.loads((folder / case.patient).read_bytes())
+    resources = [e["resource"] for e in bundle.get("entry", []) if isinstance(e.get("resource"), dict)]
+    resources += case.add_resources
+    patient = next((r for r in resources if r.get("resourceType") == "Patient"), None)
+    patient_id = patient.get("id") if patient else "unknown"
+    prefetch: dict[str, Any] = {}
+    for key, item in service.prefetch.items():
+        query = item.query
+        kind = query.split("?")[0].split("/")[0]
+        if "?" not in query and "/" in query:
+            prefetch[key] = next((r for r in resources if r.get("resourceType") == kind), None)
+        else:
+            matching = [r for r in resources if r.get("resourceType") == kind]
+            prefetch[key] = {
+                "resourceType": "Bundle",
+                "type": "searchset",
+                "total": len(matching),
+                "entry": [{"resource": r} for r in matching],
+            }
+    context: dict[str, Any] = {"userId": "Practitioner/rule-tests", "patientId": patient_id}
+    if service.hook in ("order-sign", "order-select"):
+        entries = []
+        if case.order is not None:
+            order = {"subject": {"reference": f"Patient/{patient_id}"}, **case.order}
+            entries.append({"resource": order})
+        context["draftOrders"] = {"resourceType": "Bundle", "entry": entries}
+        if service.hook == "order-select":
+            context["selections"] = [f"{o['resourceType']}/{o.get('id')}" for o in (case.order,) if o]
+    body = {
+        "hook": service.hook,
+        "hookInstance": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{loaded.path}#{case.name}")),
+        "context": context,
+        "prefetch": prefetch,
+    }
+    return orjson.dumps(body)
+
+
+def _check(expect: Expectation, cards: list[dict[str, Any]], evaluation: Any) -> list[str]:
+    failures: list[str] = []
+    by_rule: dict[str, list[dict[str, Any]]] = {}
+    for card in cards:
+        rule_id = card.get("extension", {}).get("cds-service-provenance", {}).get("ruleId", "?")
+        by_rule.setdefault(rule_id, []).append(card)
+    for wanted in expect.cards:
+        candidates = by_rule.get(wanted.rule, [])
+        if not any(not _card_mismatch(wanted, card) for card in candidates):
+            failures.append(_card_failure(wanted, candidates, cards))
+    for rule_id in expect.no_cards:
+        for card in by_rule.get(rule_id, []):
+            failures.append(f"expected no card from {rule_id}, got [{card['indicator']}] {card['summary']!r}")
+    if expect.only_cards:
+        listed = {c.rule for c in expect.cards}
+        for rule_id, extra in by_rule.items():
+            if rule_id not in listed:
+                failures += [f"unexpected card from {rule_id}: {c['summary']!r}" for c in extra]
+    statuses = {o.rule.id: o.status for o in evaluation.outcomes}
+    for rule_id, status in expect.outcomes.items():
+        if statuses.get(rule_id) != status:
+            failures.append(f"expected {rule_id} {status}, got {statuses.get(rule_id, 'not run')}")
+    for name, wanted_fact in expect.facts.items():
+        failures += _fact_failures(name, wanted_fact, evaluation.facts.get(name))
+    return failures
+
+
+def _card_mismatch(wanted: ExpectedCard, card: dict[str, Any]) -> list[str]:
+    reasons = []
+    if wanted.indicator and card.get("indicator") != wanted.indicator:
+        reasons.append(f"indicator {card.get('indicator')} instead of {wanted.indicator}")
+    for fragment in wanted.summary_contains:
+        if fragment not in card.get("summary", ""):
+            reasons.append(f"summary lacks {fragment!r}")
+    for fragment in wanted.detail_contains:
+        if fragment not in card.get("detail", ""):
+            reasons.append(f"detail lacks {fragment!r}")
+    if wanted.suggestions is not None and len(card.get("suggestions") or ()) != wanted.suggestions:
+        reasons.append(f"{len(card.get('suggestions') or ())} suggestions instead of {wanted.suggestions}")
+    return reasons
+
+
+def _card_failure(wanted: ExpectedCard, candidates: list[dict[str, Any]], cards: list[dict[str, Any]]) -> str:
+    head = f"expected a {wanted.indicator or ''} card from {wanted.rule}".replace("a  card", "a card")
+    if not candidates:
+        got = "; ".join(f"[{c['indicator']}] {c['summary']!r}" for c in cards) or "no cards"
+        return f"{head}; got {got}"
+    lines = [head + "; the closest differs:"]
+    best = min(candidates, key=lambda c: len(_card_mismatch(wanted, c)))
+    lines += [f"    - {reason}" for reason in _card_mismatch(wanted, best)]
+    lines.append(f"    summary: {best.get('summary')!r}")
+    return "\n".join(lines)
+
+
+def _fact_failures(name: str, wanted: ExpectedFact | float | str | bool, fact: Any) -> list[str]:
+    if not isinstance(wanted, ExpectedFact):
+        wanted = ExpectedFact(value=wanted)
+    if fact is None:
+        return [f"fact {name}: no such fact"]
+    shown = (
+        f"{fact.value!r} {fact.unit or ''}".strip() if fact.value is not None else f"missing ({fact.missing})"
+    )
+    failures = []
+    if wanted.missing is True and fact.value is not None:
+        failures.append(f"fact {name}: expected missing, got {shown}")
+    if wanted.missing is False and fact.value is None:
+        failures.append(f"fact {name}: expected a value, got {shown}")
+    if wanted.missing_contains and wanted.missing_contains not in (fact.missing or ""):
+        failures.append(
+            f"fact {name}: expected missing reason containing {wanted.missing_contains!r}, got {shown}"
+        )
+    if wanted.value is not None:
+        same = (
+            isinstance(fact.value, int | float)
+            and not isinstance(fact.value, bool)
+            and isinstance(wanted.value, int | float)
+            and not isinstance(wanted.value, bool)
+            and abs(float(fact.value) - float(wanted.value)) <= wanted.tolerance
+        ) or fact.value == wanted.value
+        if not same:
+            failures.append(f"fact {name}: expected {_shown(wanted.value, wanted.unit)}, got {shown}")
+    if wanted.unit is not None and fact.unit != wanted.unit:
+        failures.append(f"fact {name}: expected unit {wanted.unit}, got {fact.unit}")
+    return failures
+
+
+def _shown(value: Any, unit: str | None, comparator: str | None = None) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        text = f"{comparator or ''}{format_number(float(value))}"
+    else:
+        text = repr(value)
+    return f"{text} {unit}" if unit else text
+
+
+def format_result(result: CaseResult) -> str:
+    loaded = result.loaded
+    status = "PASS" if result.passed else "FAIL"
+    line = f"{status} {loaded.label} ({result.seconds * 1000:.1f} ms)"
+    if result.passed:
+        return line
+    details = "\n".join(f"  {failure}" for failure in result.failures)
+    return f"{line}\n  at {loaded.path}:{loaded.line}\n{details}"

@@ -1,0 +1,402 @@
+"""rules/ -> a checked, compiled RuleSet, or every problem with its file:line.
+
+Loading and linting are the same code: a ruleset that loads is one that lints without errors, so the
+service can never start with (or reload to) rules that `cds-service rules lint` would refuse.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+
+from cds_service.cards.actions import ACTIONS
+from cds_service.cards.text import longest, template_problems
+from cds_service.engine.conditions import Compiled, CompileError, Converter, FieldMap, compile_condition
+from cds_service.engine.durable import CompiledRuleset, DurableRules
+from cds_service.engine.rulefile import (
+    All,
+    Any_,
+    CardTemplate,
+    Comparison,
+    Condition,
+    Not,
+    RuleFile,
+)
+from cds_service.facts.catalog import FactCatalog, load_catalog
+from cds_service.protocol.discovery import ServiceFileError, ServiceRegistry, load_services
+from cds_service.protocol.response import SUMMARY_MAX
+from cds_service.yamlfile import FileProblems, Location, Problem, YamlDoc, load_yaml, validation_problems
+
+RULESET_FILE = "ruleset.yaml"
+# Discovery entries carry the ruleset's name, version and hash under this extension key.
+RULESET_KEY = "cds-service-ruleset"
+CASES_SUFFIX = ".cases.yaml"
+# durable-rules expands every OR into its own path through the network; past this a rule is too
+# tangled to review anyway.
+MAX_TERMS = 256
+
+
+class _RulesetInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: Annotated[str, StringConstraints(min_length=1)]
+    version: Annotated[str, StringConstraints(pattern=r"^\d+\.\d+\.\d+$")]
+    description: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    spec: RuleFile
+    path: Path
+    compiled: Compiled
+    # Every fact the rule reads: its condition's first, then those its card text shows.
+    reads: tuple[str, ...] = ()
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    @property
+    def version(self) -> str:
+        return self.spec.version
+
+
+@dataclasses.dataclass(frozen=True)
+class ServiceRules:
+    rules: tuple[Rule, ...]
+    engine_rules: CompiledRuleset
+
+
+@dataclasses.dataclass
+class RuleSet:
+    name: str
+    version: str
+    hash: str
+    directory: Path
+    services: ServiceRegistry
+    catalog: FactCatalog
+    rules: dict[str, Rule]
+    fields: FieldMap
+    by_service: dict[str, ServiceRules]
+    warnings: list[Problem]
+
+    def release(self, durable: DurableRules) -> None:
+        for service_rules in self.by_service.values():
+            durable.release(service_rules.engine_rules)
+
+
+@dataclasses.dataclass
+class _Checked:
+    """What reading the files found, before anything touches durable-rules."""
+
+    info: _RulesetInfo | None
+    services: ServiceRegistry | None
+    catalog: FactCatalog | None
+    rules: dict[str, Rule]
+    fields: FieldMap
+    problems: list[Problem]
+
+
+def rule_files(rules_dir: Path) -> list[Path]:
+    return sorted(
+        p
+        for p in rules_dir.glob("*.y*ml")
+        if p.suffix in (".yaml", ".yml") and p.name != RULESET_FILE and not p.name.endswith(CASES_SUFFIX)
+    )
+
+
+def check_rules(rules_dir: Path) -> list[Problem]:
+    """Every problem (errors and warnings) `rules lint` reports, without compiling into durable-rules."""
+    return _check(rules_dir).problems
+
+
+def load_ruleset(rules_dir: Path, durable: DurableRules) -> RuleSet:
+    """Load, check and compile rules_dir. Raises FileProblems listing every error (warnings are kept)."""
+    checked = _check(rules_dir)
+    errors = [p for p in checked.problems if p.severity == "error"]
+    if errors:
+        raise FileProblems(errors)
+    assert checked.info and checked.services and checked.catalog
+    by_service: dict[str, ServiceRules] = {}
+    try:
+        for service in checked.services:
+            rules = tuple(r for r in checked.rules.values() if service.id in r.spec.services)
+            expressions = {}
+            for rule in rules:
+                for side, expression in (("T", rule.compiled.true), ("F", rule.compiled.false)):
+                    # A constant side needs no durable-rules rule: the evaluator knows it in advance.
+                    if not isinstance(expression, bool):
+                        expressions[f"{rule.id}|{side}"] = expression
+            by_service[service.id] = ServiceRules(rules, durable.compile(expressions))
+    except Exception:
+        for compiled in by_service.values():
+            durable.release(compiled.engine_rules)
+        raise
+    digest = ruleset_hash(rules_dir)
+    extension = {RULESET_KEY: {"name": checked.info.name, "version": checked.info.version, "hash": digest}}
+    return RuleSet(
+        name=checked.info.name,
+        version=checked.info.version,
+        hash=digest,
+        directory=rules_dir,
+        services=checked.services.with_extension(extension),
+        catalog=checked.catalog,
+        rules=checked.rules,
+        fields=checked.fields,
+        by_service=by_service,
+        warnings=[p for p in checked.problems if p.severity != "error"],
+    )
+
+
+def ruleset_hash(rules_dir: Path) -> str:
+    """sha256 over every file that decides what cards say (test cases excluded), by relative path."""
+    digest = hashlib.sha256()
+    for path in sorted(rules_dir.rglob("*")):
+        if path.is_file() and path.suffix in (".yaml", ".yml") and not path.name.endswith(CASES_SUFFIX):
+            digest.update(path.relative_to(rules_dir).as_posix().encode())
+            digest.update(b"\0")
+            digest.update(path.read_bytes())
+            digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def _check(rules_dir: Path) -> _Checked:
+    problems: list[Problem] = []
+    info = _ruleset_info(rules_dir, problems)
+    services: ServiceRegistry | None = None
+    try:
+        services = load_services(rules_dir)
+    except ServiceFileError as exc:
+        problems.extend(_service_problem(text) for text in exc.problems)
+    catalog: FactCatalog | None = None
+    try:
+        catalog = load_catalog(rules_dir)
+    except FileProblems as exc:
+        problems.extend(exc.problems)
+    fields = FieldMap()
+    rules: dict[str, Rule] = {}
+    files = rule_files(rules_dir)
+    if not files:
+        problems.append(Problem(rules_dir, 1, "no rule files (*.yaml) in this directory"))
+    for path in files:
+        try:
+            doc = load_yaml(path)
+        except FileProblems as exc:
+            problems.extend(exc.problems)
+            continue
+        try:
+            spec = RuleFile.model_validate(doc.data)
+        except ValidationError as exc:
+            problems.extend(validation_problems(doc, exc))
+            continue
+        if catalog is None:
+            continue  # meaning checks need the fact catalog; its own errors are already reported
+        rule = _checked_rule(doc, spec, catalog, services, fields, problems)
+        if rule is None:
+            continue
+        if spec.id in rules:
+            problems.append(
+                doc.problem(("id",), f"duplicate rule id {spec.id!r} (also in {rules[spec.id].path})")
+            )
+            continue
+        rules[spec.id] = rule
+    return _Checked(info, services, catalog, rules, fields, problems)
+
+
+def _checked_rule(
+    doc: YamlDoc,
+    spec: RuleFile,
+    catalog: FactCatalog,
+    services: ServiceRegistry | None,
+    fields: FieldMap,
+    problems: list[Problem],
+) -> Rule | None:
+    before = len(problems)
+    if doc.path.stem != spec.id:
+        problems.append(doc.problem(("id",), f"file name should be {spec.id}.yaml", "warning"))
+    if services is not None:
+        for index, service_id in enumerate(spec.services):
+            if services.get(service_id) is None:
+                known = ", ".join(s.id for s in services)
+                problems.append(
+                    doc.problem(("services", index), f"unknown service {service_id!r} (known: {known})")
+                )
+    for name, parameter in spec.parameters.items():
+        units = [parameter.unit] if parameter.unit else []
+        units += [n.unit for n in parameter.also]
+        for unit in units:
+            if not _known_unit(catalog, unit):
+                problems.append(
+                    doc.problem(("parameters", name), f"parameter {name!r}: {unit!r} is not a UCUM unit")
+                )
+    compiled = None
+    try:
+        compiled = _compile(spec, catalog, fields, doc)
+    except _LocatedError as exc:
+        problems.append(doc.problem(exc.location, str(exc)))
+    if compiled is not None and compiled.terms > MAX_TERMS:
+        problems.append(
+            doc.problem(
+                ("when",),
+                f"condition expands to {compiled.terms} alternatives (limit {MAX_TERMS}); simplify it",
+            )
+        )
+    used = _used_parameters(spec)
+    for name in spec.parameters:
+        if name not in used:
+            problems.append(doc.problem(("parameters", name), f"parameter {name!r} is not used", "warning"))
+    _check_card(doc, ("card",), spec.card, spec, catalog, problems)
+    if spec.unknown.card is not None:
+        _check_card(doc, ("unknown", "card"), spec.unknown.card, spec, catalog, problems)
+    if len(problems) > before and any(p.severity == "error" for p in problems[before:]):
+        return None
+    assert compiled is not None
+    shown = [_fact_of(name, catalog) for name in _template_names(spec)]
+    reads = tuple(dict.fromkeys([*compiled.reads, *(name for name in shown if name)]))
+    return Rule(spec, doc.path, compiled, reads)
+
+
+def _template_names(spec: RuleFile) -> list[str]:
+    cards = [spec.card] + ([spec.unknown.card] if spec.unknown.card else [])
+    texts = [
+        t for card in cards for t in (card.summary, card.detail or "", *(s.label for s in card.suggestions))
+    ]
+    return [name for text in texts for name in _names(text)]
+
+
+def _fact_of(placeholder: str, catalog: FactCatalog) -> str | None:
+    if placeholder in catalog.specs:
+        return placeholder
+    head = placeholder.rpartition(".")[0]
+    return head if head in catalog.specs else None
+
+
+class _LocatedError(Exception):
+    def __init__(self, location: Location, message: str) -> None:
+        super().__init__(message)
+        self.location = location
+
+
+def _compile(spec: RuleFile, catalog: FactCatalog, fields: FieldMap, doc: YamlDoc) -> Compiled:
+    # Compile each leaf alone first so that an error points at its own line, then the whole tree.
+    for location, leaf in _leaves(spec.when, ("when",)):
+        try:
+            compile_condition(leaf, catalog.specs, spec.parameters, FieldMap(), _converter(catalog))
+        except CompileError as exc:
+            raise _LocatedError(location, str(exc)) from exc
+    try:
+        return compile_condition(spec.when, catalog.specs, spec.parameters, fields, _converter(catalog))
+    except CompileError as exc:
+        raise _LocatedError(("when",), str(exc)) from exc
+
+
+def _leaves(node: Condition, location: Location) -> list[tuple[Location, Condition]]:
+    if isinstance(node, All):
+        return [leaf for i, child in enumerate(node.all) for leaf in _leaves(child, (*location, "all", i))]
+    if isinstance(node, Any_):
+        return [leaf for i, child in enumerate(node.any) for leaf in _leaves(child, (*location, "any", i))]
+    if isinstance(node, Not):
+        return _leaves(node.not_, (*location, "not"))
+    return [(location, node)]
+
+
+def _used_parameters(spec: RuleFile) -> set[str]:
+    used = {leaf.param for _, leaf in _leaves(spec.when, ()) if isinstance(leaf, Comparison) and leaf.param}
+    texts = [spec.card.summary, spec.card.detail or ""]
+    if spec.unknown.card is not None:
+        texts += [spec.unknown.card.summary, spec.unknown.card.detail or ""]
+    texts += [s.label for s in spec.card.suggestions]
+    for text in texts:
+        used.update(
+            name.removeprefix("param.").split(".")[0] for name in _names(text) if name.startswith("param.")
+        )
+    for suggestion in spec.card.suggestions:
+        used.update(v for v in suggestion.arguments.values() if isinstance(v, str) and v in spec.parameters)
+    return used
+
+
+def _names(text: str) -> list[str]:
+    from cds_service.cards.text import placeholders
+
+    return [name for name, _ in placeholders(text)]
+
+
+def _check_card(
+    doc: YamlDoc,
+    location: Location,
+    card: CardTemplate,
+    spec: RuleFile,
+    catalog: FactCatalog,
+    problems: list[Problem],
+) -> None:
+    texts: list[tuple[Location, str]] = [(("summary",), card.summary), (("detail",), card.detail or "")]
+    texts += [(("suggestions", i, "label"), s.label) for i, s in enumerate(card.suggestions)]
+    for where, text in texts:
+        loc = (*location, *where)
+        for message in template_problems(text, catalog.specs, spec.parameters):
+            problems.append(doc.problem(loc, message))
+    if not template_problems(card.summary, catalog.specs, spec.parameters):
+        worst = longest(card.summary, catalog.specs, spec.parameters)
+        if worst > SUMMARY_MAX:
+            problems.append(
+                doc.problem(
+                    (*location, "summary"),
+                    f"summary can reach {worst} characters with the widest values; CDS Hooks allows "
+                    f"{SUMMARY_MAX} (numbers count 12, units 10, times 16, {{missing}} 120)",
+                )
+            )
+    for index, suggestion in enumerate(card.suggestions):
+        action = ACTIONS.get(suggestion.action)
+        if action is None:
+            problems.append(
+                doc.problem(
+                    (*location, "suggestions", index, "action"),
+                    f"unknown action {suggestion.action!r} (known: {', '.join(sorted(ACTIONS))})",
+                )
+            )
+            continue
+        for message in action.argument_problems(suggestion.arguments, spec.parameters):
+            problems.append(doc.problem((*location, "suggestions", index, "arguments"), message))
+
+
+def _ruleset_info(rules_dir: Path, problems: list[Problem]) -> _RulesetInfo | None:
+    path = rules_dir / RULESET_FILE
+    if not path.is_file():
+        problems.append(Problem(path, 1, "missing: name and version of this ruleset (name:, version: 1.0.0)"))
+        return None
+    try:
+        doc = load_yaml(path)
+        return _RulesetInfo.model_validate(doc.data)
+    except FileProblems as exc:
+        problems.extend(exc.problems)
+    except ValidationError as exc:
+        problems.extend(validation_problems(doc, exc))
+    return None
+
+
+def _service_problem(text: str) -> Problem:
+    """ServiceFileError problems are already `file:line: message` strings."""
+    location, _, message = text.partition(": ")
+    path, _, line = location.rpartition(":")
+    if not line.isdigit():
+        return Problem(Path(location), 1, message or text)
+    return Problem(Path(path), int(line), message)
+
+
+def _converter(catalog: FactCatalog) -> Converter:
+    def convert(value: float, from_unit: str, to_unit: str, fact_name: str) -> float:
+        # Lab facts are named after their analyte, whose molar mass allows mmol/L <-> mg/dL.
+        return catalog.convert(value, from_unit, to_unit, analyte=fact_name.split(".")[0])
+
+    return convert
+
+
+def _known_unit(catalog: FactCatalog, unit: str) -> bool:
+    try:
+        catalog.convert(1.0, unit, unit)
+    except Exception:  # noqa: BLE001 - the converter's errors differ by cause; all mean "unknown"
+        return False
+    return True

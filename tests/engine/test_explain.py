@@ -1,0 +1,62 @@
+"""`cds-service rules explain`: each rule's outcome with the facts it read, converted and as reported."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from cds_service.cli import main
+from cds_service.engine.cases import load_cases, request_body
+from cds_service.engine.durable import DurableRules
+from cds_service.engine.ruleset import load_ruleset
+from tests.conftest import RULES
+
+
+def case_request(tmp_path: Path, fragment: str) -> Path:
+    (loaded,) = [c for c in load_cases(RULES) if fragment in c.case.name]
+    durable = DurableRules()
+    try:
+        ruleset = load_ruleset(RULES, durable)
+        body = request_body(loaded, ruleset)
+        ruleset.release(durable)
+    finally:
+        durable.close()
+    path = tmp_path / "request.json"
+    path.write_bytes(body)
+    return path
+
+
+def test_explain_shows_fired_rule_with_facts_and_parameters(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    request = case_request(tmp_path, "3000 mg/day is above")
+    assert main(["rules", "explain", str(request), "--rules-dir", str(RULES)]) == 0
+    out = capsys.readouterr().out
+    assert "max-dose 1.0.0: FIRED -> warning card" in out
+    assert "order.daily_dose" in out and "3000 mg/d" in out
+    assert "max_daily_dose = 2400 mg/d" in out
+
+
+def test_explain_shows_converted_units_and_what_was_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    request = case_request(tmp_path, "pounds")
+    assert main(["rules", "explain", str(request), "--rules-dir", str(RULES)]) == 0
+    out = capsys.readouterr().out
+    weight = next(line for line in out.splitlines() if line.strip().startswith("patient.weight"))
+    assert "83.28 kg" in weight and "reported 183.6 [lb_av]" in weight
+
+
+def test_explain_says_why_a_rule_could_not_evaluate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    request = case_request(tmp_path, "without a recent weight")
+    assert main(["rules", "explain", str(request), "--rules-dir", str(RULES), "--json"]) == 0
+    report = orjson.loads(capsys.readouterr().out)
+    (rule,) = [r for r in report["rules"] if r["id"] == "max-dose"]
+    assert rule["status"] == "unknown" and rule["card"] == "info"
+    rate = next(f for f in rule["facts"] if f["name"] == "order.dose_rate_per_kg")
+    assert rate["value"] is None and "weight" in rate["missing"]
+    assert report["ruleset"]["hash"]

@@ -1,0 +1,128 @@
+"""Hot reload: a new ruleset serves only after it loads clean and passes its cases; never a broken one."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from cds_service.engine import RuleEngine
+from cds_service.engine.durable import DurableRules
+from cds_service.engine.reload import Reloader
+from cds_service.engine.ruleset import load_ruleset
+from tests.engine.rulesdir import copy_rules, edit
+
+SUMMARY = "Anakinra {order.daily_dose} mg/day is above the maximum"
+
+
+@pytest.fixture
+async def reloader(tmp_path: Path) -> AsyncIterator[Reloader]:
+    rules = copy_rules(tmp_path)
+    durable = DurableRules()
+    engine = RuleEngine(load_ruleset(rules, durable), durable)
+    yield Reloader(engine, rules, release_after_seconds=0)
+    engine.close()
+
+
+async def test_nothing_happens_when_nothing_changed(reloader: Reloader) -> None:
+    before = reloader.engine.ruleset
+    result = await reloader.check()
+    assert result.outcome == "unchanged" and reloader.engine.ruleset is before
+
+
+async def test_a_passing_change_is_swapped_in(reloader: Reloader) -> None:
+    before = reloader.engine.ruleset
+    edit(
+        reloader.rules_dir / "max-dose.yaml",
+        SUMMARY,
+        "Anakinra {order.daily_dose} mg/day exceeds the maximum",
+    )
+    result = await reloader.check()
+    assert result.outcome == "reloaded", result.errors
+    after = reloader.engine.ruleset
+    assert after is not before and after.hash == result.hash != before.hash
+    assert "exceeds the maximum" in after.rules["max-dose"].spec.card.summary
+
+
+async def test_a_broken_file_never_replaces_the_working_ruleset(reloader: Reloader) -> None:
+    before = reloader.engine.ruleset
+    path = reloader.rules_dir / "max-dose.yaml"
+    edit(path, "fact: order.daily_dose", "fact: order.daily_dos")
+    result = await reloader.check()
+    assert result.outcome == "rejected"
+    assert any(e.startswith(f"{path}:") and "order.daily_dos" in e for e in result.errors), result.errors
+    assert reloader.engine.ruleset is before
+    assert reloader.state.rejected_hash == result.hash
+    # Fixing the file reloads it.
+    edit(path, "fact: order.daily_dos", "fact: order.daily_dose")
+    edit(path, "title: Maximum anakinra dose", "title: Maximum anakinra daily dose")
+    assert (await reloader.check()).outcome == "reloaded"
+    assert reloader.state.rejected_hash is None
+
+
+async def test_a_change_that_fails_its_cases_is_rejected(reloader: Reloader) -> None:
+    before = reloader.engine.ruleset
+    edit(
+        reloader.rules_dir / "max-dose.yaml",
+        "    value: 2400\n    unit: mg/d",
+        "    value: 3500\n    unit: mg/d",
+    )
+    result = await reloader.check()
+    assert result.outcome == "rejected"
+    assert any("FAIL max-dose.cases.yaml" in e for e in result.errors), result.errors
+    assert reloader.engine.ruleset is before
+
+
+async def test_the_old_ruleset_keeps_answering_until_it_is_released(reloader: Reloader) -> None:
+    from cds_service.facts.model import Facts
+
+    old = reloader.engine.ruleset
+    service = old.services.get("anakinra-order-sign")
+    assert service is not None
+    edit(
+        reloader.rules_dir / "max-dose.yaml",
+        SUMMARY,
+        "Anakinra {order.daily_dose} mg/day exceeds the maximum",
+    )
+    assert (await reloader.check()).outcome == "reloaded"
+    facts = Facts(now=_now(), hook="order-sign", hook_instance="x", patient_id="p")
+    evaluation = await reloader.engine.evaluate(service, facts, old)  # a request that began before the swap
+    assert [o.rule.id for o in evaluation.outcomes] == ["max-dose"]
+
+
+def _now() -> Any:
+    from datetime import UTC, datetime
+
+    return datetime(2026, 11, 23, tzinfo=UTC)
+
+
+def wait_for(check: Callable[[], bool], seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not reached in time")
+
+
+def test_a_running_service_reloads_and_reports_a_rejected_edit(tmp_path: Path, service_with: Any) -> None:
+    rules = copy_rules(tmp_path)
+    http: httpx.Client = service_with(rules_dir=rules, reload_interval_seconds=0.1)
+    first = http.get("/healthz").json()["rules"]
+    path = rules / "max-dose.yaml"
+    edit(path, "fact: order.daily_dose", "fact: order.daily_dos")
+    wait_for(lambda: "rejected" in http.get("/healthz").json()["rules"])
+    health = http.get("/healthz").json()["rules"]
+    assert health["hash"] == first["hash"]
+    assert any("order.daily_dos" in e for e in health["rejected"]["errors"])
+    edit(path, "fact: order.daily_dos", "fact: order.daily_dose")
+    edit(path, SUMMARY, "Anakinra {order.daily_dose} mg/day exceeds the maximum")
+    wait_for(lambda: http.get("/healthz").json()["rules"]["hash"] != first["hash"])
+    discovery = http.get("/cds-services").json()["services"][0]
+    assert (
+        discovery["extension"]["cds-service-ruleset"]["hash"] == http.get("/healthz").json()["rules"]["hash"]
+    )
