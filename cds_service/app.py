@@ -99,7 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             store.close()
 
     app = FastAPI(
-        title="CDS Hooks service: continuous IV anakinra",
+        title="CDS Hooks service",
         version=__version__,
         lifespan=lifespan,
         docs_url=None,

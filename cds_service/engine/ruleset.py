@@ -176,6 +176,8 @@ def _check(rules_dir: Path) -> _Checked:
         catalog = load_catalog(rules_dir)
     except FileProblems as exc:
         problems.extend(exc.problems)
+    if services is not None and catalog is not None:
+        problems.extend(_medication_problems(rules_dir, services, catalog))
     fields = FieldMap()
     rules: dict[str, Rule] = {}
     files = rule_files(rules_dir)
@@ -375,6 +377,34 @@ def _ruleset_info(rules_dir: Path, problems: list[Problem]) -> _RulesetInfo | No
     except ValidationError as exc:
         problems.extend(validation_problems(doc, exc))
     return None
+
+
+def _medication_problems(rules_dir: Path, services: ServiceRegistry, catalog: FactCatalog) -> list[Problem]:
+    problems = []
+    known = catalog.medications.classes
+    for service in services:
+        if service.medication is not None and service.medication not in known:
+            path = next(
+                (p for p in sorted((rules_dir / "services").glob("*.y*ml")) if _declares(p, service.id)),
+                rules_dir / "services",
+            )
+            doc = load_yaml(path) if path.is_file() else None
+            line = doc.line(("medication",)) if doc else 1
+            problems.append(
+                Problem(
+                    path,
+                    line,
+                    f"medication {service.medication!r} is not in rules/facts (known: {', '.join(sorted(known))})",
+                )
+            )
+    return problems
+
+
+def _declares(path: Path, service_id: str) -> bool:
+    try:
+        return load_yaml(path).data.get("id") == service_id
+    except (FileProblems, AttributeError):
+        return False
 
 
 def _service_problem(text: str) -> Problem:

@@ -184,3 +184,10 @@ def test_serve_refuses_to_start_on_broken_rules(rules_copy: Path, capsys: pytest
     edit(rules_copy / "max-dose.yaml", "fact: order.daily_dose", "fact: order.daily_dos")
     assert main(["serve", "--rules-dir", str(rules_copy)]) == 2
     assert "order.daily_dos" in capsys.readouterr().err
+
+
+def test_a_service_naming_an_unknown_medication_is_an_error(rules_copy: Path) -> None:
+    path = rules_copy / "services" / "anakinra-order-sign.yaml"
+    edit(path, "medication: anakinra", "medication: anakinrra")
+    found = errors(rules_copy)
+    assert any(p.startswith(f"{path}:{line_of(path, 'anakinrra')}:") and "'anakinrra'" in p for p in found), found
