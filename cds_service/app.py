@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 
@@ -181,6 +182,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "services": len(runtime.services.services),
             "database": database,
             "rules": rules,
+            "process": os.getpid(),  # which worker answered: each worker reloads its rules itself
         }
         return Response(orjson.dumps(body), media_type=JSON)
 

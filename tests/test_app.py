@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import uuid
 from typing import Any
 
@@ -180,6 +181,7 @@ def test_healthz(http: httpx.Client) -> None:
     assert response.status_code == 200
     body = response.json()
     rules = body.pop("rules")
+    assert body.pop("process") == os.getpid()  # the test server runs in this process
     assert body == {"status": "ok", "services": 3, "database": "ok"}
     assert rules == {"name": "anakinra-mas", "version": rules["version"], "hash": ruleset_hash(RULES)}
 

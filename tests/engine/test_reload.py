@@ -126,3 +126,67 @@ def test_a_running_service_reloads_and_reports_a_rejected_edit(tmp_path: Path, s
     assert (
         discovery["extension"]["cds-service-ruleset"]["hash"] == http.get("/healthz").json()["rules"]["hash"]
     )
+
+
+def test_every_worker_process_switches_to_the_new_ruleset(tmp_path: Path) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    rules = copy_rules(tmp_path)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {
+        **os.environ,
+        "CDS_RULES_DIR": str(rules),
+        "CDS_DATABASE_URL": f"sqlite:///{tmp_path / 'cds.db'}",
+        "CDS_RELOAD_INTERVAL_SECONDS": "0.2",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cds_service", "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    def health() -> dict[str, Any]:
+        # A new connection each time, so the kernel spreads requests over both workers.
+        with httpx.Client(base_url=base, timeout=2) as client:
+            body: dict[str, Any] = client.get("/healthz").json()
+            return body
+
+    def answering() -> bool:
+        try:
+            health()
+        except httpx.TransportError:
+            return False
+        return True
+
+    try:
+        wait_for(answering, 30)
+        seen: dict[int, str] = {}
+
+        def both_workers_seen() -> bool:
+            h = health()
+            seen[h["process"]] = h["rules"]["hash"]
+            return len(seen) == 2
+
+        wait_for(both_workers_seen, 20)
+        old = set(seen.values())
+        assert len(old) == 1
+        edit(rules / "max-dose.yaml", SUMMARY, "Anakinra {order.daily_dose} mg/day exceeds the maximum")
+        after: dict[int, str] = {}
+
+        def all_switched() -> bool:
+            h = health()
+            after[h["process"]] = h["rules"]["hash"]
+            return set(after) == set(seen) and not (set(after.values()) & old)
+
+        wait_for(all_switched, 20)
+        assert len(set(after.values())) == 1
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -190,4 +190,6 @@ def test_a_service_naming_an_unknown_medication_is_an_error(rules_copy: Path) ->
     path = rules_copy / "services" / "anakinra-order-sign.yaml"
     edit(path, "medication: anakinra", "medication: anakinrra")
     found = errors(rules_copy)
-    assert any(p.startswith(f"{path}:{line_of(path, 'anakinrra')}:") and "'anakinrra'" in p for p in found), found
+    assert any(p.startswith(f"{path}:{line_of(path, 'anakinrra')}:") and "'anakinrra'" in p for p in found), (
+        found
+    )
