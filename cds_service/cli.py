@@ -135,25 +135,27 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
-    try:
-        raw = args.request.read_bytes()
-    except OSError as exc:
-        print(f"error: cannot read {args.request}: {exc.strerror}", file=sys.stderr)
+    answer = _answer_file(settings, args.request, args.service)
+    if answer is None:
         return 1
+    sys.stdout.buffer.write(answer.body + b"\n")
+    return 0
+
+
+def _answer_file(settings: Settings, path: Path, service_id: str | None) -> Any:
+    """The pipeline's Answer for the request in `path`, or None after printing why there is none."""
     try:
-        body = asyncio.run(_evaluate_body(settings, raw, args.service))
+        raw = path.read_bytes()
+    except OSError as exc:
+        print(f"error: cannot read {path}: {exc.strerror}", file=sys.stderr)
+        return None
+    try:
+        return asyncio.run(_answer(settings, raw, service_id))
     except ProblemError as exc:
         print(f"error: the service would answer HTTP {exc.status}:", file=sys.stderr)
         for issue in exc.issues:
             print(f"  {issue.diagnostics}", file=sys.stderr)
-        return 1
-    sys.stdout.buffer.write(body + b"\n")
-    return 0
-
-
-async def _evaluate_body(settings: Settings, raw: bytes, service_id: str | None) -> bytes:
-    answer = await _answer(settings, raw, service_id)
-    return answer.body
+        return None
 
 
 async def _answer(settings: Settings, raw: bytes, service_id: str | None) -> Any:
@@ -208,17 +210,8 @@ def _rules_test(args: argparse.Namespace, settings: Settings) -> int:
 def _rules_explain(args: argparse.Namespace, settings: Settings) -> int:
     from cds_service.engine.explain import explain_json, explain_text
 
-    try:
-        raw = args.request.read_bytes()
-    except OSError as exc:
-        print(f"error: cannot read {args.request}: {exc.strerror}", file=sys.stderr)
-        return 1
-    try:
-        answer = asyncio.run(_answer(settings, raw, args.service))
-    except ProblemError as exc:
-        print(f"error: the service would answer HTTP {exc.status}:", file=sys.stderr)
-        for issue in exc.issues:
-            print(f"  {issue.diagnostics}", file=sys.stderr)
+    answer = _answer_file(settings, args.request, args.service)
+    if answer is None:
         return 1
     if args.json:
         sys.stdout.buffer.write(
