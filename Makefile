@@ -7,8 +7,9 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: serve test lint clean
 
+# Authentication is on: the CDS Hooks sandbox is trusted, and calls must be addressed to this URL.
 serve: $(STAMP)
-	$(BIN)/cds-service serve
+	$(BIN)/cds-service serve --trust docs/trust/cds-hooks-sandbox.yaml --public-url http://127.0.0.1:8080
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

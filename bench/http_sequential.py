@@ -40,6 +40,8 @@ def main(requests: int, workers: int) -> None:
             "CDS_DATABASE_URL": f"sqlite:///{tmp}/bench.db",
             "CDS_RULES_DIR": str(ROOT / "rules"),
             "CDS_LOG_LEVEL": "warning",
+            # This measures the answer path; bench/auth_time.py measures what verification adds.
+            "CDS_INSECURE_NO_AUTH": "1",
         }
         started = time.perf_counter()
         server = subprocess.Popen(

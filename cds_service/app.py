@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
 import os
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Any, Self
 
 import orjson
 from fastapi import FastAPI, Request
@@ -23,7 +27,9 @@ from cds_service.engine.reload import Reloader, watching
 from cds_service.pipeline import Runtime, call_service
 from cds_service.protocol.feedback import parse_feedback
 from cds_service.protocol.outcome import ProblemError
-from cds_service.store.database import Store, StoreError
+from cds_service.security.guard import INSECURE_WARNING, Guard
+from cds_service.security.verify import Caller
+from cds_service.store.database import AuditRow, IssuedCard, Store, StoreError
 
 log = logging.getLogger("cds_service")
 JSON = "application/json"
@@ -72,10 +78,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = Runtime.create(settings)
         store = Store(settings.database_url)
+        try:
+            guard = Guard.create(settings, store, runtime.client)
+        except BaseException:
+            await runtime.aclose()
+            store.close()
+            raise
         reloader = Reloader(runtime.engine, settings.rules_dir)
         app.state.runtime = runtime
         app.state.store = store
         app.state.reloader = reloader
+        app.state.guard = guard
         # Everything loaded at start-up lives for the whole process: move it out of the cyclic GC's
         # reach, or each collection walks it again and shows up as tail latency.
         gc.collect()
@@ -92,10 +105,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         for warning in ruleset.warnings:
             log.warning("%s", warning)
+        purging = asyncio.create_task(_purge_periodically(store, settings.audit_retention_days))
         try:
             async with watching(reloader, settings.reload_interval_seconds):
                 yield
         finally:
+            purging.cancel()
             await runtime.aclose()
             store.close()
 
@@ -117,50 +132,42 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/cds-services", summary="CDS Hooks discovery")
     async def discovery(request: Request) -> Response:
-        return Response(request.app.state.runtime.services.discovery_body, media_type=JSON)
+        async with _Call(request, "discovery") as call:
+            await call.authenticate("/cds-services")
+            call.audit.status = 200
+            return Response(request.app.state.runtime.services.discovery_body, media_type=JSON)
 
     @app.post("/cds-services/{service_id}", summary="Call a CDS service", openapi_extra=_SERVICE_CALL_SCHEMA)
     async def service_call(service_id: str, request: Request) -> Response:
-        runtime: Runtime = request.app.state.runtime
-        body = await _read_json_body(request, settings.max_body_bytes)
-        started = time.perf_counter()
-        answer = await call_service(runtime, service_id, body)
-        if answer.issued:
-            try:
-                await run_in_threadpool(request.app.state.store.record_cards, answer.issued)
-            except Exception:
-                # The clinician still gets the cards; feedback on them will not join to a rule.
-                log.exception(
-                    "could not record %d issued cards for %s", len(answer.issued), answer.hook_instance
-                )
-        log.info(
-            "service=%s hookInstance=%s cards=%d fetched=%s %.1f ms",
-            service_id,
-            answer.hook_instance,
-            len(answer.issued),
-            ",".join(answer.data.fetched) or "-",
-            (time.perf_counter() - started) * 1000,
-        )
-        return Response(answer.body, media_type=JSON)
+        async with _Call(request, "service", service_id) as call:
+            await call.authenticate(f"/cds-services/{service_id}")
+            runtime: Runtime = request.app.state.runtime
+            body = await _read_json_body(request, settings.max_body_bytes)
+            answer = await call_service(runtime, service_id, body)
+            call.answered(answer)
+            return Response(answer.body, media_type=JSON)
 
     @app.post(
         "/cds-services/{service_id}/feedback", summary="Feedback on cards", openapi_extra=_FEEDBACK_SCHEMA
     )
     async def feedback(service_id: str, request: Request) -> Response:
-        runtime: Runtime = request.app.state.runtime
-        if runtime.services.get(service_id) is None:
-            raise ProblemError.single(404, f"no CDS service with id {service_id!r}")
-        body = await _read_json_body(request, settings.max_body_bytes)
-        rows = parse_feedback(body, service_id)
-        try:
-            stored = await run_in_threadpool(request.app.state.store.record_feedback, rows)
-        except Exception as exc:
-            log.exception("feedback for %s could not be stored", service_id)
-            raise ProblemError.single(
-                503, "feedback could not be stored; nothing was recorded, please retry"
-            ) from exc
-        log.info("service=%s feedback items=%d new=%d", service_id, len(rows), stored)
-        return Response(status_code=200)
+        async with _Call(request, "feedback", service_id) as call:
+            await call.authenticate(f"/cds-services/{service_id}/feedback")
+            runtime: Runtime = request.app.state.runtime
+            if runtime.services.get(service_id) is None:
+                raise ProblemError.single(404, f"no CDS service with id {service_id!r}")
+            body = await _read_json_body(request, settings.max_body_bytes)
+            rows = parse_feedback(body, service_id)
+            try:
+                stored = await run_in_threadpool(request.app.state.store.record_feedback, rows)
+            except Exception as exc:
+                log.exception("feedback for %s could not be stored", service_id)
+                raise ProblemError.single(
+                    503, "feedback could not be stored; nothing was recorded, please retry"
+                ) from exc
+            call.note = f"feedback items={len(rows)} new={stored}"
+            call.audit.status = 200
+            return Response(status_code=200)
 
     @app.get("/healthz", summary="Liveness and readiness")
     async def healthz(request: Request) -> Response:
@@ -211,7 +218,92 @@ async def _read_json_body(request: Request, limit: int) -> bytes:
 
 
 def _problem_response(problem: ProblemError) -> Response:
-    return Response(problem.body(), status_code=problem.status, media_type=JSON)
+    return Response(
+        problem.body(), status_code=problem.status, media_type=JSON, headers=problem.headers or None
+    )
+
+
+class _Call:
+    """One audited call: who called, what was answered, how long it took. The row is written whatever
+    happens, refusals included, together with the cards issued; never the token."""
+
+    def __init__(self, request: Request, endpoint: str, service_id: str | None = None) -> None:
+        self.request = request
+        self.started = time.perf_counter()
+        self.audit = AuditRow(
+            at=datetime.now(UTC),
+            endpoint=endpoint,
+            latency_ms=0.0,
+            status=500,
+            service_id=service_id,
+            process=os.getpid(),
+        )
+        self.issued: list[IssuedCard] = []
+        self.note = ""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def authenticate(self, path: str) -> Caller | None:
+        guard: Guard = self.request.app.state.guard
+        caller = await guard.caller(self.request.headers.get("authorization"), path)
+        if caller is not None:
+            self.audit.issuer, self.audit.tenant, self.audit.subject = caller.iss, caller.tenant, caller.sub
+        return caller
+
+    def answered(self, answer: Any) -> None:
+        self.issued = answer.issued
+        self.audit.status = 200
+        self.audit.hook_instance = answer.hook_instance
+        self.audit.patient_id = answer.patient_id
+        self.audit.card_uuids = [card.card_uuid for card in answer.issued]
+        self.audit.rules = [
+            {"id": o.rule.id, "version": o.rule.version, "status": o.status}
+            for o in answer.evaluation.outcomes
+            if o.status != "not-fired"
+        ]
+        self.note = f"hookInstance={answer.hook_instance} cards={len(answer.issued)} fetched={','.join(answer.data.fetched) or '-'}"
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        audit = self.audit
+        if isinstance(error, ProblemError):
+            audit.status = error.status
+            audit.reason = str(error)[:512]
+        elif error is not None:
+            audit.status = 500
+            audit.reason = type(error).__name__
+        audit.latency_ms = (time.perf_counter() - self.started) * 1000
+        guard: Guard = self.request.app.state.guard
+        try:
+            await run_in_threadpool(self.request.app.state.store.record_call, audit, self.issued)
+        except Exception:
+            # The caller still gets the answer; the gap is logged loudly instead.
+            log.exception("could not write the audit row for %s %s", audit.endpoint, audit.hook_instance)
+        log.info(
+            "%s%s service=%s status=%d issuer=%s %s %.1f ms",
+            f"{INSECURE_WARNING} | " if guard.insecure else "",
+            audit.endpoint,
+            audit.service_id or "-",
+            audit.status,
+            audit.issuer or "-",
+            self.note or audit.reason or "",
+            audit.latency_ms,
+        )
+
+
+async def _purge_periodically(store: Store, retention_days: float) -> None:
+    """Forget expired token ids and audit rows past retention, at start-up and then hourly."""
+    while True:
+        now = datetime.now(UTC)
+        try:
+            tokens, audits = await run_in_threadpool(store.purge, now, now - timedelta(days=retention_days))
+            if tokens or audits:
+                log.info("purged %d expired token ids and %d audit rows", tokens, audits)
+        except Exception:
+            log.exception("purge failed; will retry")
+        await asyncio.sleep(3600)
 
 
 def _add_error_handlers(app: FastAPI) -> None:

@@ -1,4 +1,4 @@
-"""cds-service: serve | evaluate | rules lint | rules test | rules explain | rules schema."""
+"""cds-service: serve | evaluate | audit | rules lint | rules test | rules explain | rules schema."""
 
 from __future__ import annotations
 
@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
             port=getattr(args, "port", None),
             workers=getattr(args, "workers", None),
             log_level=getattr(args, "log_level", None),
+            trust_file=Path(args.trust) if getattr(args, "trust", None) else None,
+            public_url=getattr(args, "public_url", None),
+            insecure_no_auth=True if getattr(args, "insecure_no_auth", False) else None,
         )
     except ValueError as exc:
         parser.error(str(exc))
@@ -60,7 +63,24 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="bind address (env CDS_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (env CDS_PORT, default 8080)")
     serve.add_argument("--workers", type=int, help="worker processes (env CDS_WORKERS, default 1)")
+    serve.add_argument("--trust", help="trusted issuers, YAML or JSON (env CDS_TRUST_FILE); see docs/trust/")
+    serve.add_argument(
+        "--public-url", help="the URL clients call, e.g. https://cds.example.org (env CDS_PUBLIC_URL)"
+    )
+    serve.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        help="serve without verifying callers; local development only (env CDS_INSECURE_NO_AUTH=1)",
+    )
     serve.set_defaults(run=_serve)
+
+    audit = sub.add_parser("audit", parents=[common], help="print the audit trail of calls")
+    audit.add_argument("--patient", help="only calls about this patient id")
+    audit.add_argument("--hook-instance", help="only this hookInstance")
+    audit.add_argument("--since", help="only calls at or after this time (ISO 8601, e.g. 2026-11-23T08:00Z)")
+    audit.add_argument("--limit", type=int, help="at most this many rows")
+    audit.add_argument("--json", action="store_true", help="one JSON object per line")
+    audit.set_defaults(run=_audit)
 
     evaluate = sub.add_parser(
         "evaluate",
@@ -104,12 +124,22 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from cds_service.engine.ruleset import check_rules
+    from cds_service.security.guard import INSECURE_WARNING
+    from cds_service.security.trust import load_trust
     from cds_service.store.database import Store, StoreError
 
     # Fail here, with file:line or the database URL, rather than in every worker.
     errors = [p for p in check_rules(settings.rules_dir) if p.severity == "error"]
     if errors:
         raise FileProblems(errors)
+    problem = settings.auth_problem()
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    if settings.trust_file is not None and not settings.insecure_no_auth:
+        load_trust(settings.trust_file)
+    if settings.insecure_no_auth:
+        print(f"WARNING: {INSECURE_WARNING}", file=sys.stderr)
     try:
         Store(settings.database_url).close()
     except StoreError as exc:
@@ -167,6 +197,52 @@ async def _answer(settings: Settings, raw: bytes, service_id: str | None) -> Any
         return await call_service(runtime, service_id or _service_for_hook(runtime.services, hook), body)
     finally:
         await runtime.aclose()
+
+
+def _audit(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import UTC, datetime
+
+    from cds_service.store.database import Store, StoreError
+
+    since = None
+    if args.since:
+        try:
+            since = datetime.fromisoformat(args.since)
+        except ValueError:
+            print(f"error: --since {args.since!r} is not an ISO 8601 time", file=sys.stderr)
+            return 1
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+    try:
+        store = Store(settings.database_url)
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    try:
+        rows = store.audit(
+            patient_id=args.patient, hook_instance=args.hook_instance, since=since, limit=args.limit
+        )
+    finally:
+        store.close()
+    for row in rows:
+        if args.json:
+            sys.stdout.buffer.write(orjson.dumps(row, default=str) + b"\n")
+        else:
+            print(_audit_line(row))
+    print(f"{len(rows)} call(s)", file=sys.stderr)
+    return 0
+
+
+def _audit_line(row: dict[str, Any]) -> str:
+    rules = ",".join(f"{r['id']}@{r['version']}:{r['status']}" for r in row.get("rules") or ()) or "-"
+    cards = ",".join(row.get("card_uuids") or ()) or "-"
+    at = row["at"].isoformat(timespec="milliseconds") if hasattr(row["at"], "isoformat") else row["at"]
+    return (
+        f"{at} {row['status']} {row['endpoint']} service={row['service_id'] or '-'} "
+        f"hookInstance={row['hook_instance'] or '-'} patient={row['patient_id'] or '-'} "
+        f"issuer={row['issuer'] or '-'} tenant={row['tenant'] or '-'} rules={rules} cards={cards} "
+        f"{row['latency_ms']:.1f} ms{' reason=' + row['reason'] if row['reason'] else ''}"
+    )
 
 
 def _rules_lint(args: argparse.Namespace, settings: Settings) -> int:

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 _TRUE = {"1", "true", "yes", "on"}
+# Only public-key algorithms: an HMAC secret would have to be shared with every EHR.
+_ASYMMETRIC = {"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +35,17 @@ class Settings:
     max_body_bytes: int = 5 * 1024 * 1024
     # How often the rules directory is checked for changes (0 turns hot reload off; SIGHUP checks at once).
     reload_interval_seconds: float = 2.0
+    # Authentication (CDS Hooks "Trusting CDS Clients") is on unless explicitly turned off.
+    trust_file: Path | None = None
+    # The URL clients call us at; each JWT's `aud` must be this plus the endpoint's path. Never taken
+    # from the Host header, which the caller controls.
+    public_url: str | None = None
+    insecure_no_auth: bool = False
+    jwt_algorithms: tuple[str, ...] = ("ES384", "RS384")
+    jwt_leeway_seconds: float = 10.0
+    jwt_max_lifetime_seconds: float = 600.0
+    jwks_cache_seconds: float = 3600.0
+    audit_retention_days: float = 365.0
     cors_origins: tuple[str, ...] = ("*",)
     log_level: str = "info"
 
@@ -63,14 +76,42 @@ class Settings:
             raise ValueError("CDS_PORT (--port) must be between 1 and 65535")
         if not (0 <= self.reload_interval_seconds < math.inf):
             raise ValueError("CDS_RELOAD_INTERVAL_SECONDS must be 0 (off) or a positive number of seconds")
+        unknown = set(self.jwt_algorithms) - _ASYMMETRIC
+        if unknown or not self.jwt_algorithms:
+            raise ValueError(
+                f"CDS_JWT_ALGORITHMS: {sorted(unknown) or 'empty'}; allowed are {', '.join(sorted(_ASYMMETRIC))}"
+            )
+        if self.public_url is not None and not self.public_url.startswith(("https://", "http://")):
+            raise ValueError("CDS_PUBLIC_URL (--public-url) must be an http(s) URL")
+        for name in (
+            "jwt_leeway_seconds",
+            "jwt_max_lifetime_seconds",
+            "jwks_cache_seconds",
+            "audit_retention_days",
+        ):
+            if not (0 <= getattr(self, name) < math.inf):
+                raise ValueError(f"CDS_{name.upper()} must be a non-negative number")
         if self.max_body_bytes < 1024:
             raise ValueError("CDS_MAX_BODY_BYTES must be at least 1024")
+
+    def auth_problem(self) -> str | None:
+        """Why authentication cannot be set up from these settings, or None."""
+        if self.insecure_no_auth:
+            return None
+        if self.trust_file is None or not self.public_url:
+            return (
+                "authentication is on: give --trust FILE (CDS_TRUST_FILE) and --public-url URL "
+                "(CDS_PUBLIC_URL), or --insecure-no-auth (CDS_INSECURE_NO_AUTH=1) for local development only"
+            )
+        return None
 
     def to_env(self) -> dict[str, str]:
         """The CDS_* variables that reproduce these settings in another process."""
         out: dict[str, str] = {}
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
+            if value is None:
+                continue
             if isinstance(value, tuple):
                 value = ",".join(value)
             elif isinstance(value, bool):
@@ -88,7 +129,7 @@ def _parse(name: str, raw: str) -> Any:
             return int(raw)
         if field_type == "float":
             return float(raw)
-        if field_type == "Path":
+        if field_type.startswith("Path"):
             return Path(raw)
         if field_type.startswith("tuple"):
             return tuple(part.strip() for part in raw.split(",") if part.strip())

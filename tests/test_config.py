@@ -186,9 +186,13 @@ def test_smallest_valid_values_are_accepted() -> None:
     assert (settings.workers, settings.fetch_max_pages, settings.max_body_bytes) == (1, 1, 1024)
 
 
-def test_to_env_writes_every_field_as_a_string() -> None:
+def test_to_env_writes_every_set_field_as_a_string() -> None:
     env = Settings(fetch_without_token=True, cors_origins=("http://a", "http://b")).to_env()
-    assert set(env) == {"CDS_" + f.name.upper() for f in dataclasses.fields(Settings)}
+    unset = {"CDS_TRUST_FILE", "CDS_PUBLIC_URL"}  # None: not written, so "None" never becomes a path
+    assert set(env) == {"CDS_" + f.name.upper() for f in dataclasses.fields(Settings)} - unset
+    with_auth = Settings(trust_file=Path("/etc/trust.yaml"), public_url="https://cds.example.org").to_env()
+    assert (with_auth["CDS_TRUST_FILE"], with_auth["CDS_PUBLIC_URL"]) == ("/etc/trust.yaml", "https://cds.example.org")
+    assert Settings.from_env(with_auth).trust_file == Path("/etc/trust.yaml")
     assert all(isinstance(value, str) for value in env.values())
     assert env["CDS_FETCH_WITHOUT_TOKEN"] == "1"
     assert env["CDS_CORS_ORIGINS"] == "http://a,http://b"

@@ -124,7 +124,12 @@ def _free_port() -> int:
 
 
 def _start_process(database_url: str, port: int, workers: int = 1) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "CDS_DATABASE_URL": database_url, "CDS_RULES_DIR": str(ROOT / "rules")}
+    env = {
+        **os.environ,
+        "CDS_DATABASE_URL": database_url,
+        "CDS_RULES_DIR": str(ROOT / "rules"),
+        "CDS_INSECURE_NO_AUTH": "1",
+    }
     process = subprocess.Popen(
         [sys.executable, "-m", "cds_service", "serve", "--port", str(port), "--workers", str(workers)],
         env=env,

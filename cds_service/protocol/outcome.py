@@ -41,6 +41,7 @@ class ProblemError(Exception):
 
     status: int
     issues: list[Issue] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def single(cls, status: int, diagnostics: str, expression: str | None = None) -> ProblemError:

@@ -12,12 +12,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy import Engine, create_engine, delete, event, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from cds_service.store.schema import cards_issued, feedback, metadata
+from cds_service.store.schema import audit_log, cards_issued, feedback, jwt_seen, metadata
 
 
 class StoreError(Exception):
@@ -48,6 +48,28 @@ class FeedbackRow:
     override_display: str | None
     user_comment: str | None
     received_at: datetime
+
+
+@dataclasses.dataclass
+class AuditRow:
+    """What the audit trail keeps of one call. Never the access token or the bearer JWT."""
+
+    at: datetime
+    endpoint: str  # discovery | service | feedback
+    latency_ms: float
+    status: int
+    service_id: str | None = None
+    hook_instance: str | None = None
+    issuer: str | None = None
+    tenant: str | None = None
+    subject: str | None = None
+    patient_id: str | None = None
+    rules: list[dict[str, str]] | None = (
+        None  # [{"id", "version", "status"}] for rules that fired or could not evaluate
+    )
+    card_uuids: list[str] | None = None
+    reason: str | None = None
+    process: int | None = None
 
 
 class Store:
@@ -95,12 +117,54 @@ class Store:
         with self.cards_engine.begin() as conn:
             conn.execute(cards_issued.insert(), rows)
 
+    def record_call(self, audit: AuditRow, cards: Sequence[IssuedCard] = ()) -> None:
+        """The audit row and the cards issued, in one transaction."""
+        with self.cards_engine.begin() as conn:
+            if cards:
+                conn.execute(cards_issued.insert(), [dataclasses.asdict(card) for card in cards])
+            conn.execute(audit_log.insert(), dataclasses.asdict(audit))
+
+    def first_use(self, issuer: str, jti: str, expires_at: datetime) -> bool:
+        """Remember a token id until it expires; False if it was already remembered (a replay)."""
+        insert = _insert_ignoring(jwt_seen, ("issuer", "jti"), self.engine.dialect.name)
+        with self.cards_engine.begin() as conn:
+            inserted = conn.execute(insert, {"issuer": issuer, "jti": jti, "expires_at": expires_at}).rowcount
+        return bool(inserted)
+
+    def purge(self, now: datetime, audit_before: datetime | None) -> tuple[int, int]:
+        """Forget expired token ids and audit rows older than the retention; (tokens, audit rows) removed."""
+        with self.engine.begin() as conn:
+            tokens = conn.execute(delete(jwt_seen).where(jwt_seen.c.expires_at < now)).rowcount or 0
+            audits = 0
+            if audit_before is not None:
+                audits = conn.execute(delete(audit_log).where(audit_log.c.at < audit_before)).rowcount or 0
+        return tokens, audits
+
+    def audit(
+        self,
+        patient_id: str | None = None,
+        hook_instance: str | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        query = select(audit_log).order_by(audit_log.c.at, audit_log.c.id)
+        if patient_id is not None:
+            query = query.where(audit_log.c.patient_id == patient_id)
+        if hook_instance is not None:
+            query = query.where(audit_log.c.hook_instance == hook_instance)
+        if since is not None:
+            query = query.where(audit_log.c.at >= since)
+        if limit is not None:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
     def record_feedback(self, rows: Sequence[FeedbackRow]) -> int:
         """Insert feedback, ignoring exact repeats; returns how many rows were new."""
         if not rows:
             return 0
         values = [dataclasses.asdict(row) for row in rows]
-        insert = _insert_ignoring_repeats(self.engine.dialect.name)
+        insert = _insert_ignoring(feedback, _FEEDBACK_KEY, self.engine.dialect.name)
         stored = 0
         with self.engine.begin() as conn:
             for value in values:
@@ -122,11 +186,12 @@ class Store:
             return [dict(row._mapping) for row in conn.execute(query)]
 
 
-def _insert_ignoring_repeats(dialect: str) -> Any:
+def _insert_ignoring(table: Any, key: Iterable[str], dialect: str) -> Any:
+    """INSERT that does nothing when a row with the same key exists (rowcount 0)."""
     if dialect == "sqlite":
-        return sqlite.insert(feedback).on_conflict_do_nothing(index_elements=_FEEDBACK_KEY)
+        return sqlite.insert(table).on_conflict_do_nothing(index_elements=list(key))
     if dialect == "postgresql":
-        return postgresql.insert(feedback).on_conflict_do_nothing(index_elements=_FEEDBACK_KEY)
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=list(key))
     raise StoreError(f"unsupported database dialect {dialect!r}: use SQLite or PostgreSQL")
 
 

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, DateTime, Integer, MetaData, String, Table, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 
 metadata = MetaData()
 
@@ -35,4 +47,36 @@ feedback = Table(
     Column("received_at", DateTime(timezone=True), nullable=False),
     # A client that retries the same feedback must not double-count it.
     UniqueConstraint("card_uuid", "outcome", "outcome_timestamp", name="uq_feedback_once"),
+)
+
+# Every token's jti is remembered until it expires, in the database every worker shares, so a replayed
+# token is refused whichever worker it reaches.
+jwt_seen = Table(
+    "jwt_seen",
+    metadata,
+    Column("issuer", String(512), nullable=False),
+    Column("jti", String(256), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
+    PrimaryKeyConstraint("issuer", "jti", name="pk_jwt_seen"),
+)
+
+# One row per call (discovery, service call, feedback), refused ones included. Never a token.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False, index=True),
+    Column("endpoint", String(16), nullable=False),
+    Column("service_id", String(64)),
+    Column("hook_instance", String(64), index=True),
+    Column("issuer", String(512)),
+    Column("tenant", String(128)),
+    Column("subject", String(256)),
+    Column("patient_id", String(128), index=True),
+    Column("rules", JSON),
+    Column("card_uuids", JSON),
+    Column("latency_ms", Float, nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("reason", String(512)),
+    Column("process", Integer),
 )

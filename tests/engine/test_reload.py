@@ -143,6 +143,7 @@ def test_every_worker_process_switches_to_the_new_ruleset(tmp_path: Path) -> Non
         "CDS_RULES_DIR": str(rules),
         "CDS_DATABASE_URL": f"sqlite:///{tmp_path / 'cds.db'}",
         "CDS_RELOAD_INTERVAL_SECONDS": "0.2",
+        "CDS_INSECURE_NO_AUTH": "1",
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "cds_service", "serve", "--port", str(port), "--workers", "2"],

@@ -1,0 +1,149 @@
+"""Issuers' public keys: from a JWKS file, or a JWKS URL fetched with httpx and cached.
+
+An unknown `kid` triggers one refresh (an issuer rotating keys), at most once per `refresh_interval`
+per source, so a flood of tokens with made-up kids cannot turn into a flood of fetches. A `jku` header
+is fetched only when the trust file allow-lists it for that issuer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import time
+from typing import Any
+
+import httpx
+import jwt
+
+from cds_service.security.errors import AuthError
+from cds_service.security.trust import TrustedIssuer
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class _Cached:
+    keys: dict[str, jwt.PyJWK]
+    loaded_at: float  # monotonic
+    stamp: float | None = None  # a file's mtime
+
+
+class KeyStore:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        cache_seconds: float = 3600.0,
+        timeout_seconds: float = 2.0,
+        refresh_interval: float = 30.0,
+    ) -> None:
+        self.client = client
+        self.cache_seconds = cache_seconds
+        self.timeout_seconds = timeout_seconds
+        self.refresh_interval = refresh_interval
+        self._cache: dict[str, _Cached] = {}
+        self._attempts: dict[str, float] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def key(self, issuer: TrustedIssuer, kid: str, jku: str | None) -> jwt.PyJWK:
+        """The key `kid` of `issuer`; raises AuthError naming why there is none."""
+        if jku is not None and jku not in issuer.jku:
+            raise AuthError("jku-not-allowed", f"jku {jku!r} is not allow-listed for issuer {issuer.iss!r}")
+        sources = [self._configured(issuer)]
+        if jku is not None:
+            sources.append(jku)
+        for source in sources:
+            keys = await self._keys(source, refresh=False)
+            if kid in keys:
+                return keys[kid]
+        for source in sources:
+            keys = await self._keys(source, refresh=True)
+            if kid in keys:
+                return keys[kid]
+        raise AuthError("unknown-kid", f"issuer {issuer.iss!r} has no key with kid {kid!r}")
+
+    def load_files(self, issuers: dict[str, TrustedIssuer]) -> None:
+        """Read every jwks_file now, so that a broken key file stops start-up instead of a call."""
+        for issuer in issuers.values():
+            if issuer.jwks_file is not None:
+                self._cache[str(issuer.jwks_file)] = self._read_file(str(issuer.jwks_file))
+
+    @staticmethod
+    def _configured(issuer: TrustedIssuer) -> str:
+        if issuer.jwks_file is not None:
+            return str(issuer.jwks_file)
+        assert issuer.jwks_url is not None
+        return issuer.jwks_url
+
+    async def _keys(self, source: str, refresh: bool) -> dict[str, jwt.PyJWK]:
+        cached = self._cache.get(source)
+        now = time.monotonic()
+        fresh = cached is not None and now - cached.loaded_at < self.cache_seconds
+        if fresh and not refresh:
+            assert cached is not None
+            return cached.keys
+        if refresh and now - self._attempts.get(source, -1e9) < self.refresh_interval:
+            return cached.keys if cached else {}
+        lock = self._locks.setdefault(source, asyncio.Lock())
+        async with lock:
+            cached = self._cache.get(source)
+            if cached is not None and cached.loaded_at > now:
+                return cached.keys  # another request refreshed it while we waited
+            self._attempts[source] = time.monotonic()
+            try:
+                loaded = await self._load(source, cached)
+            except AuthError:
+                if cached is not None:
+                    log.warning("keeping the cached keys of %s: refresh failed", source)
+                    return cached.keys
+                raise
+            self._cache[source] = loaded
+            return loaded.keys
+
+    async def _load(self, source: str, cached: _Cached | None) -> _Cached:
+        if source.startswith(("https://", "http://")):
+            return await self._fetch(source)
+        return self._read_file(source, cached)
+
+    def _read_file(self, path: str, cached: _Cached | None = None) -> _Cached:
+        from pathlib import Path
+
+        try:
+            file = Path(path)
+            stamp = file.stat().st_mtime
+            if cached is not None and cached.stamp == stamp:
+                return _Cached(cached.keys, time.monotonic(), stamp)
+            document = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise AuthError("keys-unavailable", f"the key file {path} cannot be read: {exc}") from None
+        return _Cached(_parse_jwks(document, path), time.monotonic(), stamp)
+
+    async def _fetch(self, url: str) -> _Cached:
+        try:
+            response = await self.client.get(url, timeout=self.timeout_seconds, follow_redirects=False)
+            response.raise_for_status()
+            document = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            log.warning("could not fetch keys from %s: %s", url, exc)
+            raise AuthError(
+                "keys-unavailable", f"the issuer's keys could not be fetched from {url}"
+            ) from None
+        return _Cached(_parse_jwks(document, url), time.monotonic())
+
+
+def _parse_jwks(document: Any, where: str) -> dict[str, jwt.PyJWK]:
+    keys: dict[str, jwt.PyJWK] = {}
+    entries = document.get("keys") if isinstance(document, dict) else None
+    if not isinstance(entries, list):
+        raise AuthError("keys-unavailable", f"{where} is not a JWKS (no 'keys' list)")
+    for entry in entries:
+        if not isinstance(entry, dict) or not isinstance(entry.get("kid"), str):
+            continue  # a key without kid cannot be chosen by a token's header
+        if entry.get("use", "sig") != "sig":
+            continue
+        try:
+            keys[entry["kid"]] = jwt.PyJWK(entry)
+        except jwt.PyJWTError as exc:
+            log.warning("skipping key %s in %s: %s", entry.get("kid"), where, exc)
+    return keys

@@ -1,0 +1,93 @@
+"""The trust file: which issuers (EHRs) may call, and where their public keys are.
+
+    - iss: https://sandbox.cds-hooks.org
+      jwks_url: https://sandbox.cds-hooks.org/.well-known/jwks.json   # or jwks_file: keys.json
+      jku: [https://sandbox.cds-hooks.org/.well-known/jwks.json]       # jku headers honoured, optional
+      tenant: sandbox                                                  # recorded in the audit trail
+
+YAML or JSON (JSON is YAML). A relative `jwks_file` is relative to the trust file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+
+from cds_service.yamlfile import FileProblems, Problem, load_yaml, validation_problems
+
+Text = Annotated[str, StringConstraints(min_length=1)]
+
+
+class _Entry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    iss: Text
+    jwks_file: Text | None = None
+    jwks_url: Text | None = None
+    jku: list[Text] = Field(default_factory=list)
+    tenant: Text | None = None
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> _Entry:
+        if (self.jwks_file is None) == (self.jwks_url is None):
+            raise ValueError("give exactly one of jwks_file or jwks_url")
+        for url in ([self.jwks_url] if self.jwks_url else []) + self.jku:
+            if not _https_or_local(url):
+                raise ValueError(f"{url!r}: key URLs must be https (http only for localhost)")
+        return self
+
+
+@dataclasses.dataclass(frozen=True)
+class TrustedIssuer:
+    iss: str
+    jwks_file: Path | None
+    jwks_url: str | None
+    jku: tuple[str, ...]
+    tenant: str | None
+
+
+def load_trust(path: Path) -> dict[str, TrustedIssuer]:
+    """Trusted issuers by `iss`; raises FileProblems (file:line) for anything wrong."""
+    doc = load_yaml(path)
+    try:
+        entries = TypeAdapter(list[_Entry]).validate_python(doc.data)
+    except ValidationError as exc:
+        raise FileProblems(validation_problems(doc, exc)) from None
+    problems: list[Problem] = []
+    issuers: dict[str, TrustedIssuer] = {}
+    for index, entry in enumerate(entries):
+        if entry.iss in issuers:
+            problems.append(doc.problem((index, "iss"), f"issuer {entry.iss!r} is listed twice"))
+            continue
+        jwks_file = None
+        if entry.jwks_file is not None:
+            jwks_file = (path.parent / entry.jwks_file).resolve()
+            if not jwks_file.is_file():
+                problems.append(doc.problem((index, "jwks_file"), f"no such file: {jwks_file}"))
+        issuers[entry.iss] = TrustedIssuer(
+            entry.iss, jwks_file, entry.jwks_url, tuple(entry.jku), entry.tenant
+        )
+    if not issuers:
+        problems.append(Problem(path, 1, "no trusted issuers: every call would be refused"))
+    if problems:
+        raise FileProblems(problems)
+    return issuers
+
+
+def _https_or_local(url: str) -> bool:
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return True
+    return parts.scheme == "http" and parts.hostname in ("localhost", "127.0.0.1", "::1")
