@@ -128,8 +128,10 @@ class Store:
         """Remember a token id until it expires; False if it was already remembered (a replay)."""
         insert = _insert_ignoring(jwt_seen, ("issuer", "jti"), self.engine.dialect.name)
         with self.cards_engine.begin() as conn:
-            inserted = conn.execute(insert, {"issuer": issuer, "jti": jti, "expires_at": expires_at}).rowcount
-        return bool(inserted)
+            row = conn.execute(
+                insert.returning(jwt_seen.c.jti), {"issuer": issuer, "jti": jti, "expires_at": expires_at}
+            ).first()
+        return row is not None
 
     def purge(self, now: datetime, audit_before: datetime | None) -> tuple[int, int]:
         """Forget expired token ids and audit rows older than the retention; (tokens, audit rows) removed."""
@@ -168,7 +170,8 @@ class Store:
         stored = 0
         with self.engine.begin() as conn:
             for value in values:
-                stored += conn.execute(insert, value).rowcount or 0
+                # RETURNING says whether the row went in; psycopg reports rowcount -1 for ON CONFLICT.
+                stored += conn.execute(insert.returning(feedback.c.id), value).first() is not None
         return stored
 
     def feedback(self, card_uuid: str | None = None) -> list[dict[str, Any]]:

@@ -1,13 +1,14 @@
-"""The store: start-up errors that name the database without its password, and the health ping."""
+"""The store: start-up errors without the password, the health ping, token ids, the audit trail."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine
 
-from cds_service.store.database import Store, StoreError
+from cds_service.store.database import AuditRow, FeedbackRow, IssuedCard, Store, StoreError
 
 
 def test_an_unreachable_database_is_a_store_error_without_the_password() -> None:
@@ -29,3 +30,68 @@ def test_ping_reports_a_database_that_went_away(tmp_path: Path) -> None:
         "postgresql+psycopg://u@127.0.0.1:9/gone", connect_args={"connect_timeout": 1}
     )
     assert not store.ping()
+
+
+def test_a_token_id_is_accepted_once_per_issuer_until_purged(database_url: str) -> None:
+    store = Store(database_url)
+    expires = datetime(2026, 11, 23, 12, 5, tzinfo=UTC)
+    assert store.first_use("https://ehr.example", "jti-1", expires)
+    assert not store.first_use("https://ehr.example", "jti-1", expires)
+    assert store.first_use("https://other.example", "jti-1", expires)  # ids are per issuer
+    assert store.purge(now=expires - timedelta(seconds=1), audit_before=None) == (0, 0)
+    assert not store.first_use("https://ehr.example", "jti-1", expires)
+    assert store.purge(now=expires + timedelta(seconds=1), audit_before=None) == (2, 0)
+    assert store.first_use("https://ehr.example", "jti-1", expires)
+    store.close()
+
+
+def test_audit_rows_are_written_with_the_cards_and_filtered(database_url: str) -> None:
+    store = Store(database_url)
+    base = datetime(2026, 11, 23, 8, tzinfo=UTC)
+    card = IssuedCard("c-1", "svc", "max-dose", "1.0.0", "warning", "p-1", "h-1", base)
+    store.record_call(
+        AuditRow(
+            at=base,
+            endpoint="service",
+            latency_ms=1.5,
+            status=200,
+            service_id="svc",
+            hook_instance="h-1",
+            issuer="https://ehr.example",
+            tenant="t",
+            patient_id="p-1",
+            rules=[{"id": "max-dose", "version": "1.0.0", "status": "fired"}],
+            card_uuids=["c-1"],
+        ),
+        [card],
+    )
+    store.record_call(
+        AuditRow(
+            at=base + timedelta(hours=1), endpoint="discovery", latency_ms=0.2, status=401, reason="expired"
+        )
+    )
+    assert [r["card_uuid"] for r in store.issued_cards("h-1")] == ["c-1"]
+    (row,) = store.audit(patient_id="p-1")
+    assert (row["rules"], row["card_uuids"], row["tenant"]) == (
+        [{"id": "max-dose", "version": "1.0.0", "status": "fired"}],
+        ["c-1"],
+        "t",
+    )
+    assert [r["status"] for r in store.audit(since=base + timedelta(minutes=30))] == [401]
+    assert [r["endpoint"] for r in store.audit(hook_instance="h-1")] == ["service"]
+    assert store.purge(now=base, audit_before=base + timedelta(minutes=1)) == (0, 1)
+    assert [r["status"] for r in store.audit()] == [401]
+    store.close()
+
+
+def test_record_feedback_counts_only_new_rows(database_url: str) -> None:
+    store = Store(database_url)
+    at = datetime(2026, 11, 23, 8, tzinfo=UTC)
+    rows = [
+        FeedbackRow("svc", f"card-{i}", "overridden", "2026-11-23T08:00:00Z", None, "x", None, "X", None, at)
+        for i in range(3)
+    ]
+    assert store.record_feedback(rows) == 3
+    assert store.record_feedback(rows[:2]) == 0  # a client's retry
+    assert len(store.feedback()) == 3
+    store.close()
