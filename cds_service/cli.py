@@ -211,8 +211,7 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
         except ValueError:
             print(f"error: --since {args.since!r} is not an ISO 8601 time", file=sys.stderr)
             return 1
-        if since.tzinfo is None:
-            since = since.replace(tzinfo=UTC)
+        since = since.replace(tzinfo=UTC) if since.tzinfo is None else since.astimezone(UTC)
     try:
         store = Store(settings.database_url)
     except StoreError as exc:
@@ -226,7 +225,8 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
         store.close()
     for row in rows:
         if args.json:
-            sys.stdout.buffer.write(orjson.dumps(row, default=str) + b"\n")
+            # Column names come back as SQLAlchemy's str subclass, which orjson refuses as keys.
+            sys.stdout.buffer.write(orjson.dumps({str(k): v for k, v in row.items()}, default=str) + b"\n")
         else:
             print(_audit_line(row))
     print(f"{len(rows)} call(s)", file=sys.stderr)

@@ -1,7 +1,8 @@
 """Issuers' public keys: from a JWKS file, or a JWKS URL fetched with httpx and cached.
 
-An unknown `kid` triggers one refresh (an issuer rotating keys), at most once per `refresh_interval`
-per source, so a flood of tokens with made-up kids cannot turn into a flood of fetches. A `jku` header
+An unknown `kid` triggers one refresh (an issuer rotating keys), and a source is fetched at most once
+per `refresh_interval` for such refreshes and after a failed fetch, so a flood of tokens with made-up
+kids, or an issuer that is down, cannot turn into a flood of fetches. A `jku` header
 is fetched only when the trust file allow-lists it for that issuer.
 """
 
@@ -23,9 +24,22 @@ from cds_service.security.trust import TrustedIssuer
 log = logging.getLogger(__name__)
 
 
+@dataclasses.dataclass(frozen=True)
+class VerificationKey:
+    jwk: jwt.PyJWK
+    alg: str | None  # the JWK's own `alg`, when it pins one
+
+    def suits(self, alg: str) -> bool:
+        """Whether a token signed with `alg` may be checked with this key."""
+        if self.alg is not None:
+            return self.alg == alg
+        family = {"ES": "EC", "RS": "RSA", "PS": "RSA"}.get(alg[:2])
+        return family == self.jwk.key_type
+
+
 @dataclasses.dataclass
 class _Cached:
-    keys: dict[str, jwt.PyJWK]
+    keys: dict[str, VerificationKey]
     loaded_at: float  # monotonic
     stamp: float | None = None  # a file's mtime
 
@@ -44,9 +58,10 @@ class KeyStore:
         self.refresh_interval = refresh_interval
         self._cache: dict[str, _Cached] = {}
         self._attempts: dict[str, float] = {}
+        self._failures: dict[str, float] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
-    async def key(self, issuer: TrustedIssuer, kid: str, jku: str | None) -> jwt.PyJWK:
+    async def key(self, issuer: TrustedIssuer, kid: str, jku: str | None) -> VerificationKey:
         """The key `kid` of `issuer`; raises AuthError naming why there is none."""
         if jku is not None and jku not in issuer.jku:
             raise AuthError("jku-not-allowed", f"jku {jku!r} is not allow-listed for issuer {issuer.iss!r}")
@@ -76,15 +91,22 @@ class KeyStore:
         assert issuer.jwks_url is not None
         return issuer.jwks_url
 
-    async def _keys(self, source: str, refresh: bool) -> dict[str, jwt.PyJWK]:
+    async def _keys(self, source: str, refresh: bool) -> dict[str, VerificationKey]:
         cached = self._cache.get(source)
         now = time.monotonic()
         fresh = cached is not None and now - cached.loaded_at < self.cache_seconds
         if fresh and not refresh:
             assert cached is not None
             return cached.keys
-        if refresh and now - self._attempts.get(source, -1e9) < self.refresh_interval:
-            return cached.keys if cached else {}
+        # A refresh for an unknown kid waits for the interval since the last fetch; any fetch waits for
+        # it after a failure, so an issuer that is down is not hammered by every call.
+        last = self._failures.get(source, -1e9)
+        if refresh:
+            last = max(last, self._attempts.get(source, -1e9))
+        if now - last < self.refresh_interval:
+            if cached is not None or refresh:
+                return cached.keys if cached else {}
+            raise AuthError("keys-unavailable", f"the keys at {source} could not be had a moment ago")
         lock = self._locks.setdefault(source, asyncio.Lock())
         async with lock:
             cached = self._cache.get(source)
@@ -94,6 +116,7 @@ class KeyStore:
             try:
                 loaded = await self._load(source, cached)
             except AuthError:
+                self._failures[source] = time.monotonic()
                 if cached is not None:
                     log.warning("keeping the cached keys of %s: refresh failed", source)
                     return cached.keys
@@ -132,8 +155,8 @@ class KeyStore:
         return _Cached(_parse_jwks(document, url), time.monotonic())
 
 
-def _parse_jwks(document: Any, where: str) -> dict[str, jwt.PyJWK]:
-    keys: dict[str, jwt.PyJWK] = {}
+def _parse_jwks(document: Any, where: str) -> dict[str, VerificationKey]:
+    keys: dict[str, VerificationKey] = {}
     entries = document.get("keys") if isinstance(document, dict) else None
     if not isinstance(entries, list):
         raise AuthError("keys-unavailable", f"{where} is not a JWKS (no 'keys' list)")
@@ -143,7 +166,8 @@ def _parse_jwks(document: Any, where: str) -> dict[str, jwt.PyJWK]:
         if entry.get("use", "sig") != "sig":
             continue
         try:
-            keys[entry["kid"]] = jwt.PyJWK(entry)
+            alg = entry.get("alg")
+            keys[entry["kid"]] = VerificationKey(jwt.PyJWK(entry), alg if isinstance(alg, str) else None)
         except jwt.PyJWTError as exc:
             log.warning("skipping key %s in %s: %s", entry.get("kid"), where, exc)
     return keys

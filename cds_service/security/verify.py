@@ -80,9 +80,9 @@ class Verifier:
         if issuer is None:
             raise AuthError("unknown-issuer", f"issuer {iss!r} is not trusted by this service")
         key = await self.keys.key(issuer, kid, jku)
-        if key.algorithm_name != alg and getattr(key, "_jwk_data", {}).get("alg") not in (None, alg):
-            raise AuthError("algorithm-not-allowed", f"key {kid!r} is not for {alg}")
-        claims = self._checked_signature(token, key, alg, audience)
+        if not key.suits(alg):
+            raise AuthError("algorithm-not-allowed", f"key {kid!r} is not a key for {alg}")
+        claims = self._checked_signature(token, key.jwk, alg, audience)
         caller = self._checked_times(claims, issuer, kid, alg, now)
         if not await self.first_use(caller.iss, caller.jti, caller.expires_at):
             raise AuthError("replayed", f"token jti {caller.jti!r} was already used")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -155,7 +155,8 @@ class Store:
         if hook_instance is not None:
             query = query.where(audit_log.c.hook_instance == hook_instance)
         if since is not None:
-            query = query.where(audit_log.c.at >= since)
+            # SQLite keeps times as naive UTC text: compare in UTC whatever offset `since` was given in.
+            query = query.where(audit_log.c.at >= since.astimezone(UTC))
         if limit is not None:
             query = query.limit(limit)
         with self.engine.connect() as conn:

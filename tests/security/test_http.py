@@ -1,0 +1,393 @@
+"""Authentication over real HTTP: the live service with a trust file, its 401s, and its audit trail."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from cds_service.cli import main
+from cds_service.store.database import Store
+from tests.security.keys import (
+    ISSUER,
+    PUBLIC_URL,
+    RSA_KID,
+    TENANT,
+    default_trust,
+    ec_key,
+    mint,
+    rsa_key,
+)
+from tests.test_app import ORDER_SIGN, sandbox_order_sign
+
+DISCOVERY = "/cds-services"
+FEEDBACK = ORDER_SIGN + "/feedback"
+JWT_SHAPED = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.")
+# "Bearer <JWT>" is how refusals tell the caller what to send, and `Bearer error="invalid_token"` is the
+# 401's challenge (which the test client's own debug log shows); "Bearer" followed by anything else would
+# be an Authorization header that was written down.
+BEARER_VALUE = re.compile(r"Bearer\s+(?!<JWT>|error=)", re.IGNORECASE)
+
+
+def token_for(path: str, **changes: Any) -> str:
+    return mint(ec_key(), aud=PUBLIC_URL + path, **changes)
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def dosed_order_sign() -> dict[str, Any]:
+    """The sandbox's order-sign call, ordering anakinra 3000 mg/day: the max-dose rule fires."""
+    body = sandbox_order_sign()
+    body["context"]["draftOrders"]["entry"][0]["resource"].update(
+        intent="order",
+        medicationCodeableConcept={"text": "anakinra"},
+        dosageInstruction=[
+            {
+                "route": {"text": "IV"},
+                "doseAndRate": [
+                    {
+                        "rateQuantity": {
+                            "value": 3000,
+                            "unit": "mg/d",
+                            "system": "http://unitsofmeasure.org",
+                            "code": "mg/d",
+                        }
+                    }
+                ],
+            }
+        ],
+    )
+    return body
+
+
+def feedback_body(card: str = "card-1") -> dict[str, Any]:
+    item = {"card": card, "outcome": "overridden", "outcomeTimestamp": "2026-11-23T10:20:00Z"}
+    return {"feedback": [item]}
+
+
+def outcome(response: httpx.Response) -> tuple[str, str]:
+    """(issue code, diagnostics) of a one-issue OperationOutcome."""
+    body = response.json()
+    assert body["resourceType"] == "OperationOutcome"
+    (issue,) = body["issue"]
+    return issue["code"], issue["diagnostics"]
+
+
+def reason(response: httpx.Response) -> str:
+    """The reason code at the end of a 401's diagnostics, e.g. 'replayed'."""
+    assert response.status_code == 401, response.text
+    code, diagnostics = outcome(response)
+    assert code == "login"
+    match = re.search(r"\(([a-z-]+)\)$", diagnostics)
+    assert match, diagnostics
+    return match.group(1)
+
+
+def assert_no_token(text: str, tokens: list[str], where: str = "") -> None:
+    assert tokens, "no tokens to look for: the check would prove nothing"
+    for token in tokens:
+        assert token not in text, where
+        assert token.split(".")[2] not in text, where  # not even the signature alone
+    assert not JWT_SHAPED.search(text), (where, text)
+    assert not BEARER_VALUE.search(text), (where, text)
+
+
+@pytest.fixture
+def secured(service_with: Callable[..., httpx.Client], tmp_path: Path) -> httpx.Client:
+    """The live service with authentication on: trusting ISSUER, called at https://cds.example.org."""
+    return service_with(insecure_no_auth=False, trust_file=default_trust(tmp_path), public_url=PUBLIC_URL)
+
+
+def test_unsigned_discovery_is_401_login_with_the_reason(secured: httpx.Client) -> None:
+    response = secured.get(DISCOVERY)
+    assert response.status_code == 401
+    code, diagnostics = outcome(response)
+    assert code == "login"
+    assert "no Authorization header" in diagnostics and "(missing-token)" in diagnostics
+    challenge = response.headers["www-authenticate"]
+    assert challenge.startswith("Bearer ")
+    assert 'error="invalid_token"' in challenge
+    assert "no Authorization header" in challenge
+    assert "services" not in response.json()
+
+
+def test_signed_discovery_is_200(secured: httpx.Client) -> None:
+    response = secured.get(DISCOVERY, headers=auth(token_for(DISCOVERY)))
+    assert response.status_code == 200, response.text
+    assert {s["id"] for s in response.json()["services"]} >= {"anakinra-order-sign"}
+
+
+def test_rs384_token_is_accepted_over_http(secured: httpx.Client) -> None:
+    token = mint(rsa_key(), alg="RS384", kid=RSA_KID, aud=PUBLIC_URL + DISCOVERY)
+    assert secured.get(DISCOVERY, headers=auth(token)).status_code == 200
+
+
+# Built when the test runs, not when it is collected: a token minted at collection could expire first.
+BAD_AUTHORIZATIONS: dict[str, tuple[Callable[[], str], str]] = {
+    "garbage": (lambda: "Bearer garbage", "malformed-token"),
+    "basic": (lambda: "Basic dXNlcjpwYXNzd29yZA==", "malformed-token"),
+    "forged": (lambda: "Bearer " + mint(ec_key("attacker"), aud=PUBLIC_URL + DISCOVERY), "bad-signature"),
+    "stranger": (
+        lambda: "Bearer " + mint(ec_key(), aud=PUBLIC_URL + DISCOVERY, iss="https://evil.example"),
+        "unknown-issuer",
+    ),
+    "expired": (
+        lambda: "Bearer " + token_for(DISCOVERY, iat=int(time.time()) - 900, exp=int(time.time()) - 600),
+        "expired",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_AUTHORIZATIONS))
+def test_bad_tokens_are_401_with_their_reason(secured: httpx.Client, case: str) -> None:
+    make, expected = BAD_AUTHORIZATIONS[case]
+    response = secured.get(DISCOVERY, headers={"Authorization": make()})
+    assert reason(response) == expected
+    assert 'error="invalid_token"' in response.headers["www-authenticate"]
+
+
+def test_signed_service_call_answers_once_then_is_a_replay(secured: httpx.Client) -> None:
+    token = token_for(ORDER_SIGN)
+    response = secured.post(ORDER_SIGN, json=sandbox_order_sign(), headers=auth(token))
+    assert response.status_code == 200, response.text
+    cards = response.json()["cards"]
+    assert [c["extension"]["cds-service-provenance"]["ruleId"] for c in cards] == ["incomplete-data"]
+    again = secured.post(ORDER_SIGN, json=sandbox_order_sign(), headers=auth(token))
+    assert reason(again) == "replayed"
+    assert "cards" not in again.json()
+
+
+def test_discovery_token_on_the_service_path_is_wrong_audience(
+    secured: httpx.Client, database_url: str
+) -> None:
+    response = secured.post(ORDER_SIGN, json=sandbox_order_sign(), headers=auth(token_for(DISCOVERY)))
+    assert reason(response) == "wrong-audience"
+    assert Store(database_url).issued_cards() == []  # refused before any rule ran
+
+
+def test_refusal_comes_before_the_body_is_read(secured: httpx.Client) -> None:
+    response = secured.post(ORDER_SIGN, content=b"{not json", headers={"content-type": "application/json"})
+    assert reason(response) == "missing-token"
+
+
+def test_feedback_needs_its_own_audience(secured: httpx.Client, database_url: str) -> None:
+    wrong = secured.post(FEEDBACK, json=feedback_body("c1"), headers=auth(token_for(ORDER_SIGN)))
+    assert reason(wrong) == "wrong-audience"
+    assert secured.post(FEEDBACK, json=feedback_body("c2")).status_code == 401
+    assert Store(database_url).feedback() == []
+    right = secured.post(FEEDBACK, json=feedback_body("c3"), headers=auth(token_for(FEEDBACK)))
+    assert right.status_code == 200, right.text
+    assert [row["card_uuid"] for row in Store(database_url).feedback()] == ["c3"]
+    # ... and a feedback token is no good for the service itself.
+    service = secured.post(ORDER_SIGN, json=sandbox_order_sign(), headers=auth(token_for(FEEDBACK)))
+    assert reason(service) == "wrong-audience"
+
+
+def test_the_host_header_does_not_change_the_expected_audience(secured: httpx.Client) -> None:
+    evil = mint(ec_key(), aud="https://evil.example" + DISCOVERY)
+    response = secured.get(DISCOVERY, headers={**auth(evil), "Host": "evil.example"})
+    assert reason(response) == "wrong-audience"
+    forwarded = mint(ec_key(), aud="https://evil.example" + DISCOVERY)
+    headers = {**auth(forwarded), "X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https"}
+    assert reason(secured.get(DISCOVERY, headers=headers)) == "wrong-audience"
+    # Our own audience is right whatever Host says.
+    ours = secured.get(DISCOVERY, headers={**auth(token_for(DISCOVERY)), "Host": "evil.example"})
+    assert ours.status_code == 200
+
+
+def test_healthz_answers_without_a_token(secured: httpx.Client, database_url: str) -> None:
+    response = secured.get("/healthz")
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"
+    assert secured.get(DISCOVERY).status_code == 401  # while the rest is guarded
+    assert len(Store(database_url).audit()) == 1  # healthz is not an audited call
+
+
+def test_cors_preflight_needs_no_token(secured: httpx.Client) -> None:
+    response = secured.options(
+        ORDER_SIGN,
+        headers={
+            "Origin": "https://sandbox.cds-hooks.org",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        },
+    )
+    assert response.status_code == 200
+    assert "authorization" in response.headers["access-control-allow-headers"].lower()
+
+
+class Flow:
+    """Calls of every kind, good and refused, and what the audit trail must say of them."""
+
+    def __init__(self, client: httpx.Client) -> None:
+        self.client = client
+        self.tokens: list[str] = []
+        self.statuses: list[tuple[str, int]] = []
+
+    def token(self, path: str, **changes: Any) -> str:
+        token = token_for(path, **changes)
+        self.tokens.append(token)
+        return token
+
+    def call(self, method: str, path: str, token: str | None, body: Any = None) -> httpx.Response:
+        headers = auth(token) if token else {}
+        response = self.client.request(method, path, json=body, headers=headers)
+        self.statuses.append((path, response.status_code))
+        return response
+
+    def run(self) -> dict[str, Any]:
+        assert self.call("GET", DISCOVERY, None).status_code == 401
+        assert self.call("GET", DISCOVERY, self.token(DISCOVERY, sub="Practitioner/d")).status_code == 200
+        service_token = self.token(ORDER_SIGN, sub="Practitioner/123")
+        answer = self.call("POST", ORDER_SIGN, service_token, dosed_order_sign())
+        assert answer.status_code == 200, answer.text
+        assert reason(self.call("POST", ORDER_SIGN, service_token, dosed_order_sign())) == "replayed"
+        wrong = self.call("POST", ORDER_SIGN, self.token(DISCOVERY), sandbox_order_sign())
+        assert reason(wrong) == "wrong-audience"
+        feedback = self.call("POST", FEEDBACK, self.token(FEEDBACK), feedback_body())
+        assert feedback.status_code == 200
+        body: dict[str, Any] = answer.json()
+        return body
+
+
+def test_audit_trail_has_every_call_and_no_token(
+    secured: httpx.Client, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    flow = Flow(secured)
+    answer = flow.run()
+    assert secured.get("/healthz").status_code == 200
+
+    rows = Store(database_url).audit()
+    assert [(r["endpoint"], r["status"]) for r in rows] == [
+        ("discovery", 401),
+        ("discovery", 200),
+        ("service", 200),
+        ("service", 401),
+        ("service", 401),
+        ("feedback", 200),
+    ]
+    refused_discovery, discovery, served, replayed, wrong, feedback = rows
+    assert "(missing-token)" in refused_discovery["reason"]
+    assert (discovery["issuer"], discovery["tenant"], discovery["subject"]) == (
+        ISSUER,
+        TENANT,
+        "Practitioner/d",
+    )
+    body = sandbox_order_sign()
+    assert served["issuer"] == ISSUER
+    assert served["tenant"] == TENANT
+    assert served["subject"] == "Practitioner/123"
+    assert served["service_id"] == "anakinra-order-sign"
+    assert served["hook_instance"] == body["hookInstance"]
+    assert served["patient_id"] == body["context"]["patientId"] == "p1"
+    assert served["card_uuids"] == [card["uuid"] for card in answer["cards"]]
+    assert len(served["card_uuids"]) == 2  # incomplete-data and max-dose
+    assert served["rules"] == [{"id": "max-dose", "version": "1.0.0", "status": "fired"}]
+    assert served["reason"] is None
+    assert "(replayed)" in replayed["reason"]
+    assert "(wrong-audience)" in wrong["reason"]
+    assert all(r["issuer"] is None for r in (refused_discovery, replayed, wrong))
+    assert feedback["issuer"] == ISSUER
+    assert all(isinstance(r["process"], int) and r["latency_ms"] >= 0 for r in rows)
+
+    for row in rows:
+        for column, value in row.items():
+            assert_no_token(json.dumps(value, default=str), flow.tokens, column)
+    # The log says what happened, and nothing of the tokens.
+    assert "(replayed)" in caplog.text and "wrong-audience" in caplog.text
+    assert_no_token(caplog.text, flow.tokens)
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> list[str]:
+    assert main(list(argv)) == 0
+    return capsys.readouterr().out.splitlines()
+
+
+@pytest.fixture
+def audited(secured: httpx.Client, capsys: pytest.CaptureFixture[str]) -> tuple[Flow, dict[str, Any]]:
+    """The service after a Flow of calls: (the flow, the answer of its one served service call)."""
+    flow = Flow(secured)
+    answer = flow.run()
+    capsys.readouterr()
+    return flow, answer
+
+
+def test_audit_command_prints_the_call(
+    audited: tuple[Flow, dict[str, Any]], database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flow, answer = audited
+    hook_instance = sandbox_order_sign()["hookInstance"]
+    (line,) = _cli(capsys, "audit", "--database-url", database_url, "--hook-instance", hook_instance)
+    assert " 200 service " in line
+    assert f"hookInstance={hook_instance}" in line
+    assert "patient=p1" in line
+    assert f"issuer={ISSUER}" in line and f"tenant={TENANT}" in line
+    assert f"cards={','.join(card['uuid'] for card in answer['cards'])}" in line
+    assert "rules=max-dose@1.0.0:fired" in line
+    assert_no_token(line, flow.tokens)
+
+    everything = _cli(capsys, "audit", "--database-url", database_url)
+    assert len(everything) == 6
+    assert sum("reason=" in line and "(replayed)" in line for line in everything) == 1
+    assert_no_token("\n".join(everything), flow.tokens)
+    patient = _cli(capsys, "audit", "--database-url", database_url, "--patient", "p1")
+    assert len(patient) == 1 and f"hookInstance={hook_instance}" in patient[0]
+    assert len(_cli(capsys, "audit", "--database-url", database_url, "--limit", "2")) == 2
+
+
+def test_audit_command_json_lines(
+    audited: tuple[Flow, dict[str, Any]], database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flow, answer = audited
+    hook_instance = sandbox_order_sign()["hookInstance"]
+    lines = _cli(capsys, "audit", "--database-url", database_url, "--json")
+    rows = [json.loads(line) for line in lines]
+    assert [(r["endpoint"], r["status"]) for r in rows] == _endpoints(flow)
+    (served,) = [r for r in rows if r["hook_instance"] == hook_instance]
+    assert served["card_uuids"] == [card["uuid"] for card in answer["cards"]]
+    assert served["rules"] == [{"id": "max-dose", "version": "1.0.0", "status": "fired"}]
+    assert (served["issuer"], served["tenant"], served["subject"]) == (ISSUER, TENANT, "Practitioner/123")
+    assert_no_token("\n".join(lines), flow.tokens)
+    selected = _cli(
+        capsys, "audit", "--database-url", database_url, "--hook-instance", hook_instance, "--json"
+    )
+    assert [json.loads(line)["hook_instance"] for line in selected] == [hook_instance]
+
+
+def _endpoints(flow: Flow) -> list[tuple[str, int]]:
+    kinds = {DISCOVERY: "discovery", ORDER_SIGN: "service", FEEDBACK: "feedback"}
+    return [(kinds[path], status) for path, status in flow.statuses]
+
+
+def test_audit_since_in_the_future_prints_nothing(
+    audited: tuple[Flow, dict[str, Any]], database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    assert _cli(capsys, "audit", "--database-url", database_url, "--since", tomorrow) == []
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%dT%H:%MZ")
+    assert len(_cli(capsys, "audit", "--database-url", database_url, "--since", yesterday)) == 6
+
+
+def test_audit_since_with_a_utc_offset_means_that_instant(
+    secured: httpx.Client, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--since 2026-11-23T10:00+02:00` is 08:00 UTC: a call at 09:00 UTC is after it."""
+    assert secured.get(DISCOVERY).status_code == 401
+    capsys.readouterr()
+    half_an_hour_ago = datetime.now(UTC) - timedelta(minutes=30)
+    for hours in (2, -5):
+        since = half_an_hour_ago.astimezone(timezone(timedelta(hours=hours))).isoformat()
+        assert len(_cli(capsys, "audit", "--database-url", database_url, "--since", since)) == 1, since
+    in_an_hour = (datetime.now(UTC) + timedelta(hours=1)).astimezone(timezone(timedelta(hours=-5)))
+    assert _cli(capsys, "audit", "--database-url", database_url, "--since", in_an_hour.isoformat()) == []
