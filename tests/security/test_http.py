@@ -391,3 +391,17 @@ def test_audit_since_with_a_utc_offset_means_that_instant(
         assert len(_cli(capsys, "audit", "--database-url", database_url, "--since", since)) == 1, since
     in_an_hour = (datetime.now(UTC) + timedelta(hours=1)).astimezone(timezone(timedelta(hours=-5)))
     assert _cli(capsys, "audit", "--database-url", database_url, "--since", in_an_hour.isoformat()) == []
+
+
+def test_without_authentication_every_request_log_line_says_so(
+    service_with: Callable[..., httpx.Client], caplog: pytest.LogCaptureFixture
+) -> None:
+    http = service_with(insecure_no_auth=True)
+    with caplog.at_level(logging.INFO, logger="cds_service"):
+        assert http.get(DISCOVERY).status_code == 200
+        assert http.post(ORDER_SIGN, json=sandbox_order_sign()).status_code == 200
+    lines = [
+        r.getMessage() for r in caplog.records if r.name == "cds_service" and "service=" in r.getMessage()
+    ]
+    assert len(lines) == 2, lines
+    assert all(line.startswith("INSECURE: authentication is OFF") for line in lines), lines
