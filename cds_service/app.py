@@ -309,7 +309,7 @@ async def _purge_periodically(store: Store, retention_days: float) -> None:
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> Response:
-        log.info("%s %s -> %d: %s", request.method, request.url.path, exc.status, exc)
+        # Every route that raises these is audited, and its audit logs the refusal once.
         return _problem_response(exc)
 
     @app.exception_handler(StarletteHTTPException)
