@@ -16,14 +16,11 @@ import argparse
 import asyncio
 import json
 import os
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +28,7 @@ from typing import Any
 import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from timing import free_port, summary, timed
 
 from cds_service.security.keys import KeyStore
 from cds_service.security.trust import load_trust
@@ -41,12 +39,6 @@ ROOT = Path(__file__).resolve().parent.parent
 SANDBOX = ROOT.parent / "shared" / "real-clients" / "cds-hooks-sandbox" / "order-sign-request.json"
 ISSUER = "https://ehr.bench.example"
 PUBLIC_URL = "https://cds.bench.example"
-
-
-def summary(samples: list[float]) -> str:
-    samples = sorted(samples)
-    p99 = samples[min(len(samples) - 1, int(len(samples) * 0.99))]
-    return f"p50 {statistics.median(samples):8.1f} µs   p99 {p99:8.1f} µs"
 
 
 def keys_and_trust(folder: Path) -> tuple[dict[str, Any], Path]:
@@ -97,15 +89,6 @@ async def in_process(private: dict[str, Any], trust: Path, folder: Path, iterati
     store.close()
 
 
-def timed(fn: Callable[[], object], iterations: int) -> list[float]:
-    samples = []
-    for _ in range(iterations):
-        started = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - started) * 1e6)
-    return samples
-
-
 def over_http(private: dict[str, Any], trust: Path, folder: Path, requests: int) -> None:
     body = json.loads(SANDBOX.read_text())["body"]
     path = "/cds-services/anakinra-order-sign"
@@ -152,12 +135,6 @@ def wait_until_up(base: str) -> None:
         except httpx.TransportError:
             time.sleep(0.02)
     raise RuntimeError("the service did not start")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def main(requests: int) -> None:

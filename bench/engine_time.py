@@ -16,12 +16,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import statistics
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import orjson
+from timing import summary, timed, timed_async
 
 from cds_service.config import Settings
 from cds_service.data.prefetch import gather_data
@@ -32,30 +30,6 @@ from cds_service.pipeline import Runtime, call_service
 from cds_service.protocol.request import parse_hook_request
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def summary(samples: list[float]) -> str:
-    samples = sorted(samples)
-    p99 = samples[min(len(samples) - 1, int(len(samples) * 0.99))]
-    return f"p50 {statistics.median(samples):8.1f} µs   p99 {p99:8.1f} µs"
-
-
-async def timed_async(fn: Callable[[], object], iterations: int) -> list[float]:
-    samples = []
-    for _ in range(iterations):
-        start = time.perf_counter()
-        await fn()  # type: ignore[misc]
-        samples.append((time.perf_counter() - start) * 1e6)
-    return samples
-
-
-def timed(fn: Callable[[], object], iterations: int) -> list[float]:
-    samples = []
-    for _ in range(iterations):
-        start = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - start) * 1e6)
-    return samples
 
 
 async def measure(runtime: Runtime, loaded: LoadedCase, share: int) -> dict[str, list[float]]:
