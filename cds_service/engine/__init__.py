@@ -103,10 +103,12 @@ class RuleEngine:
     ) -> Evaluation:
         """Evaluate with `ruleset` (the one the request started with) or the current one."""
         ruleset = ruleset or self._ruleset
-        named = named_facts(ruleset.catalog, facts, service.medication)
         service_rules = ruleset.by_service.get(service.id)
         outcomes: list[Outcome] = []
+        named: dict[str, Fact] = {}
         if service_rules is not None and service_rules.rules:
+            # Named facts are the costly step; a service with no rules has nothing to read them.
+            named = named_facts(ruleset.catalog, facts, service.medication)
             flat = ruleset.fields.flatten(named)
             fired = await self.durable.evaluate_async(service_rules.engine_rules, flat)
             for rule in service_rules.rules:
