@@ -191,7 +191,10 @@ def test_to_env_writes_every_set_field_as_a_string() -> None:
     unset = {"CDS_TRUST_FILE", "CDS_PUBLIC_URL"}  # None: not written, so "None" never becomes a path
     assert set(env) == {"CDS_" + f.name.upper() for f in dataclasses.fields(Settings)} - unset
     with_auth = Settings(trust_file=Path("/etc/trust.yaml"), public_url="https://cds.example.org").to_env()
-    assert (with_auth["CDS_TRUST_FILE"], with_auth["CDS_PUBLIC_URL"]) == ("/etc/trust.yaml", "https://cds.example.org")
+    assert (with_auth["CDS_TRUST_FILE"], with_auth["CDS_PUBLIC_URL"]) == (
+        "/etc/trust.yaml",
+        "https://cds.example.org",
+    )
     assert Settings.from_env(with_auth).trust_file == Path("/etc/trust.yaml")
     assert all(isinstance(value, str) for value in env.values())
     assert env["CDS_FETCH_WITHOUT_TOKEN"] == "1"

@@ -191,3 +191,25 @@ def test_every_worker_process_switches_to_the_new_ruleset(tmp_path: Path) -> Non
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+async def test_sighup_checks_at_once_without_waiting_for_the_interval(reloader: Reloader) -> None:
+    import asyncio
+    import os
+    import signal
+
+    from cds_service.engine.reload import watching
+
+    before = reloader.engine.ruleset
+    edit(
+        reloader.rules_dir / "max-dose.yaml",
+        SUMMARY,
+        "Anakinra {order.daily_dose} mg/day exceeds the maximum",
+    )
+    async with watching(reloader, interval_seconds=3600):
+        os.kill(os.getpid(), signal.SIGHUP)
+        for _ in range(100):
+            if reloader.engine.ruleset is not before:
+                break
+            await asyncio.sleep(0.02)
+    assert reloader.engine.ruleset is not before
