@@ -7,14 +7,18 @@ rule file.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import uuid
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from fhir.resources.R4B.medicationrequest import MedicationRequest
 from fhir.resources.R4B.servicerequest import ServiceRequest
 
-from cds_service.facts.named import Fact
+from cds_service.facts.named import Fact, FactSpec
+
+UCUM = "http://unitsofmeasure.org"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,7 +30,9 @@ class SuggestionContext:
 
 
 class Action(Protocol):
-    def argument_problems(self, arguments: Mapping[str, Any], parameters: Mapping[str, Any]) -> list[str]: ...
+    def argument_problems(
+        self, arguments: Mapping[str, Any], parameters: Mapping[str, Any], specs: Mapping[str, FactSpec]
+    ) -> list[str]: ...
 
     def build(self, arguments: Mapping[str, Any], context: SuggestionContext) -> list[dict[str, Any]] | None:
         """CDS Hooks actions, or None when this suggestion cannot be made for this request."""
@@ -39,7 +45,9 @@ class OrderLabTest:
     arguments: code (system|code), display, optional note.
     """
 
-    def argument_problems(self, arguments: Mapping[str, Any], parameters: Mapping[str, Any]) -> list[str]:
+    def argument_problems(
+        self, arguments: Mapping[str, Any], parameters: Mapping[str, Any], specs: Mapping[str, FactSpec]
+    ) -> list[str]:
         problems = []
         code = arguments.get("code")
         system, _, value = code.partition("|") if isinstance(code, str) else ("", "", "")
@@ -89,4 +97,136 @@ class OrderLabTest:
         ]
 
 
-ACTIONS: dict[str, Action] = {"order-lab-test": OrderLabTest()}
+# What a build fact's `data` holds (the infusion calculation writes it): numbers in these units, plus
+# `order` (the draft's "MedicationRequest/id"), `diluent` and `instruction` texts.
+BUILD_KEYS = ("daily_dose", "interval", "dose_per_bag", "volume", "rate", "concentration")
+
+
+class UpdateDraftOrder:
+    """Rewrite the draft medication order, keeping its id, as the bag build a fact describes: a contained
+    Medication (the drug's strength in the bag), the dose per bag every `interval` hours at `rate`, the
+    total daily dose in the dosage text, and the handling instruction (e.g. light protection) as an
+    additional instruction (order-representation.md, "What the suggestion writes back").
+
+    arguments: build: the name of a fact whose `data` is a build (e.g. infusion.recommended).
+    """
+
+    def argument_problems(
+        self, arguments: Mapping[str, Any], parameters: Mapping[str, Any], specs: Mapping[str, FactSpec]
+    ) -> list[str]:
+        problems = []
+        build = arguments.get("build")
+        if not isinstance(build, str) or build not in specs:
+            problems.append(f"update-draft-order needs build: the name of a build fact (got {build!r})")
+        elif specs[build].kind != "build":
+            problems.append(f"update-draft-order: {build} is not a build fact (it is a {specs[build].kind})")
+        unknown = set(arguments) - {"build"}
+        if unknown:
+            problems.append(f"update-draft-order does not take {sorted(unknown)}")
+        return problems
+
+    def build(self, arguments: Mapping[str, Any], context: SuggestionContext) -> list[dict[str, Any]] | None:
+        fact = context.facts.get(str(arguments["build"]))
+        if fact is None or fact.data is None:
+            return None
+        data = fact.data
+        if any(key not in data for key in (*BUILD_KEYS, "order")):
+            return None
+        draft = context.draft_orders.get(str(data["order"]))
+        if draft is None:
+            return None
+        resource = updated_order(draft, data)
+        checked = MedicationRequest.model_validate(resource)
+        return [
+            {
+                "type": "update",
+                "description": f"Change the order to {data.get('description') or fact.value}",
+                "resource": checked.model_dump(mode="json", exclude_none=True),
+            }
+        ]
+
+
+def updated_order(draft: Mapping[str, Any], build: Mapping[str, Any]) -> dict[str, Any]:
+    """The draft as the EHR sent it, with its medication and dosage replaced by `build`."""
+    order = copy.deepcopy(dict(draft))
+    concept = _drug_concept(order)
+    diluent = str(build.get("diluent") or "")
+    dose, volume = _number(build["dose_per_bag"]), _number(build["volume"])
+    name = concept.get("text") or next(
+        (c.get("display") for c in concept.get("coding", []) if c.get("display")), "medication"
+    )
+    ingredients: list[dict[str, Any]] = [
+        {
+            "itemCodeableConcept": concept,
+            "isActive": True,
+            "strength": {
+                "numerator": _quantity(dose, "mg"),
+                "denominator": _quantity(volume, "mL"),
+            },
+        }
+    ]
+    if diluent:
+        ingredients.append({"itemCodeableConcept": {"text": diluent}, "isActive": False})
+    bag_text = (
+        f"{name} {dose:g} mg in {diluent} {volume:g} mL"
+        if diluent
+        else f"{name} {dose:g} mg in {volume:g} mL"
+    )
+    contained = [c for c in order.get("contained", []) if c.get("id") != "bag"]
+    contained.append(
+        {"resourceType": "Medication", "id": "bag", "code": {"text": bag_text}, "ingredient": ingredients}
+    )
+    order["contained"] = contained
+    order.pop("medicationCodeableConcept", None)
+    order["medicationReference"] = {"reference": "#bag", "display": bag_text}
+    order.setdefault("status", "draft")
+    order.setdefault("intent", "order")
+    previous = (order.get("dosageInstruction") or [{}])[0]
+    interval = _number(build["interval"])
+    dosage: dict[str, Any] = {
+        "text": f"{_number(build['daily_dose']):g} mg/day continuous IV infusion: {build.get('description')}",
+        "timing": {"repeat": {"frequency": 1, "period": interval, "periodUnit": "h"}},
+        "doseAndRate": [
+            {
+                "doseQuantity": _quantity(dose, "mg"),
+                "rateQuantity": _quantity(round(_number(build["rate"]), 2), "mL/h"),
+            }
+        ],
+    }
+    if previous.get("route"):
+        dosage["route"] = previous["route"]
+    instruction = build.get("instruction")
+    if instruction:
+        dosage["additionalInstruction"] = [{"text": str(instruction)}]
+        dosage["patientInstruction"] = str(instruction)
+    order["dosageInstruction"] = [dosage]
+    return order
+
+
+def _drug_concept(order: Mapping[str, Any]) -> dict[str, Any]:
+    concept = order.get("medicationCodeableConcept")
+    if isinstance(concept, dict):
+        return copy.deepcopy(concept)
+    reference = (order.get("medicationReference") or {}).get("reference", "")
+    for contained in order.get("contained", []):
+        if f"#{contained.get('id')}" == reference:
+            for ingredient in contained.get("ingredient", []):
+                if ingredient.get("isActive", True) and isinstance(
+                    ingredient.get("itemCodeableConcept"), dict
+                ):
+                    return copy.deepcopy(ingredient["itemCodeableConcept"])
+            if isinstance(contained.get("code"), dict):
+                return copy.deepcopy(contained["code"])
+    display = (order.get("medicationReference") or {}).get("display")
+    return {"text": display} if display else {"text": "medication"}
+
+
+def _number(value: Any) -> float:
+    return float(value)
+
+
+def _quantity(value: float, unit: str) -> dict[str, Any]:
+    return {"value": value, "unit": unit, "system": UCUM, "code": unit}
+
+
+ACTIONS: dict[str, Action] = {"order-lab-test": OrderLabTest(), "update-draft-order": UpdateDraftOrder()}

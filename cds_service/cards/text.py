@@ -27,7 +27,7 @@ MISSING_WIDTH = 120
 
 class ParameterLike(Protocol):
     @property
-    def value(self) -> float | int | str | bool: ...
+    def value(self) -> float | int | str | bool | list[float | int | str]: ...
     @property
     def unit(self) -> str | None: ...
     @property
@@ -153,8 +153,8 @@ def _width(
     if attribute is not None:
         return WIDTH[attribute]
     fact_spec = specs[fact]
-    if fact_spec.kind == "text":
-        return max((len(v) for v in fact_spec.values), default=WIDTH["text"])
+    if fact_spec.kind in ("text", "build"):
+        return max((len(v) for v in fact_spec.values), default=fact_spec.width or WIDTH["text"])
     if fact_spec.kind == "boolean":
         return 3
     # A censored value renders with its comparator (">40000").
@@ -163,6 +163,8 @@ def _width(
 
 def _param_value(parameter: ParameterLike, spec: str | None) -> str:
     value = parameter.value
+    if isinstance(value, list):
+        return ", ".join(format_number(float(v)) if isinstance(v, int | float) else str(v) for v in value)
     if isinstance(value, bool) or not isinstance(value, int | float):
         return str(value)
     return format_number(float(value), spec)

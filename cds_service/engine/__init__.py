@@ -25,6 +25,7 @@ Status = Literal["fired", "not-fired", "unknown"]
 class Outcome:
     rule: Rule
     status: Status
+    variant: int | None = None  # which card variant applies when the rule fired (None: the main card)
 
     def facts_read(self, facts: Mapping[str, Fact]) -> list[Fact]:
         """The facts the rule's condition and card text read, for explain."""
@@ -56,7 +57,7 @@ class Evaluation:
         for outcome in self.outcomes:
             spec = outcome.rule.spec
             if outcome.status == "fired":
-                template = spec.card
+                template = spec.card if outcome.variant is None else spec.variants[outcome.variant].card
             elif outcome.status == "unknown" and spec.unknown.card is not None:
                 template = spec.unknown.card
             else:
@@ -109,15 +110,24 @@ class RuleEngine:
         if service_rules is not None and service_rules.rules:
             # Named facts are the costly step; a service with no rules has nothing to read them.
             named = named_facts(ruleset.catalog, facts, service.medication)
+            ruleset.calculations.compute(named, facts, ruleset.catalog.specs)
             flat = ruleset.fields.flatten(named)
             fired = await self.durable.evaluate_async(service_rules.engine_rules, flat)
             for rule in service_rules.rules:
-                outcomes.append(Outcome(rule, _status(rule, fired)))
+                status = _status(rule, fired)
+                outcomes.append(Outcome(rule, status, _variant(rule, fired) if status == "fired" else None))
         return Evaluation(ruleset.name, ruleset.version, ruleset.hash, named, tuple(outcomes))
 
     def close(self) -> None:
         self._ruleset.release(self.durable)
         self.durable.close()
+
+
+def _variant(rule: Rule, fired: frozenset[str]) -> int | None:
+    for index, variant in enumerate(rule.variants):
+        if variant.true is True or f"{rule.id}|V{index}" in fired:
+            return index
+    return None
 
 
 def _status(rule: Rule, fired: frozenset[str]) -> Status:

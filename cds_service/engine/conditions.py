@@ -202,6 +202,8 @@ class _Compiler:
                 raise CompileError(
                     f"{node.fact} has no unit, but parameter {node.param!r} is in {parameter.unit}"
                 )
+            if isinstance(parameter.value, list):
+                raise CompileError(f"parameter {node.param!r} is a list; compare with one value")
             return self._against_literal(node, spec, fields, parameter.value)
         if isinstance(parameter.value, bool) or not isinstance(parameter.value, int | float):
             raise CompileError(f"parameter {node.param!r} is not a number")

@@ -15,6 +15,8 @@ Text = Annotated[str, StringConstraints(min_length=1)]
 RuleId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9\-]{0,63}$")]
 FactName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")]
 ParamName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")]
+CalculationName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")]
+Scalar = float | int | str | bool
 Operator = Literal[">", ">=", "<", "<=", "==", "!="]
 
 
@@ -33,7 +35,9 @@ class NativeThreshold(_Strict):
 class Parameter(_Strict):
     """A threshold or setting, with the citation that justifies it."""
 
-    value: float | int | str | bool
+    value: Scalar | list[float | int | str] = Field(
+        description="a number (with unit), a text, a yes/no, or a list of numbers or texts (e.g. bag volumes)"
+    )
     unit: str | None = Field(default=None, description="UCUM unit of value, e.g. mg/d, mg/kg/h, ug/L")
     also: list[NativeThreshold] = Field(default_factory=list, description="the threshold in other units")
     source: Text = Field(description="where the value comes from: paper, section, or [project choice] why")
@@ -168,6 +172,14 @@ class CardTemplate(_Strict):
     overrideReasons: list[OverrideReason] = Field(default_factory=list)
 
 
+class Variant(_Strict):
+    """Another wording of the card for a narrower situation: the first variant whose `when` certainly
+    holds replaces `card` (e.g. a critical band, a subcutaneous order, the maximum dose reached)."""
+
+    when: Condition
+    card: CardTemplate
+
+
 class WhenUnknown(_Strict):
     """What the rule says when its condition cannot be decided for lack of data. Either a card, or
     `silent` with the reason silence is safe; there is no default, so no rule can pass silently
@@ -189,15 +201,24 @@ class RuleFile(_Strict):
     title: Text
     description: Text
     services: list[Text] = Field(min_length=1, description="ids of the services (rules/services) it runs in")
+    provides: list[CalculationName] = Field(
+        default_factory=list,
+        description="calculations (e.g. renal, hlh) whose settings are this file's parameters; "
+        "their facts (renal.crcl, hlh.met...) can then be read by any rule",
+    )
     parameters: dict[ParamName, Parameter] = Field(default_factory=dict)
     when: Condition
     card: CardTemplate
+    variants: list[Variant] = Field(
+        default_factory=list, description="other wordings of the card; the first whose `when` holds is used"
+    )
     unknown: WhenUnknown
 
 
 All.model_rebuild()
 Any_.model_rebuild()
 Not.model_rebuild()
+Variant.model_rebuild()
 RuleFile.model_rebuild()
 
 

@@ -13,6 +13,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
+from cds_service.calculations import Calculations, configure
+from cds_service.calculations.registry import CALCULATIONS
 from cds_service.cards.actions import ACTIONS
 from cds_service.cards.text import longest, template_problems
 from cds_service.engine.conditions import Compiled, CompileError, Converter, FieldMap, compile_condition
@@ -54,6 +56,7 @@ class Rule:
     compiled: Compiled
     # Every fact the rule reads: its condition's first, then those its card text shows.
     reads: tuple[str, ...] = ()
+    variants: tuple[Compiled, ...] = ()  # the `when` of each card variant, in order
 
     @property
     def id(self) -> str:
@@ -82,6 +85,7 @@ class RuleSet:
     fields: FieldMap
     by_service: dict[str, ServiceRules]
     warnings: list[Problem]
+    calculations: Calculations = dataclasses.field(default_factory=Calculations)
 
     def release(self, durable: DurableRules) -> None:
         for service_rules in self.by_service.values():
@@ -98,6 +102,7 @@ class _Checked:
     rules: dict[str, Rule]
     fields: FieldMap
     problems: list[Problem]
+    calculations: Calculations = dataclasses.field(default_factory=Calculations)
 
 
 def rule_files(rules_dir: Path) -> list[Path]:
@@ -126,7 +131,9 @@ def load_ruleset(rules_dir: Path, durable: DurableRules) -> RuleSet:
             rules = tuple(r for r in checked.rules.values() if service.id in r.spec.services)
             expressions = {}
             for rule in rules:
-                for side, expression in (("T", rule.compiled.true), ("F", rule.compiled.false)):
+                sides = [("T", rule.compiled.true), ("F", rule.compiled.false)]
+                sides += [(f"V{i}", variant.true) for i, variant in enumerate(rule.variants)]
+                for side, expression in sides:
                     # A constant side needs no durable-rules rule: the evaluator knows it in advance.
                     if not isinstance(expression, bool):
                         expressions[f"{rule.id}|{side}"] = expression
@@ -148,6 +155,7 @@ def load_ruleset(rules_dir: Path, durable: DurableRules) -> RuleSet:
         fields=checked.fields,
         by_service=by_service,
         warnings=[p for p in checked.problems if p.severity != "error"],
+        calculations=checked.calculations,
     )
 
 
@@ -183,6 +191,7 @@ def _check(rules_dir: Path) -> _Checked:
     files = rule_files(rules_dir)
     if not files:
         problems.append(Problem(rules_dir, 1, "no rule files (*.yaml) in this directory"))
+    parsed: list[tuple[YamlDoc, RuleFile]] = []
     for path in files:
         try:
             doc = load_yaml(path)
@@ -190,13 +199,20 @@ def _check(rules_dir: Path) -> _Checked:
             problems.extend(exc.problems)
             continue
         try:
-            spec = RuleFile.model_validate(doc.data)
+            parsed.append((doc, RuleFile.model_validate(doc.data)))
         except ValidationError as exc:
             problems.extend(validation_problems(doc, exc))
-            continue
-        if catalog is None:
-            continue  # meaning checks need the fact catalog; its own errors are already reported
-        rule = _checked_rule(doc, spec, catalog, services, fields, problems)
+    if catalog is None:
+        # Meaning checks need the fact catalog; its own errors are already reported.
+        return _Checked(info, services, catalog, rules, fields, problems)
+    by_id = {spec.id: spec for _, spec in parsed}
+    docs = {spec.id: doc for doc, spec in parsed}
+    configuration = configure(by_id, catalog, CALCULATIONS)
+    for problem in configuration.problems:
+        problems.append(docs[problem.rule_id].problem(problem.location, problem.message))
+    catalog = dataclasses.replace(catalog, specs={**catalog.specs, **configuration.specs})
+    for doc, spec in parsed:
+        rule = _checked_rule(doc, spec, catalog, services, fields, problems, configuration.used.get(spec.id))
         if rule is None:
             continue
         if spec.id in rules:
@@ -205,7 +221,7 @@ def _check(rules_dir: Path) -> _Checked:
             )
             continue
         rules[spec.id] = rule
-    return _Checked(info, services, catalog, rules, fields, problems)
+    return _Checked(info, services, catalog, rules, fields, problems, configuration.calculations)
 
 
 def _checked_rule(
@@ -215,6 +231,7 @@ def _checked_rule(
     services: ServiceRegistry | None,
     fields: FieldMap,
     problems: list[Problem],
+    calculation_parameters: set[str] | None = None,
 ) -> Rule | None:
     before = len(problems)
     if doc.path.stem != spec.id:
@@ -236,9 +253,15 @@ def _checked_rule(
                 )
     compiled = None
     try:
-        compiled = _compile(spec, catalog, fields, doc)
+        compiled = _compile(spec.when, ("when",), spec, catalog, fields)
     except _LocatedError as exc:
         problems.append(doc.problem(exc.location, str(exc)))
+    variants: list[Compiled] = []
+    for index, variant in enumerate(spec.variants):
+        try:
+            variants.append(_compile(variant.when, ("variants", index, "when"), spec, catalog, fields))
+        except _LocatedError as exc:
+            problems.append(doc.problem(exc.location, str(exc)))
     if compiled is not None and compiled.terms > MAX_TERMS:
         problems.append(
             doc.problem(
@@ -246,23 +269,31 @@ def _checked_rule(
                 f"condition expands to {compiled.terms} alternatives (limit {MAX_TERMS}); simplify it",
             )
         )
-    used = _used_parameters(spec)
+    used = _used_parameters(spec) | (calculation_parameters or set())
     for name in spec.parameters:
         if name not in used:
             problems.append(doc.problem(("parameters", name), f"parameter {name!r} is not used", "warning"))
     _check_card(doc, ("card",), spec.card, spec, catalog, problems)
+    for index, variant in enumerate(spec.variants):
+        _check_card(doc, ("variants", index, "card"), variant.card, spec, catalog, problems)
     if spec.unknown.card is not None:
         _check_card(doc, ("unknown", "card"), spec.unknown.card, spec, catalog, problems)
     if len(problems) > before and any(p.severity == "error" for p in problems[before:]):
         return None
     assert compiled is not None
     shown = [_fact_of(name, catalog) for name in _template_names(spec)]
-    reads = tuple(dict.fromkeys([*compiled.reads, *(name for name in shown if name)]))
-    return Rule(spec, doc.path, compiled, reads)
+    variant_reads = [name for variant in variants for name in variant.reads]
+    reads = tuple(dict.fromkeys([*compiled.reads, *variant_reads, *(name for name in shown if name)]))
+    return Rule(spec, doc.path, compiled, reads, tuple(variants))
+
+
+def _cards(spec: RuleFile) -> list[CardTemplate]:
+    cards = [spec.card, *(variant.card for variant in spec.variants)]
+    return cards + ([spec.unknown.card] if spec.unknown.card else [])
 
 
 def _template_names(spec: RuleFile) -> list[str]:
-    cards = [spec.card] + ([spec.unknown.card] if spec.unknown.card else [])
+    cards = _cards(spec)
     texts = [
         t for card in cards for t in (card.summary, card.detail or "", *(s.label for s in card.suggestions))
     ]
@@ -282,17 +313,19 @@ class _LocatedError(Exception):
         self.location = location
 
 
-def _compile(spec: RuleFile, catalog: FactCatalog, fields: FieldMap, doc: YamlDoc) -> Compiled:
+def _compile(
+    when: Condition, where: Location, spec: RuleFile, catalog: FactCatalog, fields: FieldMap
+) -> Compiled:
     # Compile each leaf alone first so that an error points at its own line, then the whole tree.
-    for location, leaf in _leaves(spec.when, ("when",)):
+    for location, leaf in _leaves(when, where):
         try:
             compile_condition(leaf, catalog.specs, spec.parameters, FieldMap(), _converter(catalog))
         except CompileError as exc:
             raise _LocatedError(location, str(exc)) from exc
     try:
-        return compile_condition(spec.when, catalog.specs, spec.parameters, fields, _converter(catalog))
+        return compile_condition(when, catalog.specs, spec.parameters, fields, _converter(catalog))
     except CompileError as exc:
-        raise _LocatedError(("when",), str(exc)) from exc
+        raise _LocatedError(where, str(exc)) from exc
 
 
 def _leaves(node: Condition, location: Location) -> list[tuple[Location, Condition]]:
@@ -306,17 +339,26 @@ def _leaves(node: Condition, location: Location) -> list[tuple[Location, Conditi
 
 
 def _used_parameters(spec: RuleFile) -> set[str]:
-    used = {leaf.param for _, leaf in _leaves(spec.when, ()) if isinstance(leaf, Comparison) and leaf.param}
-    texts = [spec.card.summary, spec.card.detail or ""]
-    if spec.unknown.card is not None:
-        texts += [spec.unknown.card.summary, spec.unknown.card.detail or ""]
-    texts += [s.label for s in spec.card.suggestions]
+    conditions = [spec.when, *(variant.when for variant in spec.variants)]
+    used = {
+        leaf.param
+        for when in conditions
+        for _, leaf in _leaves(when, ())
+        if isinstance(leaf, Comparison) and leaf.param
+    }
+    cards = _cards(spec)
+    texts = [
+        t for card in cards for t in (card.summary, card.detail or "", *(s.label for s in card.suggestions))
+    ]
     for text in texts:
         used.update(
             name.removeprefix("param.").split(".")[0] for name in _names(text) if name.startswith("param.")
         )
-    for suggestion in spec.card.suggestions:
-        used.update(v for v in suggestion.arguments.values() if isinstance(v, str) and v in spec.parameters)
+    for card in cards:
+        for suggestion in card.suggestions:
+            used.update(
+                v for v in suggestion.arguments.values() if isinstance(v, str) and v in spec.parameters
+            )
     return used
 
 
@@ -360,7 +402,7 @@ def _check_card(
                 )
             )
             continue
-        for message in action.argument_problems(suggestion.arguments, spec.parameters):
+        for message in action.argument_problems(suggestion.arguments, spec.parameters, catalog.specs):
             problems.append(doc.problem((*location, "suggestions", index, "arguments"), message))
 
 

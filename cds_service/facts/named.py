@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-FactKind = Literal["quantity", "text", "boolean", "count"]
+# A "build" is a text fact (its description) whose `data` a suggestion can write back as an order.
+FactKind = Literal["quantity", "text", "boolean", "count", "build"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -22,6 +23,9 @@ class Fact:
     time: datetime | None = None  # time of the underlying result, when there is one
     evidence: tuple[str, ...] = ()  # e.g. ("Observation/fer-3",)
     detail: str | None = None  # short human text shown by explain
+    # Structured values a suggestion builds from (e.g. a bag build: dose, volume, interval, rate); rules
+    # never compare it, cards never show it raw.
+    data: Mapping[str, Any] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +35,7 @@ class FactSpec:
     unit: str | None  # canonical UCUM unit for quantities, else None
     description: str
     values: tuple[str, ...] = ()  # the allowed values of a text fact, when closed
+    width: int | None = None  # the widest an open text renders, for the summary-length lint
 
 
 def missing(name: str, reason: str, evidence: Sequence[str] = (), detail: str | None = None) -> Fact:

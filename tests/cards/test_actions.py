@@ -29,7 +29,7 @@ def test_the_builder_is_registered_under_its_rule_file_name() -> None:
     ],
 )
 def test_good_arguments_have_no_problems(arguments: dict[str, Any]) -> None:
-    assert OrderLabTest().argument_problems(arguments, {}) == []
+    assert OrderLabTest().argument_problems(arguments, {}, {}) == []
 
 
 @pytest.mark.parametrize(
@@ -44,13 +44,13 @@ def test_good_arguments_have_no_problems(arguments: dict[str, Any]) -> None:
     ],
 )
 def test_bad_arguments_are_named(arguments: dict[str, Any], message: str) -> None:
-    problems = OrderLabTest().argument_problems(arguments, {})
+    problems = OrderLabTest().argument_problems(arguments, {}, {})
     assert len(problems) == 1, problems
     assert message in problems[0]
 
 
 def test_every_bad_argument_is_reported() -> None:
-    problems = OrderLabTest().argument_problems({"code": "x", "when": "now"}, {})
+    problems = OrderLabTest().argument_problems({"code": "x", "when": "now"}, {}, {})
     assert len(problems) == 3, problems
 
 
@@ -69,7 +69,7 @@ def test_arguments_lint_accepts_build_a_valid_resource(arguments: dict[str, Any]
     # pydantic.ValidationError (ServiceRequest.model_validate, line 79) while rendering the card; an
     # empty system builds a Coding with system "" (FHIR: values are never empty strings).
     action = OrderLabTest()
-    if action.argument_problems(arguments, {}):
+    if action.argument_problems(arguments, {}, {}):
         return
     built = action.build(arguments, context())
     assert built is not None
