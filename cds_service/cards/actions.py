@@ -183,13 +183,16 @@ def updated_order(draft: Mapping[str, Any], build: Mapping[str, Any]) -> dict[st
     order.setdefault("intent", "order")
     previous = (order.get("dosageInstruction") or [{}])[0]
     interval = _number(build["interval"])
+    rate = round(_number(build["rate"]), 2)
     dosage: dict[str, Any] = {
-        "text": f"{_number(build['daily_dose']):g} mg/day continuous IV infusion: {build.get('description')}",
+        # The total daily dose stays readable, as the prescriber ordered it (order-representation.md).
+        "text": f"{name} {_number(build['daily_dose']):g} mg/day continuous IV infusion: {dose:g} mg in "
+        f"{volume:g} mL {diluent} every {interval:g} h at {rate:g} mL/h".replace("  ", " "),
         "timing": {"repeat": {"frequency": 1, "period": interval, "periodUnit": "h"}},
         "doseAndRate": [
             {
                 "doseQuantity": _quantity(dose, "mg"),
-                "rateQuantity": _quantity(round(_number(build["rate"]), 2), "mL/h"),
+                "rateQuantity": _quantity(rate, "mL/h"),
             }
         ],
     }
@@ -198,7 +201,6 @@ def updated_order(draft: Mapping[str, Any], build: Mapping[str, Any]) -> dict[st
     instruction = build.get("instruction")
     if instruction:
         dosage["additionalInstruction"] = [{"text": str(instruction)}]
-        dosage["patientInstruction"] = str(instruction)
     order["dosageInstruction"] = [dosage]
     return order
 
