@@ -1,0 +1,200 @@
+"""KDIGO AKI from serum creatinine, in mg/dL and in umol/L."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cds_service.calculators.growth import Sample
+from cds_service.calculators.kdigo import AkiLimits, kdigo
+
+T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+UMOL_PER_MG_DL = 88.4
+
+# KDIGO 2012 as a rule file would give it, in mg/dL and in the published umol/L figures.
+MG_DL = AkiLimits(
+    absolute_rise=0.3,
+    absolute_window_hours=48,
+    ratio=1.5,
+    baseline_window_hours=7 * 24,
+    stage2_ratio=2.0,
+    stage3_ratio=3.0,
+    stage3_value=4.0,
+)
+UMOL_L = AkiLimits(
+    absolute_rise=26.5,
+    absolute_window_hours=48,
+    ratio=1.5,
+    baseline_window_hours=7 * 24,
+    stage2_ratio=2.0,
+    stage3_ratio=3.0,
+    stage3_value=353.6,
+)
+
+
+def at(h: float, value: float, *, censored: bool = False) -> Sample:
+    return Sample(T0 + timedelta(hours=h), value, censored, f"Observation/{h:g}")
+
+
+def test_absolute_rise_within_48_hours_is_stage_1() -> None:
+    baseline, value = at(0, 1.0), at(24, 1.3)
+    aki = kdigo([baseline, value], MG_DL)
+    assert aki is not None
+    assert (aki.stage, aki.criterion, aki.value, aki.reference, aki.hours) == (
+        1,
+        "absolute",
+        value,
+        baseline,
+        24,
+    )
+    assert aki.rise == pytest.approx(0.3)
+    assert aki.ratio == pytest.approx(1.3)
+
+
+def test_a_rise_of_exactly_the_limit_despite_floating_point() -> None:
+    # 1.2 - 0.9 is 0.29999999999999993 in binary floating point.
+    assert kdigo([at(0, 0.9), at(24, 1.2)], MG_DL) is not None
+
+
+def test_a_smaller_rise_is_not_aki() -> None:
+    assert kdigo([at(0, 1.0), at(24, 1.29)], MG_DL) is None
+
+
+def test_the_same_rise_over_60_hours_is_not_absolute() -> None:
+    assert kdigo([at(0, 1.0), at(60, 1.3)], MG_DL) is None
+
+
+def test_the_absolute_window_is_inclusive_at_48_hours() -> None:
+    aki = kdigo([at(0, 1.0), at(48, 1.3)], MG_DL)
+    assert aki is not None and aki.criterion == "absolute"
+
+
+def test_ratio_within_seven_days() -> None:
+    aki = kdigo([at(0, 1.0), at(5 * 24, 1.5)], MG_DL)
+    assert aki is not None
+    assert (aki.stage, aki.criterion, aki.hours, aki.ratio) == (1, "ratio", 120, 1.5)
+    # Eight days later the first value is no longer a baseline.
+    assert kdigo([at(0, 1.0), at(8 * 24, 1.5)], MG_DL) is None
+
+
+@pytest.mark.parametrize(("value", "stage"), [(1.5, 1), (1.9, 1), (2.0, 2), (2.9, 2), (3.0, 3), (3.5, 3)])
+def test_stage_by_ratio(value: float, stage: int) -> None:
+    aki = kdigo([at(0, 1.0), at(72, value)], MG_DL)
+    assert aki is not None
+    assert (aki.stage, aki.criterion) == (stage, "ratio")
+
+
+def test_a_high_value_with_aki_is_stage_3() -> None:
+    aki = kdigo([at(0, 3.8), at(24, 4.1)], MG_DL)
+    assert aki is not None
+    assert (aki.stage, aki.criterion) == (3, "absolute")
+
+
+def test_a_high_value_without_aki_is_nothing() -> None:
+    assert kdigo([at(0, 4.1), at(24, 4.2)], MG_DL) is None
+
+
+def test_the_baseline_is_the_lowest_earlier_value() -> None:
+    low = at(10, 0.8)
+    aki = kdigo([at(0, 1.0), low, at(30, 0.9), at(60, 1.7)], MG_DL)
+    assert aki is not None
+    assert aki.reference == low
+    assert aki.stage == 2
+
+
+def test_the_highest_stage_wins_over_a_later_lower_one() -> None:
+    peak = at(48, 2.2)
+    aki = kdigo([at(0, 1.0), peak, at(72, 2.5), at(200, 2.6)], MG_DL)
+    assert aki is not None
+    assert (aki.stage, aki.value) == (2, at(72, 2.5))
+    aki = kdigo([at(0, 1.0), at(24, 3.1), at(48, 1.6)], MG_DL)
+    assert aki is not None
+    assert (aki.stage, aki.value.value) == (3, 3.1)
+
+
+def test_a_tie_in_stage_reports_the_latest() -> None:
+    aki = kdigo([at(0, 1.0), at(24, 1.5), at(48, 1.6)], MG_DL)
+    assert aki is not None
+    assert aki.value.value == 1.6
+
+
+def test_censored_samples_are_skipped() -> None:
+    assert kdigo([at(0, 0.5, censored=True), at(24, 1.0)], MG_DL) is None
+    assert kdigo([at(0, 1.0), at(24, 2.0, censored=True)], MG_DL) is None
+
+
+def test_samples_in_any_order_and_none_without_history() -> None:
+    assert kdigo([], MG_DL) is None
+    assert kdigo([at(0, 5.0)], MG_DL) is None
+    aki = kdigo([at(24, 1.3), at(0, 1.0)], MG_DL)
+    assert aki is not None and aki.stage == 1
+
+
+def test_a_duplicate_at_the_same_instant_is_not_a_baseline() -> None:
+    assert kdigo([at(0, 1.0), at(0, 1.6)], MG_DL) is None
+
+
+def test_non_positive_values_are_rejected() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        kdigo([at(0, 0.0), at(24, 1.0)], MG_DL)
+
+
+def test_micromoles_per_litre() -> None:
+    aki = kdigo([at(0, 88), at(24, 115)], UMOL_L)
+    assert aki is not None and (aki.stage, aki.criterion) == (1, "absolute")
+    assert kdigo([at(0, 88), at(24, 114)], UMOL_L) is None
+    aki = kdigo([at(0, 330), at(24, 360)], UMOL_L)
+    assert aki is not None and aki.stage == 3
+    aki = kdigo([at(0, 80), at(96, 170)], UMOL_L)
+    assert aki is not None and (aki.stage, aki.criterion) == (2, "ratio")
+
+
+def scaled(limits: AkiLimits, factor: float) -> AkiLimits:
+    return AkiLimits(
+        absolute_rise=limits.absolute_rise * factor,
+        absolute_window_hours=limits.absolute_window_hours,
+        ratio=limits.ratio,
+        baseline_window_hours=limits.baseline_window_hours,
+        stage2_ratio=limits.stage2_ratio,
+        stage3_ratio=limits.stage3_ratio,
+        stage3_value=limits.stage3_value * factor,
+    )
+
+
+# Creatinine in mg/dL to two decimals, at whole hours over ten days.
+series = st.lists(
+    st.tuples(st.integers(min_value=0, max_value=240), st.integers(min_value=30, max_value=800)),
+    max_size=8,
+)
+
+
+@given(series)
+def test_the_unit_does_not_change_the_stage(rows: list[tuple[int, int]]) -> None:
+    mg_dl = kdigo([at(h, hundredths / 100) for h, hundredths in rows], MG_DL)
+    umol_l = kdigo(
+        [at(h, hundredths / 100 * UMOL_PER_MG_DL) for h, hundredths in rows], scaled(MG_DL, UMOL_PER_MG_DL)
+    )
+    if mg_dl is None or umol_l is None:
+        assert mg_dl is umol_l
+    else:
+        assert (umol_l.stage, umol_l.criterion, umol_l.value.time) == (
+            mg_dl.stage,
+            mg_dl.criterion,
+            mg_dl.value.time,
+        )
+
+
+@given(series)
+def test_findings_are_consistent(rows: list[tuple[int, int]]) -> None:
+    aki = kdigo([at(h, hundredths / 100) for h, hundredths in rows], MG_DL)
+    if aki is None:
+        return
+    assert aki.stage in (1, 2, 3)
+    assert aki.reference.time < aki.value.time
+    window = MG_DL.baseline_window_hours if aki.criterion == "ratio" else MG_DL.absolute_window_hours
+    assert 0 < aki.hours <= window
+    assert aki.ratio == pytest.approx(aki.value.value / aki.reference.value)
+    assert aki.rise == pytest.approx(aki.value.value - aki.reference.value)

@@ -1,0 +1,66 @@
+"""Cockcroft-Gault: known values, the unknown-sex choice, and monotonicity."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cds_service.calculators.renal import cockcroft_gault, cockcroft_gault_any_sex, reduced_dose
+
+ages = st.floats(min_value=18, max_value=120)
+weights = st.floats(min_value=20, max_value=300)
+creatinines = st.floats(min_value=0.1, max_value=20)
+
+
+def test_known_values() -> None:
+    assert cockcroft_gault(60, 72, 1.0, female=False) == pytest.approx(80.0)
+    assert cockcroft_gault(60, 72, 1.0, female=True) == pytest.approx(68.0)
+    # (140 - 80) * 60 / (72 * 2.5) = 20: halving clearance by doubling creatinine.
+    assert cockcroft_gault(80, 60, 2.5, female=False) == pytest.approx(20.0)
+    assert cockcroft_gault(80, 60, 1.25, female=False) == pytest.approx(40.0)
+
+
+def test_any_sex() -> None:
+    assert cockcroft_gault_any_sex(60, 72, 1.0, "male") == pytest.approx(80.0)
+    assert cockcroft_gault_any_sex(60, 72, 1.0, "female") == pytest.approx(68.0)
+    assert cockcroft_gault_any_sex(60, 72, 1.0, "other") == pytest.approx(68.0)
+    assert cockcroft_gault_any_sex(60, 72, 1.0, "unknown") == pytest.approx(68.0)
+    with pytest.raises(ValueError, match="sex"):
+        cockcroft_gault_any_sex(60, 72, 1.0, "F")
+
+
+@pytest.mark.parametrize(("weight", "creatinine"), [(72, 0), (72, -1), (0, 1.0), (-5, 1.0)])
+def test_rejects_non_positive_inputs(weight: float, creatinine: float) -> None:
+    with pytest.raises(ValueError):
+        cockcroft_gault(60, weight, creatinine, female=False)
+
+
+def test_reduced_dose() -> None:
+    assert reduced_dose(2400, 0.5) == 1200
+
+
+@given(ages, weights, creatinines, creatinines, st.booleans())
+def test_decreases_as_creatinine_rises(age: float, weight: float, a: float, b: float, female: bool) -> None:
+    low, high = sorted((a, b))
+    assert cockcroft_gault(age, weight, low, female) >= cockcroft_gault(age, weight, high, female)
+
+
+@given(ages, ages, weights, creatinines, st.booleans())
+def test_decreases_with_age(a: float, b: float, weight: float, creatinine: float, female: bool) -> None:
+    young, old = sorted((a, b))
+    assert cockcroft_gault(young, weight, creatinine, female) >= cockcroft_gault(
+        old, weight, creatinine, female
+    )
+
+
+@given(ages, weights, weights, creatinines, st.booleans())
+def test_increases_with_weight(age: float, a: float, b: float, creatinine: float, female: bool) -> None:
+    light, heavy = sorted((a, b))
+    assert cockcroft_gault(age, light, creatinine, female) <= cockcroft_gault(age, heavy, creatinine, female)
+
+
+@given(ages, weights, creatinines, st.sampled_from(["other", "unknown"]))
+def test_unknown_sex_is_the_lower_estimate(age: float, weight: float, creatinine: float, sex: str) -> None:
+    both = (cockcroft_gault(age, weight, creatinine, True), cockcroft_gault(age, weight, creatinine, False))
+    assert cockcroft_gault_any_sex(age, weight, creatinine, sex) == min(both)
