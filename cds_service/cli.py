@@ -117,6 +117,9 @@ def _parser() -> argparse.ArgumentParser:
         "schema", help="print the JSON Schema of rule files (docs/rule-file.schema.json)"
     )
     schema.set_defaults(run=_rules_schema, rules_dir=None, database_url=None)
+    doc = rules.add_parser("doc", help="print the rule pack as Markdown (docs/rules.md)")
+    doc.add_argument("path", nargs="?", type=Path, help="rules directory (default: --rules-dir)")
+    doc.set_defaults(run=_rules_doc, rules_dir=None, database_url=None)
     return parser
 
 
@@ -304,6 +307,27 @@ def _rules_schema(args: argparse.Namespace, settings: Settings) -> int:
     sys.stdout.buffer.write(
         orjson.dumps(rule_file_schema(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
     )
+    return 0
+
+
+def _rules_doc(args: argparse.Namespace, settings: Settings) -> int:
+    from cds_service.engine.docs import rule_pack_markdown
+    from cds_service.engine.durable import DurableRules
+    from cds_service.engine.ruleset import load_ruleset
+    from cds_service.yamlfile import FileProblems
+
+    durable = DurableRules()
+    try:
+        ruleset = load_ruleset(args.path or settings.rules_dir, durable)
+    except FileProblems as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 1
+    try:
+        sys.stdout.write(rule_pack_markdown(ruleset))
+    finally:
+        ruleset.release(durable)
+        durable.close()
     return 0
 
 

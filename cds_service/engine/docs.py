@@ -1,0 +1,136 @@
+"""The rule pack as a document (docs/rules.md): per rule what it checks, why, every threshold with its
+source, and what it does when data are missing — generated from the rule files, so it cannot drift."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from cds_service.engine.rulefile import (
+    All,
+    Any_,
+    CardTemplate,
+    Comparison,
+    Condition,
+    In,
+    Is,
+    Missing,
+    Not,
+    Parameter,
+    Present,
+)
+from cds_service.engine.ruleset import RuleSet
+
+HEADER = """\
+# The rule pack
+
+Generated from the rule files in `rules/` by `cds-service rules doc > docs/rules.md`; edit the rule
+files, not this page (a test fails when it is out of date). How to write and test rules:
+[rule-authoring.md](rule-authoring.md).
+
+Every rule answers in three ways: its card when the condition holds, nothing when it certainly does
+not, and (when data are missing) the card or the stated reason for silence under "Missing data".
+Thresholds marked [project choice] are this project's defaults, not the papers'; change them in the
+rule file.
+"""
+
+
+def rule_pack_markdown(ruleset: RuleSet) -> str:
+    parts = [HEADER, f"Ruleset **{ruleset.name}** version {ruleset.version}.\n"]
+    parts.append(_index(ruleset))
+    services = {s.id: s for s in ruleset.services}
+    for rule in sorted(ruleset.rules.values(), key=lambda r: r.id):
+        spec = rule.spec
+        lines = [f"## {spec.id}: {spec.title}", "", f"Version {spec.version}.", "", spec.description, ""]
+        hooks = ", ".join(
+            f"`{sid}` ({services[sid].hook})" if sid in services else f"`{sid}`" for sid in spec.services
+        )
+        lines += [f"**Runs in:** {hooks}.", ""]
+        if spec.provides:
+            facts = sorted(n for n in ruleset.catalog.specs if n.split(".")[0] in spec.provides)
+            lines += [
+                f"**Provides the calculation(s)** {', '.join(f'`{p}`' for p in spec.provides)}, with facts "
+                + ", ".join(f"`{f}`" for f in facts)
+                + "; its settings are the parameters below.",
+                "",
+            ]
+        lines += ["**Fires when:** " + condition_text(spec.when, spec.parameters) + ".", ""]
+        lines += _card_lines("Card", spec.card)
+        for variant in spec.variants:
+            lines += _card_lines(
+                "Instead, when " + condition_text(variant.when, spec.parameters), variant.card
+            )
+        if spec.unknown.card is not None:
+            lines += _card_lines("Missing data", spec.unknown.card)
+        else:
+            lines += [f"**Missing data:** no card. {spec.unknown.silent}", ""]
+        if spec.parameters:
+            lines += ["| Parameter | Value | Source |", "|---|---|---|"]
+            for name, parameter in spec.parameters.items():
+                lines.append(f"| `{name}` | {_value(parameter)} | {_cell(parameter.source)} |")
+            lines.append("")
+        parts.append("\n".join(lines))
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def condition_text(node: Condition, parameters: Mapping[str, Parameter]) -> str:
+    if isinstance(node, All):
+        return " and ".join(_grouped(child, parameters) for child in node.all)
+    if isinstance(node, Any_):
+        return " or ".join(_grouped(child, parameters) for child in node.any)
+    if isinstance(node, Not):
+        return f"not ({condition_text(node.not_, parameters)})"
+    if isinstance(node, Is):
+        return f"`{node.fact}` is {'true' if node.is_ else 'false'}" + _if_missing(node.if_missing)
+    if isinstance(node, In):
+        return f"`{node.fact}` is {' or '.join(node.in_)}" + _if_missing(node.if_missing)
+    if isinstance(node, Missing):
+        return f"`{node.missing}` is missing"
+    if isinstance(node, Present):
+        return f"`{node.present}` is known"
+    assert isinstance(node, Comparison)
+    if node.param is not None and node.param in parameters:
+        operand = f"{_value(parameters[node.param])} (`{node.param}`)"
+    else:
+        operand = str(node.value)
+    return f"`{node.fact}` {node.op} {operand}" + _if_missing(node.if_missing)
+
+
+def _grouped(node: Condition, parameters: Mapping[str, Parameter]) -> str:
+    text = condition_text(node, parameters)
+    return f"({text})" if isinstance(node, All | Any_) else text
+
+
+def _if_missing(if_missing: str) -> str:
+    return "" if if_missing == "unknown" else f" (taken as {if_missing} when unknown)"
+
+
+def _card_lines(title: str, card: CardTemplate) -> list[str]:
+    lines = [f"**{title}:** `{card.indicator}` — {card.summary}", ""]
+    for suggestion in card.suggestions:
+        lines.append(f"- suggestion ({suggestion.action}): {suggestion.label}")
+    if card.suggestions:
+        lines.append("")
+    return lines
+
+
+def _value(parameter: Parameter) -> str:
+    value = parameter.value
+    shown = ", ".join(str(v) for v in value) if isinstance(value, list) else str(value)
+    if parameter.unit:
+        shown = f"{shown} {parameter.unit}"
+    if parameter.also:
+        shown += " (" + ", ".join(f"{n.value:g} {n.unit}" for n in parameter.also) + ")"
+    return _cell(shown)
+
+
+def _cell(text: str) -> str:
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def _index(ruleset: RuleSet) -> str:
+    lines = ["| Rule | Title | Services |", "|---|---|---|"]
+    for rule in sorted(ruleset.rules.values(), key=lambda r: r.id):
+        anchor = f"{rule.id}-{rule.spec.title}".lower()
+        anchor = "".join(c if c.isalnum() or c in "- " else "" for c in anchor).replace(" ", "-")
+        lines.append(f"| [{rule.id}](#{anchor}) | {rule.spec.title} | {', '.join(rule.spec.services)} |")
+    return "\n".join(lines) + "\n"
