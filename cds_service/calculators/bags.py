@@ -96,7 +96,14 @@ class Build:
 
 
 Limit = Literal[
-    "unit_dose", "volume", "interval", "min_concentration", "max_concentration", "max_hang_time", "min_rate"
+    "unit_dose",
+    "volume",
+    "interval",
+    "min_concentration",
+    "max_concentration",
+    "max_hang_time",
+    "min_rate",
+    "continuity",  # volume / rate disagrees with the interval: the infusion would stop or overlap
 ]
 
 
@@ -228,6 +235,23 @@ def check(
             Violation(
                 "max_hang_time",
                 f"hang time {_number(hang_time)} h is above the {_number(limits.max_hang_time)} h maximum",
+            )
+        )
+    if (
+        volume is not None
+        and rate is not None
+        and interval is not None
+        and rate > 0
+        # Rates are written to two decimals (100 mL / 6 h = 16.67 mL/h), so allow 1 %.
+        and abs(volume / rate - interval) > 0.01 * interval
+    ):
+        # The protocol runs bags back to back with no interruption: a bag that empties early leaves a
+        # gap; one still running when the next is due is partly discarded.
+        violations.append(
+            Violation(
+                "continuity",
+                f"a {_number(volume)} mL bag at {_number(rate)} mL/h runs {_number(volume / rate)} h "
+                f"but a new bag is due every {_number(interval)} h",
             )
         )
     if rate is not None and not _at_least(rate, limits.min_rate):

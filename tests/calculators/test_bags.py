@@ -256,8 +256,20 @@ def test_check_reports_every_violation_of_a_bad_bag() -> None:
         "volume",
         "interval",
         "max_hang_time",
+        "continuity",
         "min_rate",
     ]
+
+
+@pytest.mark.parametrize(
+    ("interval", "text"),
+    [(6, "runs 6.67 h but a new bag is due every 6 h"), (8, "runs 6.67 h but a new bag is due every 8 h")],
+    ids=["runs-long", "runs-dry"],
+)
+def test_a_bag_that_does_not_last_its_interval_breaks_continuity(interval: float, text: str) -> None:
+    violations = check(PROTOCOL, dose_per_bag=200, volume=100, interval=interval, rate=15)
+    assert [v.limit for v in violations] == ["continuity"]
+    assert text in violations[0].text
 
 
 def test_limits_reject_nonsense() -> None:
