@@ -64,7 +64,7 @@ class InfusionSettings:
         if order is not None:
             data["order"] = order
         text = self.describe(build)
-        return Fact(name, text, evidence=(order,) if order else (), detail=text, data=data)
+        return Fact(name, text, evidence=(order,) if order else (), data=data)
 
     def compute(self, named: Mapping[str, Fact], facts: Facts) -> dict[str, Fact]:
         present = named["order.present"]

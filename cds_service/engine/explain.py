@@ -37,6 +37,7 @@ def explain_json(evaluation: Evaluation) -> dict[str, Any]:
                 "version": o.rule.version,
                 "status": o.status,
                 "card": _card_kind(o),
+                "variant": o.variant,
                 "facts": [fact_json(f) for f in o.facts_read(evaluation.facts)],
                 "parameters": {
                     name: {
@@ -103,11 +104,12 @@ def _outcome_lines(outcome: Outcome, evaluation: Evaluation) -> list[str]:
         lines.append("  parameters:")
         for name, parameter in rule.spec.parameters.items():
             value = parameter.value
-            shown = (
-                format_number(float(value))
-                if isinstance(value, int | float) and not isinstance(value, bool)
-                else value
-            )
+            if isinstance(value, list):
+                shown: Any = ", ".join(str(v) for v in value)
+            elif isinstance(value, int | float) and not isinstance(value, bool):
+                shown = format_number(float(value))
+            else:
+                shown = value
             also = "".join(f" = {format_number(a.value)} {a.unit}" for a in parameter.also)
             lines.append(f"    {name} = {shown} {parameter.unit or ''}{also}".rstrip())
     return lines
@@ -116,7 +118,8 @@ def _outcome_lines(outcome: Outcome, evaluation: Evaluation) -> list[str]:
 def _card_kind(outcome: Outcome) -> str | None:
     spec = outcome.rule.spec
     if outcome.status == "fired":
-        return spec.card.indicator
+        card = spec.card if outcome.variant is None else spec.variants[outcome.variant].card
+        return card.indicator
     if outcome.status == "unknown" and spec.unknown.card is not None:
         return spec.unknown.card.indicator
     return None
@@ -124,6 +127,8 @@ def _card_kind(outcome: Outcome) -> str | None:
 
 def _card_note(outcome: Outcome) -> str:
     kind = _card_kind(outcome)
+    if kind and outcome.variant is not None:
+        return f" -> {kind} card (variant {outcome.variant + 1})"
     if kind:
         return f" -> {kind} card"
     if outcome.status == "unknown":

@@ -60,3 +60,17 @@ def test_explain_says_why_a_rule_could_not_evaluate(
     rate = next(f for f in rule["facts"] if f["name"] == "order.dose_rate_per_kg")
     assert rate["value"] is None and "weight" in rate["missing"]
     assert report["ruleset"]["hash"]
+
+
+def test_explain_names_the_card_variant_and_list_parameters(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    request = case_request(tmp_path, "500 mg/day cannot be built")
+    assert main(["rules", "explain", str(request), "--rules-dir", str(RULES)]) == 0
+    out = capsys.readouterr().out
+    assert "infusion-build 1.0.0: FIRED -> warning card (variant 1)" in out
+    assert "bag_volumes = 100, 250, 50 mL" in out
+    assert main(["rules", "explain", str(request), "--rules-dir", str(RULES), "--json"]) == 0
+    report = orjson.loads(capsys.readouterr().out)
+    (rule,) = [r for r in report["rules"] if r["id"] == "infusion-build"]
+    assert (rule["card"], rule["variant"]) == ("warning", 0)
