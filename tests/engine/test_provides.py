@@ -1,0 +1,97 @@
+"""`provides:` and `variants:` in rule files: lint finds every misuse at its line, and the engine uses
+the first variant whose condition holds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cds_service.engine.ruleset import check_rules
+from tests.engine.rulesdir import copy_rules, edit
+
+
+@pytest.fixture
+def rules_copy(tmp_path: Path) -> Path:
+    return copy_rules(tmp_path)
+
+
+def errors(folder: Path) -> list[str]:
+    return [str(p) for p in check_rules(folder) if p.severity == "error"]
+
+
+def line_of(path: Path, text: str) -> int:
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if text in line:
+            return number
+    raise AssertionError(f"{text!r} not in {path}")
+
+
+def test_an_unknown_calculation_is_named_at_its_line(rules_copy: Path) -> None:
+    path = rules_copy / "max-dose.yaml"
+    edit(
+        path,
+        "services: [anakinra-order-sign, anakinra-order-select]",
+        "services: [anakinra-order-sign]\nprovides: [astrology]",
+    )
+    found = errors(rules_copy)
+    assert any(
+        p.startswith(f"{path}:{line_of(path, 'astrology')}:") and "unknown calculation 'astrology'" in p
+        for p in found
+    ), found
+
+
+def test_a_calculation_provided_twice_is_an_error(rules_copy: Path) -> None:
+    path = rules_copy / "max-dose.yaml"
+    edit(
+        path,
+        "services: [anakinra-order-sign, anakinra-order-select]",
+        "services: [anakinra-order-sign]\nprovides: [infusion]",
+    )
+    found = errors(rules_copy)
+    assert any("calculation 'infusion' is already provided by rule" in p for p in found), found
+
+
+def test_a_missing_calculation_parameter_is_reported_at_the_providing_file(rules_copy: Path) -> None:
+    path = rules_copy / "infusion-build.yaml"
+    text = path.read_text()
+    start = text.index("  min_rate:\n")
+    end = text.index("  max_daily_dose:\n")
+    path.write_text(text[:start] + text[end:])
+    found = errors(rules_copy)
+    assert any(
+        p.startswith(f"{path}:{line_of(path, 'provides:')}:") and "must define parameter 'min_rate'" in p
+        for p in found
+    ), found
+
+
+def test_a_parameter_in_the_wrong_unit_kind_is_reported_at_the_parameter(rules_copy: Path) -> None:
+    path = rules_copy / "infusion-build.yaml"
+    edit(path, "    value: 5\n    unit: mL/h", "    value: 5\n    unit: mg/h")
+    found = errors(rules_copy)
+    assert any(p.startswith(f"{path}:{line_of(path, '  min_rate:')}:") and "min_rate" in p for p in found), (
+        found
+    )
+
+
+def test_calculation_parameters_count_as_used(rules_copy: Path) -> None:
+    warnings = [str(p) for p in check_rules(rules_copy) if p.severity != "error"]
+    assert not any("infusion-build.yaml" in w and "is not used" in w for w in warnings), warnings
+
+
+def test_a_variant_card_is_linted_like_the_main_card(rules_copy: Path) -> None:
+    path = rules_copy / "infusion-build.yaml"
+    edit(path, "Anakinra bag outside protocol limits; use {infusion.recommended}", "Bag {infusion.nonsense}")
+    found = errors(rules_copy)
+    assert any(
+        p.startswith(f"{path}:{line_of(path, 'infusion.nonsense')}:") and "unknown fact" in p for p in found
+    ), found
+
+
+def test_a_variant_condition_is_compiled_and_checked(rules_copy: Path) -> None:
+    path = rules_copy / "infusion-build.yaml"
+    edit(path, "      in: [violates]", "      in: [broken]")
+    found = errors(rules_copy)
+    # The condition's own mapping starts on the `fact:` line just above.
+    line = line_of(path, "in: [broken]") - 1
+    assert any(p.startswith(f"{path}:{line}:") and "never ['broken']" in p for p in found), found
