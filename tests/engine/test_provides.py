@@ -92,6 +92,6 @@ def test_a_variant_condition_is_compiled_and_checked(rules_copy: Path) -> None:
     path = rules_copy / "infusion-build.yaml"
     edit(path, "      in: [violates]", "      in: [broken]")
     found = errors(rules_copy)
-    # The condition's own mapping starts on the `fact:` line just above.
-    line = line_of(path, "in: [broken]") - 1
+    # A one-leaf condition is reported at its `when:` line, two lines above.
+    line = line_of(path, "in: [broken]") - 2
     assert any(p.startswith(f"{path}:{line}:") and "never ['broken']" in p for p in found), found
