@@ -7,6 +7,7 @@ meet limits written as decimals.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Literal
@@ -142,6 +143,12 @@ def buildable_doses(limits: BagLimits) -> list[float]:
 
     The list is finite because a bag cannot hold more than max_concentration * the largest volume.
     """
+    return list(_buildable(limits))
+
+
+# Each candidate goes through check(); a ruleset's limits never change, so compute the set once.
+@functools.lru_cache(maxsize=32)
+def _buildable(limits: BagLimits) -> tuple[float, ...]:
     most_syringes = math.floor(limits.max_concentration * max(limits.volumes) / limits.unit_dose + _UNIT_TOL)
     candidates = sorted(
         syringes * limits.unit_dose * 24 / interval
@@ -155,12 +162,12 @@ def buildable_doses(limits: BagLimits) -> list[float]:
             continue
         if builds(dose, limits):
             doses.append(dose)
-    return doses
+    return tuple(doses)
 
 
 def nearest(daily_dose: float, limits: BagLimits) -> tuple[Build | None, Build | None]:
     """The recommended builds of the nearest buildable doses strictly below and strictly above `daily_dose`."""
-    doses = buildable_doses(limits)
+    doses = _buildable(limits)
     below = [dose for dose in doses if dose < daily_dose and not _close(dose, daily_dose)]
     above = [dose for dose in doses if dose > daily_dose and not _close(dose, daily_dose)]
     return (
