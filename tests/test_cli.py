@@ -10,9 +10,10 @@ from typing import Any
 
 import orjson
 import pytest
+from fhir.resources.R4B.medicationrequest import MedicationRequest
 
 from cds_service.cli import main
-from tests.conftest import RULES, SANDBOX
+from tests.conftest import ROOT, RULES, SANDBOX
 from tests.invariants import response_problems
 from tests.test_app import sandbox_order_sign
 
@@ -97,3 +98,27 @@ def test_broken_service_file_is_reported_with_its_name(
     monkeypatch.setenv("CDS_RULES_DIR", str(tmp_path / "rules"))
     assert main(["evaluate", str(_write(tmp_path, sandbox_order_sign()))]) == 2
     assert "bad.yaml:1: id:" in capsys.readouterr().err
+
+
+def test_evaluate_a_500_mg_day_infusion_names_the_nearest_buildable_doses(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The rule pack's acceptance check: 500 mg/day cannot be built from whole syringes.
+    request = ROOT / "fhir_fixtures" / "requests" / "order-sign-500mg-day.json"
+    assert main(["evaluate", str(request), "--rules-dir", str(RULES)]) == 0
+    body = orjson.loads(capsys.readouterr().out)
+    assert response_problems(body) == []
+    (card,) = [
+        c for c in body["cards"] if c["extension"]["cds-service-provenance"]["ruleId"] == "infusion-build"
+    ]
+    assert card["indicator"] == "warning"
+    assert "400" in card["summary"] and "600" in card["summary"]
+    updates = [action for s in card["suggestions"] for action in s["actions"]]
+    assert [a["type"] for a in updates] == ["update", "update"]
+    for action in updates:
+        order = MedicationRequest.model_validate(action["resource"])
+        assert order.id == "draft-500"
+    doses = sorted(
+        a["resource"]["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] for a in updates
+    )
+    assert doses == [100, 200]  # 400 mg/day as 100 mg q6h; 600 mg/day as 200 mg q8h
