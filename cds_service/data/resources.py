@@ -89,6 +89,8 @@ class Resource(msgspec.Struct, frozen=True):
     medicationReference: Reference | None = None
     dosageInstruction: list[dict[str, Any]] | None = None
     ingredient: list[dict[str, Any]] | None = None
+    # A verified infusion order names its bag as a contained Medication (order-representation.md, Shape B).
+    contained: list[dict[str, Any]] | None = None
     # Condition, Procedure
     clinicalStatus: CodeableConcept | None = None
     verificationStatus: CodeableConcept | None = None
