@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 from cds_service.calculations.base import Calculation
+from cds_service.calculations.exposure import Exposure, Neutrophils
+from cds_service.calculations.ferritin import FERRITIN_RESPONSE, FERRITIN_TREND
+from cds_service.calculations.hlh import Hlh
 from cds_service.calculations.infusion import Infusion
+from cds_service.calculations.kidney import AcuteKidneyInjury, Renal
 
 _ALL: tuple[Calculation, ...] = (
     # one entry per calculation module
     Infusion(),
+    Renal(),
+    AcuteKidneyInjury(),
+    FERRITIN_TREND,
+    FERRITIN_RESPONSE,
+    Exposure(),
+    Neutrophils(),
+    Hlh(),
 )
 
 CALCULATIONS: dict[str, Calculation] = {calculation.name: calculation for calculation in _ALL}
