@@ -41,6 +41,7 @@ _LOWER = frozenset({">", ">="})
 _UPPER = frozenset({"<", "<="})
 _RESPONSE_FACTS = (
     "assessable",
+    "draft_increase",
     "dose",
     "dose_rate_per_kg",
     "dose_start",
@@ -317,6 +318,13 @@ class FerritinResponse:
                 "the newest ferritin at least the minimum time after the current dose began",
             ),
             FactSpec(f"{n}.rise", "quantity", "%", "change from the previous to the latest ferritin"),
+            FactSpec(
+                f"{n}.draft_increase",
+                "boolean",
+                None,
+                "the draft order being signed raises the daily dose above the current one (the escalation "
+                "is already being ordered)",
+            ),
         ]
 
     def configure(self, params: Params, catalog: FactCatalog, before: Mapping[str, Configured]) -> Configured:
@@ -394,6 +402,7 @@ class _Response:
                 f"{n}.dose_start", format_time(began), time=began, evidence=refs, detail=since
             ),
             f"{n}.hours_on_dose": Fact(f"{n}.hours_on_dose", hours, unit="h", time=began, evidence=refs),
+            f"{n}.draft_increase": _draft_increase(f"{n}.draft_increase", named, daily),
         }
         if assessable:
             out.update(self._ferritin(facts, began, assess_from))
@@ -478,6 +487,19 @@ class _Response:
         out[f"{n}.previous"] = _point_fact(f"{n}.previous", unit, previous)
         out[f"{n}.rise"] = _rise(f"{n}.rise", label, previous, latest, unit)
         return out
+
+
+def _draft_increase(name: str, named: Mapping[str, Fact], current: float) -> Fact:
+    draft = named.get("order.daily_dose")
+    value = draft.value if draft is not None else None
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return missing(name, "no daily dose in a draft order")
+    return Fact(
+        name,
+        value > current,
+        evidence=draft.evidence if draft is not None else (),
+        detail=f"draft {format_number(value)} mg/day, current {format_number(current)} mg/day",
+    )
 
 
 def _start(raw: Mapping[str, Any]) -> datetime | None:

@@ -43,9 +43,11 @@ _SHOWN_RESULTS = 6
 
 @runtime_checkable
 class BagMaker(Protocol):
-    """What renal dosing needs of the configured `infusion` calculation: its limits and its build facts."""
+    """What renal dosing needs of the configured `infusion` calculation: its limits, its maximum daily
+    dose and its build facts."""
 
     limits: BagLimits
+    max_daily_dose: float
 
     def build_fact(self, name: str, build: Build | None, order: str | None, why: str) -> Fact: ...
 
@@ -133,8 +135,13 @@ class RenalSettings:
         ordered = _number(daily)
         if ordered is None:
             return missing(name, f"no daily dose: {daily.missing}", daily.evidence)
-        value = tidy(reduced_dose(ordered, self.dose_factor))
+        # Halving a dose above the maximum would still suggest more than the series ever gave in renal
+        # failure: reduce from the maximum instead.
+        base = min(ordered, self.infusion.max_daily_dose)
+        value = tidy(reduced_dose(base, self.dose_factor))
         detail = f"{_n(self.dose_factor * 100)} % of the ordered {_n(ordered)} mg/day"
+        if base < ordered:
+            detail = f"{_n(self.dose_factor * 100)} % of the {_n(base)} mg/day maximum (ordered {_n(ordered)})"
         return Fact(name, value, unit="mg/d", evidence=daily.evidence, detail=detail)
 
     def _reduced_build(self, named: Mapping[str, Fact], reduced: Fact) -> Fact:

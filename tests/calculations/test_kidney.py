@@ -58,6 +58,7 @@ class FakeInfusion:
     """Only what renal dosing may use of the infusion calculation: its limits and build facts."""
 
     limits: BagLimits
+    max_daily_dose: float = 2400
     calls: list[tuple[str, Build | None, str | None, str]] = dataclasses.field(default_factory=list)
 
     def build_fact(self, name: str, build: Build | None, order: str | None, why: str) -> Fact:
@@ -203,6 +204,12 @@ def test_reduced_dose_is_the_ordered_dose_times_the_factor() -> None:
         compute_renal(patient(daily=None))["renal.reduced_dose"].missing or ""
     )
     assert compute_renal(patient(present=False))["renal.reduced_dose"].value is None
+
+
+def test_a_dose_above_the_maximum_is_reduced_from_the_maximum() -> None:
+    reduced = compute_renal(patient(daily=6000))["renal.reduced_dose"]
+    assert reduced.value == 1200
+    assert reduced.detail == "50 % of the 2400 mg/day maximum (ordered 6000)"
 
 
 def test_reduced_build_is_the_protocol_build_of_the_reduced_dose() -> None:
