@@ -9,11 +9,20 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fhirserver import FhirTestServer, LoggedRequest
+from tests.fhirserver import DEFAULT_FIXTURE_DIR, FhirTestServer, LoggedRequest
 
 LOINC = "http://loinc.org"
 FERRITIN = "2276-4"
 MAS_OBSERVATION_COUNT = 45
+
+
+def _observations_in_fixtures() -> int:
+    return sum(
+        1
+        for path in DEFAULT_FIXTURE_DIR.glob("*.json")
+        for entry in json.loads(path.read_text())["entry"]
+        if entry["resource"]["resourceType"] == "Observation"
+    )
 
 
 @pytest.fixture
@@ -180,7 +189,7 @@ def test_count_zero_gives_total_only(client: httpx.Client) -> None:
 def test_default_page_size_is_50(client: httpx.Client) -> None:
     bundle = search(client, "Observation", {})
     assert len(bundle["entry"]) == 50
-    assert bundle["total"] == MAS_OBSERVATION_COUNT + 15 + 2
+    assert bundle["total"] == _observations_in_fixtures()
     assert next_link(bundle) is not None
 
 
