@@ -25,7 +25,7 @@ from cds_service.facts.model import Facts
 from cds_service.facts.named import Fact, FactSpec, missing
 
 PROBLEMS = ("unbuildable", "violates", "undescribed", "above-maximum", "ok")
-BUILD_WIDTH = 80  # "2400 mg/day: 800 mg in 250 mL NS q8h at 31.25 mL/h (3.2 mg/mL)" and longer diluents
+BUILD_WIDTH = 80  # "2400 mg/day as 800 mg in 250 mL NS q8h at 31.25 mL/h (3.2 mg/mL)" and longer diluents
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,7 +41,7 @@ class InfusionSettings:
 
     def describe(self, build: Build) -> str:
         return (
-            f"{_n(build.daily_dose)} mg/day: {_n(build.dose_per_bag)} mg in {_n(build.volume)} mL "
+            f"{_n(build.daily_dose)} mg/day as {_n(build.dose_per_bag)} mg in {_n(build.volume)} mL "
             f"{self.diluent_short} q{_n(build.interval)}h at {_n(round(build.rate, 2))} mL/h "
             f"({_n(round(build.concentration, 2))} mg/mL)"
         )

@@ -35,7 +35,7 @@ WEIGHT_BASES = ("actual", "ideal", "adjusted")
 IMPLEMENTED_WEIGHT_BASES = ("actual",)
 UNSTATED_SEX_CHOICES = ("lower", "higher")
 CRITERIA = ("absolute", "ratio", "none")
-BUILD_WIDTH = 80  # as infusion.* builds: "1200 mg/day: 400 mg in 100 mL NS q8h at 12.5 mL/h (4 mg/mL)"
+BUILD_WIDTH = 80  # as infusion.* builds: "1200 mg/day as 400 mg in 100 mL NS q8h at 12.5 mL/h (4 mg/mL)"
 SUMMARY_WIDTH = 40  # "SCr 114.5→353.6 umol/L in 167.5 h"
 _FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}
 _SHOWN_RESULTS = 6
@@ -141,7 +141,9 @@ class RenalSettings:
         value = tidy(reduced_dose(base, self.dose_factor))
         detail = f"{_n(self.dose_factor * 100)} % of the ordered {_n(ordered)} mg/day"
         if base < ordered:
-            detail = f"{_n(self.dose_factor * 100)} % of the {_n(base)} mg/day maximum (ordered {_n(ordered)})"
+            detail = (
+                f"{_n(self.dose_factor * 100)} % of the {_n(base)} mg/day maximum (ordered {_n(ordered)})"
+            )
         return Fact(name, value, unit="mg/d", evidence=daily.evidence, detail=detail)
 
     def _reduced_build(self, named: Mapping[str, Fact], reduced: Fact) -> Fact:

@@ -101,7 +101,7 @@ def test_nothing_is_claimed_without_an_infusion_and_a_daily_dose(named: dict[str
 def test_builds_carry_the_order_reference_diluent_and_light_protection() -> None:
     out = compute(order(500))
     lower = out["infusion.lower"]
-    assert lower.value == "400 mg/day: 100 mg in 100 mL NS q6h at 16.67 mL/h (1 mg/mL)"
+    assert lower.value == "400 mg/day as 100 mg in 100 mL NS q6h at 16.67 mL/h (1 mg/mL)"
     assert lower.data is not None
     assert lower.data["order"] == REF
     assert lower.data["diluent"] == "sodium chloride 0.9%"

@@ -214,7 +214,7 @@ def test_a_dose_above_the_maximum_is_reduced_from_the_maximum() -> None:
 
 def test_reduced_build_is_the_protocol_build_of_the_reduced_dose() -> None:
     build = compute_renal(patient(daily=2400))["renal.reduced_build"]
-    assert build.value == "1200 mg/day: 400 mg in 100 mL NS q8h at 12.5 mL/h (4 mg/mL)"
+    assert build.value == "1200 mg/day as 400 mg in 100 mL NS q8h at 12.5 mL/h (4 mg/mL)"
     assert build.data is not None
     assert build.data["order"] == REF
     assert (
@@ -233,10 +233,10 @@ def test_reduced_build_is_the_protocol_build_of_the_reduced_dose() -> None:
 def test_an_unbuildable_reduced_dose_gets_the_nearest_and_ties_go_lower() -> None:
     # 1000 mg/day -> 500, halfway between the buildable 400 and 600.
     build = compute_renal(patient(daily=1000))["renal.reduced_build"]
-    assert build.value is not None and str(build.value).startswith("400 mg/day:")
+    assert build.value is not None and str(build.value).startswith("400 mg/day as")
     assert "500 mg/day cannot be built; 400 mg/day is the nearest" in (build.detail or "")
     # 2200 -> 1100: 1200 is nearer than 900.
-    assert str(compute_renal(patient(daily=2200))["renal.reduced_build"].value).startswith("1200 mg/day:")
+    assert str(compute_renal(patient(daily=2200))["renal.reduced_build"].value).startswith("1200 mg/day as")
 
 
 def test_no_build_for_a_subcutaneous_or_unrouted_order() -> None:

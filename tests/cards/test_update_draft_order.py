@@ -21,7 +21,7 @@ BUILD = {
     "concentration": 3.2,
     "diluent": "sodium chloride 0.9%",
     "instruction": LIGHT,
-    "description": "2400 mg/day: 800 mg in 250 mL NS q8h at 31.25 mL/h (3.2 mg/mL)",
+    "description": "2400 mg/day as 800 mg in 250 mL NS q8h at 31.25 mL/h (3.2 mg/mL)",
     "order": "MedicationRequest/draft-1",
 }
 SHAPE_A = {

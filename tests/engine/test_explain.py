@@ -68,7 +68,7 @@ def test_explain_names_the_card_variant_and_list_parameters(
     request = case_request(tmp_path, "500 mg/day cannot be built")
     assert main(["rules", "explain", str(request), "--rules-dir", str(RULES)]) == 0
     out = capsys.readouterr().out
-    assert "infusion-build 1.0.0: FIRED -> warning card (variant 1)" in out
+    assert "infusion-build 1.1.0: FIRED -> warning card (variant 1)" in out
     assert "bag_volumes = 100, 250, 50 mL" in out
     assert main(["rules", "explain", str(request), "--rules-dir", str(RULES), "--json"]) == 0
     report = orjson.loads(capsys.readouterr().out)
