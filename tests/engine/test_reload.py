@@ -16,7 +16,7 @@ from cds_service.engine.reload import Reloader
 from cds_service.engine.ruleset import load_ruleset
 from tests.engine.rulesdir import copy_rules, edit
 
-SUMMARY = "Anakinra {order.daily_dose} mg/day is above the maximum"
+SUMMARY = "Anakinra {order.daily_dose} mg/day is above the {param.max_daily_dose} mg/day maximum"
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ async def test_a_passing_change_is_swapped_in(reloader: Reloader) -> None:
     edit(
         reloader.rules_dir / "max-dose.yaml",
         SUMMARY,
-        "Anakinra {order.daily_dose} mg/day exceeds the maximum",
+        "Anakinra {order.daily_dose} mg/day exceeds the maximum of {param.max_daily_dose} mg/day",
     )
     result = await reloader.check()
     assert result.outcome == "reloaded", result.errors
@@ -86,7 +86,7 @@ async def test_the_old_ruleset_keeps_answering_until_it_is_released(reloader: Re
     edit(
         reloader.rules_dir / "max-dose.yaml",
         SUMMARY,
-        "Anakinra {order.daily_dose} mg/day exceeds the maximum",
+        "Anakinra {order.daily_dose} mg/day exceeds the maximum of {param.max_daily_dose} mg/day",
     )
     assert (await reloader.check()).outcome == "reloaded"
     facts = Facts(now=_now(), hook="order-sign", hook_instance="x", patient_id="p")
@@ -122,7 +122,11 @@ def test_a_running_service_reloads_and_reports_a_rejected_edit(tmp_path: Path, s
     assert health["hash"] == first["hash"]
     assert any("order.daily_dos" in e for e in health["rejected"]["errors"])
     edit(path, "fact: order.daily_dos", "fact: order.daily_dose")
-    edit(path, SUMMARY, "Anakinra {order.daily_dose} mg/day exceeds the maximum")
+    edit(
+        path,
+        SUMMARY,
+        "Anakinra {order.daily_dose} mg/day exceeds the maximum of {param.max_daily_dose} mg/day",
+    )
     wait_for(lambda: http.get("/healthz").json()["rules"]["hash"] != first["hash"])
     discovery = http.get("/cds-services").json()["services"][0]
     assert (
@@ -180,7 +184,11 @@ def test_every_worker_process_switches_to_the_new_ruleset(tmp_path: Path) -> Non
         wait_for(both_workers_seen, 20)
         old = set(seen.values())
         assert len(old) == 1
-        edit(rules / "max-dose.yaml", SUMMARY, "Anakinra {order.daily_dose} mg/day exceeds the maximum")
+        edit(
+            rules / "max-dose.yaml",
+            SUMMARY,
+            "Anakinra {order.daily_dose} mg/day exceeds the maximum of {param.max_daily_dose} mg/day",
+        )
         after: dict[int, str] = {}
 
         def all_switched() -> bool:
@@ -206,7 +214,7 @@ async def test_sighup_checks_at_once_without_waiting_for_the_interval(reloader: 
     edit(
         reloader.rules_dir / "max-dose.yaml",
         SUMMARY,
-        "Anakinra {order.daily_dose} mg/day exceeds the maximum",
+        "Anakinra {order.daily_dose} mg/day exceeds the maximum of {param.max_daily_dose} mg/day",
     )
     async with watching(reloader, interval_seconds=3600):
         os.kill(os.getpid(), signal.SIGHUP)

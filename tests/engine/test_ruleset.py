@@ -107,8 +107,8 @@ def test_the_hash_ignores_test_cases_but_not_rules(rules_copy: Path) -> None:
             "summary can reach",
         ),
         (
-            "{param.max_daily_dose} mg/day or",
-            "{param.max_daly_dose} mg/day or",
+            "the {param.max_daily_dose} mg/day maximum",
+            "the {param.max_daly_dose} mg/day maximum",
             "summary:",
             "unknown parameter 'max_daly_dose'",
         ),
