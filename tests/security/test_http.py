@@ -13,9 +13,11 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from cds_service.cli import main
 from cds_service.store.database import Store
+from tests.conftest import RULES
 from tests.security.keys import (
     ISSUER,
     PUBLIC_URL,
@@ -35,6 +37,9 @@ JWT_SHAPED = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.")
 # 401's challenge (which the test client's own debug log shows); "Bearer" followed by anything else would
 # be an Authorization header that was written down.
 BEARER_VALUE = re.compile(r"Bearer\s+(?!<JWT>|error=)", re.IGNORECASE)
+
+# The audit records each rule with the version its file declares.
+MAX_DOSE_VERSION = str(yaml.safe_load((RULES / "max-dose.yaml").read_text())["version"])
 
 
 def token_for(path: str, **changes: Any) -> str:
@@ -295,7 +300,7 @@ def test_audit_trail_has_every_call_and_no_token(
     issued_by = {c["extension"]["cds-service-provenance"]["ruleId"] for c in answer["cards"]}
     assert {"incomplete-data", "max-dose"} <= issued_by
     # Every rule that fired or could not evaluate is recorded, with its version; rules that passed are not.
-    assert {"id": "max-dose", "version": "1.0.0", "status": "fired"} in served["rules"]
+    assert {"id": "max-dose", "version": MAX_DOSE_VERSION, "status": "fired"} in served["rules"]
     assert all(r["status"] in ("fired", "unknown") for r in served["rules"])
     assert served["reason"] is None
     assert "(replayed)" in replayed["reason"]
@@ -337,7 +342,7 @@ def test_audit_command_prints_the_call(
     assert "patient=p1" in line
     assert f"issuer={ISSUER}" in line and f"tenant={TENANT}" in line
     assert f"cards={','.join(card['uuid'] for card in answer['cards'])}" in line
-    assert "max-dose@1.0.0:fired" in line.partition("rules=")[2]
+    assert f"max-dose@{MAX_DOSE_VERSION}:fired" in line.partition("rules=")[2]
     assert_no_token(line, flow.tokens)
 
     everything = _cli(capsys, "audit", "--database-url", database_url)
@@ -359,7 +364,7 @@ def test_audit_command_json_lines(
     assert [(r["endpoint"], r["status"]) for r in rows] == _endpoints(flow)
     (served,) = [r for r in rows if r["hook_instance"] == hook_instance]
     assert served["card_uuids"] == [card["uuid"] for card in answer["cards"]]
-    assert {"id": "max-dose", "version": "1.0.0", "status": "fired"} in served["rules"]
+    assert {"id": "max-dose", "version": MAX_DOSE_VERSION, "status": "fired"} in served["rules"]
     assert (served["issuer"], served["tenant"], served["subject"]) == (ISSUER, TENANT, "Practitioner/123")
     assert_no_token("\n".join(lines), flow.tokens)
     selected = _cli(
