@@ -1,0 +1,52 @@
+"""The clinical rule pack as the issue names it: its rules, where each runs, and cases on both sides."""
+
+from __future__ import annotations
+
+import pytest
+
+from cds_service.engine.cases import load_cases
+from cds_service.engine.durable import DurableRules
+from cds_service.engine.ruleset import load_ruleset
+from tests.conftest import RULES
+
+ORDER_RULES = {
+    "infusion-build",
+    "max-dose",
+    "renal-dose",
+    "ferritin-escalation",
+    "high-dose-infection-watch",
+    "neutrophil-baseline",
+}
+PATIENT_RULES = {
+    "hlh-2004",
+    "ferritin-rise",
+    "acute-kidney-injury",
+    "gram-negative-bacteremia",
+    "neutropenia",
+}
+CASES = load_cases(RULES)
+
+
+def test_the_rule_pack_has_every_rule_and_services_run_the_right_ones() -> None:
+    durable = DurableRules()
+    try:
+        ruleset = load_ruleset(RULES, durable)
+        assert set(ruleset.rules) == ORDER_RULES | PATIENT_RULES
+        run = {sid: {r.id for r in rules.rules} for sid, rules in ruleset.by_service.items()}
+        # Signing (or selecting) the order also shows what the chart says at that moment.
+        assert run["anakinra-order-sign"] == ORDER_RULES | PATIENT_RULES
+        assert run["anakinra-order-select"] == ORDER_RULES | PATIENT_RULES
+        assert run["mas-patient-view"] == PATIENT_RULES
+        ruleset.release(durable)
+    finally:
+        durable.close()
+
+
+@pytest.mark.parametrize("rule_id", sorted(ORDER_RULES | PATIENT_RULES))
+def test_every_rule_has_cases_where_it_fires_and_where_it_does_not(rule_id: str) -> None:
+    own = [c.case for c in CASES if c.path.name == f"{rule_id}.cases.yaml"]
+    fires = [c for c in own if any(card.rule == rule_id for card in c.expect.cards)]
+    quiet = [c for c in own if rule_id in c.expect.no_cards or c.expect.outcomes.get(rule_id) == "not-fired"]
+    assert len(own) >= 5, f"{rule_id}: {len(own)} cases"
+    assert fires, f"{rule_id}: no case where it fires"
+    assert quiet, f"{rule_id}: no case where it stays quiet"
