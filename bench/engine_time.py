@@ -5,6 +5,7 @@
 Prints figures; it asserts nothing. The request is every case in rules/*.cases.yaml (each a patient
 fixture plus a draft order), so the measured path is the one the rule tests exercise. Stages:
   named facts  Facts -> the clinically named facts (units converted with UCUM, orders normalised)
+  calculations the calculated facts (renal, infusion, hlh...), in total and one by one
   flatten      named facts -> the one durable-rules fact
   durable      assert + drain actions, on the engine thread (includes the thread hop)
   durable-raw  the same, called directly on this thread (the hop's cost is the difference)
@@ -43,12 +44,17 @@ async def measure(runtime: Runtime, loaded: LoadedCase, share: int) -> dict[str,
     data = await gather_data(service, request, runtime.client, runtime.fetch)
     facts = build_facts(service, request, data, now=loaded.case.now)
     named = named_facts(ruleset.catalog, facts, medication)
+    base = dict(named)
+    ruleset.calculations.compute(named, facts, ruleset.catalog.specs)
     flat = ruleset.fields.flatten(named)
     compiled = ruleset.by_service[service.id].engine_rules
     now = loaded.case.now
-    return {
+    stages = {
         "orjson.loads floor": timed(lambda: orjson.loads(body), share),
         "named facts": timed(lambda: named_facts(ruleset.catalog, facts, medication), share),
+        "calculations": timed(
+            lambda: ruleset.calculations.compute(dict(base), facts, ruleset.catalog.specs), share
+        ),
         "flatten": timed(lambda: ruleset.fields.flatten(named), share),
         "durable (engine thread)": await timed_async(lambda: durable.evaluate_async(compiled, flat), share),
         "durable-raw (this thread)": timed(lambda: durable._evaluate(compiled, flat), share),
@@ -57,6 +63,9 @@ async def measure(runtime: Runtime, loaded: LoadedCase, share: int) -> dict[str,
         ),
         "whole call": await timed_async(lambda: call_service(runtime, service.id, body, now=now), share),
     }
+    for name, step in ruleset.calculations.steps:
+        stages[f"  calculation {name}"] = timed(lambda step=step: step.compute(named, facts), share)  # type: ignore[misc]
+    return stages
 
 
 async def main(iterations: int) -> None:
