@@ -22,7 +22,7 @@ from cds_service.calculators.growth import Sample, Trend, trend
 from cds_service.cards.text import format_number, format_time
 from cds_service.facts.catalog import FactCatalog
 from cds_service.facts.knowledge import Analyte, MedicationClass, unavailable
-from cds_service.facts.labs import Point, collect
+from cds_service.facts.labs import Point, collect, point_fact
 from cds_service.facts.model import Facts
 from cds_service.facts.named import Fact, FactSpec, missing
 from cds_service.facts.orders import Normalised, is_medication, normalise, resolver
@@ -82,20 +82,6 @@ def _shown(point: Point, unit: str) -> str:
 
 def _at(point: Point, unit: str) -> str:
     return f"{_shown(point, unit)} at {format_time(point.time)}"
-
-
-def _point_fact(name: str, unit: str, point: Point) -> Fact:
-    return Fact(
-        name,
-        point.value,
-        unit=unit,
-        native_value=point.native_value,
-        native_unit=point.native_unit,
-        comparator=point.comparator,
-        time=point.time,
-        evidence=point.evidence,
-        detail=point.detail,
-    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,8 +182,8 @@ class _Trend:
         if result.first is None or result.last is None:
             return out
         first, last = by_ref[str(result.first.ref)], by_ref[str(result.last.ref)]
-        out[f"{n}.first"] = _point_fact(f"{n}.first", unit, first)
-        out[f"{n}.last"] = _point_fact(f"{n}.last", unit, last)
+        out[f"{n}.first"] = point_fact(f"{n}.first", unit, first, first.comparator)
+        out[f"{n}.last"] = point_fact(f"{n}.last", unit, last, last.comparator)
         if result.hours is None:
             return out
         hours = tidy(result.hours)
@@ -473,7 +459,7 @@ class _Response:
             reason += f" ({window.note})" if window.note else ""
             return {name: missing(name, reason) for name in names}
         latest = after[-1]
-        out = {f"{n}.latest": _point_fact(f"{n}.latest", unit, latest)}
+        out = {f"{n}.latest": point_fact(f"{n}.latest", unit, latest, latest.comparator)}
         before = [p for p in points if p.time < latest.time]
         if not before:
             reason = (
@@ -484,7 +470,7 @@ class _Response:
             out[f"{n}.rise"] = missing(f"{n}.rise", reason, latest.evidence)
             return out
         previous = before[-1]
-        out[f"{n}.previous"] = _point_fact(f"{n}.previous", unit, previous)
+        out[f"{n}.previous"] = point_fact(f"{n}.previous", unit, previous, previous.comparator)
         out[f"{n}.rise"] = _rise(f"{n}.rise", label, previous, latest, unit)
         return out
 

@@ -182,10 +182,10 @@ def _facts(analyte: Analyte, series: Series, now: datetime, reason: str, countab
         return out
     note = _exclusion_note(series.excluded)
     latest = points[0]
-    out = {f"{name}.latest": _point_fact(f"{name}.latest", analyte.unit, latest, latest.comparator, note)}
+    out = {f"{name}.latest": point_fact(f"{name}.latest", analyte.unit, latest, latest.comparator, note)}
     if analyte.worst is not None:
         point, comparator, bound_note = worst(points, analyte.worst)
-        out[f"{name}.worst"] = _point_fact(f"{name}.worst", analyte.unit, point, comparator, bound_note, note)
+        out[f"{name}.worst"] = point_fact(f"{name}.worst", analyte.unit, point, comparator, bound_note, note)
     out[f"{name}.count"] = Fact(
         f"{name}.count",
         len(points),
@@ -205,7 +205,8 @@ def _facts(analyte: Analyte, series: Series, now: datetime, reason: str, countab
     return out
 
 
-def _point_fact(name: str, unit: str, point: Point, comparator: str | None, *notes: str | None) -> Fact:
+def point_fact(name: str, unit: str, point: Point, comparator: str | None, *notes: str | None) -> Fact:
+    """A fact holding one result: its value in `unit`, as reported, when, and from which resource."""
     return Fact(
         name,
         point.value,

@@ -9,22 +9,12 @@ import pytest
 
 from cds_service.engine.ruleset import check_rules
 from tests.engine.rulesdir import copy_rules, edit
+from tests.engine.test_ruleset import errors, line_of
 
 
 @pytest.fixture
 def rules_copy(tmp_path: Path) -> Path:
     return copy_rules(tmp_path)
-
-
-def errors(folder: Path) -> list[str]:
-    return [str(p) for p in check_rules(folder) if p.severity == "error"]
-
-
-def line_of(path: Path, text: str) -> int:
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if text in line:
-            return number
-    raise AssertionError(f"{text!r} not in {path}")
 
 
 def test_an_unknown_calculation_is_named_at_its_line(rules_copy: Path) -> None:
