@@ -13,10 +13,13 @@ import uuid
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+import orjson
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 from fhir.resources.R4B.servicerequest import ServiceRequest
 
 from cds_service.facts.named import Fact, FactSpec
+
+FhirModel = Any  # a fhir.resources R4B model class
 
 UCUM = "http://unitsofmeasure.org"
 
@@ -87,13 +90,8 @@ class OrderLabTest:
         }
         if arguments.get("note"):
             resource["note"] = [{"text": str(arguments["note"])}]
-        checked = ServiceRequest.model_validate(resource)
         return [
-            {
-                "type": "create",
-                "description": f"Order {display}",
-                "resource": checked.model_dump(mode="json", exclude_none=True),
-            }
+            {"type": "create", "description": f"Order {display}", "resource": valid(ServiceRequest, resource)}
         ]
 
 
@@ -135,15 +133,33 @@ class UpdateDraftOrder:
         draft = context.draft_orders.get(str(data["order"]))
         if draft is None:
             return None
-        resource = updated_order(draft, data)
-        checked = MedicationRequest.model_validate(resource)
         return [
             {
                 "type": "update",
                 "description": f"Change the order to {data.get('description') or fact.value}",
-                "resource": checked.model_dump(mode="json", exclude_none=True),
+                "resource": valid(MedicationRequest, updated_order(draft, data)),
             }
         ]
+
+
+# Resources already proven valid, by their JSON without `id` (a fresh uuid, valid by construction). A
+# suggestion is re-made for every request that earns it; validating the same shape again is waste.
+_VALID: dict[bytes, None] = {}
+_VALID_MAX = 512
+
+
+def valid(model: type[FhirModel], resource: dict[str, Any]) -> dict[str, Any]:
+    """`resource`, once fhir.resources (R4B) has accepted it; raises pydantic's ValidationError if not."""
+    key = model.__name__.encode() + orjson.dumps(
+        {k: v for k, v in resource.items() if k != "id"}, option=orjson.OPT_SORT_KEYS
+    )
+    if key not in _VALID:
+        # The model is the check; the dict we built is what is sent (FHIR JSON as written, no re-dump).
+        model.model_validate(resource)
+        if len(_VALID) >= _VALID_MAX:
+            _VALID.pop(next(iter(_VALID)))
+        _VALID[key] = None
+    return resource
 
 
 def updated_order(draft: Mapping[str, Any], build: Mapping[str, Any]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 
-from cds_service.cards.actions import ACTIONS, SuggestionContext, UpdateDraftOrder, updated_order
+from cds_service.cards.actions import ACTIONS, SuggestionContext, UpdateDraftOrder, updated_order, valid
 from cds_service.facts.named import Fact, FactSpec
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
@@ -158,3 +158,25 @@ def test_the_draft_itself_is_not_changed() -> None:
 )
 def test_no_suggestion_without_a_complete_build_for_a_known_draft(ctx: SuggestionContext) -> None:
     assert UpdateDraftOrder().build({"build": "x.build"}, ctx) is None
+
+
+def test_an_invalid_resource_is_refused_not_sent() -> None:
+    bad = updated_order(SHAPE_A, BUILD)
+    bad["dosageInstruction"][0]["timing"] = {"repeat": {"period": "eight"}}
+    with pytest.raises(ValueError):
+        valid(MedicationRequest, bad)
+
+
+def test_a_shape_already_proven_valid_is_not_validated_again() -> None:
+    calls = []
+
+    class Counting:
+        @staticmethod
+        def model_validate(resource: dict[str, Any]) -> None:
+            calls.append(resource["id"])
+
+    first = {**updated_order(SHAPE_A, BUILD), "id": "a"}
+    assert valid(Counting, first) is first
+    valid(Counting, {**first, "id": "b"})  # only the id differs
+    valid(Counting, {**first, "status": "active"})
+    assert calls == ["a", "a"]
