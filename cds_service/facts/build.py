@@ -7,10 +7,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-from fhir.resources.R4B.fhirresourcemodel import FHIRAbstractModel
-from fhir.resources.R4B.medicationrequest import MedicationRequest
-from fhir.resources.R4B.servicerequest import ServiceRequest
-from pydantic import ValidationError
 
 from cds_service.data.prefetch import PatientData
 from cds_service.data.resources import Resource
@@ -127,29 +123,6 @@ def _draft_orders(bundle: dict[str, Any], problems: list[str]) -> list[DraftOrde
                 resource_type=raw["resourceType"],
                 raw=raw,
                 resource=resource,
-                validation_notes=_strict_notes(raw),
             )
         )
     return orders
-
-
-def _strict_notes(raw: dict[str, Any]) -> tuple[str, ...]:
-    """What strict R4 validation says of a draft order; informational, the order is still read."""
-    model = _R4B_MODELS.get(raw["resourceType"])
-    if model is None:
-        return ()
-    try:
-        model.model_validate(raw)
-    except ValidationError as exc:
-        return tuple(
-            f"{'.'.join(map(str, e['loc'])) or raw['resourceType']}: {e['msg']}" for e in exc.errors()
-        )
-    except (TypeError, ValueError) as exc:
-        return (str(exc),)
-    return ()
-
-
-_R4B_MODELS: dict[str, type[FHIRAbstractModel]] = {
-    "MedicationRequest": MedicationRequest,
-    "ServiceRequest": ServiceRequest,
-}

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from datetime import date, datetime
 from typing import Any
 
 from cds_service.data.resources import Resource
+from cds_service.facts.strict import strict_notes
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -31,8 +33,14 @@ class DraftOrder:
     resource_type: str
     raw: dict[str, Any]
     resource: Resource | None
-    # What strict FHIR R4 validation found missing or wrong (e.g. no `intent`); shown by explain.
-    validation_notes: tuple[str, ...] = ()
+
+    @functools.cached_property
+    def validation_notes(self) -> tuple[str, ...]:
+        """What strict FHIR R4 validation finds missing or wrong (e.g. no `intent`); shown by explain.
+
+        Computed on first use: fhir.resources validation costs more than the rest of reading the order.
+        """
+        return strict_notes(self.raw)
 
 
 @dataclasses.dataclass

@@ -303,6 +303,17 @@ def test_sandbox_draft_order_is_read_with_validation_notes(sign_service: Service
     assert facts.problems == []
 
 
+def test_strict_validation_waits_until_the_notes_are_read(
+    sign_service: ServiceDefinition, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr("cds_service.facts.model.strict_notes", lambda raw: calls.append(raw["id"]) or ())
+    (order,) = facts_for(sign_service, data()).draft_orders
+    assert calls == []  # reading the request did not validate strictly
+    assert order.validation_notes == () and order.validation_notes == ()
+    assert calls == ["request-123"]  # once, when first read
+
+
 def test_valid_draft_order_has_no_validation_notes(sign_service: ServiceDefinition) -> None:
     body = sandbox_body()
     draft = body["context"]["draftOrders"]["entry"][0]["resource"]
