@@ -78,10 +78,14 @@ async def _stages(runtime: Runtime, n: int) -> dict[str, list[float]]:
     return {
         "orjson.loads floor": timed(lambda: orjson.loads(body), n),
         "decode": timed(lambda: parse_hook_request(body, service.hook), n),
-        "prefetch": await timed_async(lambda: gather_data(service, request, runtime.client, runtime.fetch), n),
+        "prefetch": await timed_async(
+            lambda: gather_data(service, request, runtime.client, runtime.fetch), n
+        ),
         "facts": timed(lambda: build_facts(service, request, data, now=NOW), n),
         "named facts": timed(lambda: named_facts(ruleset.catalog, facts, service.medication), n),
-        "calculations": timed(lambda: ruleset.calculations.compute(dict(base), facts, ruleset.catalog.specs), n),
+        "calculations": timed(
+            lambda: ruleset.calculations.compute(dict(base), facts, ruleset.catalog.specs), n
+        ),
         "rules": await timed_async(
             lambda: durable.evaluate_async(compiled, ruleset.fields.flatten(named)), n
         ),
@@ -92,7 +96,9 @@ async def _stages(runtime: Runtime, n: int) -> dict[str, list[float]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--iterations", type=int, default=500)
     args = parser.parse_args()
     print(f"W1: {len(w1_body(NOW)):,} bytes; {args.iterations} iterations per stage")
