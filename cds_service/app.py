@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from cds_service import __version__
@@ -206,11 +207,18 @@ async def _read_json_body(request: Request, limit: int) -> bytes:
         raise ProblemError.single(413, f"request body is {declared} bytes; the limit is {limit}")
     chunks = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ProblemError.single(413, f"request body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ProblemError.single(413, f"request body exceeds the limit of {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # The caller gave up (e.g. its own timeout) before sending the whole body: nobody will read an
+        # answer, but the call is logged and audited as what it was, not as a server error.
+        raise ProblemError.single(
+            400, "the client closed the connection before sending the whole body"
+        ) from None
     body = b"".join(chunks)
     if not body:
         raise ProblemError.single(400, "request body is empty")
@@ -314,7 +322,9 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        return _problem_response(ProblemError.single(exc.status_code, str(exc.detail)))
+        problem = ProblemError.single(exc.status_code, str(exc.detail))
+        problem.headers.update(exc.headers or {})  # e.g. the `Allow` a 405 must carry (RFC 9110)
+        return _problem_response(problem)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:

@@ -349,3 +349,30 @@ def test_the_access_token_is_never_logged_or_stored(
             rows = conn.execute(table.select()).fetchall()
             assert token not in repr(rows), table.name
     engine.dispose()
+
+
+def test_a_client_that_hangs_up_mid_body_is_a_logged_400_not_a_server_error(
+    service: Any, settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    import socket
+    import time
+
+    from cds_service.store.database import Store
+
+    host, port = service.base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(
+            f"POST {ORDER_SIGN} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            "Content-Length: 100000\r\n\r\n".encode()
+            + b'{"hook": "order-sign", '
+        )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        rows = [r for r in Store(settings.database_url).audit() if r["endpoint"] == "service"]
+        if rows:
+            break
+        time.sleep(0.05)
+    (row,) = rows
+    assert row["status"] == 400
+    assert "closed the connection" in row["reason"]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
