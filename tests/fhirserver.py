@@ -4,7 +4,8 @@ It implements only the reads and searches the CDS service issues, but with the b
 server where clients tend to get it wrong: paging with absolute ``next`` links, prefixed date
 searches against timezone-aware instants, and token searches with or without a system. Knob
 attributes (``required_token``, ``delay_seconds``, ``fail_status``, ``include_outcome``,
-``garbage``) let a test make the server misbehave at runtime; ``requests`` records what was sent.
+``garbage``, ``raw_body``, ``stall_body``, ``wrong_type``, ``next_link``) let a test make the server
+misbehave at runtime; ``requests`` records what was sent.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,7 +24,7 @@ from urllib.parse import urlencode
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -275,7 +276,8 @@ class FhirApp:
     """The ASGI application: fixture resources behind `/fhir`, plus the misbehaviour knobs.
 
     Knobs are plain attributes read once per request, so a test may flip them while the server runs.
-    Order of effect per request: log, delay, `fail_status`, token check, `garbage`, real answer.
+    Order of effect per request: log, delay, `fail_status`, token check, `garbage`, `raw_body`,
+    `stall_body`, real answer (with `wrong_type` and `next_link` applied).
     """
 
     def __init__(self, fixture_dir: Path = DEFAULT_FIXTURE_DIR) -> None:
@@ -298,6 +300,16 @@ class FhirApp:
         self.fail_status: int | None = None
         self.include_outcome: bool = False
         self.garbage: bool = False
+        # Answered with 200 instead of the real answer: HTML from a proxy, truncated JSON, random bytes.
+        self.raw_body: bytes | None = None
+        self.raw_content_type: str = FHIR_JSON
+        # Send the headers and the start of a Bundle, then nothing more until this is reset or the
+        # server stops: a server that hangs mid-answer.
+        self.stall_body: bool = False
+        # A read answers a resource of this type instead, a search a Bundle holding one of this type.
+        self.wrong_type: str | None = None
+        # The `next` link of every search page: "self" (the same page again, forever) or this URL.
+        self.next_link: str | None = None
         self.requests.clear()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -326,7 +338,17 @@ class FhirApp:
             )
         if self.garbage:
             return Response(b"not json{", media_type=FHIR_JSON)
+        if self.raw_body is not None:
+            return Response(self.raw_body, media_type=self.raw_content_type)
+        if self.stall_body:
+            return StreamingResponse(self._stalled_body(), media_type=FHIR_JSON)
         return None
+
+    async def _stalled_body(self) -> AsyncIterator[bytes]:
+        yield b'{"resourceType": "Bundle", "type": "searchset", "entry": ['
+        while self.stall_body and not self._stopping.is_set():
+            await asyncio.sleep(DELAY_POLL_SECONDS)
+        yield b"]}"
 
     async def _delay(self, seconds: float) -> None:
         # Cut short on shutdown: a client that timed out on a long delay must not stall or
@@ -344,6 +366,8 @@ class FhirApp:
     async def _read(self, request: Request) -> Response:
         resource_type = request.path_params["resource_type"]
         resource_id = request.path_params["resource_id"]
+        if self.wrong_type is not None:
+            return _fhir_response({"resourceType": self.wrong_type, "id": resource_id})
         resource = self.store.read(resource_type, resource_id)
         if resource is None:
             return _error_response(404, "not-found", f"{resource_type}/{resource_id} is not known")
@@ -363,7 +387,11 @@ class FhirApp:
         page = matches[offset : offset + count]
         links = [{"relation": "self", "url": str(request.url)}]
         # With _count=0 the client asked only for the total; a next link would never advance.
-        if count > 0 and offset + count < len(matches):
+        if self.next_link is not None:
+            links.append(
+                {"relation": "next", "url": str(request.url) if self.next_link == "self" else self.next_link}
+            )
+        elif count > 0 and offset + count < len(matches):
             links.append({"relation": "next", "url": _page_url(request, offset + count)})
         base = _server_base(request)
         entries: list[Resource] = [
@@ -374,6 +402,9 @@ class FhirApp:
             }
             for r in page
         ]
+        if self.wrong_type is not None:
+            wrong = {"resourceType": self.wrong_type, "id": "wrong-type-1"}
+            entries = [{"fullUrl": f"{base}/{self.wrong_type}/wrong-type-1", "resource": wrong}]
         if self.include_outcome:
             # First, not last: clients must not assume every entry is a match.
             outcome = operation_outcome("warning", "incomplete", "search truncated")

@@ -32,20 +32,24 @@ async def fetch_query(
     url: str | None = f"{base}/{query}"
     resources: list[Resource] = []
     problems: list[str] = []
-    pages = 0
+    read: set[str] = set()
     while url is not None:
-        if pages == max_pages:
+        if len(read) == max_pages:
             problems.append(
                 f"{where}: more than {max_pages} pages of results; only the first {max_pages} were read"
             )
             break
         page = await _get(client, url, headers, where)
-        pages += 1
+        read.add(url)
         resources.extend(page.resources)
         problems.extend(page.problems)
         url = page.next_url
         if url is not None and not _same_server(url, base):
             problems.append(f"{where}: a next link left the FHIR server and was not followed")
+            break
+        if url in read:
+            # Read again, the same page would count every result once more, up to the page cap.
+            problems.append(f"{where}: a next link pointed back to a page already read; paging stopped")
             break
     return Decoded(resources=resources, problems=problems)
 
@@ -53,7 +57,10 @@ async def fetch_query(
 async def _get(client: httpx.AsyncClient, url: str, headers: dict[str, str] | None, where: str) -> Decoded:
     try:
         response = await client.get(url, headers=headers)
-    except httpx.HTTPError as exc:
+    except httpx.InvalidURL:
+        # A next link (or an EHR's fhirServer) that is no usable URL: never a 500.
+        raise FetchError(f"{where}: the URL to fetch is not a usable URL") from None
+    except Exception as exc:  # noqa: BLE001 - httpx errors, and what they let through (a port > 65535)
         raise FetchError(f"{where}: the FHIR server could not be reached ({type(exc).__name__})") from None
     if response.status_code in (401, 403):
         raise FetchError(f"{where}: the FHIR server refused access (HTTP {response.status_code})")

@@ -128,7 +128,17 @@ async def _fetch_all(
         elif error is not None:
             raise error
         else:
-            _keep(data, key, task.result(), _expected_type(service.prefetch[key].query))
+            decoded, expected = task.result(), _expected_type(service.prefetch[key].query)
+            wrong = sorted({r.resourceType for r in decoded.resources if r.resourceType != expected})
+            if wrong and all(r.resourceType != expected for r in decoded.resources):
+                # Nothing of the type asked for, only others: the answer is not an answer to the query,
+                # so the data could not be had (412 when required), as with an unreadable answer.
+                data.problems.extend(decoded.problems)
+                data.unavailable[key] = (
+                    f"the FHIR server answered with a {' and a '.join(wrong)} where {expected} was asked for"
+                )
+            else:
+                _keep(data, key, decoded, expected)
 
 
 def _keep(data: PatientData, key: str, decoded: Decoded, expected: str) -> None:

@@ -84,7 +84,7 @@ class Store:
                 _engine(url, synchronous="NORMAL") if self.engine.dialect.name == "sqlite" else self.engine
             )
             metadata.create_all(self.engine)
-        except (SQLAlchemyError, ImportError, OSError) as exc:
+        except (SQLAlchemyError, ImportError, OSError, ValueError) as exc:
             text = str(exc).strip()
             first_line = text.splitlines()[0] if text else ""
             raise StoreError(
@@ -125,12 +125,20 @@ class Store:
             conn.execute(audit_log.insert(), dataclasses.asdict(audit))
 
     def first_use(self, issuer: str, jti: str, expires_at: datetime) -> bool:
-        """Remember a token id until it expires; False if it was already remembered (a replay)."""
+        """Remember a token id until it expires; False if it was already remembered (a replay).
+
+        Raises StoreError when the database cannot say: the caller must refuse the token (503), since
+        accepting it unchecked would let a replay through."""
         insert = _insert_ignoring(jwt_seen, ("issuer", "jti"), self.engine.dialect.name)
-        with self.cards_engine.begin() as conn:
-            row = conn.execute(
-                insert.returning(jwt_seen.c.jti), {"issuer": issuer, "jti": jti, "expires_at": expires_at}
-            ).first()
+        try:
+            with self.cards_engine.begin() as conn:
+                row = conn.execute(
+                    insert.returning(jwt_seen.c.jti), {"issuer": issuer, "jti": jti, "expires_at": expires_at}
+                ).first()
+        except SQLAlchemyError as exc:
+            raise StoreError(
+                f"database {self.safe_url}: a token id could not be checked for replay ({type(exc).__name__})"
+            ) from exc
         return row is not None
 
     def purge(self, now: datetime, audit_before: datetime | None) -> tuple[int, int]:
@@ -208,7 +216,11 @@ def _engine(url: str, synchronous: str) -> Engine:
         return create_engine(url, pool_pre_ping=True, future=True)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, future=True, connect_args={"timeout": 30})
+    # How long a writer waits for another process's lock: 30 s, or the URL's `timeout` in seconds
+    # (sqlite:///cds.db?timeout=5, pysqlite's own parameter, which the PRAGMA below must not override).
+    timeout = parsed.query.get("timeout", "30")
+    busy_seconds = float(timeout if isinstance(timeout, str) else timeout[-1])
+    engine = create_engine(url, future=True, connect_args={"timeout": busy_seconds})
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -217,7 +229,7 @@ def _engine(url: str, synchronous: str) -> Engine:
         # on every commit so that an acknowledged row survives a crash of the process or the machine.
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={round(busy_seconds * 1000)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
