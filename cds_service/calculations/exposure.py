@@ -42,6 +42,7 @@ import msgspec
 from cds_service.calculations.base import Configured, ParameterError, Params
 from cds_service.calculators.tristate import Tri, any_of
 from cds_service.facts.catalog import FactCatalog
+from cds_service.facts.coding import raw_list
 from cds_service.facts.knowledge import MedicationClass, Medications, duration_text, unavailable
 from cds_service.facts.model import DraftOrder, Facts
 from cds_service.facts.named import Fact, FactSpec, missing
@@ -515,7 +516,7 @@ def _draft(
 
 def _repeats(raw: Json) -> list[Mapping[str, Any]]:
     repeats = []
-    for dosage in raw.get("dosageInstruction") or ():
+    for dosage in raw_list(raw.get("dosageInstruction")):
         timing = dosage.get("timing") if isinstance(dosage, Mapping) else None
         repeat = timing.get("repeat") if isinstance(timing, Mapping) else None
         if isinstance(repeat, Mapping):

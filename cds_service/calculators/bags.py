@@ -293,6 +293,8 @@ def _concentration(concentration: float, limits: BagLimits) -> list[Violation]:
 def _whole_units(dose: float, unit: float) -> int | None:
     """How many whole units make `dose`; None when it is not a positive whole number of them."""
     units = dose / unit
+    if not math.isfinite(units):  # an absurd dose (1e308 mg/day x 8 h) overflows: no build of it
+        return None
     whole = round(units)
     if whole < 1 or abs(units - whole) > _UNIT_TOL:
         return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import logging
 import uuid
 from collections.abc import Mapping
 from typing import Any, Protocol
@@ -16,12 +17,15 @@ from typing import Any, Protocol
 import orjson
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 from fhir.resources.R4B.servicerequest import ServiceRequest
+from pydantic import ValidationError
 
 from cds_service.facts.named import Fact, FactSpec
 
 FhirModel = Any  # a fhir.resources R4B model class
 
 UCUM = "http://unitsofmeasure.org"
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,11 +137,26 @@ class UpdateDraftOrder:
         draft = context.draft_orders.get(str(data["order"]))
         if draft is None:
             return None
+        try:
+            resource = valid(MedicationRequest, updated_order(draft, data))
+        except (ValueError, TypeError, AttributeError, LookupError) as exc:  # pydantic's is a ValueError
+            # The draft is the EHR's JSON, read leniently upstream; rewritten, it is not a valid
+            # MedicationRequest (an element FHIR does not define, a wrong type). The card stands; only
+            # the one-click update is not offered. The log says where, not what: the values are the patient's.
+            where = (
+                ", ".join(".".join(map(str, error["loc"])) for error in exc.errors())
+                if isinstance(exc, ValidationError)
+                else type(exc).__name__
+            )
+            log.warning(
+                "draft %s cannot be rewritten as a valid order (%s): no update offered", data["order"], where
+            )
+            return None
         return [
             {
                 "type": "update",
                 "description": f"Change the order to {data.get('description') or fact.value}",
-                "resource": valid(MedicationRequest, updated_order(draft, data)),
+                "resource": resource,
             }
         ]
 

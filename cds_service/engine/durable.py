@@ -9,7 +9,9 @@ durable-rules 2.0.28 (unmaintained since 2020) was measured here to:
 - run a batch assert's actions later on a background thread: we assert exactly one fact and drain its
   actions synchronously before returning;
 - raise MemoryError past 1024 live sessions: the session's state is deleted in `finally`;
-- block the event loop while it runs: `evaluate` runs on the engine thread; the caller awaits it.
+- block the event loop while it runs: `evaluate` runs on the engine thread; the caller awaits it;
+- refuse a number written with an exponent but no fraction ("1e-09", Python's repr of 1e-9) or a
+  non-finite one ("Infinity"), failing the whole request: facts are written as `_fact_json` says.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import math
 import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -93,7 +96,7 @@ class DurableRules:
         message = {**fact, "sid": sid, "id": f"f{number}", MARKER: 1}
         fired: set[str] = set()
         try:
-            result = _engine.assert_fact(ruleset.handle, json.dumps(message, ensure_ascii=False))
+            result = _engine.assert_fact(ruleset.handle, _fact_json(message))
             if result[0] == _OBSERVED:
                 raise EngineError("durable-rules saw this fact before in the same session")
             state_handle = result[1]
@@ -113,6 +116,25 @@ class DurableRules:
             raise EngineError("durable-rules did not see the fact (the catch-all rule did not run)")
         fired.discard(CATCH_ALL)
         return frozenset(fired)
+
+
+def _fact_json(fact: Mapping[str, Any]) -> str:
+    """The flat fact as JSON durable-rules' parser reads: "1.0e-09", never "1e-09". A value that is not
+    finite is left out, as a missing fact is, so the rules reading it cannot evaluate (NaN and inf are
+    no measurement)."""
+    parts = []
+    for key, value in fact.items():
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                continue
+            text = repr(value)
+            if "e" in text and "." not in text:
+                mantissa, _, exponent = text.partition("e")
+                text = f"{mantissa}.0e{exponent}"
+        else:
+            text = json.dumps(value, ensure_ascii=False)
+        parts.append(f"{json.dumps(key, ensure_ascii=False)}:{text}")
+    return "{" + ",".join(parts) + "}"
 
 
 def _delete_state(handle: int, sid: str) -> None:

@@ -19,12 +19,18 @@ def key(system: str | None, code: str) -> str:
     return f"{system or ''}|{code}"
 
 
+def raw_list(value: Any) -> list[Any]:
+    """A JSON array of raw request JSON as a list; anything else (absent, null, a number, an object) as
+    no items. FHIR arrays arrive as whatever the client sent: `value or ()` would iterate a `true`."""
+    return value if isinstance(value, list) else []
+
+
 def raw_keys(concept: Any) -> list[str]:
     """'system|code' of every coding of a CodeableConcept given as JSON."""
     if not isinstance(concept, Mapping):
         return []
     keys = []
-    for coding in concept.get("coding") or ():
+    for coding in raw_list(concept.get("coding")):
         if isinstance(coding, Mapping) and isinstance(coding.get("code"), str) and coding["code"]:
             system = coding.get("system")
             keys.append(key(system if isinstance(system, str) else None, coding["code"]))
@@ -36,7 +42,7 @@ def raw_texts(concept: Any) -> list[str]:
     if not isinstance(concept, Mapping):
         return []
     texts = [concept["text"]] if isinstance(concept.get("text"), str) else []
-    for coding in concept.get("coding") or ():
+    for coding in raw_list(concept.get("coding")):
         if isinstance(coding, Mapping) and isinstance(coding.get("display"), str):
             texts.append(coding["display"])
     return texts

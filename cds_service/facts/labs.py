@@ -256,7 +256,11 @@ def worst(points: list[Point], direction: str) -> tuple[Point, str | None, str |
     comparator = (">" if strict else ">=") if not mirrored else ("<" if strict else "<=")
     note = None
     if chosen.comparator is None:
-        censored = next(p for p in points if (_FLIP[p.comparator] if mirrored else p.comparator) in _LOWER)
+        # Usually a ">x" result opens the range; else an upper bound above it ("<6000" beside 5200): the
+        # point that set the highest upper end.
+        censored = next(
+            (p for p in points if (_FLIP[p.comparator] if mirrored else p.comparator) in _LOWER), hi_point
+        )
         side = "lower" if mirrored else "higher"
         note = f"bound: {_show(censored)} ({censored.evidence[0]}) may be {side}"
     return chosen, comparator, note

@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from cds_service.facts.coding import matches, mentions, raw_keys, raw_texts
+from cds_service.facts.coding import matches, mentions, raw_keys, raw_list, raw_texts
 from cds_service.facts.knowledge import MedicationClass, Medications
 from cds_service.facts.model import Facts
 from cds_service.facts.named import Fact, FactSpec, missing
@@ -133,7 +133,7 @@ def medication_of(raw: Json, resolve: Resolver) -> tuple[Json | None, list[Json]
             medication = next(
                 (
                     c
-                    for c in raw.get("contained") or ()
+                    for c in raw_list(raw.get("contained"))
                     if isinstance(c, Mapping)
                     and c.get("resourceType") == "Medication"
                     and c.get("id") == target[1:]
@@ -147,7 +147,7 @@ def medication_of(raw: Json, resolve: Resolver) -> tuple[Json | None, list[Json]
     if medication is not None:
         if isinstance(medication.get("code"), Mapping):
             concepts.append(medication["code"])
-        for ingredient in medication.get("ingredient") or ():
+        for ingredient in raw_list(medication.get("ingredient")):
             if isinstance(ingredient, Mapping) and isinstance(ingredient.get("itemCodeableConcept"), Mapping):
                 concepts.append(ingredient["itemCodeableConcept"])
     return medication, concepts
@@ -204,9 +204,9 @@ def _read(
     raw: Json, drug: MedicationClass | None, medications: Medications, units: Units, resolve: Resolver
 ) -> _Read:
     reader = _Reader(units)
-    dosages = [d for d in raw.get("dosageInstruction") or () if isinstance(d, Mapping)]
+    dosages = [d for d in raw_list(raw.get("dosageInstruction")) if isinstance(d, Mapping)]
     dosage: Json = dosages[0] if dosages else {}
-    dose_rates = [d for d in dosage.get("doseAndRate") or () if isinstance(d, Mapping)]
+    dose_rates = [d for d in raw_list(dosage.get("doseAndRate")) if isinstance(d, Mapping)]
     dose_rate: Json = dose_rates[0] if dose_rates else {}
     dose = reader.quantity(dose_rate.get("doseQuantity"), "doseQuantity")
     rate = reader.quantity(dose_rate.get("rateQuantity"), "rateQuantity")
@@ -236,6 +236,8 @@ def _bag(
     """The bag facts into values/why; returns mg per administration and whether a bag is described."""
     strength_mg, strength_ml = read.strength_mg, read.strength_ml
     concentration = strength_mg / strength_ml if strength_mg and strength_ml else None
+    if not concentration:  # 5e-324 mg in 250 mL underflows to 0.0: no strength to divide by
+        concentration = None
     per_bag, volume = read.dose_mg, read.dose_ml
     if per_bag is None and volume is not None and concentration is not None:
         per_bag = volume * concentration
@@ -442,7 +444,7 @@ def _strength(
     if medication is None:
         return None, None
     ingredients = [
-        i for i in medication.get("ingredient") or () if isinstance(i, Mapping) and i.get("strength")
+        i for i in raw_list(medication.get("ingredient")) if isinstance(i, Mapping) and i.get("strength")
     ]
     chosen = None
     if drug is not None:

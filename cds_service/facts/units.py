@@ -44,10 +44,17 @@ def _registry() -> Any:
 @functools.lru_cache(maxsize=2048)
 def parse(code: str) -> Any:
     """A UCUM code as a pint Quantity of magnitude 1 (or the code's own factor, e.g. 10*9/L)."""
+    registry = _registry()
     try:
-        return _registry().from_ucum(code)
+        quantity = registry.from_ucum(code)
     except Exception as exc:  # ucumvert raises lark and pint errors of many kinds; all mean "not UCUM"
         raise UnknownUnit(code) from exc
+    if hasattr(quantity, "magnitude") and hasattr(quantity, "units"):  # a pint Quantity
+        return quantity
+    # An annotation alone ("{score}") is the unity in UCUM; ucumvert answers it with its parse token
+    # ("{a}.{b}" with a number). Both are dimensionless.
+    factor = quantity if isinstance(quantity, int | float) and not isinstance(quantity, bool) else 1
+    return registry.Quantity(factor, "dimensionless")
 
 
 def tidy(value: float) -> float:

@@ -28,6 +28,10 @@ class _Wire(msgspec.Struct):
 
 
 _DECODER = msgspec.json.Decoder(_Wire)
+# JSON nesting the service reads in context, fhirAuthorization and extension (a draft order's dose is
+# about a dozen levels down). What decodes deeper would be copied and validated recursively later on, so
+# it is refused here with a clear reason rather than wherever the stack runs out.
+MAX_DEPTH = 100
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +74,15 @@ def parse_hook_request(body: bytes, expected_hook: str) -> HookRequest:
         raise ProblemError.single(400, f"Request body is not valid JSON: {exc}") from None
     except RecursionError:
         raise ProblemError.single(400, "Request body is not usable JSON: nested too deeply") from None
+
+    decoded = {
+        "context": wire.context,
+        "fhirAuthorization": wire.fhirAuthorization,
+        "extension": wire.extension,
+    }
+    for name, value in decoded.items():
+        if _deeper_than(value, MAX_DEPTH):
+            raise ProblemError.single(400, f"{name} is nested more than {MAX_DEPTH} levels deep", name)
 
     issues: list[Issue] = []
     if wire.hook != expected_hook:
@@ -166,6 +179,20 @@ def _authorization(raw: dict[str, Any]) -> tuple[FhirAuthorization | None, list[
         ),
         [],
     )
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether `value` nests objects and arrays more than `limit` levels deep; without recursion."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _shown(value: str, limit: int = 64) -> str:
