@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+CHROMIUM := /usr/bin/chromium
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: serve test lint clean
 
@@ -11,8 +13,15 @@ STAMP  := $(VENV)/.installed
 serve: $(STAMP)
 	$(BIN)/cds-service serve --trust docs/trust/cds-hooks-sandbox.yaml --public-url http://127.0.0.1:8080
 
-test: $(STAMP)
+test: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The pages' end-to-end tests drive Debian's Chromium through Playwright (which never downloads a
+# browser here). A fresh machine has none, so the test set-up installs it: as root, or through sudo.
+$(CHROMIUM):
+	@echo "installing Debian's chromium for the browser tests"
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if (3, 11) <= sys.version_info[:2] < (3, 13) else "Python 3.11 or 3.12 is needed (durable-rules does not import on 3.13): set PYTHON=python3.11")'

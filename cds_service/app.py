@@ -25,12 +25,13 @@ from starlette.responses import Response
 from cds_service import __version__
 from cds_service.config import Settings
 from cds_service.engine.reload import Reloader, watching
+from cds_service.pages import include_pages
 from cds_service.pipeline import Runtime, call_service
 from cds_service.protocol.feedback import parse_feedback
 from cds_service.protocol.outcome import ProblemError
 from cds_service.security.guard import INSECURE_WARNING, Guard
 from cds_service.security.verify import Caller
-from cds_service.store.database import AuditRow, IssuedCard, Store, StoreError
+from cds_service.store.database import AuditRow, ChartSnapshot, IssuedCard, Store, StoreError
 
 log = logging.getLogger("cds_service")
 JSON = "application/json"
@@ -130,6 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_age=600,
     )
     _add_error_handlers(app)
+    include_pages(app, settings)
 
     @app.get("/cds-services", summary="CDS Hooks discovery")
     async def discovery(request: Request) -> Response:
@@ -247,6 +249,7 @@ class _Call:
             process=os.getpid(),
         )
         self.issued: list[IssuedCard] = []
+        self.charts: tuple[ChartSnapshot, ...] = ()
         self.note = ""
 
     async def __aenter__(self) -> Self:
@@ -261,6 +264,7 @@ class _Call:
 
     def answered(self, answer: Any) -> None:
         self.issued = answer.issued
+        self.charts = answer.charts
         self.audit.status = 200
         self.audit.hook_instance = answer.hook_instance
         self.audit.patient_id = answer.patient_id
@@ -285,7 +289,7 @@ class _Call:
         audit.latency_ms = (time.perf_counter() - self.started) * 1000
         guard: Guard = self.request.app.state.guard
         try:
-            await run_in_threadpool(self.request.app.state.store.record_call, audit, self.issued)
+            await run_in_threadpool(self.request.app.state.store.record_call, audit, self.issued, self.charts)
         except Exception:
             # The caller still gets the answer; the gap is logged loudly instead.
             log.exception("could not write the audit row for %s %s", audit.endpoint, audit.hook_instance)

@@ -32,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
             trust_file=Path(args.trust) if getattr(args, "trust", None) else None,
             public_url=getattr(args, "public_url", None),
             insecure_no_auth=True if getattr(args, "insecure_no_auth", False) else None,
+            playground=True if getattr(args, "playground", False) else None,
+            report_page=True if getattr(args, "report_page", False) else None,
         )
     except ValueError as exc:
         parser.error(str(exc))
@@ -71,6 +73,16 @@ def _parser() -> argparse.ArgumentParser:
         "--insecure-no-auth",
         action="store_true",
         help="serve without verifying callers; local development only (env CDS_INSECURE_NO_AUTH=1)",
+    )
+    serve.add_argument(
+        "--playground",
+        action="store_true",
+        help="serve the rule playground at /playground, unauthenticated (env CDS_PLAYGROUND=1)",
+    )
+    serve.add_argument(
+        "--report-page",
+        action="store_true",
+        help="serve the feedback report at /report, unauthenticated (env CDS_REPORT_PAGE=1)",
     )
     serve.set_defaults(run=_serve)
 

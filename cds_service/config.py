@@ -48,6 +48,12 @@ class Settings:
     audit_retention_days: float = 365.0
     cors_origins: tuple[str, ...] = ("*",)
     log_level: str = "info"
+    # Pages for people. The playground evaluates pasted requests without authentication and the
+    # report shows override reasons, so both are off unless asked for (`make serve` asks).
+    playground: bool = False
+    report_page: bool = False
+    # How long a chart link from a card stays valid; its data (lab values) is deleted after that.
+    chart_ttl_hours: float = 12.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

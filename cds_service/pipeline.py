@@ -24,7 +24,7 @@ from cds_service.facts.model import Facts
 from cds_service.protocol.discovery import ServiceRegistry
 from cds_service.protocol.outcome import ProblemError
 from cds_service.protocol.request import parse_hook_request
-from cds_service.store.database import IssuedCard
+from cds_service.store.database import ChartSnapshot, IssuedCard
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,8 @@ class Answer:
     facts: Facts
     data: PatientData
     evaluation: Evaluation
+    # The data behind chart links on the cards; stored with the cards before the answer leaves.
+    charts: tuple[ChartSnapshot, ...] = ()
 
 
 async def call_service(runtime: Runtime, service_id: str, body: bytes, now: datetime | None = None) -> Answer:

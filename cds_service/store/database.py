@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from cds_service.store.schema import audit_log, cards_issued, feedback, jwt_seen, metadata
+from cds_service.store.schema import audit_log, cards_issued, chart_snapshots, feedback, jwt_seen, metadata
 
 
 class StoreError(Exception):
@@ -34,6 +34,17 @@ class IssuedCard:
     patient_id: str | None
     hook_instance: str
     issued_at: datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class ChartSnapshot:
+    """What one chart link shows, frozen at answer time; `token` is the link's secret."""
+
+    token: str
+    chart_id: str
+    created_at: datetime
+    expires_at: datetime
+    payload: dict[str, Any]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,12 +128,39 @@ class Store:
         with self.cards_engine.begin() as conn:
             conn.execute(cards_issued.insert(), rows)
 
-    def record_call(self, audit: AuditRow, cards: Sequence[IssuedCard] = ()) -> None:
-        """The audit row and the cards issued, in one transaction."""
+    def record_call(
+        self, audit: AuditRow, cards: Sequence[IssuedCard] = (), charts: Sequence[ChartSnapshot] = ()
+    ) -> None:
+        """The audit row, the cards issued and their charts' data, in one transaction: committed before
+        the answer leaves, so a chart link works as soon as the clinician can click it."""
         with self.cards_engine.begin() as conn:
             if cards:
                 conn.execute(cards_issued.insert(), [dataclasses.asdict(card) for card in cards])
+            if charts:
+                conn.execute(chart_snapshots.insert(), [dataclasses.asdict(chart) for chart in charts])
             conn.execute(audit_log.insert(), dataclasses.asdict(audit))
+
+    def save_charts(self, charts: Sequence[ChartSnapshot]) -> None:
+        if not charts:
+            return
+        with self.cards_engine.begin() as conn:
+            conn.execute(chart_snapshots.insert(), [dataclasses.asdict(chart) for chart in charts])
+
+    def chart(self, token: str, now: datetime) -> ChartSnapshot | None:
+        """The snapshot behind a link, or None when unknown or expired (the two are not told apart)."""
+        query = select(chart_snapshots).where(
+            chart_snapshots.c.token == token, chart_snapshots.c.expires_at > now.astimezone(UTC)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            return None
+        values = dict(row._mapping)
+        for key in ("created_at", "expires_at"):
+            # SQLite hands back naive UTC.
+            if values[key].tzinfo is None:
+                values[key] = values[key].replace(tzinfo=UTC)
+        return ChartSnapshot(**values)
 
     def first_use(self, issuer: str, jti: str, expires_at: datetime) -> bool:
         """Remember a token id until it expires; False if it was already remembered (a replay).
@@ -142,9 +180,11 @@ class Store:
         return row is not None
 
     def purge(self, now: datetime, audit_before: datetime | None) -> tuple[int, int]:
-        """Forget expired token ids and audit rows older than the retention; (tokens, audit rows) removed."""
+        """Forget expired token ids, expired chart data and audit rows older than the retention;
+        (tokens, audit rows) removed."""
         with self.engine.begin() as conn:
             tokens = conn.execute(delete(jwt_seen).where(jwt_seen.c.expires_at < now)).rowcount or 0
+            conn.execute(delete(chart_snapshots).where(chart_snapshots.c.expires_at <= now))
             audits = 0
             if audit_before is not None:
                 audits = conn.execute(delete(audit_log).where(audit_log.c.at < audit_before)).rowcount or 0

@@ -49,6 +49,18 @@ feedback = Table(
     UniqueConstraint("card_uuid", "outcome", "outcome_timestamp", name="uq_feedback_once"),
 )
 
+# The data behind a chart link on a card: lab series and dose steps from one request, under a random
+# token that is the link's only key. Lab values are PHI, so rows are deleted once expired.
+chart_snapshots = Table(
+    "chart_snapshots",
+    metadata,
+    Column("token", String(64), primary_key=True),
+    Column("chart_id", String(128), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("payload", JSON, nullable=False),
+)
+
 # Every token's jti is remembered until it expires, in the database every worker shares, so a replayed
 # token is refused whichever worker it reaches.
 jwt_seen = Table(
