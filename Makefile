@@ -9,9 +9,13 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: serve test lint clean
 
-# Authentication is on: the CDS Hooks sandbox is trusted, and calls must be addressed to this URL.
+# Authentication is on: the CDS Hooks sandbox is trusted (or TRUST=your-trust.yaml), and calls must be
+# addressed to PUBLIC_URL. The playground and the feedback report pages are on, for local use.
+TRUST      ?= docs/trust/cds-hooks-sandbox.yaml
+PUBLIC_URL ?= http://127.0.0.1:8080
+
 serve: $(STAMP)
-	$(BIN)/cds-service serve --trust docs/trust/cds-hooks-sandbox.yaml --public-url http://127.0.0.1:8080
+	$(BIN)/cds-service serve --trust $(TRUST) --public-url $(PUBLIC_URL) --playground --report-page
 
 test: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

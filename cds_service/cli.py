@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from cds_service.client_cli import add_client_commands
 from cds_service.config import Settings
 from cds_service.protocol.discovery import ServiceFileError, ServiceRegistry
 from cds_service.protocol.outcome import ProblemError
@@ -106,6 +107,8 @@ def _parser() -> argparse.ArgumentParser:
         "--service", help="service id (default: the one service registered on the request's hook)"
     )
     evaluate.set_defaults(run=_evaluate)
+
+    add_client_commands(sub)
 
     rules = sub.add_parser("rules", help="lint, test and explain the rule files").add_subparsers(
         dest="rules_command", required=True
