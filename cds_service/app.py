@@ -146,7 +146,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await call.authenticate(f"/cds-services/{service_id}")
             runtime: Runtime = request.app.state.runtime
             body = await _read_json_body(request, settings.max_body_bytes)
-            answer = await call_service(runtime, service_id, body)
+            # Chart links on cards point here. The Host header is the caller's to choose, so it is used
+            # only when no public URL is configured, which authentication does not allow.
+            public_url = settings.public_url or str(request.base_url).rstrip("/")
+            answer = await call_service(runtime, service_id, body, public_url=public_url)
             call.answered(answer)
             return Response(answer.body, media_type=JSON)
 

@@ -99,6 +99,8 @@ class Settings:
                 raise ValueError(f"CDS_{name.upper()} must be a non-negative number")
         if self.max_body_bytes < 1024:
             raise ValueError("CDS_MAX_BODY_BYTES must be at least 1024")
+        if not (0 < self.chart_ttl_hours < math.inf):
+            raise ValueError("CDS_CHART_TTL_HOURS must be a positive number of hours")
 
     def auth_problem(self) -> str | None:
         """Why authentication cannot be set up from these settings, or None."""

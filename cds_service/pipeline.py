@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
 from cds_service.cards.render import render_response
+from cds_service.charts.links import ChartLinks
 from cds_service.config import Settings
 from cds_service.data.fetch import new_client
 from cds_service.data.prefetch import FetchSettings, PatientData, gather_data
@@ -21,6 +22,7 @@ from cds_service.engine.durable import DurableRules, EngineError
 from cds_service.engine.ruleset import load_ruleset
 from cds_service.facts.build import build_facts
 from cds_service.facts.model import Facts
+from cds_service.facts.named import missing
 from cds_service.protocol.discovery import ServiceRegistry
 from cds_service.protocol.outcome import ProblemError
 from cds_service.protocol.request import parse_hook_request
@@ -81,8 +83,17 @@ class Answer:
     charts: tuple[ChartSnapshot, ...] = ()
 
 
-async def call_service(runtime: Runtime, service_id: str, body: bytes, now: datetime | None = None) -> Answer:
-    """Answer one hook call. Raises ProblemError for anything the caller must fix (400/404/412)."""
+async def call_service(
+    runtime: Runtime,
+    service_id: str,
+    body: bytes,
+    now: datetime | None = None,
+    public_url: str | None = None,
+) -> Answer:
+    """Answer one hook call. Raises ProblemError for anything the caller must fix (400/404/412).
+
+    `public_url` is where the service is reached, for the chart links on cards; without one they point
+    at the configured host and port."""
     engine = runtime.engine
     # One ruleset for the whole request, even if a reload swaps in another while we fetch data.
     ruleset = engine.ruleset
@@ -98,7 +109,16 @@ async def call_service(runtime: Runtime, service_id: str, body: bytes, now: date
     except EngineError as exc:
         log.error("rules engine failed on %s: %s", service_id, exc)
         raise ProblemError.single(503, "the rules engine could not evaluate this request; retry") from exc
-    response, issued = render_response(service, facts, evaluation, issued_at=moment)
+    settings = runtime.settings
+    charts = ChartLinks(
+        definitions=ruleset.charts,
+        catalog=ruleset.catalog,
+        facts=facts,
+        base_url=public_url or f"http://{settings.host}:{settings.port}",
+        ttl=timedelta(hours=settings.chart_ttl_hours),
+        weight=evaluation.facts.get("patient.weight") or missing("patient.weight", "no body weight"),
+    )
+    response, issued = render_response(service, facts, evaluation, issued_at=moment, charts=charts)
     return Answer(
         body=response.body(),
         issued=issued,
@@ -107,4 +127,5 @@ async def call_service(runtime: Runtime, service_id: str, body: bytes, now: date
         facts=facts,
         data=data,
         evaluation=evaluation,
+        charts=tuple(charts.snapshots.values()),
     )

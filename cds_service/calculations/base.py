@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from cds_service.calculators.tristate import Tri, compare
-from cds_service.engine.rulefile import Parameter
 from cds_service.facts.catalog import FactCatalog
 from cds_service.facts.model import Facts
 from cds_service.facts.named import Fact, FactSpec
+
+# Type-only: importing the engine package from here would import this package back (a cycle).
+if TYPE_CHECKING:
+    from cds_service.engine.rulefile import Parameter
 
 
 class ParameterError(ValueError):

@@ -6,16 +6,20 @@ import logging
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cds_service.cards.actions import ACTIONS, SuggestionContext
 from cds_service.cards.text import fill
 from cds_service.engine import Evaluation, Finding
+from cds_service.engine.rulefile import Link
 from cds_service.facts.model import Facts
 from cds_service.facts.named import Fact
 from cds_service.protocol.discovery import IncompleteDataCard, ServiceDefinition
 from cds_service.protocol.response import SUMMARY_MAX, Card, CardsResponse
 from cds_service.store.database import IssuedCard
+
+if TYPE_CHECKING:  # charts.links reads facts through the calculations, which import the engine
+    from cds_service.charts.links import ChartLinks
 
 # Where every card says which rule, at which version, of which ruleset, produced it (docs/cards.md).
 PROVENANCE_KEY = "cds-service-provenance"
@@ -24,8 +28,15 @@ log = logging.getLogger(__name__)
 
 
 def render_response(
-    service: ServiceDefinition, facts: Facts, evaluation: Evaluation, issued_at: datetime
+    service: ServiceDefinition,
+    facts: Facts,
+    evaluation: Evaluation,
+    issued_at: datetime,
+    charts: ChartLinks | None = None,
 ) -> tuple[CardsResponse, list[IssuedCard]]:
+    """The response and the cards to record. Chart links get their snapshots from `charts` (read its
+    `snapshots` afterwards, to store them); without it there is nowhere to keep a chart, and chart links
+    are left out."""
     produced: list[tuple[Card, str, str]] = []
     incomplete = service.incomplete_data_card
     if incomplete is not None and (facts.unavailable or facts.problems):
@@ -37,7 +48,7 @@ def render_response(
         draft_orders={f"{o.resource_type}/{o.id}": o.raw for o in facts.draft_orders},
     )
     for finding in evaluation.findings():
-        produced.append((_card(finding, evaluation, context), finding.rule_id, finding.rule_version))
+        produced.append((_card(finding, evaluation, context, charts), finding.rule_id, finding.rule_version))
     issued = [
         IssuedCard(
             card_uuid=card.uuid,
@@ -54,7 +65,9 @@ def render_response(
     return CardsResponse(cards=[card for card, _, _ in produced]), issued
 
 
-def _card(finding: Finding, evaluation: Evaluation, context: SuggestionContext) -> Card:
+def _card(
+    finding: Finding, evaluation: Evaluation, context: SuggestionContext, charts: ChartLinks | None
+) -> Card:
     template = finding.template
     facts: Mapping[str, Fact] = evaluation.facts
     card: dict[str, Any] = {
@@ -65,7 +78,7 @@ def _card(finding: Finding, evaluation: Evaluation, context: SuggestionContext) 
         "extension": _provenance(finding.rule_id, finding.rule_version, evaluation),
     }
     if template.detail:
-        card["detail"] = fill(template.detail, facts, finding.parameters, finding.missing)
+        card["detail"] = fill(template.detail, facts, finding.parameters, finding.missing, markdown=True)
     suggestions = []
     for suggestion in template.suggestions:
         actions = ACTIONS[suggestion.action].build(suggestion.arguments, context)
@@ -82,11 +95,21 @@ def _card(finding: Finding, evaluation: Evaluation, context: SuggestionContext) 
     if suggestions:
         card["suggestions"] = suggestions
         card["selectionBehavior"] = template.selectionBehavior or "at-most-one"
-    if template.links:
-        card["links"] = [link.model_dump() for link in template.links]
+    links = [shown for link in template.links if (shown := _link(link, charts)) is not None]
+    if links:
+        card["links"] = links
     if template.overrideReasons:
         card["overrideReasons"] = [reason.model_dump() for reason in template.overrideReasons]
     return Card.model_validate(card)
+
+
+def _link(link: Link, charts: ChartLinks | None) -> dict[str, Any] | None:
+    if link.chart is None:
+        return {"label": link.label, "url": link.url, "type": link.type}
+    url = charts.url(link.chart) if charts is not None else None
+    if url is None:
+        return None
+    return {"label": link.label, "url": url, "type": "absolute"}
 
 
 def _summary(text: str, finding: Finding) -> str:

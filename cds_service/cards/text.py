@@ -76,14 +76,34 @@ def fill(
     facts: Mapping[str, Fact],
     parameters: Mapping[str, ParameterLike],
     missing: str = "",
+    markdown: bool = False,
 ) -> str:
+    """The template with its placeholders filled; with `markdown` (a card's detail), made safe to render."""
+
     def replace(match: re.Match[str]) -> str:
         token = match.group(0)
         if token in ("{{", "}}"):
             return token[0]
         return _render(match.group(1).strip(), match.group(2), facts, parameters, missing)
 
-    return _PLACEHOLDER.sub(replace, template)
+    text = _PLACEHOLDER.sub(replace, template)
+    return protect_units(text) if markdown else text
+
+
+# UCUM writes powers of ten with "*": two "10*9/L" in one line read as emphasis in markdown, and every
+# EHR that renders the detail (as the spec asks) would show an italic "109/L". Values and units may carry
+# markdown on purpose (bold numbers), so only a "*" between two digits is escaped.
+_POWER = re.compile(r"(?<=\d)\*(?=\d)")
+_ESCAPED_POWER = re.compile(r"(?<=\d)\\\*(?=\d)")
+
+
+def protect_units(markdown_text: str) -> str:
+    return _POWER.sub(r"\\*", markdown_text)
+
+
+def visible(markdown_text: str) -> str:
+    """The text as a reader sees it once rendered, for rule cases that quote it."""
+    return _ESCAPED_POWER.sub("*", markdown_text)
 
 
 def format_number(value: float, spec: str | None = None) -> str:

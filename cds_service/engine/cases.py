@@ -18,7 +18,8 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
-from cds_service.cards.text import format_number
+from cds_service.cards.text import format_number, visible
+from cds_service.data.compose import bundle_resources, hook_request
 from cds_service.engine.durable import DurableRules
 from cds_service.engine.ruleset import CASES_SUFFIX, RuleSet
 from cds_service.yamlfile import FileProblems, Problem, YamlDoc, load_yaml, validation_problems
@@ -202,41 +203,11 @@ def request_body(loaded: LoadedCase, ruleset: RuleSet) -> bytes:
     assert case.patient is not None
     service = ruleset.services.get(case.service)
     assert service is not None
-    bundle = orjson.loads((folder / case.patient).read_bytes())
-    resources = [e["resource"] for e in bundle.get("entry", []) if isinstance(e.get("resource"), dict)]
-    resources += case.add_resources
-    patient = next((r for r in resources if r.get("resourceType") == "Patient"), None)
-    patient_id = patient.get("id") if patient else "unknown"
-    prefetch: dict[str, Any] = {}
-    for key, item in service.prefetch.items():
-        query = item.query
-        kind = query.split("?")[0].split("/")[0]
-        if "?" not in query and "/" in query:
-            prefetch[key] = next((r for r in resources if r.get("resourceType") == kind), None)
-        else:
-            matching = [r for r in resources if r.get("resourceType") == kind]
-            prefetch[key] = {
-                "resourceType": "Bundle",
-                "type": "searchset",
-                "total": len(matching),
-                "entry": [{"resource": r} for r in matching],
-            }
-    context: dict[str, Any] = {"userId": "Practitioner/rule-tests", "patientId": patient_id}
-    if service.hook in ("order-sign", "order-select"):
-        entries = []
-        if case.order is not None:
-            order = {"subject": {"reference": f"Patient/{patient_id}"}, **case.order}
-            entries.append({"resource": order})
-        context["draftOrders"] = {"resourceType": "Bundle", "entry": entries}
-        if service.hook == "order-select":
-            context["selections"] = [f"{o['resourceType']}/{o.get('id')}" for o in (case.order,) if o]
-    body = {
-        "hook": service.hook,
-        "hookInstance": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{loaded.path}#{case.name}")),
-        "context": context,
-        "prefetch": prefetch,
-    }
-    return orjson.dumps(body)
+    resources = bundle_resources(orjson.loads((folder / case.patient).read_bytes())) + case.add_resources
+    hook_instance = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{loaded.path}#{case.name}"))
+    return orjson.dumps(
+        hook_request(service, resources, case.order, hook_instance, "Practitioner/rule-tests")
+    )
 
 
 def _check(expect: Expectation, cards: list[dict[str, Any]], evaluation: Any) -> list[str]:
@@ -274,7 +245,7 @@ def _card_mismatch(wanted: ExpectedCard, card: dict[str, Any]) -> list[str]:
         if fragment not in card.get("summary", ""):
             reasons.append(f"summary lacks {fragment!r}")
     for fragment in wanted.detail_contains:
-        if fragment not in card.get("detail", ""):
+        if fragment not in visible(card.get("detail", "")):
             reasons.append(f"detail lacks {fragment!r}")
     if wanted.suggestions is not None and len(card.get("suggestions") or ()) != wanted.suggestions:
         reasons.append(f"{len(card.get('suggestions') or ())} suggestions instead of {wanted.suggestions}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from cds_service.charts.definition import ChartDefinition
 from cds_service.engine.rulefile import (
     All,
     Any_,
@@ -69,7 +70,35 @@ def rule_pack_markdown(ruleset: RuleSet) -> str:
                 lines.append(f"| `{name}` | {_value(parameter)} | {_cell(parameter.source)} |")
             lines.append("")
         parts.append("\n".join(lines))
+    parts += [_chart_section(chart) for _, chart in sorted(ruleset.charts.items())]
     return "\n".join(parts).rstrip() + "\n"
+
+
+def _chart_section(chart: ChartDefinition) -> str:
+    """A chart behind card links (rules/charts): what it draws, from how far back, and why."""
+    lines = [
+        f'<a id="chart-{chart.id}"></a>',
+        "",
+        f"## Chart {chart.id}: {chart.title}",
+        "",
+        chart.description,
+        "",
+    ]
+    days = chart.lookback.total_seconds() / 86400
+    lines += [
+        f"Drawn from the request's data, the {days:g} days before it; a link is valid for the configured time.",
+        "",
+    ]
+    lines += ["| Panel | Analytes | Unit | Scale |", "|---|---|---|---|"]
+    for panel in chart.panels:
+        analytes = ", ".join(f"`{a}`" for a in panel.analytes)
+        lines.append(f"| {_cell(panel.title)} | {analytes} | {panel.unit} | {panel.scale} |")
+    if chart.dose is not None:
+        lines.append(
+            f"| {_cell(chart.dose.title)} | orders of `{chart.dose.medication}` | {chart.dose.unit} | steps |"
+        )
+    lines += ["", f"Source: {_cell(chart.source)}", ""]
+    return "\n".join(lines)
 
 
 def condition_text(node: Condition, parameters: Mapping[str, Parameter]) -> str:
@@ -108,7 +137,10 @@ def _card_lines(title: str, card: CardTemplate) -> list[str]:
     lines = [f"**{title}:** `{card.indicator}` — {card.summary}", ""]
     for suggestion in card.suggestions:
         lines.append(f"- suggestion ({suggestion.action}): {suggestion.label}")
-    if card.suggestions:
+    for link in card.links:
+        target = f"the chart [`{link.chart}`](#chart-{link.chart})" if link.chart else link.url
+        lines.append(f"- link: {link.label} ({target})")
+    if card.suggestions or card.links:
         lines.append("")
     return lines
 

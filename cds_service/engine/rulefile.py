@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, StringConstraints, Tag, model_validator
 
+from cds_service.charts.definition import ChartId
+
 Text = Annotated[str, StringConstraints(min_length=1)]
 RuleId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9\-]{0,63}$")]
 FactName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")]
@@ -140,9 +142,27 @@ class Source(_Strict):
 
 
 class Link(_Strict):
+    """A link on the card: to a fixed `url`, or to a `chart` of rules/charts drawn from this request's
+    data (the service makes a short-lived link for it)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={"oneOf": [{"required": ["url"]}, {"required": ["chart"]}]},
+    )
+
     label: Text
-    url: Text
+    url: Text | None = None
+    chart: ChartId | None = Field(default=None, description="id of a chart in rules/charts")
     type: Literal["absolute", "smart"] = "absolute"
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Link:
+        if (self.url is None) == (self.chart is None):
+            raise ValueError("give exactly one of 'url' or 'chart'")
+        if self.chart is not None and self.type != "absolute":
+            raise ValueError("a chart link is an absolute link; leave out 'type'")
+        return self
 
 
 class OverrideReason(_Strict):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections.abc import Collection
 from pathlib import Path
 from typing import Annotated
 
@@ -17,6 +18,7 @@ from cds_service.calculations import Calculations, configure
 from cds_service.calculations.registry import CALCULATIONS
 from cds_service.cards.actions import ACTIONS
 from cds_service.cards.text import longest, template_problems
+from cds_service.charts.definition import ChartDefinition, load_charts
 from cds_service.engine.conditions import Compiled, CompileError, Converter, FieldMap, compile_condition
 from cds_service.engine.durable import CompiledRuleset, DurableRules
 from cds_service.engine.rulefile import (
@@ -28,6 +30,7 @@ from cds_service.engine.rulefile import (
     Not,
     RuleFile,
 )
+from cds_service.engine.tree import rule_tree_files
 from cds_service.facts.catalog import FactCatalog, load_catalog
 from cds_service.protocol.discovery import ServiceFileError, ServiceRegistry, load_services
 from cds_service.protocol.response import SUMMARY_MAX
@@ -86,6 +89,8 @@ class RuleSet:
     by_service: dict[str, ServiceRules]
     warnings: list[Problem]
     calculations: Calculations = dataclasses.field(default_factory=Calculations)
+    # rules/charts, by id: what a card's chart link draws.
+    charts: dict[str, ChartDefinition] = dataclasses.field(default_factory=dict)
 
     def release(self, durable: DurableRules) -> None:
         for service_rules in self.by_service.values():
@@ -103,6 +108,7 @@ class _Checked:
     fields: FieldMap
     problems: list[Problem]
     calculations: Calculations = dataclasses.field(default_factory=Calculations)
+    charts: dict[str, ChartDefinition] = dataclasses.field(default_factory=dict)
 
 
 def rule_files(rules_dir: Path) -> list[Path]:
@@ -156,14 +162,15 @@ def load_ruleset(rules_dir: Path, durable: DurableRules) -> RuleSet:
         by_service=by_service,
         warnings=[p for p in checked.problems if p.severity != "error"],
         calculations=checked.calculations,
+        charts=checked.charts,
     )
 
 
 def ruleset_hash(rules_dir: Path) -> str:
     """sha256 over every file that decides what cards say (test cases excluded), by relative path."""
     digest = hashlib.sha256()
-    for path in sorted(rules_dir.rglob("*")):
-        if path.is_file() and path.suffix in (".yaml", ".yml") and not path.name.endswith(CASES_SUFFIX):
+    for path in rule_tree_files(rules_dir):
+        if path.suffix in (".yaml", ".yml") and not path.name.endswith(CASES_SUFFIX):
             digest.update(path.relative_to(rules_dir).as_posix().encode())
             digest.update(b"\0")
             digest.update(path.read_bytes())
@@ -211,8 +218,12 @@ def _check(rules_dir: Path) -> _Checked:
     for problem in configuration.problems:
         problems.append(docs[problem.rule_id].problem(problem.location, problem.message))
     catalog = dataclasses.replace(catalog, specs={**catalog.specs, **configuration.specs})
+    charts, chart_problems = load_charts(rules_dir, catalog)
+    problems.extend(chart_problems)
     for doc, spec in parsed:
-        rule = _checked_rule(doc, spec, catalog, services, fields, problems, configuration.used.get(spec.id))
+        rule = _checked_rule(
+            doc, spec, catalog, services, fields, problems, configuration.used.get(spec.id), set(charts)
+        )
         if rule is None:
             continue
         if spec.id in rules:
@@ -221,7 +232,7 @@ def _check(rules_dir: Path) -> _Checked:
             )
             continue
         rules[spec.id] = rule
-    return _Checked(info, services, catalog, rules, fields, problems, configuration.calculations)
+    return _Checked(info, services, catalog, rules, fields, problems, configuration.calculations, charts)
 
 
 def _checked_rule(
@@ -232,6 +243,7 @@ def _checked_rule(
     fields: FieldMap,
     problems: list[Problem],
     calculation_parameters: set[str] | None = None,
+    charts: Collection[str] = (),
 ) -> Rule | None:
     before = len(problems)
     if doc.path.stem != spec.id:
@@ -273,11 +285,12 @@ def _checked_rule(
     for name in spec.parameters:
         if name not in used:
             problems.append(doc.problem(("parameters", name), f"parameter {name!r} is not used", "warning"))
-    _check_card(doc, ("card",), spec.card, spec, catalog, problems)
+    known_charts = charts
+    _check_card(doc, ("card",), spec.card, spec, catalog, problems, known_charts)
     for index, variant in enumerate(spec.variants):
-        _check_card(doc, ("variants", index, "card"), variant.card, spec, catalog, problems)
+        _check_card(doc, ("variants", index, "card"), variant.card, spec, catalog, problems, known_charts)
     if spec.unknown.card is not None:
-        _check_card(doc, ("unknown", "card"), spec.unknown.card, spec, catalog, problems)
+        _check_card(doc, ("unknown", "card"), spec.unknown.card, spec, catalog, problems, known_charts)
     if len(problems) > before and any(p.severity == "error" for p in problems[before:]):
         return None
     assert compiled is not None
@@ -375,7 +388,17 @@ def _check_card(
     spec: RuleFile,
     catalog: FactCatalog,
     problems: list[Problem],
+    charts: Collection[str] = (),
 ) -> None:
+    for index, link in enumerate(card.links):
+        if link.chart is not None and link.chart not in charts:
+            where = (*location, "links", index, "chart")
+            known = ", ".join(sorted(charts)) or "none; add one to rules/charts"
+            problems.append(
+                doc.problem(
+                    where, f"{'.'.join(map(str, where))}: unknown chart {link.chart!r} (known: {known})"
+                )
+            )
     texts: list[tuple[Location, str]] = [(("summary",), card.summary), (("detail",), card.detail or "")]
     texts += [(("suggestions", i, "label"), s.label) for i, s in enumerate(card.suggestions)]
     for where, text in texts:

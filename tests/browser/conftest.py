@@ -26,12 +26,17 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: sync Playwright keeps an asyncio loop running in this thread while it is
+# open, and every async test collected after tests/browser would fail with "cannot be called from a
+# running event loop".
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     # Not a skip: these tests are part of the suite, and `make test` installs Chromium when missing.
     assert CHROMIUM.exists(), f"{CHROMIUM} is missing: run `make test`, which installs Debian's chromium"
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
         yield launched
         launched.close()
 
@@ -45,9 +50,9 @@ def page(browser: Browser) -> Iterator[Page]:
     opened.on("pageerror", lambda error: errors.append(f"page error: {error}"))
     opened.on(
         "console",
-        lambda message: errors.append(f"console {message.type}: {message.text}")
-        if message.type == "error"
-        else None,
+        lambda message: (
+            errors.append(f"console {message.type}: {message.text}") if message.type == "error" else None
+        ),
     )
     yield opened
     context.close()

@@ -329,3 +329,18 @@ def test_fill_renders_missing_and_literal_braces() -> None:
 
 def test_fill_marks_a_fact_the_request_did_not_produce() -> None:
     assert fill("Ferritin {ferritin.worst} {ferritin.worst.unit}", {}, {}) == "Ferritin ? ?"
+
+
+def test_ucum_powers_of_ten_in_a_detail_render_as_written_not_as_emphasis() -> None:
+    from markdown_it import MarkdownIt
+
+    from cds_service.cards.text import protect_units, visible
+
+    detail = "ANC **0.4 10*9/L** (<1 10*9/L); WBC 2 10*3/uL"
+    protected = protect_units(detail)
+    html = MarkdownIt("commonmark", {"html": False}).render(protected)
+    assert "10*9/L</strong> (&lt;1 10*9/L); WBC 2 10*3/uL" in html
+    assert "<em>" not in html
+    assert visible(protected) == detail
+    # Without protection the two "*" pair up: what an EHR would have shown.
+    assert "<em>" in MarkdownIt("commonmark", {"html": False}).render(detail)

@@ -1,0 +1,2 @@
+"""Charts behind card links: chart files (definition), a request's data frozen for one link (snapshot,
+links) and the drawing (draw, which alone imports matplotlib, on first use)."""

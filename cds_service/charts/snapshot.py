@@ -1,0 +1,128 @@
+"""The facts of one request -> what a chart shows: each analyte's results in the panel's unit, and the dose
+steps of the chart's medication. A plain JSON payload, stored under the link's token, so the page can be
+drawn later without the request, the ruleset that answered it, or the EHR.
+
+Results are read exactly as the rules read them (labs.collect: observation hygiene, UCUM conversion,
+censored values kept with their comparator) and dose steps as the exposure calculation places them
+(prior_courses: start at boundsPeriod.start or authoredOn, end at boundsPeriod.end, the next order, or now).
+Results that could not be drawn are listed with the reason, never dropped silently. Nothing identifying
+the patient is copied: no name, no identifier, no patient id.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from cds_service.calculations.exposure import order_period, prior_courses
+from cds_service.charts.definition import DAILY_DOSE_UNIT, ChartDefinition, DoseSeries, Panel
+from cds_service.facts.catalog import FactCatalog
+from cds_service.facts.knowledge import unavailable
+from cds_service.facts.labs import collect
+from cds_service.facts.model import Facts
+from cds_service.facts.named import Fact
+from cds_service.facts.orders import is_medication, normalise, resolver
+from cds_service.facts.units import tidy
+
+Payload = dict[str, Any]
+
+
+def chart_payload(chart: ChartDefinition, catalog: FactCatalog, facts: Facts, weight: Fact) -> Payload:
+    """What `chart` shows of this request; `weight` turns a per-kg dose into a daily dose."""
+    start = facts.now - chart.lookback
+    payload: Payload = {
+        "chart": chart.id,
+        "title": chart.title,
+        "description": chart.description,
+        "as_of": iso(facts.now),
+        "from": iso(start),
+        "panels": [_panel(panel, catalog, facts, start) for panel in chart.panels],
+        "dose": _dose(chart.dose, catalog, facts, weight) if chart.dose else None,
+        "notes": [],
+    }
+    gap = unavailable(facts.unavailable, catalog.labs.sources)
+    if gap is not None:
+        payload["notes"].append(f"Results may be missing: {gap}.")
+    return payload
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
+
+
+def _panel(panel: Panel, catalog: FactCatalog, facts: Facts, start: datetime) -> Payload:
+    series = []
+    for name in panel.analytes:
+        analyte = catalog.analytes[name]
+        found = collect(analyte, facts, catalog.units, start)
+        # One conversion per series (lint proved it exists), applied to each point: this runs per answer.
+        scale, offset = catalog.units.affine(analyte.unit, panel.unit, analyte.molar_mass, analyte.same_unit)
+        points = []
+        for point in reversed(found.points):  # collect gives newest first; a chart reads oldest first
+            if point.time > facts.now:
+                continue  # after the request's time: not part of what the card was based on
+            value = point.value if (scale, offset) == (1.0, 0.0) else tidy(scale * point.value + offset)
+            reported = None
+            if point.native_unit != panel.unit:
+                reported = f"{point.comparator or ''}{point.native_value:g} {point.native_unit}"
+            points.append([iso(point.time), value, point.comparator, reported])
+        series.append({"analyte": name, "label": analyte.label, "points": points, "excluded": found.excluded})
+    return {"title": panel.title, "unit": panel.unit, "scale": panel.scale, "series": series}
+
+
+def _dose(dose: DoseSeries, catalog: FactCatalog, facts: Facts, weight: Fact) -> Payload:
+    medications, units = catalog.medications, catalog.units
+    drug = medications.classes[dose.medication]
+    resolve = resolver(facts)
+    steps: list[Payload] = []
+    draft = next(
+        (
+            d
+            for d in facts.draft_orders
+            if d.resource_type == "MedicationRequest" and is_medication(d.raw, drug, medications, resolve)
+        ),
+        None,
+    )
+    notes = []
+    gap = unavailable(facts.unavailable, medications.sources)
+    if gap is None:
+        draft_id = draft.id if draft else None
+        for course in prior_courses(facts, drug, medications, units, resolve, weight, draft_id):
+            steps.append(
+                _step(course.start, course.end, course.dose, course.status, False, course.summary, course.why)
+            )
+    else:
+        notes.append(f"Earlier orders are not shown: {gap}.")
+    if draft is not None:
+        order = normalise(draft.raw, drug, medications, units, resolve, weight)
+        start, end = order_period(draft.raw, units)
+        # A draft without a start of its own starts when it is signed: now.
+        stated = draft.raw.get("status")
+        status = stated if isinstance(stated, str) else "draft"
+        daily = order.values.get("daily_dose")
+        why = order.why.get("daily_dose", "") if daily is None else ""
+        steps.append(_step(start or facts.now, end, daily, status, True, order.summary, why))
+    for step in steps:
+        if step["dose"] is not None:
+            step["dose"] = catalog.convert(step["dose"], DAILY_DOSE_UNIT, dose.unit)
+    return {"title": dose.title, "label": drug.label, "unit": dose.unit, "steps": steps, "notes": notes}
+
+
+def _step(
+    start: datetime | None,
+    end: datetime | None,
+    daily: float | None,
+    status: str,
+    draft: bool,
+    summary: str,
+    why: str,
+) -> Payload:
+    return {
+        "start": iso(start) if start else None,
+        "end": iso(end) if end else None,
+        "dose": daily,
+        "status": status,
+        "draft": draft,
+        "summary": summary,
+        "why": why or None,
+    }

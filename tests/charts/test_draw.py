@@ -1,0 +1,78 @@
+"""Payload -> SVG: one line per analyte through every result, higher values higher up, bounds marked."""
+
+from __future__ import annotations
+
+from cds_service.charts.draw import draw_svg
+from cds_service.charts.snapshot import Payload
+from cds_service.pipeline import Runtime
+from tests.charts.conftest import Ask, payload_of
+from tests.charts.requests import draft_order, patient
+from tests.charts.svg import has_group, markers, vertices
+
+
+async def test_one_path_per_analyte_with_a_vertex_per_result(runtime: Runtime, ask: Ask) -> None:
+    payload = payload_of(runtime, await ask("ferritin-rising", draft_order(400)))
+    svg = draw_svg(payload)
+    ferritin = vertices(svg, "series-ferritin")
+    assert len(ferritin) == 4 == len(payload["panels"][0]["series"][0]["points"])
+    assert markers(svg, "points-ferritin") == ferritin
+    xs = [x for x, _ in ferritin]
+    assert xs == sorted(xs) and len(set(xs)) == 4  # oldest on the left
+    # 8200, 12000, 10500, 26000 ug/L: the higher the value, the smaller y.
+    y = {value: y for value, (_, y) in zip((8200, 12000, 10500, 26000), ferritin, strict=True)}
+    assert y[26000] < y[12000] < y[10500] < y[8200]
+    assert len(vertices(svg, "series-platelets")) == 1
+    assert len(vertices(svg, "series-creatinine")) == 1
+    # No AST or ALT: no line, and the panel says so.
+    assert not has_group(svg, "series-ast") and not has_group(svg, "series-alt")
+    assert "no AST, ALT results in this period" in svg
+
+
+async def test_a_censored_result_is_on_the_line_with_its_own_marker(runtime: Runtime, ask: Ask) -> None:
+    svg = draw_svg(payload_of(runtime, await ask("ferritin-censored", draft_order(400))))
+    line = vertices(svg, "series-ferritin")
+    assert len(line) == 2
+    # The exact 38500 gets a dot; the ">40000" an open triangle instead, both on the line.
+    assert markers(svg, "points-ferritin") == line[:1]
+    assert markers(svg, "censored-ferritin") == line[1:]
+    assert "reported as a bound" in svg
+
+
+async def test_dose_steps_are_one_step_line_and_the_draft_another(runtime: Runtime, ask: Ask) -> None:
+    svg = draw_svg(payload_of(runtime, await ask("ferritin-escalation", draft_order(2400))))
+    given = vertices(svg, "series-dose")
+    # 400 then 1200 then 1200 mg/d, each from its start to the next: one path, two vertices per order.
+    assert len(given) == 6
+    assert given[1][0] == given[2][0] and given[1][1] > given[2][1]  # up from 400 to 1200 at 11-19 12:00
+    assert given[3][1] == given[4][1]  # the renewal at the same dose is no step
+    draft = vertices(svg, "series-dose-draft")
+    assert len(draft) == 2 and draft[0][1] < given[-1][1]  # 2400 above 1200
+    assert draft[0][0] == given[-1][0]  # the draft starts where the active order ends: now
+
+
+async def test_the_drawing_is_deterministic_and_names_nobody(runtime: Runtime, ask: Ask) -> None:
+    payload: Payload = payload_of(runtime, await ask("ferritin-escalation", draft_order(1200)))
+    svg = draw_svg(payload)
+    assert draw_svg(payload) == svg
+    person = next(r for r in patient("ferritin-escalation") if r["resourceType"] == "Patient")
+    identifying = [person["id"], person["birthDate"], *(n["family"] for n in person["name"])]
+    assert not [text for text in identifying if text in svg]
+    assert "<script" not in svg and "<dc:date>" not in svg
+    assert payload["title"] in svg
+
+
+async def test_an_order_without_a_known_end_is_a_start_not_a_line(runtime: Runtime, ask: Ask) -> None:
+    finished = draft_order(800, "earlier") | {"status": "completed", "authoredOn": "2026-11-20T08:00:00Z"}
+    answer = await ask(
+        "ferritin-rising", draft_order(1200), resources=[*patient("ferritin-rising"), finished]
+    )
+    payload = payload_of(runtime, answer)
+    assert [(s["dose"], s["end"], s["draft"]) for s in payload["dose"]["steps"]] == [
+        (800.0, None, False),
+        (1200.0, None, True),
+    ]
+    svg = draw_svg(payload)
+    assert not has_group(svg, "series-dose")
+    (start,) = markers(svg, "series-dose-unknown-end")
+    (draft_start, _) = vertices(svg, "series-dose-draft")
+    assert start[0] < draft_start[0] and start[1] > draft_start[1]  # earlier, and a lower dose
