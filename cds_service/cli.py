@@ -1,4 +1,4 @@
-"""cds-service: serve | evaluate | audit | rules lint | rules test | rules explain | rules schema."""
+"""cds-service: serve | evaluate | audit | report | rules lint | rules test | rules explain | rules schema."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -17,6 +17,9 @@ from cds_service.config import Settings
 from cds_service.protocol.discovery import ServiceFileError, ServiceRegistry
 from cds_service.protocol.outcome import ProblemError
 from cds_service.yamlfile import FileProblems
+
+if TYPE_CHECKING:
+    from cds_service.store.report import Counts, FeedbackReport, Reason
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,6 +98,23 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--json", action="store_true", help="one JSON object per line")
     audit.set_defaults(run=_audit)
 
+    report = sub.add_parser(
+        "report",
+        parents=[common],
+        help="cards issued, accepted and overridden per rule version, and the top override reasons",
+        description=_REPORT_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    report.add_argument(
+        "--since", help="cards issued at or after this time (ISO 8601; default: --until - 30 days)"
+    )
+    report.add_argument("--until", help="cards issued before this time (ISO 8601; default: now)")
+    report.add_argument("--rule", help="only this rule id")
+    report.add_argument("--by-service", action="store_true", help="a row per service as well")
+    report.add_argument("--top", type=int, default=5, help="override reasons listed per rule (default 5)")
+    report.add_argument("--json", action="store_true", help="one JSON document")
+    report.set_defaults(run=_report)
+
     evaluate = sub.add_parser(
         "evaluate",
         parents=[common],
@@ -105,6 +125,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument(
         "--service", help="service id (default: the one service registered on the request's hook)"
+    )
+    evaluate.add_argument(
+        "--public-url",
+        help="the URL the service is served at, for chart links on cards (env CDS_PUBLIC_URL; "
+        "default http://HOST:PORT)",
     )
     evaluate.set_defaults(run=_evaluate)
 
@@ -135,6 +160,16 @@ def _parser() -> argparse.ArgumentParser:
     doc = rules.add_parser("doc", help="print the rule pack as Markdown (docs/rules.md)")
     doc.add_argument("path", nargs="?", type=Path, help="rules directory (default: --rules-dir)")
     doc.set_defaults(run=_rules_doc, rules_dir=None, database_url=None)
+    configmap = rules.add_parser(
+        "configmap",
+        help="write the rules as a Kubernetes ConfigMap and the volume that mounts them (docs/deployment.md)",
+    )
+    configmap.add_argument("path", nargs="?", type=Path, help="rules directory (default: --rules-dir)")
+    configmap.add_argument(
+        "--out", type=Path, required=True, help="where to write rules-configmap.yaml and rules-volume.yaml"
+    )
+    configmap.add_argument("--name", default="cds-rules", help="the ConfigMap's name (default cds-rules)")
+    configmap.set_defaults(run=_rules_configmap, rules_dir=None, database_url=None)
     return parser
 
 
@@ -187,7 +222,33 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
     if answer is None:
         return 1
     sys.stdout.buffer.write(answer.body + b"\n")
+    if answer.charts:
+        _store_charts(settings, answer.charts)
     return 0
+
+
+def _store_charts(settings: Settings, charts: Any) -> None:
+    """Keep the charts behind the answer's links in the configured database, so that the links work
+    once `serve` runs on the same database, as they would after an HTTP call."""
+    from cds_service.store.database import Store, StoreError
+
+    try:
+        store = Store(settings.database_url)
+    except StoreError as exc:
+        print(f"warning: the chart links will not work: {exc}", file=sys.stderr)
+        return
+    try:
+        store.save_charts(charts)
+    except Exception as exc:  # noqa: BLE001 - any database failure means the same to the user
+        print(f"warning: the chart links will not work: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return
+    finally:
+        store.close()
+    until = min(chart.expires_at for chart in charts)
+    print(
+        f"{len(charts)} chart link(s) stored in {store.safe_url}, valid until {until:%Y-%m-%d %H:%M} UTC",
+        file=sys.stderr,
+    )
 
 
 def _answer_file(settings: Settings, path: Path, service_id: str | None) -> Any:
@@ -212,7 +273,8 @@ async def _answer(settings: Settings, raw: bytes, service_id: str | None) -> Any
     runtime = Runtime.create(settings)
     try:
         body, hook = _request_body(raw)
-        return await call_service(runtime, service_id or _service_for_hook(runtime.services, hook), body)
+        service = service_id or _service_for_hook(runtime.services, hook)
+        return await call_service(runtime, service, body, public_url=settings.public_url)
     finally:
         await runtime.aclose()
 
@@ -261,6 +323,136 @@ def _audit_line(row: dict[str, Any]) -> str:
         f"issuer={row['issuer'] or '-'} tenant={row['tenant'] or '-'} rules={rules} cards={cards} "
         f"{row['latency_ms']:.1f} ms{' reason=' + row['reason'] if row['reason'] else ''}"
     )
+
+
+_REPORT_DESCRIPTION = """\
+Feedback on the cards issued in a period, per rule and rule version: issued, with feedback, accepted,
+overridden, and the override rate = overridden / (accepted + overridden) ("-" without feedback); then
+each rule's most frequent override reasons.
+
+  - The period is [--since, --until) on each card's issue time, compared in UTC; a time without an
+    offset is UTC. Feedback counts for its card whenever it arrived.
+  - A card with several feedback entries counts once, by its latest outcome (outcomeTimestamp, then
+    reception).
+  - Feedback about card uuids never issued here is counted apart, by reception time in the period.
+  - Override reasons are grouped by (system, code), with the most recent display; comments may hold
+    PHI and are only counted, never shown.
+
+Exit status: 0; 2 for a bad time, period or rule id; 1 when the database is unusable."""
+
+
+def _report(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import UTC, datetime
+
+    from cds_service.store.database import Store, StoreError
+    from cds_service.store.report import PeriodError, check_rule_id, period
+
+    try:
+        since, until = period(args.since, args.until, datetime.now(UTC), names=("--since", "--until"))
+        rule_id = check_rule_id(args.rule)
+    except PeriodError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.top < 0:
+        print(f"error: --top {args.top} must be 0 or more", file=sys.stderr)
+        return 2
+    try:
+        store = Store(settings.database_url)
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    try:
+        report = store.feedback_report(since, until, rule_id, by_service=args.by_service, top=args.top)
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    if args.json:
+        sys.stdout.buffer.write(orjson.dumps(report.as_dict(), option=orjson.OPT_INDENT_2) + b"\n")
+    else:
+        sys.stdout.write(_report_text(report))
+    return 0
+
+
+def _report_text(report: FeedbackReport) -> str:
+    from cds_service.store.report import iso
+
+    scope = f"rule {report.rule_id}" if report.rule_id else "all rules"
+    lines = [f"Cards issued from {iso(report.since)} to {iso(report.until)} (excluded), {scope}", ""]
+    if not report.rows:
+        lines.append("No cards were issued in this period.")
+    else:
+        header = ["rule", "version", *(["service"] if report.by_service else [])]
+        header += ["issued", "with feedback", "accepted", "overridden", "override rate"]
+        body = [
+            [
+                row.rule_id,
+                row.rule_version,
+                *([row.service_id or "-"] if report.by_service else []),
+                *_figures(row),
+            ]
+            for row in report.rows
+        ]
+        body.append(["total", "", *([""] if report.by_service else []), *_figures(report.totals)])
+        lines += _table(header, body, first_number=len(header) - 5)
+    for reasons in report.reasons:
+        lines += ["", f"Override reasons, {reasons.rule_id}: {reasons.overridden} card(s) overridden"]
+        if reasons.top:
+            rows = [
+                [
+                    str(r.cards),
+                    str(r.with_comment),
+                    r.code or "-",
+                    r.display or _no_display(r),
+                    r.system or "-",
+                ]
+                for r in reasons.top
+            ]
+            header = ["cards", "with a comment", "code", "display", "system"]
+            lines += ["  " + line for line in _table(header, rows, first_number=0, last_number=1)]
+        if reasons.more_reasons:
+            lines.append(f"  and {reasons.more_reasons} more reason(s), {reasons.more_cards} card(s)")
+    unknown = report.unknown_cards
+    entries = f"{unknown.entries} entr{'y' if unknown.entries == 1 else 'ies'}"
+    lines += [
+        "",
+        f"Feedback for unknown cards (received in the period): {entries} on {unknown.cards} card(s)",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _no_display(reason: Reason) -> str:
+    from cds_service.store.report import NO_REASON
+
+    return NO_REASON if reason.code is None else "-"
+
+
+def _figures(counts: Counts) -> list[str]:
+    rate = counts.override_rate
+    return [
+        str(counts.issued),
+        str(counts.with_feedback),
+        str(counts.accepted),
+        str(counts.overridden),
+        "-" if rate is None else f"{rate:.1%}",
+    ]
+
+
+def _table(
+    header: list[str], rows: list[list[str]], first_number: int, last_number: int | None = None
+) -> list[str]:
+    """Columns padded to their widest cell; the numeric ones (first_number..last_number) to the right."""
+    last = len(header) - 1 if last_number is None else last_number
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
+    lines = []
+    for cells in [header, *rows]:
+        padded = [
+            cell.rjust(width) if first_number <= i <= last else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
+        ]
+        lines.append("  ".join(padded).rstrip())
+    return lines
 
 
 def _rules_lint(args: argparse.Namespace, settings: Settings) -> int:
@@ -343,6 +535,31 @@ def _rules_doc(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         ruleset.release(durable)
         durable.close()
+    return 0
+
+
+def _rules_configmap(args: argparse.Namespace, settings: Settings) -> int:
+    from cds_service.deploy import ConfigMapError, rules_configmap
+    from cds_service.engine.ruleset import check_rules
+
+    folder = args.path or settings.rules_dir
+    # Only rules that lint clean are worth deploying: a pod would refuse them at start, and a running
+    # one would keep its old rules.
+    errors = [p for p in check_rules(folder) if p.severity == "error"]
+    if errors:
+        raise FileProblems(errors)
+    try:
+        generated = rules_configmap(folder, name=args.name)
+    except (ConfigMapError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for path in generated.write(args.out):
+        print(f"wrote {path}", file=sys.stderr)
+    print(
+        f"{generated.files} files, {generated.size} bytes; ruleset sha256 {generated.hash}; "
+        f"CDS_RULES_DIR is the volume's mount path + /{generated.rules_path}",
+        file=sys.stderr,
+    )
     return 0
 
 

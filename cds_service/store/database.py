@@ -17,7 +17,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from cds_service.store.schema import audit_log, cards_issued, chart_snapshots, feedback, jwt_seen, metadata
+from cds_service.store.postgres import connect_args
+from cds_service.store.report import FeedbackReport, feedback_report
+from cds_service.store.schema import audit_log, cards_issued, chart_snapshots, feedback, jwt_seen
+from cds_service.store.startup import create_schema
 
 
 class StoreError(Exception):
@@ -94,7 +97,8 @@ class Store:
             self.cards_engine = (
                 _engine(url, synchronous="NORMAL") if self.engine.dialect.name == "sqlite" else self.engine
             )
-            metadata.create_all(self.engine)
+            # Several processes may start at once on an empty database: see store/startup.py.
+            create_schema(self.engine)
         except (SQLAlchemyError, ImportError, OSError, ValueError) as exc:
             text = str(exc).strip()
             first_line = text.splitlines()[0] if text else ""
@@ -230,6 +234,22 @@ class Store:
         with self.engine.connect() as conn:
             return [dict(row._mapping) for row in conn.execute(query)]
 
+    def feedback_report(
+        self,
+        since: datetime,
+        until: datetime,
+        rule_id: str | None = None,
+        by_service: bool = False,
+        top: int = 5,
+    ) -> FeedbackReport:
+        """Cards issued in [since, until), accepted and overridden, per rule version (store/report.py)."""
+        try:
+            return feedback_report(self.engine, since, until, rule_id, by_service, top)
+        except SQLAlchemyError as exc:
+            raise StoreError(
+                f"database {self.safe_url}: the report could not be read ({type(exc).__name__})"
+            ) from exc
+
     def issued_cards(self, hook_instance: str | None = None) -> list[dict[str, Any]]:
         query = select(cards_issued).order_by(cards_issued.c.issued_at)
         if hook_instance is not None:
@@ -253,7 +273,7 @@ _FEEDBACK_KEY: Iterable[str] = ("card_uuid", "outcome", "outcome_timestamp")
 def _engine(url: str, synchronous: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, future=True)
+        return create_engine(url, pool_pre_ping=True, future=True, connect_args=connect_args(parsed))
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
     # How long a writer waits for another process's lock: 30 s, or the URL's `timeout` in seconds
