@@ -29,17 +29,48 @@ def sandbox_capture(name: str) -> dict[str, Any]:
     return capture
 
 
+# A PostgreSQL database the suite may empty at will (.ci/run starts one). When set, every test that
+# uses `database_url` runs twice, ids [sqlite] and [postgresql]; unset, ids are as they always were.
+POSTGRES_URL = os.environ.get("CDS_TEST_DATABASE_URL") or None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "sqlite_only: about SQLite itself (its file, WAL, busy timeout): not run on PostgreSQL"
+    )
+    config.addinivalue_line(
+        "markers", "postgresql_only: about PostgreSQL itself: needs CDS_TEST_DATABASE_URL (.ci/run sets it)"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "database_backend" not in metafunc.fixturenames:
+        return
+    if metafunc.definition.get_closest_marker("postgresql_only"):
+        reason = "PostgreSQL only: set CDS_TEST_DATABASE_URL (.ci/run does)"
+        marks = () if POSTGRES_URL else (pytest.mark.skip(reason=reason),)
+        metafunc.parametrize("database_backend", [pytest.param("postgresql", marks=marks)], indirect=True)
+    elif POSTGRES_URL and not metafunc.definition.get_closest_marker("sqlite_only"):
+        metafunc.parametrize("database_backend", ["sqlite", "postgresql"], indirect=True)
+
+
 @pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    """A fresh SQLite file per test; or, when CDS_TEST_DATABASE_URL is set (e.g. PostgreSQL), that
-    database emptied before the test."""
-    url = os.environ.get("CDS_TEST_DATABASE_URL")
-    if not url:
+def database_backend(request: pytest.FixtureRequest) -> str:
+    """sqlite or postgresql: set by pytest_generate_tests; SQLite when there is no choice."""
+    backend: str = getattr(request, "param", "sqlite")
+    return backend
+
+
+@pytest.fixture
+def database_url(database_backend: str, tmp_path: Path) -> str:
+    """A fresh SQLite file per test; or the CDS_TEST_DATABASE_URL database, emptied before the test."""
+    if database_backend == "sqlite":
         return f"sqlite:///{tmp_path / 'cds.db'}"
-    engine = create_engine(url)
+    assert POSTGRES_URL is not None
+    engine = create_engine(POSTGRES_URL)
     metadata.drop_all(engine)
     engine.dispose()
-    return url
+    return POSTGRES_URL
 
 
 @pytest.fixture

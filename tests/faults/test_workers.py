@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
@@ -106,6 +107,7 @@ def test_sqlite_connections_use_wal_a_busy_timeout_and_fsync_for_feedback(tmp_pa
     store.close()
 
 
+@pytest.mark.sqlite_only
 def test_a_write_waits_for_a_lock_held_briefly_instead_of_failing(service_with: Any, tmp_path: Path) -> None:
     """What the busy timeout buys: another process holding the write lock for a moment (as a second
     worker does while it commits) delays a feedback write; it does not fail it."""
