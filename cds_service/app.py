@@ -180,7 +180,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runtime: Runtime = request.app.state.runtime
         # Cards are still answered without the database, so the service stays up (200) and says
         # what is degraded: feedback cannot be acknowledged until the database is back.
-        database = "ok" if await run_in_threadpool(request.app.state.store.ping) else "unavailable"
+        database = "ok" if await _ping(request.app.state.store) else "unavailable"
         ruleset = runtime.engine.ruleset
         reload_state = request.app.state.reloader.state
         rules: dict[str, object] = {"name": ruleset.name, "version": ruleset.version, "hash": ruleset.hash}
@@ -306,6 +306,19 @@ class _Call:
             self.note or audit.reason or "",
             audit.latency_ms,
         )
+
+
+# Probes time out after a few seconds (deploy/kubernetes): a database that hangs rather than refuses must
+# be reported as unavailable before that, not turn the probe itself into a timeout.
+HEALTH_PING_SECONDS = 2.0
+
+
+async def _ping(store: Store) -> bool:
+    try:
+        return await asyncio.wait_for(run_in_threadpool(store.ping), HEALTH_PING_SECONDS)
+    except TimeoutError:
+        log.warning("database did not answer a ping within %.0f s", HEALTH_PING_SECONDS)
+        return False
 
 
 async def _purge_periodically(store: Store, retention_days: float) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import time
 import uuid
 from typing import Any
 
@@ -185,6 +186,22 @@ def test_healthz(http: httpx.Client) -> None:
     assert body.pop("process") == os.getpid()  # the test server runs in this process
     assert body == {"status": "ok", "services": 3, "database": "ok"}
     assert rules == {"name": "anakinra-mas", "version": rules["version"], "hash": ruleset_hash(RULES)}
+
+
+def test_healthz_reports_a_hanging_database_as_unavailable_before_a_probe_times_out(
+    http: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cds_service import app as app_module
+    from cds_service.store.database import Store
+
+    # A database that neither answers nor refuses (a dropped network path) holds the ping thread.
+    monkeypatch.setattr(Store, "ping", lambda self: time.sleep(3.0) or True)
+    monkeypatch.setattr(app_module, "HEALTH_PING_SECONDS", 0.2)
+    started = time.monotonic()
+    response = http.get("/healthz")
+    assert time.monotonic() - started < 2.5  # answered without waiting out the 3 s hang
+    assert response.status_code == 200
+    assert response.json()["database"] == "unavailable"
 
 
 def test_unknown_route_and_method_get_operation_outcomes(http: httpx.Client) -> None:
