@@ -19,7 +19,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from cds_service import __version__
@@ -27,6 +26,7 @@ from cds_service.config import Settings
 from cds_service.engine.reload import Reloader, watching
 from cds_service.pages import include_pages
 from cds_service.pipeline import Runtime, call_service
+from cds_service.protocol.body import read_json_body
 from cds_service.protocol.feedback import parse_feedback
 from cds_service.protocol.outcome import ProblemError
 from cds_service.security.guard import INSECURE_WARNING, Guard
@@ -145,7 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with _Call(request, "service", service_id) as call:
             await call.authenticate(f"/cds-services/{service_id}")
             runtime: Runtime = request.app.state.runtime
-            body = await _read_json_body(request, settings.max_body_bytes)
+            body = await read_json_body(request, settings.max_body_bytes)
             # Chart links on cards point here. The Host header is the caller's to choose, so it is used
             # only when no public URL is configured, which authentication does not allow.
             public_url = settings.public_url or str(request.base_url).rstrip("/")
@@ -162,7 +162,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             runtime: Runtime = request.app.state.runtime
             if runtime.services.get(service_id) is None:
                 raise ProblemError.single(404, f"no CDS service with id {service_id!r}")
-            body = await _read_json_body(request, settings.max_body_bytes)
+            body = await read_json_body(request, settings.max_body_bytes)
             rows = parse_feedback(body, service_id)
             try:
                 stored = await run_in_threadpool(request.app.state.store.record_feedback, rows)
@@ -200,34 +200,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return Response(orjson.dumps(body), media_type=JSON)
 
     return app
-
-
-async def _read_json_body(request: Request, limit: int) -> bytes:
-    content_type = request.headers.get("content-type", "")
-    media_type = content_type.split(";", 1)[0].strip().lower()
-    if media_type != JSON and not media_type.endswith("+json"):
-        raise ProblemError.single(415, f"Content-Type must be {JSON}, not {content_type or 'missing'!r}")
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ProblemError.single(413, f"request body is {declared} bytes; the limit is {limit}")
-    chunks = []
-    size = 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise ProblemError.single(413, f"request body exceeds the limit of {limit} bytes")
-            chunks.append(chunk)
-    except ClientDisconnect:
-        # The caller gave up (e.g. its own timeout) before sending the whole body: nobody will read an
-        # answer, but the call is logged and audited as what it was, not as a server error.
-        raise ProblemError.single(
-            400, "the client closed the connection before sending the whole body"
-        ) from None
-    body = b"".join(chunks)
-    if not body:
-        raise ProblemError.single(400, "request body is empty")
-    return body
 
 
 def _problem_response(problem: ProblemError) -> Response:

@@ -17,7 +17,6 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import ClientDisconnect
 from starlette.responses import HTMLResponse, Response
 
 from cds_service.data.compose import hook_request
@@ -28,6 +27,7 @@ from cds_service.pages.html import HEADERS, page
 from cds_service.pages.markdown import to_html
 from cds_service.pages.orders import action_view, draft_orders
 from cds_service.pipeline import Answer, Runtime, call_service
+from cds_service.protocol.body import read_json_body
 from cds_service.protocol.discovery import ServiceRegistry
 from cds_service.protocol.outcome import ProblemError
 
@@ -128,7 +128,9 @@ async def evaluate(request: Request, service: str | None = None, as_of: str | No
     """Evaluate a hook request (or a captured exchange holding one in `body`) from its prefetch only.
     Refusals come back as the service would send them: the same status and OperationOutcome."""
     runtime: Runtime = request.app.state.runtime
-    raw = await _read_body(request, runtime.settings.max_body_bytes)
+    raw = await read_json_body(
+        request, runtime.settings.max_body_bytes, empty="the request is empty: build one or paste one"
+    )
     document = _hook_request(raw)
     removed = [key for key in EHR_ACCESS if key in document]
     for key in removed:
@@ -234,28 +236,6 @@ def _moment(text: str) -> datetime:
         raise ProblemError.single(400, f"as_of {text!r} is not an ISO 8601 time") from None
     # The page's datetime-local input has no zone; the page labels it UTC.
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    # The same limits as a service call: a pasted request is no more trusted than an EHR's.
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ProblemError.single(413, f"request body is {declared} bytes; the limit is {limit}")
-    chunks, size = [], 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise ProblemError.single(413, f"request body exceeds the limit of {limit} bytes")
-            chunks.append(chunk)
-    except ClientDisconnect:
-        raise ProblemError.single(
-            400, "the client closed the connection before sending the whole body"
-        ) from None
-    body = b"".join(chunks)
-    if not body.strip():
-        raise ProblemError.single(400, "the request is empty: build one or paste one")
-    return body
 
 
 def _iso(moment: datetime) -> str:

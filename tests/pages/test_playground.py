@@ -239,6 +239,14 @@ def test_invalid_json_is_a_400_operation_outcome(playground: httpx.Client) -> No
     assert "JSON object" in diagnostics(response)
 
 
+def test_a_body_that_is_not_json_is_a_415_like_a_service_call(playground: httpx.Client) -> None:
+    response = playground.post(
+        EVALUATE, content=REQUEST_500.read_bytes(), headers={"content-type": "text/plain"}
+    )
+    assert response.status_code == 415
+    assert "Content-Type must be application/json" in diagnostics(response)
+
+
 def test_refusals_keep_the_service_status_and_outcome(playground: httpx.Client) -> None:
     wrong_hook = evaluate(playground, REQUEST_500.read_bytes(), service="mas-patient-view")
     assert wrong_hook.status_code == 400

@@ -1,0 +1,39 @@
+"""Reading a request body within limits: the service endpoints and the playground share these rules."""
+
+from __future__ import annotations
+
+from starlette.requests import ClientDisconnect, Request
+
+from cds_service.protocol.outcome import ProblemError
+
+JSON = "application/json"
+
+
+async def read_json_body(request: Request, limit: int, empty: str = "request body is empty") -> bytes:
+    """The body of a JSON request: 415 for another media type, 413 past `limit` bytes (declared or
+    streamed), 400 when the client hangs up mid-body or sends nothing (`empty` says what to do)."""
+    content_type = request.headers.get("content-type", "")
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type != JSON and not media_type.endswith("+json"):
+        raise ProblemError.single(415, f"Content-Type must be {JSON}, not {content_type or 'missing'!r}")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ProblemError.single(413, f"request body is {declared} bytes; the limit is {limit}")
+    chunks = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ProblemError.single(413, f"request body exceeds the limit of {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # The caller gave up (e.g. its own timeout) before sending the whole body: nobody will read an
+        # answer, but the call is logged and audited as what it was, not as a server error.
+        raise ProblemError.single(
+            400, "the client closed the connection before sending the whole body"
+        ) from None
+    body = b"".join(chunks)
+    if not body.strip():
+        raise ProblemError.single(400, empty)
+    return body
