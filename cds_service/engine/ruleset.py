@@ -19,6 +19,7 @@ from cds_service.calculations.registry import CALCULATIONS
 from cds_service.cards.actions import ACTIONS
 from cds_service.cards.text import longest, template_problems
 from cds_service.charts.definition import ChartDefinition, load_charts
+from cds_service.engine.citations import citation_problems
 from cds_service.engine.conditions import Compiled, CompileError, Converter, FieldMap, compile_condition
 from cds_service.engine.durable import CompiledRuleset, DurableRules
 from cds_service.engine.rulefile import (
@@ -169,17 +170,25 @@ def load_ruleset(rules_dir: Path, durable: DurableRules) -> RuleSet:
 def ruleset_hash(rules_dir: Path) -> str:
     """sha256 over every file that decides what cards say (test cases excluded), by relative path."""
     digest = hashlib.sha256()
-    for path in rule_tree_files(rules_dir):
-        if path.suffix in (".yaml", ".yml") and not path.name.endswith(CASES_SUFFIX):
-            digest.update(path.relative_to(rules_dir).as_posix().encode())
-            digest.update(b"\0")
-            digest.update(path.read_bytes())
-            digest.update(b"\0")
+    for path in _card_files(rules_dir):
+        digest.update(path.relative_to(rules_dir).as_posix().encode())
+        digest.update(b"\0")
+        digest.update(path.read_bytes())
+        digest.update(b"\0")
     return digest.hexdigest()
 
 
+def _card_files(rules_dir: Path) -> list[Path]:
+    """The YAML files that decide what cards say: everything under rules_dir but the test cases."""
+    return [
+        path
+        for path in rule_tree_files(rules_dir)
+        if path.suffix in (".yaml", ".yml") and not path.name.endswith(CASES_SUFFIX)
+    ]
+
+
 def _check(rules_dir: Path) -> _Checked:
-    problems: list[Problem] = []
+    problems: list[Problem] = citation_problems(_card_files(rules_dir))
     info = _ruleset_info(rules_dir, problems)
     services: ServiceRegistry | None = None
     try:
