@@ -81,3 +81,68 @@ def test_relative_links_point_at_files_that_exist(path: Path) -> None:
         if re.match(r"^[a-z]+:", target):
             continue
         assert (path.parent / target).exists(), f"{path.name} links to {target}, which does not exist"
+
+
+CLINICAL = sorted((ROOT / "docs" / "clinical").glob("*.md"))
+# A repository file cited from a rule file or a document, with the heading it points at, if any.
+CITATION = re.compile(r"(?<![\w/.-])(docs/clinical/[\w.-]+\.md)(?:#([\w-]+))?")
+
+
+def _anchors(path: Path) -> set[str]:
+    """The anchors GitHub gives the headings of a Markdown file."""
+    headings = re.findall(r"^#{1,6} +(.+?) *$", path.read_text(encoding="utf-8"), flags=re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-") for heading in headings}
+
+
+def _dangling(target: Path, anchor: str | None) -> str | None:
+    if not target.is_file():
+        return f"{target.relative_to(ROOT)} does not exist"
+    if anchor and anchor not in _anchors(target):
+        return f"{target.relative_to(ROOT)} has no heading #{anchor}"
+    return None
+
+
+def test_the_clinical_rationale_exists_and_lists_the_references() -> None:
+    names = {path.name for path in CLINICAL}
+    assert {"README.md", "rules-logic.md", "terminology.md", "order-representation.md"} <= names
+    readme = (ROOT / "docs" / "clinical" / "README.md").read_text(encoding="utf-8")
+    for reference in (
+        "Monteagudo 2020",
+        "Regions protocol 2023",
+        "Henter 2007",
+        "Fardet 2014",
+        "Ravelli 2016",
+        "KDIGO 2012",
+        "Kineret label",
+        "Cockcroft-Gault 1976",
+        "Yang 2003",
+    ):
+        assert f"| {reference} |" in readme, f"docs/clinical/README.md lists no full citation of {reference}"
+
+
+@pytest.mark.parametrize("path", CLINICAL, ids=lambda p: p.name)
+def test_the_clinical_documents_link_to_files_and_headings_that_exist(path: Path) -> None:
+    for target, anchor in re.findall(r"\]\(([^)#\s]*)(?:#([^)\s]*))?\)", path.read_text(encoding="utf-8")):
+        if re.match(r"^[a-z]+:", target):
+            continue
+        problem = _dangling((path.parent / target).resolve() if target else path, anchor or None)
+        assert problem is None, f"{path.name} links to {target}#{anchor}: {problem}"
+
+
+def test_every_citation_of_docs_clinical_names_a_heading_that_exists() -> None:
+    citing = (
+        sorted((ROOT / "rules").rglob("*.yaml"))
+        + DOCS
+        + CLINICAL
+        + [ROOT / "fhir_fixtures" / "orders" / "index.yaml"]
+    )
+    found = 0
+    for path in citing:
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            for target, anchor in CITATION.findall(line):
+                found += 1
+                problem = _dangling(ROOT / target, anchor or None)
+                assert problem is None, (
+                    f"{path.relative_to(ROOT)}:{number} cites {target}#{anchor}: {problem}"
+                )
+    assert found > 50  # the rule files cite docs/clinical throughout; none found means the pattern broke

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cds_service.engine.cases import load_cases
+from cds_service.engine.citations import citation_problems
 from cds_service.engine.durable import DurableRules
 from cds_service.engine.ruleset import load_ruleset
 from tests.conftest import RULES
@@ -50,3 +51,10 @@ def test_every_rule_has_cases_where_it_fires_and_where_it_does_not(rule_id: str)
     assert len(own) >= 5, f"{rule_id}: {len(own)} cases"
     assert fires, f"{rule_id}: no case where it fires"
     assert quiet, f"{rule_id}: no case where it stays quiet"
+
+
+def test_every_file_of_the_rule_pack_cites_what_a_clone_has() -> None:
+    # `rules lint` checks the files that make cards; the test cases and anything else shipped beside them
+    # must not send a reader to the team's notes either.
+    files = sorted(path for path in RULES.rglob("*") if path.is_file())
+    assert [str(problem) for problem in citation_problems(files)] == []

@@ -1,8 +1,9 @@
 """Rule files must cite what a reader of this repository can follow.
 
 A `source` names a published reference or a file of the repository (docs/clinical/...). The team's
-working notes (the "seed" papers, bare rules-logic.md / terminology.md / order-representation.md, anything
-under ../shared) are not in a clone, so a citation of them is a dead end for whoever reviews a threshold.
+working notes (the "seed" papers, bare rules-logic.md / terminology.md / order-representation.md, the
+shared folder beside the checkout) are not in a clone, so a citation of them is a dead end for whoever
+reviews a threshold.
 The check reads the raw text, comments included: a comment that points there misleads the same way.
 """
 
