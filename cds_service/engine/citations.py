@@ -35,6 +35,9 @@ def citation_problems(paths: Iterable[Path]) -> list[Problem]:
         except (OSError, UnicodeDecodeError):
             continue  # unreadable files are reported by the loader that needs them
         for number, line in enumerate(lines, start=1):
+            lowered = line.lower()
+            if "shared" not in lowered and "seed" not in lowered and ".md" not in lowered:
+                continue  # most lines: nothing the pattern could match
             for match in _UNFOLLOWABLE.finditer(line):
                 if _OWN.match(match.group()):
                     continue
