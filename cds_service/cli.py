@@ -138,7 +138,9 @@ def _parser() -> argparse.ArgumentParser:
     rules = sub.add_parser("rules", help="lint, test and explain the rule files").add_subparsers(
         dest="rules_command", required=True
     )
-    lint = rules.add_parser("lint", help="check rule files; print file:line: message; exit 1 on errors")
+    lint = rules.add_parser(
+        "lint", help="check rule and case files; print file:line: message; exit 1 on errors"
+    )
     lint.add_argument("path", nargs="?", type=Path, help="rules directory (default: --rules-dir)")
     lint.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     lint.set_defaults(run=_rules_lint, rules_dir=None, database_url=None)
@@ -456,10 +458,10 @@ def _table(
 
 
 def _rules_lint(args: argparse.Namespace, settings: Settings) -> int:
-    from cds_service.engine.ruleset import check_rules
+    from cds_service.engine.lint import lint_rules
 
     folder = args.path or settings.rules_dir
-    problems = check_rules(folder)
+    problems = lint_rules(folder)
     for problem in problems:
         print(problem)
     errors = sum(1 for p in problems if p.severity == "error")
@@ -540,12 +542,12 @@ def _rules_doc(args: argparse.Namespace, settings: Settings) -> int:
 
 def _rules_configmap(args: argparse.Namespace, settings: Settings) -> int:
     from cds_service.deploy import ConfigMapError, rules_configmap
-    from cds_service.engine.ruleset import check_rules
+    from cds_service.engine.lint import lint_rules
 
     folder = args.path or settings.rules_dir
     # Only rules that lint clean are worth deploying: a pod would refuse them at start, and a running
-    # one would keep its old rules.
-    errors = [p for p in check_rules(folder) if p.severity == "error"]
+    # one would keep its old rules (a reload runs the cases first).
+    errors = [p for p in lint_rules(folder) if p.severity == "error"]
     if errors:
         raise FileProblems(errors)
     try:
