@@ -15,6 +15,7 @@ from cds_service.engine.durable import DurableRules
 from cds_service.engine.reload import Reloader
 from cds_service.engine.ruleset import load_ruleset
 from tests.engine.rulesdir import copy_rules, edit
+from tests.processes import START_SECONDS, start_server, stop_group
 
 SUMMARY = "Anakinra {order.daily_dose} mg/day is above the {param.max_daily_dose} mg/day maximum"
 # The author's change: the over-the-maximum card becomes critical. Every case expecting a warning from
@@ -281,7 +282,7 @@ def test_every_worker_process_switches_to_the_new_ruleset(tmp_path: Path) -> Non
         "CDS_RELOAD_INTERVAL_SECONDS": "0.2",
         "CDS_INSECURE_NO_AUTH": "1",
     }
-    process = subprocess.Popen(
+    process = start_server(
         [sys.executable, "-m", "cds_service", "serve", "--port", str(port), "--workers", "2"],
         env=env,
         stdout=subprocess.DEVNULL,
@@ -303,7 +304,7 @@ def test_every_worker_process_switches_to_the_new_ruleset(tmp_path: Path) -> Non
         return True
 
     try:
-        wait_for(answering, 30)
+        wait_for(answering, START_SECONDS)
         seen: dict[int, str] = {}
 
         def both_workers_seen() -> bool:
@@ -329,8 +330,7 @@ def test_every_worker_process_switches_to_the_new_ruleset(tmp_path: Path) -> Non
         wait_for(all_switched, 20)
         assert len(set(after.values())) == 1
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop_group(process)
 
 
 def test_the_authors_workflow_seen_on_healthz(tmp_path: Path, service_with: Any) -> None:
