@@ -146,6 +146,7 @@ def _start_process(database_url: str, port: int, workers: int = 1) -> subprocess
     raise RuntimeError(f"service did not start: {stop_group(process).decode(errors='replace')}")
 
 
+@pytest.mark.integration  # serve as a process, killed with SIGKILL
 def test_acknowledged_feedback_survives_a_killed_process(database_url: str) -> None:
     port = _free_port()
     process = _start_process(database_url, port)
@@ -185,6 +186,7 @@ def test_feedback_that_cannot_be_stored_is_not_acknowledged(http: httpx.Client, 
     assert http.post(ORDER_SIGN, json=sandbox_order_sign()).status_code == 200
 
 
+@pytest.mark.integration  # serve with two worker processes
 def test_feedback_through_two_worker_processes_is_all_stored(database_url: str) -> None:
     port = _free_port()
     process = _start_process(database_url, port, workers=2)

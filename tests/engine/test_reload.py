@@ -265,6 +265,7 @@ def test_a_running_service_reloads_and_reports_a_rejected_edit(tmp_path: Path, s
     )
 
 
+@pytest.mark.integration  # serve with two worker processes
 def test_every_worker_process_switches_to_the_new_ruleset(tmp_path: Path) -> None:
     import os
     import socket

@@ -22,6 +22,9 @@ from tests.conftest import RULES
 from tests.processes import START_SECONDS, kill_group, start_server, stop_group
 from tests.security.keys import PUBLIC_URL, default_trust, ec_key, mint
 
+# Every test here starts `cds-service serve` (or its start-up) as a process.
+pytestmark = pytest.mark.integration
+
 DISCOVERY = "/cds-services"
 BATCH = 20
 MAX_BATCHES = 5

@@ -50,6 +50,7 @@ def _create_at_once(url: str) -> list[str]:
         return [str(error) for future in futures if (error := future.exception(timeout=60)) is not None]
 
 
+@pytest.mark.integration  # eight start-ups racing on a new database, three times
 def test_stores_created_at_once_on_an_empty_database_all_succeed(database_url: str, tmp_path: Path) -> None:
     for round_ in range(ROUNDS):
         url = _empty_database(database_url, tmp_path, round_)
