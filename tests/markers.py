@@ -2,8 +2,8 @@
 
 - `browser`: tests/browser, a real Chromium driving the pages.
 - `integration`: what starts a server (in a thread or as a process), spawns processes, kills them,
-  fuzzes, or races processes on a database; anything slow. Tests that spawn a process without one of
-  the fixtures below carry the mark themselves.
+  fuzzes, races processes on a database, or hot-reloads a whole ruleset; anything slow. Tests that do
+  so without one of the fixtures below carry the mark themselves (`pytestmark` for a whole module).
 
 `make test-fast` (`pytest -m "not integration and not browser"`) is the inner loop; `make test` runs
 everything, and is what CI runs.

@@ -17,6 +17,9 @@ from cds_service.engine.ruleset import load_ruleset
 from tests.engine.rulesdir import copy_rules, edit
 from tests.processes import START_SECONDS, start_server, stop_group
 
+# Each check compiles a whole ruleset and runs every case; some tests serve over HTTP or as processes.
+pytestmark = pytest.mark.integration
+
 SUMMARY = "Anakinra {order.daily_dose} mg/day is above the {param.max_daily_dose} mg/day maximum"
 # The author's change: the over-the-maximum card becomes critical. Every case expecting a warning from
 # max-dose above 2400 mg/day then fails until the cases say critical too.
@@ -265,7 +268,6 @@ def test_a_running_service_reloads_and_reports_a_rejected_edit(tmp_path: Path, s
     )
 
 
-@pytest.mark.integration  # serve with two worker processes
 def test_every_worker_process_switches_to_the_new_ruleset(tmp_path: Path) -> None:
     import os
     import socket
