@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: serve test lint clean
+.PHONY: serve test test-fast rules lint clean
 
 # Authentication is on: the CDS Hooks sandbox is trusted (or TRUST=your-trust.yaml), and calls must be
 # addressed to PUBLIC_URL. The playground and the feedback report pages are on, for local use.
@@ -19,6 +19,17 @@ serve: $(STAMP)
 
 test: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The inner loop: everything but servers, processes, fault injection, fuzzing and the browser
+# (markers in tests/markers.py). `make test` runs everything; CI runs `make test`.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not integration and not browser" $(PYTEST_ARGS)
+
+# After a rule change: lint, run the cases, regenerate every file made from rules/.
+rules: $(STAMP)
+	$(BIN)/cds-service rules lint
+	$(BIN)/cds-service rules test
+	$(BIN)/cds-service rules regen
 
 # The pages' end-to-end tests drive Debian's Chromium through Playwright (which never downloads a
 # browser here). A fresh machine has none, so the test set-up installs it: as root, or through sudo.

@@ -1,4 +1,5 @@
-"""cds-service: serve | evaluate | audit | report | rules lint | rules test | rules explain | rules schema."""
+"""cds-service: serve | evaluate | audit | report | client | rules lint | test | explain | schema | doc |
+configmap | regen."""
 
 from __future__ import annotations
 
@@ -138,7 +139,9 @@ def _parser() -> argparse.ArgumentParser:
     rules = sub.add_parser("rules", help="lint, test and explain the rule files").add_subparsers(
         dest="rules_command", required=True
     )
-    lint = rules.add_parser("lint", help="check rule files; print file:line: message; exit 1 on errors")
+    lint = rules.add_parser(
+        "lint", help="check rule and case files; print file:line: message; exit 1 on errors"
+    )
     lint.add_argument("path", nargs="?", type=Path, help="rules directory (default: --rules-dir)")
     lint.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     lint.set_defaults(run=_rules_lint, rules_dir=None, database_url=None)
@@ -170,6 +173,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     configmap.add_argument("--name", default="cds-rules", help="the ConfigMap's name (default cds-rules)")
     configmap.set_defaults(run=_rules_configmap, rules_dir=None, database_url=None)
+    regen = rules.add_parser(
+        "regen",
+        help="after a rule change: write every file generated from the rules (docs/rules.md, the "
+        "Kubernetes ConfigMap, docs/rule-file.schema.json)",
+    )
+    regen.add_argument("path", nargs="?", type=Path, help="rules directory (default: --rules-dir)")
+    regen.add_argument(
+        "--root", type=Path, default=Path("."), help="the repository's top directory (default: here)"
+    )
+    regen.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 if any generated file is out of date"
+    )
+    regen.set_defaults(run=_rules_regen, rules_dir=None, database_url=None)
     return parser
 
 
@@ -456,10 +472,10 @@ def _table(
 
 
 def _rules_lint(args: argparse.Namespace, settings: Settings) -> int:
-    from cds_service.engine.ruleset import check_rules
+    from cds_service.engine.lint import lint_rules
 
     folder = args.path or settings.rules_dir
-    problems = check_rules(folder)
+    problems = lint_rules(folder)
     for problem in problems:
         print(problem)
     errors = sum(1 for p in problems if p.severity == "error")
@@ -540,12 +556,12 @@ def _rules_doc(args: argparse.Namespace, settings: Settings) -> int:
 
 def _rules_configmap(args: argparse.Namespace, settings: Settings) -> int:
     from cds_service.deploy import ConfigMapError, rules_configmap
-    from cds_service.engine.ruleset import check_rules
+    from cds_service.engine.lint import lint_rules
 
     folder = args.path or settings.rules_dir
     # Only rules that lint clean are worth deploying: a pod would refuse them at start, and a running
-    # one would keep its old rules.
-    errors = [p for p in check_rules(folder) if p.severity == "error"]
+    # one would keep its old rules (a reload runs the cases first).
+    errors = [p for p in lint_rules(folder) if p.severity == "error"]
     if errors:
         raise FileProblems(errors)
     try:
@@ -561,6 +577,40 @@ def _rules_configmap(args: argparse.Namespace, settings: Settings) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _rules_regen(args: argparse.Namespace, settings: Settings) -> int:
+    from cds_service.deploy import ConfigMapError
+    from cds_service.derived import KUBERNETES, RULES_DOC, derived_files
+    from cds_service.engine.lint import lint_rules
+
+    folder = args.path or settings.rules_dir
+    root: Path = args.root
+    missing = [d for d in (RULES_DOC.parent, KUBERNETES) if not (root / d).is_dir()]
+    if missing:
+        print(
+            f"error: {root.absolute()} has no {missing[0]}/: run this from the repository's top directory, "
+            "or give --root",
+            file=sys.stderr,
+        )
+        return 2
+    # Generated files describe and deploy the rules: only rules that lint clean are worth it.
+    errors = [p for p in lint_rules(folder) if p.severity == "error"]
+    if errors:
+        raise FileProblems(errors)
+    try:
+        derived = derived_files(folder)
+    except ConfigMapError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    stale = [d for d in derived if not d.is_current(root)]
+    for item in derived:
+        state = "out of date" if item in stale else "up to date"
+        if item in stale and not args.check:
+            (root / item.path).write_bytes(item.content)
+            state = "written"
+        print(f"{item.path}: {state}", file=sys.stderr)
+    return 1 if args.check and stale else 0
 
 
 def _request_body(raw: bytes) -> tuple[bytes, str | None]:

@@ -35,8 +35,8 @@ HASH_ANNOTATION = "cds-service/ruleset-sha256"
 
 _KEY = re.compile(r"[-._a-zA-Z0-9]{1,253}")
 _HEADER = (
-    "# Generated from rules/ by `cds-service rules configmap --out deploy/kubernetes`: do not edit;\n"
-    "# regenerate after changing the rules or their fixtures. {what}\n"
+    "# Generated from rules/ by `cds-service rules regen`: do not edit; regenerate after changing the\n"
+    "# rules or their fixtures. {what}\n"
 )
 
 

@@ -63,17 +63,36 @@ def load_yaml(path: Path) -> YamlDoc:
 
 def parse_yaml(text: str, path: Path) -> YamlDoc:
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        return _parse(text, _FAST_LOADER, path)
+    except yaml.YAMLError:
+        pass
+    # libyaml words errors tersely ("did not find expected key"): say what is wrong as PyYAML does.
+    try:
+        return _parse(text, yaml.SafeLoader, path)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
         raise FileProblems([Problem(path, line, f"YAML: {exc.problem or exc}")]) from exc
     except yaml.YAMLError as exc:
         raise FileProblems([Problem(path, 1, f"YAML: {exc}")]) from exc
+
+
+# libyaml parses the rule pack about 15 times faster than PyYAML's Python parser, into the same nodes
+# with the same marks; PyYAML built without it has only the Python one.
+_FAST_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _parse(text: str, loader_class: type[yaml.SafeLoader], path: Path) -> YamlDoc:
     lines: dict[Location, int] = {}
-    if node is not None:
-        _walk(node, (), lines)
+    loader = loader_class(text)
+    try:
+        node = loader.get_single_node()
+        if node is not None:
+            # Before constructing, which merges `<<:` keys into their mappings: lines are the keys' own.
+            _walk(node, (), lines)
+        data = loader.construct_document(node) if node is not None else None
+    finally:
+        loader.dispose()
     return YamlDoc(path, data, text, lines)
 
 

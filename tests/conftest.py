@@ -16,7 +16,7 @@ from cds_service.store.schema import metadata
 from tests.invariants import response_problems
 from tests.live import LiveService
 
-pytest_plugins = ["tests.fhir_fixture_plugin"]
+pytest_plugins = ["tests.fhir_fixture_plugin", "tests.markers"]
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "rules"

@@ -30,6 +30,7 @@ def _write(tmp_path: Path, body: Any) -> Path:
     return path
 
 
+@pytest.mark.integration  # the installed command, as a process
 def test_evaluate_the_sandbox_capture_as_an_installed_command(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "cds_service", "evaluate", str(SANDBOX / "order-sign-request.json")],

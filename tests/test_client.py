@@ -17,6 +17,7 @@ import pytest
 
 from cds_service.cli import main
 from cds_service.client import ClientError, Signer, keygen
+from tests.processes import START_SECONDS, start_server, stop_group
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUEST = ROOT / "fhir_fixtures" / "requests" / "order-sign-500mg-day.json"
@@ -63,9 +64,9 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         "--trust", str(tmp_path / "ehr" / "trust.yaml"), "--public-url", url,
         "--database-url", f"sqlite:///{tmp_path / 'cds.db'}", "--rules-dir", str(ROOT / "rules"),
     ]  # fmt: skip
-    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = start_server(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + START_SECONDS
         while True:
             assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
             try:
@@ -73,12 +74,11 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
                     break
             except httpx.HTTPError:
                 pass
-            assert time.monotonic() < deadline, "the service did not start within 60 s"
+            assert time.monotonic() < deadline, f"the service did not start within {START_SECONDS:.0f} s"
             time.sleep(0.2)
         yield url, tmp_path / "ehr"
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        stop_group(process, seconds=30)
 
 
 def test_signed_discovery_call_and_feedback_reach_a_served_service(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from sqlalchemy import text
 from cds_service.config import Settings
 from cds_service.store.database import Store
 from tests.conftest import ROOT, sandbox_capture
+from tests.processes import START_SECONDS, kill_group, start_server, stop_group
 from tests.test_app import ORDER_SIGN, sandbox_order_sign
 
 FEEDBACK = ORDER_SIGN + "/feedback"
@@ -130,23 +130,23 @@ def _start_process(database_url: str, port: int, workers: int = 1) -> subprocess
         "CDS_RULES_DIR": str(ROOT / "rules"),
         "CDS_INSECURE_NO_AUTH": "1",
     }
-    process = subprocess.Popen(
+    process = start_server(
         [sys.executable, "-m", "cds_service", "serve", "--port", str(port), "--workers", str(workers)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    deadline = time.monotonic() + START_SECONDS
+    while time.monotonic() < deadline and process.poll() is None:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
                 return process
         except httpx.TransportError:
             time.sleep(0.05)
-    process.kill()
-    raise RuntimeError(f"service did not start: {process.stderr.read().decode() if process.stderr else ''}")
+    raise RuntimeError(f"service did not start: {stop_group(process).decode(errors='replace')}")
 
 
+@pytest.mark.integration  # serve as a process, killed with SIGKILL
 def test_acknowledged_feedback_survives_a_killed_process(database_url: str) -> None:
     port = _free_port()
     process = _start_process(database_url, port)
@@ -158,8 +158,7 @@ def test_acknowledged_feedback_survives_a_killed_process(database_url: str) -> N
             assert httpx.post(base + FEEDBACK, json={"feedback": [item]}).status_code == 200
     finally:
         # SIGKILL: no shutdown hook runs, so only what was committed before each 200 can survive.
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=10)
+        kill_group(process)
 
     process = _start_process(database_url, port)
     try:
@@ -173,8 +172,7 @@ def test_acknowledged_feedback_survives_a_killed_process(database_url: str) -> N
         )
         assert len(store.feedback()) == len(acknowledged)
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop_group(process)
 
 
 def test_feedback_that_cannot_be_stored_is_not_acknowledged(http: httpx.Client, settings: Settings) -> None:
@@ -188,6 +186,7 @@ def test_feedback_that_cannot_be_stored_is_not_acknowledged(http: httpx.Client, 
     assert http.post(ORDER_SIGN, json=sandbox_order_sign()).status_code == 200
 
 
+@pytest.mark.integration  # serve with two worker processes
 def test_feedback_through_two_worker_processes_is_all_stored(database_url: str) -> None:
     port = _free_port()
     process = _start_process(database_url, port, workers=2)
@@ -204,7 +203,6 @@ def test_feedback_through_two_worker_processes_is_all_stored(database_url: str) 
         with ThreadPoolExecutor(max_workers=4) as pool:
             statuses = [s for batch in pool.map(send, range(4)) for s in batch]
     finally:
-        process.terminate()
-        process.wait(timeout=15)
+        stop_group(process)
     assert statuses == [200] * 100
     assert len(Store(database_url).feedback()) == 100

@@ -9,8 +9,10 @@ The case runs through the same pipeline as an HTTP call, with the data given as 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import time
 import uuid
+from collections.abc import Collection
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -21,8 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from cds_service.cards.text import format_number, visible
 from cds_service.data.compose import bundle_resources, hook_request
 from cds_service.engine.durable import DurableRules
-from cds_service.engine.ruleset import CASES_SUFFIX, RuleSet
-from cds_service.yamlfile import FileProblems, Problem, YamlDoc, load_yaml, validation_problems
+from cds_service.engine.ruleset import CASES_SUFFIX, PackNames, RuleSet
+from cds_service.yamlfile import FileProblems, Location, Problem, YamlDoc, load_yaml, validation_problems
 
 Text = Annotated[str, StringConstraints(min_length=1)]
 
@@ -110,8 +112,29 @@ def case_files(rules_dir: Path) -> list[Path]:
 
 def load_cases(rules_dir: Path) -> list[LoadedCase]:
     """Every case beside the rules; raises FileProblems (file:line) for malformed case files."""
+    files, problems = _read_cases(rules_dir)
+    if problems:
+        raise FileProblems(problems)
+    return [
+        LoadedCase(case, doc.path, doc.line(("cases", index)))
+        for doc, cases in files
+        for index, case in enumerate(cases)
+    ]
+
+
+def case_problems(rules_dir: Path, names: PackNames) -> list[Problem]:
+    """What `rules lint` says about the case files: YAML, schema, missing fixture files, and rules,
+    services and facts that the rule pack does not have."""
+    files, problems = _read_cases(rules_dir)
+    for doc, cases in files:
+        for index, case in enumerate(cases):
+            problems += _name_problems(doc, ("cases", index), case, names)
+    return problems
+
+
+def _read_cases(rules_dir: Path) -> tuple[list[tuple[YamlDoc, list[Case]]], list[Problem]]:
     problems: list[Problem] = []
-    loaded: list[LoadedCase] = []
+    files: list[tuple[YamlDoc, list[Case]]] = []
     for path in case_files(rules_dir):
         try:
             doc = load_yaml(path)
@@ -122,12 +145,10 @@ def load_cases(rules_dir: Path) -> list[LoadedCase]:
         except ValidationError as exc:
             problems.extend(validation_problems(doc, exc))
             continue
+        files.append((doc, parsed.cases))
         for index, case in enumerate(parsed.cases):
-            loaded.append(LoadedCase(case, path, doc.line(("cases", index))))
             problems.extend(_file_problems(doc, index, case))
-    if problems:
-        raise FileProblems(problems)
-    return loaded
+    return files, problems
 
 
 def _file_problems(doc: YamlDoc, index: int, case: Case) -> list[Problem]:
@@ -137,6 +158,44 @@ def _file_problems(doc: YamlDoc, index: int, case: Case) -> list[Problem]:
         if name is not None and not (doc.path.parent / name).is_file():
             problems.append(doc.problem(("cases", index, key), f"no such file: {name}"))
     return problems
+
+
+def _name_problems(doc: YamlDoc, at: Location, case: Case, names: PackNames) -> list[Problem]:
+    problems: list[Problem] = []
+
+    def problem(location: Location, message: str) -> None:
+        where = (*at, *location)
+        problems.append(doc.problem(where, f"{'.'.join(map(str, where))}: {message}"))
+
+    service_known = names.services is None or case.service in names.services
+    if not service_known and names.services is not None:
+        problem(("service",), f"unknown service {case.service!r} (known: {', '.join(names.services)})")
+    expect = case.expect
+    named: list[tuple[Location, str]] = [
+        (("expect", "cards", i, "rule"), card.rule) for i, card in enumerate(expect.cards)
+    ]
+    named += [(("expect", "no_cards", i), rule_id) for i, rule_id in enumerate(expect.no_cards)]
+    named += [(("expect", "outcomes", rule_id), rule_id) for rule_id in expect.outcomes]
+    for location, rule_id in named:
+        if rule_id not in names.rules:
+            problem(location, f"unknown rule {rule_id!r}{_did_you_mean(rule_id, names.rules)}")
+            continue
+        services = names.rules[rule_id]
+        if service_known and services is not None and case.service not in services:
+            problem(
+                location,
+                f"rule {rule_id!r} does not run in service {case.service!r} (it runs in {', '.join(services)})",
+            )
+    if names.facts is not None:
+        for fact in expect.facts:
+            if fact not in names.facts:
+                problem(("expect", "facts", fact), f"unknown fact {fact!r}{_did_you_mean(fact, names.facts)}")
+    return problems
+
+
+def _did_you_mean(name: str, known: Collection[str]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 async def run_cases(

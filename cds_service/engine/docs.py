@@ -24,9 +24,9 @@ from cds_service.engine.ruleset import RuleSet
 HEADER = """\
 # The rule pack
 
-Generated from the rule files in `rules/` by `cds-service rules doc > docs/rules.md`; edit the rule
-files, not this page (a test fails when it is out of date). How to write and test rules:
-[rule-authoring.md](rule-authoring.md).
+Generated from the rule files in `rules/` by `cds-service rules regen` (with every other file made from
+them); edit the rule files, not this page (a test fails when it is out of date). How to write and test
+rules: [rule-authoring.md](rule-authoring.md).
 
 Every rule answers in three ways: its card when the condition holds, nothing when it certainly does
 not, and (when data are missing) the card or the stated reason for silence under "Missing data".

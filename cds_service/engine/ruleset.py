@@ -110,6 +110,18 @@ class _Checked:
     problems: list[Problem]
     calculations: Calculations = dataclasses.field(default_factory=Calculations)
     charts: dict[str, ChartDefinition] = dataclasses.field(default_factory=dict)
+    # Every rule id a file declares, even one with errors, with its services (None: not readable).
+    declared: dict[str, tuple[str, ...] | None] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class PackNames:
+    """The names a test case may use, as far as the rule pack could be read; None where it could not
+    (its own errors are reported, and the cases are not checked against a guess)."""
+
+    rules: dict[str, tuple[str, ...] | None]  # rule id -> the services it runs in
+    services: tuple[str, ...] | None
+    facts: frozenset[str] | None
 
 
 def rule_files(rules_dir: Path) -> list[Path]:
@@ -121,8 +133,20 @@ def rule_files(rules_dir: Path) -> list[Path]:
 
 
 def check_rules(rules_dir: Path) -> list[Problem]:
-    """Every problem (errors and warnings) `rules lint` reports, without compiling into durable-rules."""
+    """Every problem (errors and warnings) of the rule files, without compiling into durable-rules.
+    `rules lint` adds the case files' (engine/lint.py)."""
     return _check(rules_dir).problems
+
+
+def check_rule_pack(rules_dir: Path) -> tuple[list[Problem], PackNames]:
+    """check_rules, with the names the case files may refer to."""
+    checked = _check(rules_dir)
+    names = PackNames(
+        rules=checked.declared,
+        services=tuple(s.id for s in checked.services) if checked.services is not None else None,
+        facts=frozenset(checked.catalog.specs) if checked.catalog is not None else None,
+    )
+    return checked.problems, names
 
 
 def load_ruleset(rules_dir: Path, durable: DurableRules) -> RuleSet:
@@ -208,19 +232,21 @@ def _check(rules_dir: Path) -> _Checked:
     if not files:
         problems.append(Problem(rules_dir, 1, "no rule files (*.yaml) in this directory"))
     parsed: list[tuple[YamlDoc, RuleFile]] = []
+    declared: dict[str, tuple[str, ...] | None] = {}
     for path in files:
         try:
             doc = load_yaml(path)
         except FileProblems as exc:
             problems.extend(exc.problems)
             continue
+        declared.update(_declared(doc.data))
         try:
             parsed.append((doc, RuleFile.model_validate(doc.data)))
         except ValidationError as exc:
             problems.extend(validation_problems(doc, exc))
     if catalog is None:
         # Meaning checks need the fact catalog; its own errors are already reported.
-        return _Checked(info, services, catalog, rules, fields, problems)
+        return _Checked(info, services, catalog, rules, fields, problems, declared=declared)
     by_id = {spec.id: spec for _, spec in parsed}
     docs = {spec.id: doc for doc, spec in parsed}
     configuration = configure(by_id, catalog, CALCULATIONS)
@@ -241,7 +267,20 @@ def _check(rules_dir: Path) -> _Checked:
             )
             continue
         rules[spec.id] = rule
-    return _Checked(info, services, catalog, rules, fields, problems, configuration.calculations, charts)
+    return _Checked(
+        info, services, catalog, rules, fields, problems, configuration.calculations, charts, declared
+    )
+
+
+def _declared(data: object) -> dict[str, tuple[str, ...] | None]:
+    """The rule id a file declares and its services, read from the raw data: a file with errors still
+    tells which rule it is, so that its cases are not reported as naming an unknown rule."""
+    if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+        return {}
+    services = data.get("services")
+    if isinstance(services, list) and all(isinstance(s, str) for s in services):
+        return {data["id"]: tuple(services)}
+    return {data["id"]: None}
 
 
 def _checked_rule(

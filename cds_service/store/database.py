@@ -20,7 +20,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from cds_service.store.postgres import connect_args
 from cds_service.store.report import FeedbackReport, feedback_report
 from cds_service.store.schema import audit_log, cards_issued, chart_snapshots, feedback, jwt_seen
-from cds_service.store.startup import create_schema
+from cds_service.store.startup import create_schema, retry_while_locked
 
 
 class StoreError(Exception):
@@ -98,7 +98,7 @@ class Store:
                 _engine(url, synchronous="NORMAL") if self.engine.dialect.name == "sqlite" else self.engine
             )
             # Several processes may start at once on an empty database: see store/startup.py.
-            create_schema(self.engine)
+            create_schema(self.engine, _busy_seconds(url))
         except (SQLAlchemyError, ImportError, OSError, ValueError) as exc:
             text = str(exc).strip()
             first_line = text.splitlines()[0] if text else ""
@@ -276,21 +276,30 @@ def _engine(url: str, synchronous: str) -> Engine:
         return create_engine(url, pool_pre_ping=True, future=True, connect_args=connect_args(parsed))
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
-    # How long a writer waits for another process's lock: 30 s, or the URL's `timeout` in seconds
-    # (sqlite:///cds.db?timeout=5, pysqlite's own parameter, which the PRAGMA below must not override).
-    timeout = parsed.query.get("timeout", "30")
-    busy_seconds = float(timeout if isinstance(timeout, str) else timeout[-1])
+    busy_seconds = _busy_seconds(url)
     engine = create_engine(url, future=True, connect_args={"timeout": busy_seconds})
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={round(busy_seconds * 1000)}")
         # WAL lets readers and one writer work at once across worker processes; FULL syncs the WAL
         # on every commit so that an acknowledged row survives a crash of the process or the machine.
-        cursor.execute("PRAGMA journal_mode=WAL")
+        # Turning it on can meet another process's clean-up of the WAL files, which SQLite reports at
+        # once instead of waiting (store/startup.py).
+        retry_while_locked(lambda: cursor.execute("PRAGMA journal_mode=WAL"), busy_seconds)
         cursor.execute(f"PRAGMA synchronous={synchronous}")
-        cursor.execute(f"PRAGMA busy_timeout={round(busy_seconds * 1000)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
     return engine
+
+
+def _busy_seconds(url: str) -> float:
+    """How long a writer waits for another process's SQLite lock: 30 s, or the URL's `timeout` in
+    seconds (sqlite:///cds.db?timeout=5, pysqlite's own parameter, which the PRAGMA must not override)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return 30.0
+    timeout = parsed.query.get("timeout", "30")
+    return float(timeout if isinstance(timeout, str) else timeout[-1])

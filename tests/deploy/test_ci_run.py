@@ -20,6 +20,8 @@ import pytest
 from tests.conftest import ROOT
 from tests.faults import free_port
 
+pytestmark = pytest.mark.integration  # runs .ci/run, which starts a PostgreSQL cluster
+
 STAND_IN = """#!/bin/sh
 exec {python} - "$@" <<'PY'
 import os, sys, orjson

@@ -25,6 +25,9 @@ from tests.conftest import ROOT
 from tests.deploy.kubelet import files_of, project
 from tests.engine.rulesdir import edit
 
+# Each check compiles a whole ruleset and runs every case.
+pytestmark = pytest.mark.integration
+
 SUMMARY = "Anakinra {order.daily_dose} mg/day is above the {param.max_daily_dose} mg/day maximum"
 NEW_SUMMARY = "Anakinra {order.daily_dose} mg/day exceeds the maximum of {param.max_daily_dose} mg/day"
 

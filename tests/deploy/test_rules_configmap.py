@@ -14,6 +14,7 @@ import yaml
 
 from cds_service.cli import main
 from cds_service.deploy import CONFIGMAP_FILE, HASH_ANNOTATION, VOLUME_FILE, ConfigMapError, rules_configmap
+from cds_service.derived import REGEN_COMMAND
 from cds_service.engine.cases import load_cases
 from cds_service.engine.ruleset import ruleset_hash
 from tests.conftest import ROOT, RULES
@@ -21,7 +22,7 @@ from tests.deploy.kubelet import files_of, project
 from tests.deploy.manifests import KUBERNETES
 from tests.engine.rulesdir import copy_rules
 
-REGENERATE = "regenerate them with `cds-service rules configmap --out deploy/kubernetes`"
+REGENERATE = f"regenerate them with `{REGEN_COMMAND}`"
 
 
 def _tree(folder: Path) -> dict[str, bytes]:

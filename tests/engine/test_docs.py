@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from cds_service.derived import REGEN_COMMAND
 from cds_service.engine.docs import condition_text, rule_pack_markdown
 from cds_service.engine.durable import DurableRules
 from cds_service.engine.rulefile import RuleFile
@@ -25,7 +26,7 @@ def ruleset() -> Iterator[RuleSet]:
 def test_the_committed_rule_pack_document_is_the_generated_one(ruleset: RuleSet) -> None:
     committed = (ROOT / "docs" / "rules.md").read_text()
     assert committed == rule_pack_markdown(ruleset), (
-        "docs/rules.md is out of date; regenerate it with `cds-service rules doc > docs/rules.md`"
+        f"docs/rules.md is out of date; regenerate it with `{REGEN_COMMAND}`"
     )
 
 

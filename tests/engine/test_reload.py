@@ -15,8 +15,29 @@ from cds_service.engine.durable import DurableRules
 from cds_service.engine.reload import Reloader
 from cds_service.engine.ruleset import load_ruleset
 from tests.engine.rulesdir import copy_rules, edit
+from tests.processes import START_SECONDS, start_server, stop_group
+
+# Each check compiles a whole ruleset and runs every case; some tests serve over HTTP or as processes.
+pytestmark = pytest.mark.integration
 
 SUMMARY = "Anakinra {order.daily_dose} mg/day is above the {param.max_daily_dose} mg/day maximum"
+# The author's change: the over-the-maximum card becomes critical. Every case expecting a warning from
+# max-dose above 2400 mg/day then fails until the cases say critical too.
+WARNING_CARD = 'card:\n  indicator: warning\n  summary: "Anakinra {order.daily_dose} mg/day is above'
+CRITICAL_CARD = WARNING_CARD.replace("warning", "critical")
+CASES_EXPECTING_WARNING = {
+    "max-dose.cases.yaml": '- rule: max-dose\n          indicator: warning\n          summary_contains: ["3000',
+    "infusion-build.cases.yaml": "- rule: max-dose\n          indicator: warning\n      facts:",
+}
+
+
+def make_max_dose_critical(rules: Path) -> None:
+    edit(rules / "max-dose.yaml", WARNING_CARD, CRITICAL_CARD)
+
+
+def expect_critical_in_the_cases(rules: Path) -> None:
+    for name, expectation in CASES_EXPECTING_WARNING.items():
+        edit(rules / name, expectation, expectation.replace("warning", "critical"))
 
 
 @pytest.fixture
@@ -96,10 +117,123 @@ async def test_the_old_ruleset_keeps_answering_until_it_is_released(reloader: Re
     assert "exceeds the maximum" not in outcome.rule.spec.card.summary
 
 
+async def test_fixing_only_the_cases_of_a_rejected_change_serves_it(reloader: Reloader) -> None:
+    """The author's workflow: the rule change fails its cases and is rejected; the author agrees with
+    the rule and updates the cases, touching nothing else; the change serves."""
+    before = reloader.engine.ruleset
+    make_max_dose_critical(reloader.rules_dir)
+    rejected = await reloader.check()
+    assert rejected.outcome == "rejected"
+    assert any("FAIL max-dose.cases.yaml" in e for e in rejected.errors), rejected.errors
+    assert any("FAIL infusion-build.cases.yaml" in e for e in rejected.errors), rejected.errors
+    assert reloader.engine.ruleset is before
+    expect_critical_in_the_cases(reloader.rules_dir)
+    result = await reloader.check()
+    assert result.outcome == "reloaded", result.errors
+    served = reloader.engine.ruleset
+    assert served is not before and served.hash == result.hash == rejected.hash != before.hash
+    assert served.rules["max-dose"].spec.card.indicator == "critical"
+    assert reloader.state.rejected_hash is None and reloader.state.rejected_errors == ()
+
+
+async def test_putting_a_broken_file_back_clears_the_rejection(reloader: Reloader) -> None:
+    before = reloader.engine.ruleset
+    path = reloader.rules_dir / "max-dose.yaml"
+    original = path.read_bytes()
+    make_max_dose_critical(reloader.rules_dir)
+    assert (await reloader.check()).outcome == "rejected"
+    assert reloader.state.rejected_hash is not None
+    path.write_bytes(original)
+    result = await reloader.check()
+    assert result.outcome == "unchanged" and result.hash == before.hash
+    assert reloader.engine.ruleset is before
+    assert reloader.state.rejected_hash is None and reloader.state.rejected_errors == ()
+
+
+async def test_putting_back_the_serving_content_after_a_reload_clears_the_rejection(
+    reloader: Reloader,
+) -> None:
+    make_max_dose_critical(reloader.rules_dir)
+    expect_critical_in_the_cases(reloader.rules_dir)
+    assert (await reloader.check()).outcome == "reloaded"
+    serving = reloader.engine.ruleset
+    path = reloader.rules_dir / "max-dose.yaml"
+    good = path.read_bytes()
+    edit(path, "fact: order.daily_dose", "fact: order.daily_dos")
+    assert (await reloader.check()).outcome == "rejected"
+    path.write_bytes(good)
+    assert (await reloader.check()).outcome == "unchanged"
+    assert reloader.engine.ruleset is serving and reloader.state.rejected_hash is None
+
+
+async def test_a_rejected_change_is_tried_once_per_content(
+    reloader: Reloader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cds_service.engine.reload as reload_module
+
+    loads: list[Path] = []
+    real = reload_module.load_cases
+
+    def counted(rules_dir: Path) -> Any:
+        loads.append(rules_dir)
+        return real(rules_dir)
+
+    monkeypatch.setattr(reload_module, "load_cases", counted)
+    make_max_dose_critical(reloader.rules_dir)
+    first = await reloader.check()
+    again = await reloader.check()
+    assert first.outcome == again.outcome == "rejected" and again.errors == first.errors
+    assert len(loads) == 1  # the same content is not run again at every poll
+    retried = await reloader.check(retry=True)  # what SIGHUP asks for
+    assert retried.outcome == "rejected" and len(loads) == 2
+
+
+async def test_a_case_change_alone_is_checked_against_the_serving_rules(reloader: Reloader) -> None:
+    before = reloader.engine.ruleset
+    expect_critical_in_the_cases(reloader.rules_dir)  # cases ahead of the rules: they fail
+    result = await reloader.check()
+    assert result.outcome == "rejected" and result.hash == before.hash
+    assert any("FAIL max-dose.cases.yaml" in e for e in result.errors), result.errors
+    make_max_dose_critical(reloader.rules_dir)  # the rule change arrives: both agree
+    assert (await reloader.check()).outcome == "reloaded"
+    assert reloader.state.rejected_hash is None
+
+
+async def test_a_fixture_the_cases_read_is_part_of_the_change(tmp_path: Path) -> None:
+    """A case fails because its patient file was edited; putting the file back is a change too."""
+    import shutil
+
+    from tests.conftest import ROOT, RULES
+
+    rules = tmp_path / "rules"
+    shutil.copytree(RULES, rules)
+    shutil.copytree(ROOT / "fhir_fixtures", tmp_path / "fhir_fixtures")
+    durable = DurableRules()
+    engine = RuleEngine(load_ruleset(rules, durable), durable)
+    reloader = Reloader(engine, rules, release_after_seconds=0)
+    try:
+        patient = tmp_path / "fhir_fixtures" / "patients" / "mas-adult-female.json"
+        original = patient.read_bytes()
+        assert b'"value": 67.9' in original
+        patient.write_bytes(original.replace(b'"value": 67.9', b'"value": 97.9'))
+        result = await reloader.check()
+        assert result.outcome == "rejected"
+        assert any("67.9" in e for e in result.errors), result.errors
+        patient.write_bytes(original)
+        assert (await reloader.check()).outcome == "unchanged"
+        assert reloader.state.rejected_hash is None
+    finally:
+        engine.close()
+
+
 def _now() -> Any:
     from datetime import UTC, datetime
 
     return datetime(2026, 11, 23, tzinfo=UTC)
+
+
+# A reload compiles the rules and runs every case: seconds alone, much longer on a loaded CI machine.
+RELOAD_SECONDS = 60
 
 
 def wait_for(check: Callable[[], bool], seconds: float = 10) -> None:
@@ -151,7 +285,7 @@ def test_every_worker_process_switches_to_the_new_ruleset(tmp_path: Path) -> Non
         "CDS_RELOAD_INTERVAL_SECONDS": "0.2",
         "CDS_INSECURE_NO_AUTH": "1",
     }
-    process = subprocess.Popen(
+    process = start_server(
         [sys.executable, "-m", "cds_service", "serve", "--port", str(port), "--workers", "2"],
         env=env,
         stdout=subprocess.DEVNULL,
@@ -173,7 +307,7 @@ def test_every_worker_process_switches_to_the_new_ruleset(tmp_path: Path) -> Non
         return True
 
     try:
-        wait_for(answering, 30)
+        wait_for(answering, START_SECONDS)
         seen: dict[int, str] = {}
 
         def both_workers_seen() -> bool:
@@ -199,8 +333,62 @@ def test_every_worker_process_switches_to_the_new_ruleset(tmp_path: Path) -> Non
         wait_for(all_switched, 20)
         assert len(set(after.values())) == 1
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop_group(process)
+
+
+def test_the_authors_workflow_seen_on_healthz(tmp_path: Path, service_with: Any) -> None:
+    """Break a rule so that its cases fail, fix only the cases, break it again and put the file back:
+    /healthz follows each step."""
+    rules = copy_rules(tmp_path)
+    http: httpx.Client = service_with(rules_dir=rules, reload_interval_seconds=0.1)
+
+    def rules_health() -> dict[str, Any]:
+        health: dict[str, Any] = http.get("/healthz").json()["rules"]
+        return health
+
+    first = rules_health()
+    make_max_dose_critical(rules)
+    wait_for(lambda: "rejected" in rules_health(), RELOAD_SECONDS)
+    assert any("FAIL max-dose.cases.yaml" in e for e in rules_health()["rejected"]["errors"])
+    assert rules_health()["hash"] == first["hash"]
+
+    expect_critical_in_the_cases(rules)
+    wait_for(lambda: rules_health()["hash"] != first["hash"], RELOAD_SECONDS)
+    serving = rules_health()
+    assert "rejected" not in serving
+    path = rules / "max-dose.yaml"
+    good = path.read_bytes()
+
+    edit(path, "fact: order.daily_dose", "fact: order.daily_dos")
+    wait_for(lambda: "rejected" in rules_health(), RELOAD_SECONDS)
+    path.write_bytes(good)
+    wait_for(lambda: "rejected" not in rules_health(), RELOAD_SECONDS)
+    assert rules_health() == serving
+
+
+async def test_sighup_retries_a_change_already_rejected(
+    reloader: Reloader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    import os
+    import signal
+
+    import cds_service.engine.reload as reload_module
+    from cds_service.engine.reload import watching
+
+    make_max_dose_critical(reloader.rules_dir)
+    assert (await reloader.check()).outcome == "rejected"
+    retried = asyncio.Event()
+    real = reload_module.load_cases
+
+    def counted(rules_dir: Path) -> Any:
+        retried.set()
+        return real(rules_dir)
+
+    monkeypatch.setattr(reload_module, "load_cases", counted)
+    async with watching(reloader, interval_seconds=3600):
+        os.kill(os.getpid(), signal.SIGHUP)
+        await asyncio.wait_for(retried.wait(), timeout=10)
 
 
 async def test_sighup_checks_at_once_without_waiting_for_the_interval(reloader: Reloader) -> None:

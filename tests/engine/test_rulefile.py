@@ -11,6 +11,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from cds_service.derived import REGEN_COMMAND
 from cds_service.engine.rulefile import RuleFile, rule_file_schema
 from cds_service.yamlfile import load_yaml, validation_problems
 
@@ -24,12 +25,11 @@ def test_the_committed_schema_is_the_one_the_models_generate() -> None:
     generated = orjson.dumps(rule_file_schema(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
     committed = SCHEMA_DOC.read_bytes()
     assert orjson.loads(committed) == orjson.loads(generated), (
-        "docs/rule-file.schema.json is out of date; regenerate it with "
-        "`cds-service rules schema > docs/rule-file.schema.json`"
+        f"docs/rule-file.schema.json is out of date; regenerate it with `{REGEN_COMMAND}`"
     )
     assert committed == generated, (
         "docs/rule-file.schema.json is not formatted as `cds-service rules schema` prints it; regenerate it "
-        "with `cds-service rules schema > docs/rule-file.schema.json`"
+        f"with `{REGEN_COMMAND}`"
     )
 
 

@@ -19,7 +19,11 @@ import pytest
 from cds_service.cli import main
 from cds_service.store.database import Store
 from tests.conftest import RULES
+from tests.processes import START_SECONDS, kill_group, start_server, stop_group
 from tests.security.keys import PUBLIC_URL, default_trust, ec_key, mint
+
+# Every test here starts `cds-service serve` (or its start-up) as a process.
+pytestmark = pytest.mark.integration
 
 DISCOVERY = "/cds-services"
 BATCH = 20
@@ -39,7 +43,7 @@ def _env(database_url: str) -> dict[str, str]:
 
 
 def _wait_until_up(process: subprocess.Popen[bytes], port: int) -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + START_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
             break
@@ -48,19 +52,13 @@ def _wait_until_up(process: subprocess.Popen[bytes], port: int) -> None:
                 return
         except httpx.TransportError:
             time.sleep(0.05)
-    process.kill()
+    kill_group(process)
     _, stderr = process.communicate(timeout=10)
     raise RuntimeError(f"the service did not start: {stderr.decode(errors='replace')}")
 
 
 def _stop(process: subprocess.Popen[bytes]) -> bytes:
-    process.terminate()
-    try:
-        _, stderr = process.communicate(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        _, stderr = process.communicate(timeout=10)
-    return stderr
+    return stop_group(process)
 
 
 @pytest.fixture
@@ -68,7 +66,7 @@ def two_workers(tmp_path: Path, database_url: str) -> Iterator[str]:
     """`serve --workers 2` with authentication on; yields its base URL."""
     port = _free_port()
     trust = default_trust(tmp_path)
-    process = subprocess.Popen(
+    process = start_server(
         [
             sys.executable,
             "-m",
@@ -183,7 +181,7 @@ def test_serve_without_trust_exits_non_zero(tmp_path: Path, database_url: str) -
 
 def test_insecure_no_auth_warns_at_start_up(database_url: str) -> None:
     port = _free_port()
-    process = subprocess.Popen(
+    process = start_server(
         [sys.executable, "-m", "cds_service", "serve", "--port", str(port), "--insecure-no-auth"],
         env=_env(database_url),
         stdout=subprocess.DEVNULL,
