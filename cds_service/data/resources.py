@@ -166,11 +166,11 @@ def decode(data: bytes, where: str) -> Decoded:
             return _sorted([_RESOURCE.decode(data)], where)
         except msgspec.ValidationError as exc:
             # _KIND read it, so it is JSON: only its shape is wrong somewhere.
-            single, problems = _salvaged(msgspec.json.decode(data), where)
+            single, left_out = _salvaged(msgspec.json.decode(data), where)
             if single is None:
                 raise ValueError(f"{where} ({kind}) could not be read: {exc}") from None
         result = _sorted([single], where)
-        result.problems[:0] = problems
+        result.problems[:0] = left_out
         return result
     pairs: list[tuple[Resource | None, _EntrySearch | None]]
     try:
