@@ -298,6 +298,10 @@ def _leaf_fits(value: Any, shape: inspect.Type) -> bool:
         return isinstance(value, str)
     if isinstance(shape, inspect.FloatType):
         return isinstance(value, int | float) and not isinstance(value, bool)
+    if isinstance(shape, inspect.IntType):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(shape, inspect.BoolType):
+        return isinstance(value, bool)
     if isinstance(shape, inspect.DictType):
         return isinstance(value, dict)
     return isinstance(shape, inspect.AnyType)
