@@ -8,7 +8,7 @@ import gc
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
@@ -31,7 +31,7 @@ from cds_service.protocol.feedback import parse_feedback
 from cds_service.protocol.outcome import ProblemError
 from cds_service.security.guard import INSECURE_WARNING, Guard
 from cds_service.security.verify import Caller
-from cds_service.store.database import AuditRow, ChartSnapshot, IssuedCard, Store, StoreError
+from cds_service.store.database import AuditRow, ChartSnapshot, FeedbackRow, IssuedCard, Store, StoreError
 
 log = logging.getLogger("cds_service")
 JSON = "application/json"
@@ -172,6 +172,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     503, "feedback could not be stored; nothing was recorded, please retry"
                 ) from exc
             call.note = f"feedback items={len(rows)} new={stored}"
+            await call.feedback_on(rows)
             call.audit.status = 200
             return Response(status_code=200)
 
@@ -250,6 +251,26 @@ class _Call:
             if o.status != "not-fired"
         ]
         self.note = f"hookInstance={answer.hook_instance} cards={len(answer.issued)} fetched={','.join(answer.data.fetched) or '-'}"
+
+    async def feedback_on(self, rows: Sequence[FeedbackRow]) -> None:
+        """Name in the audit row the cards the feedback is about, with each card's rule and the outcome."""
+        uuids = [row.card_uuid for row in rows]
+        self.audit.card_uuids = uuids
+        try:
+            rules = await run_in_threadpool(self.request.app.state.store.card_rules, uuids)
+        except Exception:
+            # The feedback is stored; the audit row still names the cards, only not their rules.
+            log.exception("could not look up the rules of the cards the feedback is about")
+            rules = {}
+        self.audit.rules = [
+            {
+                "id": rules.get(row.card_uuid, (None, None))[0],
+                "version": rules.get(row.card_uuid, (None, None))[1],
+                "card": row.card_uuid,
+                "outcome": row.outcome,
+            }
+            for row in rows
+        ]
 
     async def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None

@@ -330,7 +330,8 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _audit_line(row: dict[str, Any]) -> str:
-    rules = ",".join(f"{r['id']}@{r['version']}:{r['status']}" for r in row.get("rules") or ()) or "-"
+    # A service call lists each rule's status; a feedback call each card's rule and outcome.
+    rules = ",".join(_audit_rule(r) for r in row.get("rules") or ()) or "-"
     cards = ",".join(row.get("card_uuids") or ()) or "-"
     at = row["at"].isoformat(timespec="milliseconds") if hasattr(row["at"], "isoformat") else row["at"]
     return (
@@ -341,6 +342,11 @@ def _audit_line(row: dict[str, Any]) -> str:
     )
 
 
+def _audit_rule(entry: dict[str, Any]) -> str:
+    text = f"{entry.get('id') or 'unknown-card'}@{entry.get('version') or '-'}:{entry.get('status') or entry.get('outcome')}"
+    return f"{text}({entry['card']})" if entry.get("card") else text
+
+
 _REPORT_DESCRIPTION = """\
 Feedback on the cards issued in a period, per rule and rule version: issued, with feedback, accepted,
 overridden, and the override rate = overridden / (accepted + overridden) ("-" without feedback); then
@@ -348,11 +354,13 @@ each rule's most frequent override reasons.
 
   - The period is [--since, --until) on each card's issue time, compared in UTC; a time without an
     offset is UTC. Feedback counts for its card whenever it arrived.
-  - A card with several feedback entries counts once, by its latest outcome (outcomeTimestamp, then
-    reception).
+  - "Issued" counts advice: a rule's cards for one hookInstance (repeated order-select calls answer
+    with fresh card copies) count once, and so does their feedback, by the latest outcome on any of
+    them (outcomeTimestamp, then reception).
   - Feedback about card uuids never issued here is counted apart, by reception time in the period.
-  - Override reasons are grouped by (system, code), with the most recent display; comments may hold
-    PHI and are only counted, never shown.
+  - Override reasons are grouped by (system, code), with the most recent display the EHR sent, else
+    the display the rule file offers for that code; comments may hold PHI and are only counted, never
+    shown.
 
 Exit status: 0; 2 for a bad time, period or rule id; 1 when the database is unusable."""
 
@@ -377,8 +385,13 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
     except StoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    from cds_service.engine.reasons import offered_reasons_in
+
+    offered = offered_reasons_in(settings.rules_dir)
     try:
-        report = store.feedback_report(since, until, rule_id, by_service=args.by_service, top=args.top)
+        report = store.feedback_report(
+            since, until, rule_id, by_service=args.by_service, top=args.top, offered=offered
+        )
     except StoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -420,7 +433,7 @@ def _report_text(report: FeedbackReport) -> str:
                     str(r.cards),
                     str(r.with_comment),
                     r.code or "-",
-                    r.display or _no_display(r),
+                    r.display or r.offered or _no_display(r),
                     r.system or "-",
                 ]
                 for r in reasons.top

@@ -117,6 +117,7 @@ async def call_service(
         base_url=public_url or f"http://{settings.host}:{settings.port}",
         ttl=timedelta(hours=settings.chart_ttl_hours),
         weight=evaluation.facts.get("patient.weight") or missing("patient.weight", "no body weight"),
+        named=evaluation.facts,
     )
     response, issued = render_response(service, facts, evaluation, issued_at=moment, charts=charts)
     return Answer(

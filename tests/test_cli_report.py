@@ -35,7 +35,7 @@ def _seed(database_url: str, cards: list[tuple[str, str, str, datetime]], answer
             rule_version=version,
             indicator="info",
             patient_id="p1",
-            hook_instance="h",
+            hook_instance=f"h{uuid}",  # each card from its own call
             issued_at=at,
         )
         for uuid, (rule, version, service, at) in ((f"c{n}", card) for n, card in enumerate(cards))
@@ -130,9 +130,14 @@ def test_cards_and_feedback_sent_over_http(
     http: httpx.Client, database_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cards = []
-    for _ in range(4):
-        (card,) = http.post(ORDER_SIGN, json=sandbox_order_sign()).json()["cards"]
+    for call in range(4):
+        body = sandbox_order_sign() | {"hookInstance": f"0b1c2d3e-0000-4000-8000-00000000000{call}"}
+        (card,) = http.post(ORDER_SIGN, json=body).json()["cards"]
         cards.append(card["uuid"])
+    # The EHR calls again for the first hookInstance (order-select does as the selection changes): a
+    # fresh copy of the same advice, which does not count again.
+    again = sandbox_order_sign() | {"hookInstance": "0b1c2d3e-0000-4000-8000-000000000000"}
+    assert len(http.post(ORDER_SIGN, json=again).json()["cards"]) == 1
     feedback: list[dict[str, Any]] = [
         {"card": cards[0], "outcome": "accepted", "outcomeTimestamp": "2026-11-23T10:00:00Z",
          "acceptedSuggestions": [{"id": "s1"}]},
@@ -167,8 +172,8 @@ def test_cards_and_feedback_sent_over_http(
     ]
     (reasons,) = report["override_reasons"]
     assert reasons["top"] == [
-        {"system": "http://example.org/override", "code": "dup", "display": "Duplicate", "cards": 1,
-         "with_comment": 1}
+        {"system": "http://example.org/override", "code": "dup", "display": "Duplicate",
+         "offered_display": None, "label": "Duplicate", "cards": 1, "with_comment": 1}
     ]  # fmt: skip
     assert report["feedback_for_unknown_cards"] == {"entries": 1, "cards": 1}
     assert "PHI" not in out
@@ -222,8 +227,27 @@ def test_the_help_states_what_is_counted(capsys: pytest.CaptureFixture[str]) -> 
     text = " ".join(capsys.readouterr().out.split())
     for fragment in (
         "[--since, --until) on each card's issue time",
-        "counts once, by its latest outcome",
+        "count once, and so does their feedback, by the latest outcome",
         "never issued here is counted apart",
         "only counted, never shown",
     ):
         assert fragment in text
+
+
+def test_a_bare_override_code_is_shown_with_the_rule_files_display(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The CDS Hooks sandbox sends reason.code alone: no system, no display.
+    bare = _feedback("c0", "overridden", code="dose-reviewed")
+    bare = FeedbackRow(**{**bare.__dict__, "override_system": None})
+    _seed(database_url, [("max-dose", "1.2.0", "anakinra-order-sign", T0 + timedelta(days=1))], [bare])
+    status, out, _ = _run(capsys, *PERIOD)
+    assert status == 0
+    assert "Dose reviewed with rheumatology" in out
+    status, out, _ = _run(capsys, *PERIOD, "--json")
+    (reason,) = orjson.loads(out)["override_reasons"][0]["top"]
+    assert (reason["code"], reason["display"], reason["label"]) == (
+        "dose-reviewed",
+        None,
+        "Dose reviewed with rheumatology",
+    )

@@ -75,6 +75,18 @@ def test_feedback_joins_to_the_rule_that_issued_the_card(http: httpx.Client, set
     )
 
 
+def test_the_feedback_audit_row_names_each_card_and_its_rule(http: httpx.Client, settings: Settings) -> None:
+    (card,) = http.post(ORDER_SIGN, json=sandbox_order_sign()).json()["cards"]
+    body = {"feedback": [_overridden(card["uuid"], {"code": "not-relevant"}), _overridden("never-issued")]}
+    assert http.post(FEEDBACK, json=body).status_code == 200
+    (audit,) = [row for row in Store(settings.database_url).audit() if row["endpoint"] == "feedback"]
+    assert audit["card_uuids"] == [card["uuid"], "never-issued"]
+    assert audit["rules"] == [
+        {"id": "incomplete-data", "version": "1.0.0", "card": card["uuid"], "outcome": "overridden"},
+        {"id": None, "version": None, "card": "never-issued", "outcome": "overridden"},
+    ]
+
+
 def test_repeated_feedback_is_stored_once(http: httpx.Client, settings: Settings) -> None:
     body = {"feedback": [_overridden("c1"), _overridden("c2")]}
     for _ in range(3):

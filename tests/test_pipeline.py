@@ -73,8 +73,46 @@ async def test_the_sandbox_draft_order_is_read_leniently(runtime: Runtime) -> No
     answer = await call_service(runtime, "anakinra-order-sign", orjson.dumps(sandbox_order_sign()))
     (order,) = answer.facts.draft_orders
     assert (order.resource_type, order.id) == ("MedicationRequest", "request-123")
-    assert order.resource is not None and order.resource.status == "draft"
+    assert order.raw["status"] == "draft"
     assert any("intent" in note for note in order.validation_notes)
+    # The data-quality card says only what is true of the capture: two prefetch keys it did not send.
+    assert answer.facts.problems == []
+    (card,) = [c for c in orjson.loads(answer.body)["cards"] if _rule(c) == "incomplete-data"]
+    assert card["summary"] == "Could not read medication orders, conditions: some checks could not run"
+
+
+REQUESTS = RULES.parent / "fhir_fixtures" / "requests"
+AS_OF = datetime(2026, 11, 22, 10, tzinfo=UTC)  # an hour after the fixture patient's newest data
+
+
+def _rule(card: dict) -> str:
+    return str(card["extension"]["cds-service-provenance"]["ruleId"])
+
+
+async def test_a_sandbox_shaped_anakinra_order_is_read_and_used_without_a_data_card(runtime: Runtime) -> None:
+    # The sandbox sends `category` as an object, and a dose in {pill}: the order is still anakinra, its
+    # checks run, and the ones that need a dose say why they cannot, not "could not read the data".
+    body = (REQUESTS / "order-sign-sandbox-shape-anakinra.json").read_bytes()
+    assert isinstance(orjson.loads(body)["context"]["draftOrders"]["entry"][0]["resource"]["category"], dict)
+    answer = await call_service(runtime, "anakinra-order-sign", body, now=AS_OF)
+    assert answer.facts.problems == [] and answer.facts.unavailable == {}
+    cards = orjson.loads(answer.body)["cards"]
+    assert "incomplete-data" not in {_rule(c) for c in cards}
+    facts = answer.evaluation.facts
+    assert facts["order.present"].value is True
+    assert "doseQuantity" in (facts["order.daily_dose"].missing or "")
+    statuses = {o.rule.id: o.status for o in answer.evaluation.outcomes}
+    assert statuses["max-dose"] == "unknown" and "max-dose" in {_rule(c) for c in cards}
+
+
+@pytest.mark.parametrize("name", ["order-sign-sandbox-aspirin", "order-select-sandbox-aspirin"])
+async def test_a_sandbox_aspirin_order_gets_no_data_card(runtime: Runtime, name: str) -> None:
+    body = (REQUESTS / f"{name}.json").read_bytes()
+    service = "anakinra-order-select" if name.startswith("order-select") else "anakinra-order-sign"
+    answer = await call_service(runtime, service, body, now=AS_OF)
+    assert answer.facts.problems == []
+    assert "incomplete-data" not in {_rule(c) for c in orjson.loads(answer.body)["cards"]}
+    assert answer.evaluation.facts["order.present"].value is False
 
 
 async def test_every_card_says_which_rule_version_and_ruleset_made_it(runtime: Runtime) -> None:

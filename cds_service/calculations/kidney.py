@@ -19,7 +19,7 @@ from cds_service.calculations.base import Configured, ParameterError, Params, Th
 from cds_service.calculators.bags import BagLimits, Build, nearest_dose
 from cds_service.calculators.growth import Sample
 from cds_service.calculators.kdigo import Aki, AkiLimits, kdigo
-from cds_service.calculators.renal import cockcroft_gault, reduced_dose
+from cds_service.calculators.renal import cockcroft_gault, creatinine_at_clearance, reduced_dose
 from cds_service.facts.catalog import FactCatalog
 from cds_service.facts.knowledge import Analyte, duration_text, unavailable
 from cds_service.facts.labs import Point, collect
@@ -58,6 +58,7 @@ class BagMaker(Protocol):
 @dataclasses.dataclass(frozen=True)
 class RenalSettings:
     min_age: float  # years
+    crcl_threshold: float  # mL/min
     weight_basis: str
     unstated_sex: Literal["lower", "higher"]
     dose_factor: float
@@ -69,9 +70,44 @@ class RenalSettings:
         reduced = self._reduced_dose(named)
         return {
             "renal.crcl": self._crcl(named),
+            "renal.creatinine_limit": self._creatinine_limit(named),
             "renal.reduced_dose": reduced,
             "renal.reduced_build": self._reduced_build(named, reduced),
         }
+
+    def _creatinine_limit(self, named: Mapping[str, Fact]) -> Fact:
+        """The creatinine at which this patient's Cockcroft-Gault clearance falls to the threshold: where
+        a chart draws the renal limit on the creatinine axis."""
+        name = "renal.creatinine_limit"
+        age, sex, weight = named["patient.age"], named["patient.sex"], named["patient.weight"]
+        years, kg = _number(age), _number(weight)
+        if years is not None and years < self.min_age:
+            return missing(
+                name, f"Cockcroft-Gault does not apply under {_n(self.min_age)} years (age {_n(years)})"
+            )
+        if years is None or kg is None or sex.value is None or weight.comparator is not None:
+            absent = [
+                label
+                for label, fact in (("age", age), ("weight", weight), ("sex", sex))
+                if fact.value is None
+            ]
+            return missing(name, f"missing {', '.join(absent) or 'an exact weight'}")
+        try:
+            female = creatinine_at_clearance(years, kg, self.crcl_threshold, female=True)
+            male = creatinine_at_clearance(years, kg, self.crcl_threshold, female=False)
+        except ValueError as exc:
+            return missing(name, f"Cockcroft-Gault cannot use these inputs: {exc}")
+        if sex.value == "female" or sex.value == "male":
+            value = female if sex.value == "female" else male
+        else:
+            # The clearance taken for other sexes is the lower (or higher) estimate: it reaches the
+            # threshold at the lower (or higher) creatinine.
+            value = min(female, male) if self.unstated_sex == "lower" else max(female, male)
+        detail = (
+            f"creatinine at which Cockcroft-Gault gives {_n(self.crcl_threshold)} mL/min at age {_n(years)}, "
+            f"{_n(kg)} kg, sex {sex.value}"
+        )
+        return Fact(name, tidy(value), unit="mg/dL", evidence=weight.evidence, detail=detail)
 
     def _crcl(self, named: Mapping[str, Fact]) -> Fact:
         name = "renal.crcl"
@@ -191,6 +227,13 @@ class Renal:
                 "not rounded (display it with :.1f)",
             ),
             FactSpec(
+                "renal.creatinine_limit",
+                "quantity",
+                "mg/dL",
+                "the serum creatinine at which this patient's Cockcroft-Gault clearance equals the rule "
+                "file's crcl_threshold (for the chart's renal limit line)",
+            ),
+            FactSpec(
                 "renal.reduced_dose",
                 "quantity",
                 "mg/d",
@@ -226,6 +269,7 @@ class Renal:
         routes = catalog.medications.routes
         return RenalSettings(
             min_age=params.number("min_age", "a"),
+            crcl_threshold=params.number("crcl_threshold", "mL/min"),
             weight_basis=basis,
             unstated_sex="lower" if unstated == "lower" else "higher",
             dose_factor=factor,
@@ -288,6 +332,37 @@ class AkiSettings:
                 excluded.append(f"{point.evidence[0]} is not a positive value ({_point_text(point)})")
             else:
                 points.append(point)
+        return {
+            **self._stage(points, excluded, span, facts),
+            "aki.creatinine_limit": self._limit(points, facts.now),
+        }
+
+    def _limit(self, points: Sequence[Point], now: datetime) -> Fact:
+        """The lowest creatinine that, drawn now, would meet a KDIGO criterion against the results before
+        it: where a chart draws the AKI limit. In the canonical unit, like the thresholds it adds up."""
+        name = "aki.creatinine_limit"
+        candidates: list[tuple[float, str, tuple[str, ...]]] = []
+        for hours, criterion in ((self.absolute_window_hours, "rise"), (self.baseline_window_hours, "ratio")):
+            earlier = [p for p in points if now - timedelta(hours=hours) <= p.time <= now]
+            if not earlier:
+                continue
+            lowest = min(earlier, key=lambda p: p.value)
+            if criterion == "rise":
+                value = lowest.value + self.absolute_rise.value
+                why = f"{_shown(lowest.value)} (lowest of {_hours_text(hours)}) + {_n(self.absolute_rise.value)}"
+            else:
+                value = lowest.value * self.ratio
+                why = f"{_n(self.ratio)} × {_shown(lowest.value)} (lowest of {_hours_text(hours)})"
+            candidates.append((value, why, lowest.evidence))
+        if not candidates:
+            return missing(
+                name, f"no creatinine in the last {_hours_text(self._reach_hours)} to compare with"
+            )
+        value, why, evidence = min(candidates)
+        detail = f"a creatinine of {_shown(value)} {self.analyte.unit} or more now would meet KDIGO: {why}"
+        return Fact(name, tidy(value), unit=self.analyte.unit, evidence=evidence, detail=detail)
+
+    def _stage(self, points: list[Point], excluded: list[str], span: str, facts: Facts) -> dict[str, Fact]:
         if len(points) < 2:
             return _aki_missing(self._too_few(points, excluded, span, facts))
         unit, limits, as_reported = self._unit(points)
@@ -401,6 +476,13 @@ class AcuteKidneyInjury:
                 None,
                 "KDIGO acute kidney injury stage (0-3) from creatinine alone; missing without two results to "
                 "compare",
+            ),
+            FactSpec(
+                "aki.creatinine_limit",
+                "quantity",
+                catalog.analytes[CREATININE].unit if CREATININE in catalog.analytes else "mg/dL",
+                "the lowest creatinine that, drawn at the request's time, would meet a KDIGO criterion "
+                "against the results before it (for the chart's AKI limit line)",
             ),
             FactSpec(
                 "aki.criterion",

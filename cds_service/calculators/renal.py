@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["cockcroft_gault", "cockcroft_gault_any_sex", "reduced_dose"]
+__all__ = ["cockcroft_gault", "cockcroft_gault_any_sex", "creatinine_at_clearance", "reduced_dose"]
 
 # Cockcroft and Gault's published constants are the equation itself, not a clinical threshold.
 _FEMALE_FACTOR = 0.85
@@ -19,6 +19,21 @@ def cockcroft_gault(age_years: float, weight_kg: float, creatinine_mg_dl: float,
         raise ValueError(f"weight must be positive, not {weight_kg}")
     clearance = (140 - age_years) * weight_kg / (72 * creatinine_mg_dl)
     return clearance * _FEMALE_FACTOR if female else clearance
+
+
+def creatinine_at_clearance(
+    age_years: float, weight_kg: float, clearance_ml_min: float, female: bool
+) -> float:
+    """The serum creatinine in mg/dL at which Cockcroft-Gault gives `clearance_ml_min`: the equation solved
+    for SCr, so a chart can draw a clearance threshold on the creatinine axis for this patient."""
+    if not clearance_ml_min > 0:
+        raise ValueError(f"clearance must be positive, not {clearance_ml_min}")
+    if not weight_kg > 0:
+        raise ValueError(f"weight must be positive, not {weight_kg}")
+    if not age_years < 140:
+        raise ValueError(f"the equation gives no clearance at age {age_years}")
+    creatinine = (140 - age_years) * weight_kg / (72 * clearance_ml_min)
+    return creatinine * _FEMALE_FACTOR if female else creatinine
 
 
 def cockcroft_gault_any_sex(age_years: float, weight_kg: float, creatinine_mg_dl: float, sex: str) -> float:

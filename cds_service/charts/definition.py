@@ -8,11 +8,12 @@ does not lint keeps the whole ruleset from loading, as a rule file would.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from cds_service.facts.units import UnitError
 from cds_service.yamlfile import FileProblems, Location, Problem, YamlDoc, load_yaml, validation_problems
@@ -40,17 +41,45 @@ class DurationModel(_Strict):
     unit: Text = Field(description="a UCUM time unit: h, d, wk")
 
 
+class ThresholdModel(_Strict):
+    label: Text = Field(description="what the line means, as the chart labels it, e.g. HLH-2004 criterion")
+    parameter: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9][a-z0-9\-]*\.[a-z][a-z0-9_]*$",
+        description="a rule file's parameter, as rule-id.parameter: the line is its value, and its source "
+        "is the parameter's",
+    )
+    fact: str | None = Field(
+        default=None,
+        description="a quantity fact a calculation computes per request (e.g. renal.creatinine_limit): the "
+        "line is drawn when the fact has a value, and the chart says why when it has none",
+    )
+
+    @model_validator(mode="after")
+    def _one(self) -> ThresholdModel:
+        if (self.parameter is None) == (self.fact is None):
+            raise ValueError("give either `parameter` (rule-id.parameter) or `fact`")
+        return self
+
+
 class PanelModel(_Strict):
     title: Text
     analytes: list[Name] = Field(min_length=1, description="analyte names of rules/facts/analytes.yaml")
     unit: Text = Field(description="the UCUM unit the panel is drawn in; every analyte must convert to it")
     scale: Literal["linear", "log"] = "linear"
+    thresholds: list[ThresholdModel] = Field(
+        default_factory=list,
+        description="criterion thresholds drawn as labelled horizontal lines; the axis always includes them",
+    )
 
 
 class DoseModel(_Strict):
     title: Text
     medication: Name = Field(description="a medication class of rules/facts/medications.yaml")
     unit: Text = Field(default=DAILY_DOSE_UNIT, description="a daily-dose unit, e.g. mg/d")
+    thresholds: list[ThresholdModel] = Field(
+        default_factory=list, description="dose ceilings drawn as labelled horizontal lines"
+    )
 
 
 class ChartFile(_Strict):
@@ -64,11 +93,20 @@ class ChartFile(_Strict):
 
 
 @dataclasses.dataclass(frozen=True)
+class ThresholdLine:
+    label: str
+    value: float | None  # in the panel's unit, for a rule parameter; None for a fact
+    fact: str | None  # the fact whose value, per request, is the line
+    source: str  # the parameter's source, or what the fact is
+
+
+@dataclasses.dataclass(frozen=True)
 class Panel:
     title: str
     analytes: tuple[str, ...]
     unit: str
     scale: Literal["linear", "log"]
+    thresholds: tuple[ThresholdLine, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +114,7 @@ class DoseSeries:
     title: str
     medication: str
     unit: str
+    thresholds: tuple[ThresholdLine, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,10 +136,14 @@ def chart_files(rules_dir: Path) -> list[Path]:
     return sorted(p for p in folder.glob("*.y*ml") if p.suffix in (".yaml", ".yml"))
 
 
-def load_charts(rules_dir: Path, catalog: FactCatalog) -> tuple[dict[str, ChartDefinition], list[Problem]]:
+def load_charts(
+    rules_dir: Path, catalog: FactCatalog, parameters: Mapping[str, Mapping[str, Any]] | None = None
+) -> tuple[dict[str, ChartDefinition], list[Problem]]:
     """The charts of rules_dir/charts, and every problem (errors and warnings) with its file:line.
 
-    A chart with an error is left out of the result; the problems keep the ruleset from loading."""
+    `parameters` are the rule files' parameters by rule id, which thresholds may name. A chart with an
+    error is left out of the result (a wrong threshold only loses its line, so that the cards linking to
+    the chart are not reported too); the problems keep the ruleset from loading."""
     charts: dict[str, ChartDefinition] = {}
     problems: list[Problem] = []
     for path in chart_files(rules_dir):
@@ -115,7 +158,8 @@ def load_charts(rules_dir: Path, catalog: FactCatalog) -> tuple[dict[str, ChartD
             problems.extend(validation_problems(doc, exc))
             continue
         before = len(problems)
-        chart = _checked(doc, spec, catalog, problems)
+        lines: list[Problem] = []
+        chart = _checked(doc, spec, catalog, problems, parameters or {}, lines)
         if spec.id in charts:
             problems.append(
                 doc.problem(("id",), f"duplicate chart id {spec.id!r} (also in {charts[spec.id].path})")
@@ -123,12 +167,28 @@ def load_charts(rules_dir: Path, catalog: FactCatalog) -> tuple[dict[str, ChartD
             continue
         if not any(p.severity == "error" for p in problems[before:]):
             charts[spec.id] = chart
+        problems.extend(lines)
     return charts, problems
 
 
-def _checked(doc: YamlDoc, spec: ChartFile, catalog: FactCatalog, problems: list[Problem]) -> ChartDefinition:
+def _checked(
+    doc: YamlDoc,
+    spec: ChartFile,
+    catalog: FactCatalog,
+    problems: list[Problem],
+    parameters: Mapping[str, Mapping[str, Any]],
+    line_problems: list[Problem],
+) -> ChartDefinition:
     def error(location: Location, message: str, severity: str = "error") -> None:
         problems.append(doc.problem(location, message, severity))
+
+    def line_error(location: Location, message: str) -> None:
+        if location[-1] == "parameter":
+            rule_id = _named_rule(doc, location)
+            rule_file = doc.path.parent.parent / f"{rule_id}.yaml"
+            if rule_id and rule_id not in parameters and rule_file.is_file():
+                return  # that rule file did not load: its own error says why
+        line_problems.append(doc.problem(location, message))
 
     if doc.path.stem != spec.id:
         error(("id",), f"file name should be {spec.id}.yaml", "warning")
@@ -174,8 +234,85 @@ def _checked(doc: YamlDoc, spec: ChartFile, catalog: FactCatalog, problems: list
             catalog.convert(1.0, DAILY_DOSE_UNIT, spec.dose.unit)
         except UnitError as exc:
             error(("dose", "unit"), f"a daily dose cannot be drawn in {spec.dose.unit}: {exc}")
-        dose = DoseSeries(spec.dose.title, spec.dose.medication, spec.dose.unit)
-    panels = tuple(Panel(p.title, tuple(p.analytes), p.unit, p.scale) for p in spec.panels)
+        ceilings = _lines(
+            spec.dose.thresholds, spec.dose.unit, None, ("dose",), catalog, parameters, line_error
+        )
+        dose = DoseSeries(spec.dose.title, spec.dose.medication, spec.dose.unit, ceilings)
+    panels = []
+    for index, p in enumerate(spec.panels):
+        # The first analyte's molar mass converts a threshold stated in another kind of unit.
+        first = p.analytes[0] if p.analytes[0] in analytes else None
+        lines = _lines(p.thresholds, p.unit, first, ("panels", index), catalog, parameters, line_error)
+        panels.append(Panel(p.title, tuple(p.analytes), p.unit, p.scale, lines))
+    description = " ".join(spec.description.split())
     return ChartDefinition(
-        spec.id, spec.title, " ".join(spec.description.split()), lookback, panels, dose, spec.source, doc.path
+        spec.id, spec.title, description, lookback, tuple(panels), dose, spec.source, doc.path
     )
+
+
+def _lines(
+    thresholds: list[ThresholdModel],
+    unit: str,
+    analyte: str | None,
+    where: Location,
+    catalog: FactCatalog,
+    parameters: Mapping[str, Mapping[str, Any]],
+    error: Any,
+) -> tuple[ThresholdLine, ...]:
+    lines = []
+    for position, threshold in enumerate(thresholds):
+        at: Location = (*where, "thresholds", position)
+        line = _threshold(threshold, unit, analyte, at, catalog, parameters, error)
+        if line is not None:
+            lines.append(line)
+    return tuple(lines)
+
+
+def _threshold(
+    threshold: ThresholdModel,
+    panel_unit: str,
+    analyte: str | None,
+    at: Location,
+    catalog: FactCatalog,
+    parameters: Mapping[str, Mapping[str, Any]],
+    error: Any,
+) -> ThresholdLine | None:
+    """The line, with a rule parameter's value converted to `panel_unit`; None (and an error) when what it
+    names does not exist or is not a quantity that unit can show."""
+    if threshold.parameter is not None:
+        rule_id, _, name = threshold.parameter.partition(".")
+        found = parameters.get(rule_id, {}).get(name)
+        if found is None:
+            error((*at, "parameter"), f"no parameter {name!r} in rule {rule_id!r}")
+            return None
+        value, unit = getattr(found, "value", None), getattr(found, "unit", None)  # a rule Parameter
+        if isinstance(value, bool) or not isinstance(value, int | float) or unit is None:
+            error((*at, "parameter"), f"{threshold.parameter} is not a number with a unit")
+            return None
+        try:
+            converted = catalog.convert(float(value), unit, panel_unit, analyte=analyte)
+        except UnitError as exc:
+            error(
+                (*at, "parameter"), f"{threshold.parameter} ({unit}) cannot be drawn in {panel_unit}: {exc}"
+            )
+            return None
+        return ThresholdLine(threshold.label, converted, None, " ".join(str(found.source).split()))
+    assert threshold.fact is not None
+    spec = catalog.specs.get(threshold.fact)
+    if spec is None or spec.kind != "quantity" or spec.unit is None:
+        error((*at, "fact"), f"{threshold.fact!r} is not a quantity fact")
+        return None
+    try:
+        catalog.convert(1.0, spec.unit, panel_unit, analyte=analyte)
+    except UnitError as exc:
+        error((*at, "fact"), f"{threshold.fact} ({spec.unit}) cannot be drawn in {panel_unit}: {exc}")
+        return None
+    return ThresholdLine(threshold.label, None, threshold.fact, spec.description)
+
+
+def _named_rule(doc: YamlDoc, location: Location) -> str | None:
+    """The rule id of the `parameter: rule-id.name` at `location`."""
+    node: Any = doc.data
+    for key in location:
+        node = node[key]
+    return str(node).partition(".")[0] if isinstance(node, str) else None

@@ -21,13 +21,15 @@ import threading
 from datetime import datetime, timedelta
 from typing import Any
 
-from cds_service.charts.text import number_text, unit_text
+from cds_service.charts.text import axis_text, number_text, unit_text
 
 # Okabe-Ito: told apart by colour-blind readers, and in greyscale print by marker and line style.
 _COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9")
 _DOSE = "#333333"
 _PANEL_HEIGHT = 1.9  # inches
 _WIDTH = 10.0
+# For phones: drawn this wide, the page scales it to the screen with its text still readable at 360 px.
+NARROW_WIDTH = 4.6
 _BOTTOM, _TOP = 0.75, 0.35  # inches for the time axis below, and above the first title
 _RC: Any = {  # matplotlib types rcParams keys as one Literal; this stays a plain mapping
     "svg.fonttype": "none",  # text stays text: smaller, selectable, read by screen readers
@@ -41,20 +43,26 @@ _RC: Any = {  # matplotlib types rcParams keys as one Literal; this stays a plai
 }
 _LOWER_BOUND = {">", ">="}
 _MAX_LOG_LABELS = 7
+_THRESHOLD = "#555555"
+# A log axis spans at least this factor, and a linear one starts at zero: one result, or a flat series,
+# is never stretched over the whole panel as if it were a change.
+_MIN_LOG_SPAN = 10.0
+_HEADROOM = 1.15
+_LOG_MARGIN = 1.1  # no result or line on the axis's edge
 _LOCK = threading.Lock()
 
 Payload = dict[str, Any]  # as charts.snapshot makes it
 
 
-def draw_svg(payload: Payload) -> str:
-    """The chart of `payload` as an SVG document."""
+def draw_svg(payload: Payload, width: float = _WIDTH) -> str:
+    """The chart of `payload` as an SVG document, `width` inches wide (NARROW_WIDTH for phones)."""
     import matplotlib
 
     with _LOCK, matplotlib.rc_context(_RC):
-        return _draw(payload)
+        return _draw(payload, width)
 
 
-def _draw(payload: Payload) -> str:
+def _draw(payload: Payload, width: float) -> str:
     from matplotlib.backends.backend_svg import FigureCanvasSVG
     from matplotlib.figure import Figure
 
@@ -62,11 +70,11 @@ def _draw(payload: Payload) -> str:
     dose: Payload | None = payload.get("dose")
     rows = len(panels) + (1 if dose else 0)
     height = _PANEL_HEIGHT * rows + _BOTTOM + _TOP
-    figure = Figure(figsize=(_WIDTH, height))
+    figure = Figure(figsize=(width, height))
     FigureCanvasSVG(figure)
     # Fixed margins: matplotlib's constrained layout would measure every label and triple the time.
     figure.subplots_adjust(
-        left=0.8 / _WIDTH, right=1 - 0.2 / _WIDTH, bottom=_BOTTOM / height, top=1 - _TOP / height, hspace=0.45
+        left=0.8 / width, right=1 - 0.2 / width, bottom=_BOTTOM / height, top=1 - _TOP / height, hspace=0.45
     )
     axes = figure.subplots(rows, 1, sharex=True, squeeze=False)[:, 0]
     start, as_of = _time(payload["from"]), _time(payload["as_of"])
@@ -80,7 +88,7 @@ def _draw(payload: Payload) -> str:
     for ax in axes:
         ax.axvline(_num(as_of), color="#888888", linestyle=":", linewidth=1).set_gid("as-of")
         ax.grid(True, axis="y", color="#e5e5e5", linewidth=0.6)
-    _time_axis(axes[-1], start, end)
+    _time_axis(axes[-1], start, end, narrow=width < _WIDTH)
     buffer = io.StringIO()
     figure.savefig(buffer, format="svg", metadata={"Date": None, "Title": payload["title"]})
     return buffer.getvalue()
@@ -88,7 +96,8 @@ def _draw(payload: Payload) -> str:
 
 def _panel(ax: Any, panel: Payload, colours: Any) -> None:
     ax.set_title(panel["title"], loc="left", y=1.0, pad=4)
-    ax.set_ylabel(unit_text(panel["unit"]))
+    log = panel["scale"] == "log"
+    ax.set_ylabel(unit_text(panel["unit"]) + (" (log scale)" if log else ""))
     drawn = False
     for series in panel["series"]:
         colour = next(colours)
@@ -121,9 +130,17 @@ def _panel(ax: Any, panel: Payload, colours: Any) -> None:
                     label=f"{series['label']}, reported as a bound",
                 )
                 censored.set_gid(f"censored-{name}")
-    if drawn and panel["scale"] == "log":
-        values = [p[1] for s in panel["series"] for p in s["points"] if p[1] > 0]
-        _log_axis(ax, min(values, default=1.0), max(values, default=10.0))
+    thresholds = panel.get("thresholds") or []
+    if drawn:
+        # The axis spans the results and the criterion lines both: where a value stands is read against them.
+        values = [p[1] for s in panel["series"] for p in s["points"]] + [t["value"] for t in thresholds]
+        if log:
+            positive = [v for v in values if v > 0]
+            _log_axis(ax, min(positive, default=1.0), max(positive, default=10.0))
+        else:
+            _linear_axis(ax, values)
+        for index, threshold in enumerate(thresholds):
+            _threshold_line(ax, threshold, panel["unit"], index)
     if not drawn:
         labels = ", ".join(s["label"] for s in panel["series"])
         _empty(ax, f"no {labels} results in this period")
@@ -178,8 +195,14 @@ def _dose(ax: Any, dose: Payload, end: datetime) -> None:
     if not given and not draft and not open_ended:
         _empty(ax, f"no {dose['label']} order with a known start and daily dose")
         return
-    highest = max(v for _, v in given + draft + open_ended if not math.isnan(v))
+    ceilings = dose.get("thresholds") or []
+    highest = max(
+        [v for _, v in given + draft + open_ended if not math.isnan(v)] + [t["value"] for t in ceilings]
+    )
     ax.set_ylim(0, highest * 1.2 if highest > 0 else 1)
+    _grouped_ticks(ax)
+    for index, ceiling in enumerate(ceilings):
+        _threshold_line(ax, ceiling, dose["unit"], index)
     ax.legend(loc="upper left", fontsize=8, frameon=False)
 
 
@@ -187,10 +210,16 @@ def _log_axis(ax: Any, low: float, high: float) -> None:
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
     ax.set_yscale("log", nonpositive="mask")
+    low, high = low / _LOG_MARGIN, high * _LOG_MARGIN
+    if high / low < _MIN_LOG_SPAN:
+        middle = math.sqrt(low * high)
+        low, high = middle / math.sqrt(_MIN_LOG_SPAN), middle * math.sqrt(_MIN_LOG_SPAN)
     # From the 1-2-5 step at or below the lowest result to the one at or above the highest, labelled at
-    # every 1-2-5 step between: 20000 and 50000 as a lab writes them, not 2x10^4 and eight crowded ticks.
+    # every 1-2-5 step between: 20,000 and 50,000 as a lab writes them, not 2x10^4 and eight crowded ticks.
     steps = _steps(low, high)
     ax.set_ylim(steps[0], steps[-1])
+    if len(steps) > _MAX_LOG_LABELS:
+        steps = [step for step in steps if f"{step:.0e}"[0] in "15"]  # 500, 1,000, 5,000, 10,000...
     if len(steps) > _MAX_LOG_LABELS:
         steps = [step for step in steps if f"{step:.0e}".startswith("1")]  # powers of ten only
     elif len(steps) == 2:
@@ -198,8 +227,41 @@ def _log_axis(ax: Any, low: float, high: float) -> None:
         unit = 10.0 ** math.floor(math.log10(steps[0]))
         steps = [m * unit for m in range(1, 11) if steps[0] <= m * unit <= steps[-1]]
     ax.yaxis.set_major_locator(FixedLocator(steps))
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: number_text(value)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: axis_text(value)))
     ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def _linear_axis(ax: Any, values: list[float]) -> None:
+    # Counts and concentrations start at zero: a single result sits at its height, not mid-panel.
+    low = min(0.0, min(values, default=0.0))
+    high = max(values, default=0.0)
+    top = high * _HEADROOM if high > 0 else 1.0
+    ax.set_ylim(low * _HEADROOM if low < 0 else 0.0, top)
+    _grouped_ticks(ax)
+
+
+def _grouped_ticks(ax: Any) -> None:
+    from matplotlib.ticker import FuncFormatter
+
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: axis_text(value)))
+
+
+def _threshold_line(ax: Any, threshold: Payload, unit: str, index: int) -> None:
+    """A criterion as a labelled dashed line across the panel; the label sits just above it, at the right."""
+    value = threshold["value"]
+    line = ax.axhline(value, color=_THRESHOLD, linestyle=(0, (5, 3)), linewidth=1.1, zorder=1)
+    line.set_gid(f"threshold-{index}")
+    ax.text(
+        0.995,
+        value,
+        f"{threshold['label']}: {number_text(value)} {unit_text(unit)}",
+        transform=ax.get_yaxis_transform(),
+        ha="right",
+        va="bottom",
+        fontsize=8,
+        color=_THRESHOLD,
+        gid=f"threshold-label-{index}",
+    )
 
 
 def _steps(low: float, high: float) -> list[float]:
@@ -215,14 +277,15 @@ def _steps(low: float, high: float) -> list[float]:
     return [c for c in candidates if below <= c <= above]
 
 
-def _time_axis(ax: Any, start: datetime, end: datetime) -> None:
+def _time_axis(ax: Any, start: datetime, end: datetime, narrow: bool = False) -> None:
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 
-    locator = AutoDateLocator(minticks=5, maxticks=12)
+    locator = AutoDateLocator(minticks=3 if narrow else 5, maxticks=6 if narrow else 12)
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
     ax.set_xlim(_num(start), _num(end))
-    ax.set_xlabel("time (UTC); dotted line: the time of the request")
+    # Narrow, the longer label would run into the month under the last tick; the page's caption says it.
+    ax.set_xlabel("time (UTC)" if narrow else "time (UTC); dotted line: the time of the request")
 
 
 def _empty(ax: Any, text: str) -> None:

@@ -42,6 +42,8 @@ class ChartLinks:
     base_url: str
     ttl: timedelta
     weight: Fact = dataclasses.field(default_factory=lambda: missing("patient.weight", "no body weight"))
+    # The evaluation's facts: thresholds drawn per request (renal.creatinine_limit...) are among them.
+    named: Mapping[str, Fact] = dataclasses.field(default_factory=dict)
     snapshots: dict[str, ChartSnapshot] = dataclasses.field(default_factory=dict)
     failed: set[str] = dataclasses.field(default_factory=set)
 
@@ -70,5 +72,7 @@ class ChartLinks:
             chart_id=chart_id,
             created_at=created,
             expires_at=created + self.ttl,
-            payload=chart_payload(self.definitions[chart_id], self.catalog, self.facts, self.weight),
+            payload=chart_payload(
+                self.definitions[chart_id], self.catalog, self.facts, self.weight, self.named
+            ),
         )

@@ -11,11 +11,12 @@ the patient is copied: no name, no identifier, no patient id.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from cds_service.calculations.exposure import order_period, prior_courses
-from cds_service.charts.definition import DAILY_DOSE_UNIT, ChartDefinition, DoseSeries, Panel
+from cds_service.charts.definition import DAILY_DOSE_UNIT, ChartDefinition, DoseSeries, Panel, ThresholdLine
 from cds_service.facts.catalog import FactCatalog
 from cds_service.facts.knowledge import unavailable
 from cds_service.facts.labs import collect
@@ -27,8 +28,15 @@ from cds_service.facts.units import tidy
 Payload = dict[str, Any]
 
 
-def chart_payload(chart: ChartDefinition, catalog: FactCatalog, facts: Facts, weight: Fact) -> Payload:
-    """What `chart` shows of this request; `weight` turns a per-kg dose into a daily dose."""
+def chart_payload(
+    chart: ChartDefinition,
+    catalog: FactCatalog,
+    facts: Facts,
+    weight: Fact,
+    named: Mapping[str, Fact] | None = None,
+) -> Payload:
+    """What `chart` shows of this request; `weight` turns a per-kg dose into a daily dose, and `named`
+    (the evaluation's facts) gives the thresholds that are facts of this request."""
     start = facts.now - chart.lookback
     payload: Payload = {
         "chart": chart.id,
@@ -36,8 +44,8 @@ def chart_payload(chart: ChartDefinition, catalog: FactCatalog, facts: Facts, we
         "description": chart.description,
         "as_of": iso(facts.now),
         "from": iso(start),
-        "panels": [_panel(panel, catalog, facts, start) for panel in chart.panels],
-        "dose": _dose(chart.dose, catalog, facts, weight) if chart.dose else None,
+        "panels": [_panel(panel, catalog, facts, start, named or {}) for panel in chart.panels],
+        "dose": _dose(chart.dose, catalog, facts, weight, named or {}) if chart.dose else None,
         "notes": [],
     }
     gap = unavailable(facts.unavailable, catalog.labs.sources)
@@ -50,7 +58,9 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 
 
-def _panel(panel: Panel, catalog: FactCatalog, facts: Facts, start: datetime) -> Payload:
+def _panel(
+    panel: Panel, catalog: FactCatalog, facts: Facts, start: datetime, named: Mapping[str, Fact]
+) -> Payload:
     series = []
     for name in panel.analytes:
         analyte = catalog.analytes[name]
@@ -62,15 +72,54 @@ def _panel(panel: Panel, catalog: FactCatalog, facts: Facts, start: datetime) ->
             if point.time > facts.now:
                 continue  # after the request's time: not part of what the card was based on
             value = point.value if (scale, offset) == (1.0, 0.0) else tidy(scale * point.value + offset)
-            reported = None
-            if point.native_unit != panel.unit:
-                reported = f"{point.comparator or ''}{point.native_value:g} {point.native_unit}"
+            # The value and unit as the lab reported them, whatever the panel converts them to.
+            reported = f"{point.comparator or ''}{point.native_value:g} {point.native_unit}"
             points.append([iso(point.time), value, point.comparator, reported])
         series.append({"analyte": name, "label": analyte.label, "points": points, "excluded": found.excluded})
-    return {"title": panel.title, "unit": panel.unit, "scale": panel.scale, "series": series}
+    first = panel.analytes[0] if panel.analytes[0] in catalog.analytes else None
+    lines, undrawn = _thresholds(panel.thresholds, panel.unit, first, catalog, named)
+    return {
+        "title": panel.title,
+        "unit": panel.unit,
+        "scale": panel.scale,
+        "series": series,
+        "thresholds": lines,
+        "thresholds_not_drawn": undrawn,
+    }
 
 
-def _dose(dose: DoseSeries, catalog: FactCatalog, facts: Facts, weight: Fact) -> Payload:
+def _thresholds(
+    thresholds: Sequence[ThresholdLine],
+    unit: str,
+    analyte: str | None,
+    catalog: FactCatalog,
+    named: Mapping[str, Fact],
+) -> tuple[list[Payload], list[Payload]]:
+    """The threshold lines in `unit`, and those of this request that have no value, with why."""
+    lines, undrawn = [], []
+    for threshold in thresholds:
+        value = threshold.value
+        if threshold.fact is not None:
+            fact = named.get(threshold.fact)
+            number = fact.value if fact is not None else None
+            if (
+                fact is None
+                or isinstance(number, bool)
+                or not isinstance(number, int | float)
+                or not fact.unit
+            ):
+                why = fact.missing if fact is not None and fact.missing else "not computed for this request"
+                undrawn.append({"label": threshold.label, "why": why})
+                continue
+            value = tidy(catalog.convert(float(number), fact.unit, unit, analyte=analyte))
+        assert value is not None
+        lines.append({"label": threshold.label, "value": value, "source": threshold.source})
+    return lines, undrawn
+
+
+def _dose(
+    dose: DoseSeries, catalog: FactCatalog, facts: Facts, weight: Fact, named: Mapping[str, Fact]
+) -> Payload:
     medications, units = catalog.medications, catalog.units
     drug = medications.classes[dose.medication]
     resolve = resolver(facts)
@@ -105,7 +154,16 @@ def _dose(dose: DoseSeries, catalog: FactCatalog, facts: Facts, weight: Fact) ->
     for step in steps:
         if step["dose"] is not None:
             step["dose"] = catalog.convert(step["dose"], DAILY_DOSE_UNIT, dose.unit)
-    return {"title": dose.title, "label": drug.label, "unit": dose.unit, "steps": steps, "notes": notes}
+    lines, undrawn = _thresholds(dose.thresholds, dose.unit, None, catalog, named)
+    return {
+        "title": dose.title,
+        "label": drug.label,
+        "unit": dose.unit,
+        "steps": steps,
+        "notes": notes,
+        "thresholds": lines,
+        "thresholds_not_drawn": undrawn,
+    }
 
 
 def _step(

@@ -32,5 +32,12 @@ def number_text(value: float) -> str:
     return f"{value:.4g}"
 
 
+def axis_text(value: float) -> str:
+    """A tick label: thousands grouped as lab reports print them (1,000 and 20,000), else number_text."""
+    if 1000 <= abs(value) < 1e15:
+        return f"{value:,.0f}"
+    return number_text(value)
+
+
 def value_text(value: float, comparator: str | None) -> str:
     return f"{comparator or ''}{number_text(value)}"

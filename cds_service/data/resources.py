@@ -4,6 +4,12 @@ One `Resource` struct covers every type we read (Observation, Patient, Medicatio
 Procedure, Specimen, Medication, OperationOutcome): msgspec skips unknown fields without building them,
 which keeps a 200-Observation prefetch to a few thousand small objects instead of a pydantic tree.
 Full FHIR validation (fhir.resources) is kept for the resources we emit.
+
+`Resource` lists only the elements the facts read, so an element it leaves out (an Observation's
+`category`, a `subject`) is never looked at, whatever its shape. A resource whose listed elements have the
+wrong JSON shape is read as far as it can be (`_salvage`): an object where FHIR has an array is read as a
+one-item array (the CDS Hooks sandbox sends `category` so), and an element that still cannot be read is
+left out and named in a problem, because something the rules need is then missing.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+from msgspec import inspect
 
 
 class Coding(msgspec.Struct, frozen=True):
@@ -48,11 +55,6 @@ class ReferenceRange(msgspec.Struct, frozen=True):
     text: str | None = None
 
 
-class Component(msgspec.Struct, frozen=True):
-    code: CodeableConcept | None = None
-    valueQuantity: Quantity | None = None
-
-
 class OutcomeIssue(msgspec.Struct, frozen=True):
     severity: str | None = None
     code: str | None = None
@@ -61,24 +63,20 @@ class OutcomeIssue(msgspec.Struct, frozen=True):
 
 
 class Resource(msgspec.Struct, frozen=True):
+    # Only what the facts read: every element here that cannot be read is a problem worth a card.
     resourceType: str
     id: str | None = None
     status: str | None = None
     code: CodeableConcept | None = None
-    category: list[CodeableConcept] | None = None
-    subject: Reference | None = None
-    patient: Reference | None = None
     # Observation
     effectiveDateTime: str | None = None
     effectivePeriod: Period | None = None
     issued: str | None = None
     valueQuantity: Quantity | None = None
     valueCodeableConcept: CodeableConcept | None = None
-    valueString: str | None = None
     interpretation: list[CodeableConcept] | None = None
     referenceRange: list[ReferenceRange] | None = None
     specimen: Reference | None = None
-    component: list[Component] | None = None
     # Patient
     gender: str | None = None
     birthDate: str | None = None
@@ -165,10 +163,15 @@ def decode(data: bytes, where: str) -> Decoded:
         raise ValueError(f"{where} is not a FHIR resource: no resourceType")
     if kind != "Bundle":
         try:
-            single = _RESOURCE.decode(data)
+            return _sorted([_RESOURCE.decode(data)], where)
         except msgspec.ValidationError as exc:
-            raise ValueError(f"{where} ({kind}) could not be read: {exc}") from None
-        return _sorted([single], where)
+            # _KIND read it, so it is JSON: only its shape is wrong somewhere.
+            single, left_out = _salvaged(msgspec.json.decode(data), where)
+            if single is None:
+                raise ValueError(f"{where} ({kind}) could not be read: {exc}") from None
+        result = _sorted([single], where)
+        result.problems[:0] = left_out
+        return result
     pairs: list[tuple[Resource | None, _EntrySearch | None]]
     try:
         bundle = _BUNDLE.decode(data)
@@ -206,10 +209,102 @@ def _entries_one_by_one(
         try:
             entry = _ENTRY.decode(data)
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            problems.append(f"{where}: entry {index} could not be read and was skipped ({exc})")
-            continue
+            try:
+                document = msgspec.json.decode(data)
+            except (msgspec.DecodeError, RecursionError):
+                document = None
+            resource, salvage = _salvaged(
+                document.get("resource") if isinstance(document, dict) else None, where
+            )
+            if resource is None:
+                problems.append(f"{where}: entry {index} could not be read and was skipped ({exc})")
+                continue
+            problems.extend(salvage)
+            search = document.get("search")
+            mode = search.get("mode") if isinstance(search, dict) else None
+            entry = _Entry(resource, _EntrySearch(mode) if isinstance(mode, str) else None)
         pairs.append((entry.resource, entry.search))
     return pairs, problems
+
+
+_SHAPE = inspect.type_info(Resource)
+
+
+def _salvaged(document: Any, where: str) -> tuple[Resource | None, list[str]]:
+    """A resource read element by element (the slow path, for one whose shape msgspec refused): what
+    can be read is kept; each element left out is named in the problems. None when there is no resource
+    at all (not an object, no resourceType)."""
+    left_out: list[str] = []
+    fits, kept = _salvage(document, _SHAPE, "", left_out)
+    if not fits:
+        return None, []
+    try:
+        resource = msgspec.convert(kept, Resource)
+    except msgspec.ValidationError:
+        return None, []
+    if not left_out:
+        return resource, []
+    name = f"{resource.resourceType}/{resource.id}" if resource.id else resource.resourceType
+    elements = ", ".join(left_out)
+    return resource, [
+        f"{where}: {name}: {elements} could not be read and {'was' if len(left_out) == 1 else 'were'} left out"
+    ]
+
+
+def _salvage(value: Any, shape: inspect.Type, path: str, left_out: list[str]) -> tuple[bool, Any]:
+    """(fits, value as far as it fits `shape`); the paths of what did not fit go to `left_out`."""
+    if isinstance(shape, inspect.UnionType):
+        if value is None:
+            return True, None
+        # Resource only has `X | None` unions.
+        (shape,) = [t for t in shape.types if not isinstance(t, inspect.NoneType)]
+    if isinstance(shape, inspect.StructType):
+        if not isinstance(value, dict):
+            left_out.append(path or "the resource")
+            return False, None
+        kept = {}
+        for field in shape.fields:
+            if field.encode_name in value:
+                where = f"{path}.{field.encode_name}" if path else field.encode_name
+                fits, item = _salvage(value[field.encode_name], field.type, where, left_out)
+                if fits:
+                    kept[field.encode_name] = item
+                elif field.required:
+                    return False, None
+            elif field.required:
+                left_out.append(f"{path}.{field.encode_name}" if path else field.encode_name)
+                return False, None
+        return True, kept
+    if isinstance(shape, inspect.ListType):
+        # An object where FHIR has an array is what a sloppy client means by a one-item array.
+        items = [value] if isinstance(value, dict) else value
+        if not isinstance(items, list):
+            left_out.append(path)
+            return False, None
+        kept_items = []
+        for index, item in enumerate(items):
+            fits, kept_item = _salvage(item, shape.item_type, f"{path}[{index}]", left_out)
+            if fits:
+                kept_items.append(kept_item)
+        return True, kept_items
+    if _leaf_fits(value, shape):
+        return True, value
+    left_out.append(path)
+    return False, None
+
+
+def _leaf_fits(value: Any, shape: inspect.Type) -> bool:
+    if isinstance(shape, inspect.StrType):
+        return isinstance(value, str)
+    if isinstance(shape, inspect.FloatType):
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if isinstance(shape, inspect.IntType):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(shape, inspect.BoolType):
+        return isinstance(value, bool)
+    if isinstance(shape, inspect.DictType):
+        return isinstance(value, dict)
+    return isinstance(shape, inspect.AnyType)
 
 
 def _sorted(resources: list[Resource], where: str) -> Decoded:

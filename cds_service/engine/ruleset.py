@@ -253,7 +253,9 @@ def _check(rules_dir: Path) -> _Checked:
     for problem in configuration.problems:
         problems.append(docs[problem.rule_id].problem(problem.location, problem.message))
     catalog = dataclasses.replace(catalog, specs={**catalog.specs, **configuration.specs})
-    charts, chart_problems = load_charts(rules_dir, catalog)
+    charts, chart_problems = load_charts(
+        rules_dir, catalog, {i: spec.parameters for i, spec in by_id.items()}
+    )
     problems.extend(chart_problems)
     for doc, spec in parsed:
         rule = _checked_rule(

@@ -20,9 +20,12 @@ def key(system: str | None, code: str) -> str:
 
 
 def raw_list(value: Any) -> list[Any]:
-    """A JSON array of raw request JSON as a list; anything else (absent, null, a number, an object) as
-    no items. FHIR arrays arrive as whatever the client sent: `value or ()` would iterate a `true`."""
-    return value if isinstance(value, list) else []
+    """A FHIR array of raw request JSON as a list. An object where the array should be is read as a
+    one-item array (the CDS Hooks sandbox sends `category` so); anything else (absent, null, a number, a
+    text) as no items: `value or ()` would iterate a `true`."""
+    if isinstance(value, list):
+        return value
+    return [value] if isinstance(value, Mapping) else []
 
 
 def raw_keys(concept: Any) -> list[str]:

@@ -27,12 +27,12 @@ class LabValue:
 
 @dataclasses.dataclass(frozen=True)
 class DraftOrder:
-    """An order from context.draftOrders, read leniently: real clients omit required elements."""
+    """An order from context.draftOrders, read leniently from its JSON: real clients omit required
+    elements and send others in the wrong shape."""
 
     id: str | None
     resource_type: str
     raw: dict[str, Any]
-    resource: Resource | None
 
     @functools.cached_property
     def validation_notes(self) -> tuple[str, ...]:

@@ -354,7 +354,11 @@ class _Reader:
         self.problems.append(text)
 
     def quantity(self, value: Any, where: str) -> tuple[float, str] | None:
+        if value is None:
+            return None
         if not isinstance(value, Mapping):
+            # Sent, but not as a Quantity: say so, rather than "no dose given".
+            self.problem(f"{where} could not be read: a {_json_kind(value)}, not a Quantity object")
             return None
         number = value.get("value")
         if isinstance(number, bool) or not isinstance(number, int | float):
@@ -494,3 +498,13 @@ def _summary(
     if route:
         parts.append(f"({route})")
     return " ".join(parts) or "no dose given"
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "text"
+    return "list" if isinstance(value, list) else "JSON value"

@@ -50,15 +50,28 @@ async def chart_page(token: str, request: Request) -> Response:
 
 @router.get("/charts/{token}/chart.svg")
 async def chart_svg(token: str, request: Request) -> Response:
+    return await _svg(token, request, narrow=False)
+
+
+@router.get("/charts/{token}/chart-narrow.svg")
+async def chart_svg_narrow(token: str, request: Request) -> Response:
+    # The same chart drawn narrow, for phones: scaled down, the wide one's text would be unreadable.
+    return await _svg(token, request, narrow=True)
+
+
+async def _svg(token: str, request: Request, narrow: bool) -> Response:
     try:
         snapshot = await _snapshot(request, token)
     except _Unavailable:
         return _unavailable()
     if snapshot is None:
         return _missing(request)
-    from cds_service.charts.draw import draw_svg  # matplotlib: only once someone opens a chart
+    from cds_service.charts.draw import NARROW_WIDTH, draw_svg  # matplotlib: only once a chart is opened
 
-    svg = await run_in_threadpool(draw_svg, snapshot.payload)
+    if narrow:
+        svg = await run_in_threadpool(draw_svg, snapshot.payload, NARROW_WIDTH)
+    else:
+        svg = await run_in_threadpool(draw_svg, snapshot.payload)
     return Response(svg, media_type="image/svg+xml", headers=SVG_HEADERS)
 
 
@@ -105,13 +118,20 @@ def chart_context(snapshot: ChartSnapshot) -> dict[str, Any]:
                         "analyte": series["label"],
                         "value": value_text(value, comparator),
                         "bound": comparator is not None,
-                        "reported": reported,
+                        # As the lab reported it, its UCUM unit written as on a lab report.
+                        "reported": unit_text(reported) if reported else "",
                     }
                 )
         rows.sort(key=lambda row: (row["sort"], row["analyte"]))
         excluded = [(s["label"], reason) for s in panel["series"] for reason in s["excluded"]]
         panels.append(
-            {"title": panel["title"], "unit": unit_text(panel["unit"]), "rows": rows, "excluded": excluded}
+            {
+                "title": panel["title"],
+                "unit": unit_text(panel["unit"]),
+                "rows": rows,
+                "excluded": excluded,
+                "thresholds": _threshold_rows(panel),
+            }
         )
     dose = payload.get("dose")
     steps = []
@@ -140,6 +160,25 @@ def chart_context(snapshot: ChartSnapshot) -> dict[str, Any]:
         "expires": time_text(snapshot.expires_at),
         "notes": payload["notes"] + (dose["notes"] if dose else []),
         "panels": panels,
-        "dose": {"title": dose["title"], "unit": unit_text(dose["unit"]), "steps": steps} if dose else None,
+        "dose": {
+            "title": dose["title"],
+            "unit": unit_text(dose["unit"]),
+            "steps": steps,
+            "thresholds": _threshold_rows(dose),
+        }
+        if dose
+        else None,
         "alt": alt,
+    }
+
+
+def _threshold_rows(part: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
+    """The lines drawn on a panel, with their value and source, and those this request could not draw."""
+    unit = unit_text(part["unit"])
+    return {
+        "drawn": [
+            {"label": t["label"], "value": f"{number_text(t['value'])} {unit}", "source": t["source"]}
+            for t in part.get("thresholds") or ()
+        ],
+        "not_drawn": [{"label": t["label"], "why": t["why"]} for t in part.get("thresholds_not_drawn") or ()],
     }

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse
 
+from cds_service.engine.reasons import offered_reasons
 from cds_service.pages.html import page
 from cds_service.store.database import StoreError
 from cds_service.store.report import DEFAULT_DAYS, PeriodError, check_rule_id, iso, period
@@ -71,8 +72,16 @@ async def report_page(request: Request) -> HTMLResponse:
         return page("report.html", status=400, error=str(exc), rule_ids=rule_ids, **context)
     form.since, form.until, form.rule = _local(since), _local(until), rule_id or ""
     try:
+        ruleset = request.app.state.runtime.engine.ruleset
+        offered = offered_reasons(rule.spec for rule in ruleset.rules.values())
         report = await run_in_threadpool(
-            request.app.state.store.feedback_report, since, until, rule_id, form.by_service, TOP_REASONS
+            request.app.state.store.feedback_report,
+            since,
+            until,
+            rule_id,
+            form.by_service,
+            TOP_REASONS,
+            offered,
         )
     except StoreError:
         # The message names the database; this page has no login, so it only says what failed.

@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from cds_service.store.postgres import connect_args
-from cds_service.store.report import FeedbackReport, feedback_report
+from cds_service.store.report import FeedbackReport, Offered, feedback_report
 from cds_service.store.schema import audit_log, cards_issued, chart_snapshots, feedback, jwt_seen
 from cds_service.store.startup import create_schema, retry_while_locked
 
@@ -78,9 +78,10 @@ class AuditRow:
     tenant: str | None = None
     subject: str | None = None
     patient_id: str | None = None
-    rules: list[dict[str, str]] | None = (
-        None  # [{"id", "version", "status"}] for rules that fired or could not evaluate
-    )
+    # A service call: [{"id", "version", "status"}] for the rules that fired or could not evaluate. A
+    # feedback call: [{"id", "version", "card", "outcome"}] per item (id and version None for a card
+    # never issued here).
+    rules: list[dict[str, str | None]] | None = None
     card_uuids: list[str] | None = None
     reason: str | None = None
     process: int | None = None
@@ -241,14 +242,26 @@ class Store:
         rule_id: str | None = None,
         by_service: bool = False,
         top: int = 5,
+        offered: Offered | None = None,
     ) -> FeedbackReport:
-        """Cards issued in [since, until), accepted and overridden, per rule version (store/report.py)."""
+        """Cards issued in [since, until), accepted and overridden, per rule version (store/report.py);
+        `offered`: the rule files' override reasons, for codes an EHR sends without a display."""
         try:
-            return feedback_report(self.engine, since, until, rule_id, by_service, top)
+            return feedback_report(self.engine, since, until, rule_id, by_service, top, offered)
         except SQLAlchemyError as exc:
             raise StoreError(
                 f"database {self.safe_url}: the report could not be read ({type(exc).__name__})"
             ) from exc
+
+    def card_rules(self, card_uuids: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """card uuid -> (rule id, rule version) of the cards issued here among `card_uuids`."""
+        if not card_uuids:
+            return {}
+        query = select(cards_issued.c.card_uuid, cards_issued.c.rule_id, cards_issued.c.rule_version).where(
+            cards_issued.c.card_uuid.in_(sorted(set(card_uuids)))
+        )
+        with self.engine.connect() as conn:
+            return {row.card_uuid: (row.rule_id, row.rule_version) for row in conn.execute(query)}
 
     def issued_cards(self, hook_instance: str | None = None) -> list[dict[str, Any]]:
         query = select(cards_issued).order_by(cards_issued.c.issued_at)

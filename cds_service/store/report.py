@@ -6,18 +6,23 @@ What is counted, exactly:
 - The period is [since, until) on the card's issue time (`cards_issued.issued_at`): a card issued at
   `since` is in, one issued at `until` is out. Times are compared in UTC whatever offset they were
   given in, since SQLite keeps naive UTC. Feedback counts for its card whenever it arrived.
-- A card is counted once, by its latest feedback: the latest outcomeTimestamp, then the latest
-  reception, then the last row stored. A card accepted and later overridden counts as overridden.
-  outcomeTimestamp is kept as the EHR sent it, with any offset, so it is compared after parsing (in
-  Python), not as text in SQL.
+- "Issued" counts advice, not card copies: the cards of one rule (and version) from one service for one
+  hookInstance are one piece of advice, counted once. An EHR calls order-select again for the same
+  hookInstance as the selection changes, and each call answers with fresh card uuids; counting every copy
+  would inflate "issued" and shrink the share with feedback. Cards for another hookInstance count apart.
+- Each piece of advice is counted once, by its latest feedback on any of its cards: the latest
+  outcomeTimestamp, then the latest reception, then the last row stored. Advice accepted and later
+  overridden counts as overridden. outcomeTimestamp is kept as the EHR sent it, with any offset, so it is
+  compared after parsing (in Python), not as text in SQL.
 - Feedback naming a card uuid that was never issued here is not dropped: it is counted apart (entries
   and distinct cards), by when it was received, in the same period, whatever rule is asked for.
 - A new rule version is a new row; rows can also be split per service.
 - override rate = overridden / (accepted + overridden); None when no card of the row has feedback.
-- Override reasons are counted per rule (all versions), one per overridden card (its latest override),
-  grouped by (system, code) and shown with the most recent display any feedback gave that coding;
-  "no reason given" when the override carried none. Comments may hold PHI: the query asks only
-  whether there is one, so they are counted, never read.
+- Override reasons are counted per rule (all versions), one per overridden piece of advice (its latest
+  override), grouped by (system, code) and shown with the most recent display any feedback gave that
+  coding, else the display the rule file offers for that code (EHRs such as the CDS Hooks sandbox send
+  the code alone); "no reason given" when the override carried none. Comments may hold PHI: the query
+  asks only whether there is one, so they are counted, never read.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -36,6 +42,9 @@ DEFAULT_DAYS = 30
 NO_REASON = "no reason given"
 _EARLIEST = datetime.min.replace(tzinfo=UTC)
 _RULE_ID_LENGTH = 128  # cards_issued.rule_id
+
+# What the service offers as override reasons: (rule id, code) -> (system, display), from the rule files.
+Offered = Mapping[tuple[str, str], tuple[str | None, str]]
 
 
 class PeriodError(ValueError):
@@ -87,18 +96,21 @@ class Reason:
     display: str | None  # the most recent display sent for this coding, if any ever was
     cards: int
     with_comment: int
+    offered: str | None = None  # the display the rule file gives this code, for codes sent without one
 
     @property
     def label(self) -> str:
         if self.code is None:
             return NO_REASON
-        return self.display or self.code
+        return self.display or self.offered or self.code
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "system": self.system,
             "code": self.code,
             "display": self.display,
+            "offered_display": self.offered,
+            "label": self.label,
             "cards": self.cards,
             "with_comment": self.with_comment,
         }
@@ -203,9 +215,10 @@ def feedback_report(
     rule_id: str | None = None,
     by_service: bool = False,
     top: int = 5,
+    offered: Offered | None = None,
 ) -> FeedbackReport:
     """The report for cards issued in [since, until), as the module docstring defines it; `top` override
-    reasons are listed per rule."""
+    reasons are listed per rule, with the display `offered` by the rule files when the EHR sent none."""
     if top < 0:
         raise ValueError(f"top must be 0 or more, not {top}")
     since, until = since.astimezone(UTC), until.astimezone(UTC)
@@ -242,14 +255,16 @@ def feedback_report(
         by_service=by_service,
         rows=rows,
         totals=totals,
-        reasons=_reasons(answered, top),
+        reasons=_reasons(answered, top, offered or {}),
         unknown_cards=unknown,
     )
 
 
 @dataclasses.dataclass(frozen=True)
 class _Answered:
-    latest: list[Any]  # one row per card: its latest feedback
+    latest: list[
+        Any
+    ]  # one row per piece of advice (hookInstance, service, rule, version): its latest feedback
     displays: dict[tuple[str | None, str], str]  # (system, code) -> most recent display
 
 
@@ -269,17 +284,19 @@ def _latest_feedback(conn: Connection, since: datetime, until: datetime, rule_id
             cards_issued.c.rule_id,
             cards_issued.c.rule_version,
             cards_issued.c.service_id,
+            cards_issued.c.hook_instance,
         )
         .select_from(feedback.join(cards_issued, cards_issued.c.card_uuid == feedback.c.card_uuid))
         .where(_in_period(since, until, rule_id))
     )
-    latest: dict[str, tuple[tuple[datetime, datetime, int], Any]] = {}
+    latest: dict[tuple[str, str, str, str], tuple[tuple[datetime, datetime, int], Any]] = {}
     displays: dict[tuple[str | None, str], tuple[tuple[datetime, datetime, int], str]] = {}
     for row in conn.execute(query):
         order = (_instant(row.outcome_timestamp), _utc(row.received_at), row.id)
-        held = latest.get(row.card_uuid)
+        advice = (row.hook_instance, row.service_id, row.rule_id, row.rule_version)
+        held = latest.get(advice)
         if held is None or order > held[0]:
-            latest[row.card_uuid] = (order, row)
+            latest[advice] = (order, row)
         if row.override_code and row.override_display:
             coding = (row.override_system, row.override_code)
             shown = displays.get(coding)
@@ -294,10 +311,22 @@ def _latest_feedback(conn: Connection, since: datetime, until: datetime, rule_id
 def _issued(
     conn: Connection, since: datetime, until: datetime, rule_id: str | None, by_service: bool
 ) -> dict[tuple[str, str, str | None], int]:
-    columns = [cards_issued.c.rule_id, cards_issued.c.rule_version]
+    # One row per piece of advice: the copies of a card on repeated calls for one hookInstance count once.
+    advice = (
+        select(
+            cards_issued.c.rule_id,
+            cards_issued.c.rule_version,
+            cards_issued.c.service_id,
+            cards_issued.c.hook_instance,
+        )
+        .where(_in_period(since, until, rule_id))
+        .distinct()
+        .subquery()
+    )
+    columns = [advice.c.rule_id, advice.c.rule_version]
     if by_service:
-        columns.append(cards_issued.c.service_id)
-    query = select(*columns, func.count()).where(_in_period(since, until, rule_id)).group_by(*columns)
+        columns.append(advice.c.service_id)
+    query = select(*columns, func.count()).group_by(*columns)
     counts = {}
     for row in conn.execute(query):
         counts[(row[0], row[1], row[2] if by_service else None)] = row[-1]
@@ -323,7 +352,7 @@ def _in_period(since: datetime, until: datetime, rule_id: str | None) -> Any:
     return condition if rule_id is None else and_(condition, cards_issued.c.rule_id == rule_id)
 
 
-def _reasons(answered: _Answered, top: int) -> tuple[RuleReasons, ...]:
+def _reasons(answered: _Answered, top: int, offered: Offered) -> tuple[RuleReasons, ...]:
     cards: dict[str, Counter[tuple[str | None, str | None]]] = defaultdict(Counter)
     comments: dict[str, Counter[tuple[str | None, str | None]]] = defaultdict(Counter)
     for row in answered.latest:
@@ -343,6 +372,7 @@ def _reasons(answered: _Answered, top: int) -> tuple[RuleReasons, ...]:
                 display=answered.displays.get((system, code)) if code else None,
                 cards=count,
                 with_comment=comments[rule_id][(system, code)],
+                offered=_offered(offered, rule_id, system, code),
             )
             for (system, code), count in ranked[:top]
         ]
@@ -356,6 +386,17 @@ def _reasons(answered: _Answered, top: int) -> tuple[RuleReasons, ...]:
             )
         )
     return tuple(result)
+
+
+def _offered(offered: Offered, rule_id: str, system: str | None, code: str | None) -> str | None:
+    """The rule file's display for a code the EHR sent; a code sent without a system is taken to be
+    the one the card offered (the sandbox sends the code alone)."""
+    if code is None:
+        return None
+    found = offered.get((rule_id, code))
+    if found is None or (system is not None and system != found[0]):
+        return None
+    return found[1]
 
 
 def _reason_order(item: tuple[tuple[str | None, str | None], int]) -> tuple[Any, ...]:

@@ -46,7 +46,7 @@ def seed(database_url: str) -> None:
                 rule_version=version,
                 indicator="warning",
                 patient_id="p1",
-                hook_instance="h",
+                hook_instance=f"h-{uuid}",  # each card from its own call
                 issued_at=T0 + timedelta(hours=n),
             )
             for n, uuid in enumerate(uuids)

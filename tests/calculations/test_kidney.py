@@ -412,3 +412,46 @@ def test_a_stated_unit_that_is_not_a_concentration_fails() -> None:
     parameters["absolute_rise"] = Parameter(value=0.3, unit="mg", source="test")
     with pytest.raises(ParameterError, match="absolute_rise"):
         AcuteKidneyInjury().configure(Params(spec.id, parameters, catalog()), catalog(), {})
+
+
+# --- the creatinine limits a chart draws -----------------------------------------------------------------
+
+
+def test_the_renal_creatinine_limit_is_where_cockcroft_gault_reaches_the_threshold() -> None:
+    # (140 - 68) x 60 / (72 x 30) = 2.0 mg/dL for a man; a woman reaches 30 mL/min at 0.85 of that.
+    out = compute_renal(patient())
+    assert out["renal.creatinine_limit"].value == pytest.approx(2.0)
+    assert out["renal.creatinine_limit"].unit == "mg/dL"
+    assert compute_renal(patient(sex="female"))["renal.creatinine_limit"].value == pytest.approx(1.7)
+    # The limit does not need a creatinine, and at it the clearance is the rule file's threshold.
+    assert compute_renal(patient(creatinine=None))["renal.creatinine_limit"].value == pytest.approx(2.0)
+    assert compute_renal(patient(creatinine=2.0))["renal.crcl"].value == pytest.approx(30)
+
+
+def test_the_renal_creatinine_limit_follows_the_rule_files_threshold_and_sex_choice() -> None:
+    assert compute_renal(patient(), renal(crcl_threshold=60))[
+        "renal.creatinine_limit"
+    ].value == pytest.approx(1.0)
+    assert compute_renal(patient(sex="unknown"))["renal.creatinine_limit"].value == pytest.approx(1.7)
+
+
+def test_without_a_limit_the_reason_is_given() -> None:
+    assert "weight" in (compute_renal(patient(weight=None))["renal.creatinine_limit"].missing or "")
+    assert "under 18" in (compute_renal(patient(age=16))["renal.creatinine_limit"].missing or "")
+
+
+def test_the_aki_creatinine_limit_is_the_lower_of_the_two_criteria_now() -> None:
+    # Lowest of 48 h 1.0 (+0.3 = 1.3); lowest of 7 days 0.8 (x 1.5 = 1.2): a result of 1.2 now is AKI.
+    out = compute_aki(scr("a", 100, 0.8), scr("b", 30, 1.0), scr("c", 6, 1.1))
+    limit = out["aki.creatinine_limit"]
+    assert (limit.value, limit.unit) == (pytest.approx(1.2), "mg/dL")
+    assert limit.evidence == ("Observation/a",)
+    # With the 7-day low at 1.0 instead, the rise within 48 h decides: 1.0 + 0.3.
+    out = compute_aki(scr("a", 100, 1.0), scr("b", 30, 1.0), scr("c", 6, 1.1))
+    assert out["aki.creatinine_limit"].value == pytest.approx(1.3)
+
+
+def test_one_result_is_enough_for_an_aki_limit_and_none_says_why() -> None:
+    assert compute_aki(scr("a", 6, 1.0))["aki.creatinine_limit"].value == pytest.approx(1.3)
+    none = compute_aki()["aki.creatinine_limit"]
+    assert none.value is None and "no creatinine" in (none.missing or "")

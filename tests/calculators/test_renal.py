@@ -6,7 +6,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cds_service.calculators.renal import cockcroft_gault, cockcroft_gault_any_sex, reduced_dose
+from cds_service.calculators.renal import (
+    cockcroft_gault,
+    cockcroft_gault_any_sex,
+    creatinine_at_clearance,
+    reduced_dose,
+)
 
 ages = st.floats(min_value=18, max_value=120)
 weights = st.floats(min_value=20, max_value=300)
@@ -64,3 +69,27 @@ def test_increases_with_weight(age: float, a: float, b: float, creatinine: float
 def test_unknown_sex_is_the_lower_estimate(age: float, weight: float, creatinine: float, sex: str) -> None:
     both = (cockcroft_gault(age, weight, creatinine, True), cockcroft_gault(age, weight, creatinine, False))
     assert cockcroft_gault_any_sex(age, weight, creatinine, sex) == min(both)
+
+
+def test_creatinine_at_clearance_known_values() -> None:
+    # (140 - 80) * 60 / (72 * 30) = 1.667 mg/dL gives 30 mL/min; a woman reaches it at 0.85 of that.
+    assert creatinine_at_clearance(80, 60, 30, female=False) == pytest.approx(60 * 60 / (72 * 30))
+    assert creatinine_at_clearance(80, 60, 30, female=True) == pytest.approx(0.85 * 60 * 60 / (72 * 30))
+
+
+@pytest.mark.parametrize(
+    ("age", "weight", "clearance"), [(60, 72, 0), (60, 0, 30), (140, 72, 30), (150, 72, 30)]
+)
+def test_creatinine_at_clearance_rejects_what_has_no_answer(
+    age: float, weight: float, clearance: float
+) -> None:
+    with pytest.raises(ValueError):
+        creatinine_at_clearance(age, weight, clearance, female=False)
+
+
+@given(ages, weights, st.floats(min_value=5, max_value=150), st.booleans())
+def test_creatinine_at_clearance_is_the_inverse(
+    age: float, weight: float, clearance: float, female: bool
+) -> None:
+    creatinine = creatinine_at_clearance(age, weight, clearance, female)
+    assert cockcroft_gault(age, weight, creatinine, female) == pytest.approx(clearance)

@@ -20,7 +20,9 @@ def payload_of(runtime: Runtime, answer: Answer, chart: str = CHART) -> Payload:
     """What the chart shows of the answer's request."""
     ruleset = runtime.engine.ruleset
     weight = answer.evaluation.facts["patient.weight"]
-    return chart_payload(ruleset.charts[chart], ruleset.catalog, answer.facts, weight)
+    return chart_payload(
+        ruleset.charts[chart], ruleset.catalog, answer.facts, weight, answer.evaluation.facts
+    )
 
 
 @pytest.fixture

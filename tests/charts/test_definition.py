@@ -58,6 +58,15 @@ def test_the_rule_pack_chart_loads_with_its_panels() -> None:
             ("creatinine",),
         ]
         assert [p.scale for p in chart.panels] == ["log", "linear", "log", "linear"]
+        # Thresholds named in the chart file, with the values and sources of the rule files they name.
+        lines = {p.title: [(t.label, t.value, t.fact) for t in p.thresholds] for p in chart.panels}
+        assert lines["Ferritin"] == [("HLH-2004 ferritin criterion", 500, None)]
+        assert lines["Platelets"] == [("HLH-2004 platelet criterion (below)", 100, None)]
+        assert [fact for _, _, fact in lines["Creatinine"]] == [
+            "aki.creatinine_limit",
+            "renal.creatinine_limit",
+        ]
+        assert chart.panels[0].thresholds[0].source.startswith("Henter 2007")
         assert chart.dose is not None and (chart.dose.medication, chart.dose.unit) == ("anakinra", "mg/d")
         assert chart.lookback.days == 14
         ruleset.release(durable)
@@ -92,6 +101,56 @@ def test_every_chart_file_error_is_reported_at_its_line(tmp_path: Path) -> None:
             load_ruleset(rules, durable)
     finally:
         durable.close()
+
+
+THRESHOLDS = """\
+id: lines
+title: Threshold lines, one mistake per line
+description: test
+lookback: {value: 14, unit: d}
+panels:
+  - title: Ferritin
+    analytes: [ferritin]
+    unit: ug/L
+    thresholds:
+      - {label: fine, parameter: hlh-2004.ferritin_high}
+      - {label: no such parameter, parameter: hlh-2004.ferritin_hihg}
+      - {label: no such rule, parameter: no-such-rule.x}
+      - {label: not a quantity, parameter: hlh-2004.interpretation_high}
+      - {label: wrong unit, parameter: max-dose.max_daily_dose}
+      - {label: not a fact, fact: renal.nothing}
+      - {label: a text fact, fact: aki.criterion}
+source: test
+"""
+
+
+def test_every_threshold_error_is_reported_at_its_line(tmp_path: Path) -> None:
+    rules = copy_rules(tmp_path)
+    path = rules / "charts" / "lines.yaml"
+    path.write_text(THRESHOLDS)
+    found = sorted(problems_in(check_rules(rules), path))
+    assert [(line, message) for line, _, message in found] == [
+        (11, "no parameter 'ferritin_hihg' in rule 'hlh-2004'"),
+        (12, "no parameter 'x' in rule 'no-such-rule'"),
+        (13, "hlh-2004.interpretation_high is not a number with a unit"),
+        (14, "max-dose.max_daily_dose (mg/d) cannot be drawn in ug/L: 'mg/d' does not convert to ug/L"),
+        (15, "'renal.nothing' is not a quantity fact"),
+        (16, "'aki.criterion' is not a quantity fact"),
+    ]
+    both = THRESHOLDS.replace(
+        "{label: fine, parameter: hlh-2004.ferritin_high}",
+        "{label: both, parameter: hlh-2004.ferritin_high, fact: renal.crcl}",
+    )
+    path.write_text(both)
+    (problem,) = problems_in(check_rules(rules), path)
+    assert problem[0] == 10 and "give either `parameter` (rule-id.parameter) or `fact`" in problem[2]
+
+
+def test_a_threshold_naming_a_rule_file_that_does_not_load_adds_no_error(tmp_path: Path) -> None:
+    rules = copy_rules(tmp_path)
+    edit(rules / "max-dose.yaml", "title: Maximum anakinra dose", "title: [unclosed")
+    problems = check_rules(rules)
+    assert [p.path.name for p in problems if p.severity == "error"] == ["max-dose.yaml"]
 
 
 def test_a_chart_file_that_does_not_parse_keeps_the_rules_from_loading(tmp_path: Path) -> None:

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
+from typing import Any
+
+import pytest
+
+from cds_service.charts import draw
 from cds_service.charts.draw import draw_svg
 from cds_service.charts.snapshot import Payload
 from cds_service.pipeline import Runtime
@@ -76,3 +82,63 @@ async def test_an_order_without_a_known_end_is_a_start_not_a_line(runtime: Runti
     (start,) = markers(svg, "series-dose-unknown-end")
     (draft_start, _) = vertices(svg, "series-dose-draft")
     assert start[0] < draft_start[0] and start[1] > draft_start[1]  # earlier, and a lower dose
+
+
+def _axes(panel: Payload) -> Any:
+    """One panel drawn on its own axes, as draw_svg draws each: for its limits, labels and lines."""
+    from matplotlib.figure import Figure
+
+    ax = Figure().subplots()
+    draw._panel(ax, panel, itertools.cycle(["#000000"]))
+    return ax
+
+
+def _series(analyte: str, *values: float) -> dict[str, Any]:
+    points = [[f"2026-11-2{i}T06:00:00+00:00", v, None, None] for i, v in enumerate(values)]
+    return {"analyte": analyte, "label": analyte, "points": points, "excluded": []}
+
+
+def _panel(scale: str, unit: str, series: dict[str, Any], *lines: tuple[str, float]) -> Payload:
+    thresholds = [{"label": label, "value": value, "source": "test"} for label, value in lines]
+    return {"title": "t", "unit": unit, "scale": scale, "series": [series], "thresholds": thresholds}
+
+
+@pytest.mark.parametrize("values", [(0.8,), (250.0, 251.0, 250.0)], ids=["one result", "a flat series"])
+def test_a_linear_axis_starts_at_zero_so_nothing_looks_like_a_trend(values: tuple[float, ...]) -> None:
+    low, high = _axes(_panel("linear", "mg/dL", _series("creatinine", *values))).get_ylim()
+    assert low == 0
+    # The results sit near the top, at their height: not stretched over the panel.
+    assert min(values) / high > 0.8
+
+
+def test_a_log_axis_spans_a_decade_says_log_scale_and_labels_thousands() -> None:
+    ax = _axes(_panel("log", "ug/L", _series("ferritin", 21000.0, 26500.0)))
+    low, high = ax.get_ylim()
+    assert high / low >= 10
+    assert "log scale" in ax.get_ylabel()
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert "10,000" in labels or "20,000" in labels
+    assert all("e+" not in label and "^" not in label for label in labels)
+
+
+def test_the_axis_includes_every_threshold_and_draws_it_labelled() -> None:
+    ax = _axes(
+        _panel("log", "ug/L", _series("ferritin", 21000.0, 39200.0), ("HLH-2004 ferritin criterion", 500))
+    )
+    low, high = ax.get_ylim()
+    assert low < 500 < high
+    assert "HLH-2004 ferritin criterion: 500 µg/L" in [t.get_text() for t in ax.texts]
+    linear = _axes(_panel("linear", "mg/dL", _series("creatinine", 0.8), ("renal limit", 2.3), ("AKI", 1.1)))
+    assert linear.get_ylim()[1] > 2.3
+    assert {line.get_gid() for line in linear.lines} >= {"threshold-0", "threshold-1"}
+
+
+async def test_the_rule_pack_chart_draws_its_thresholds(runtime: Runtime, ask: Ask) -> None:
+    payload = payload_of(runtime, await ask("mas-adult-female", draft_order(2400)))
+    svg = draw_svg(payload)
+    for label in ("HLH-2004 ferritin criterion: 500 µg/L", "maximum daily dose: 2400 mg/d"):
+        assert label in svg
+    narrow = draw_svg(payload, draw.NARROW_WIDTH)
+    assert "HLH-2004 ferritin criterion: 500 µg/L" in narrow and narrow != svg
+    renal = draw_svg(payload_of(runtime, await ask("renal-ckd-female", draft_order(2400))))
+    assert "renal dose threshold (Cockcroft-Gault CrCl)" in renal

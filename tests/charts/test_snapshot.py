@@ -53,7 +53,7 @@ async def test_si_results_are_converted_to_the_panel_unit_and_keep_what_was_repo
     creatinine = series(payload, "creatinine")["points"]
     # 88 umol/L x 113.12 g/mol (creatinine) = 0.9955 mg/dL; 97 umol/L = 1.097 mg/dL.
     assert [p[1] for p in creatinine] == [pytest.approx(0.9955, abs=1e-4), pytest.approx(1.0973, abs=1e-4)]
-    assert [p[3] for p in creatinine] == ["88 umol/L", "97 umol/L"]
+    assert [p[3] for p in creatinine] == ["88 umol/L", "97 umol/L"]  # as reported, the UCUM code kept
     # +01:00 in the data, UTC in the payload.
     assert creatinine[0][0] == "2026-11-18T06:00:00+00:00"
     ferritin_si = payload_of(runtime, await ask("ferritin-si-units", draft_order(1200)))
@@ -124,3 +124,39 @@ async def test_nothing_identifies_the_patient(runtime: Runtime, ask: Ask) -> Non
     names = [person["id"], person["birthDate"]] + [n["family"] for n in person["name"]]
     names += [given for n in person["name"] for given in n.get("given", ())]
     assert names and not [n for n in names if n in text]
+
+
+async def test_what_the_lab_reported_is_kept_in_the_panel_unit_too(runtime: Runtime, ask: Ask) -> None:
+    payload = payload_of(runtime, await ask("ferritin-rising", draft_order(400)))
+    assert [p[3] for p in series(payload, "ferritin")["points"]] == [
+        "8200 ug/L",
+        "12000 ug/L",
+        "10500 ug/L",
+        "26000 ug/L",
+    ]
+
+
+async def test_threshold_lines_come_from_the_rule_files_and_the_request(runtime: Runtime, ask: Ask) -> None:
+    payload = payload_of(runtime, await ask("renal-ckd-female", draft_order(2400)))
+    lines = {p["title"]: p["thresholds"] for p in payload["panels"]}
+    assert [(t["label"], t["value"]) for t in lines["Ferritin"]] == [("HLH-2004 ferritin criterion", 500)]
+    assert "Henter 2007" in lines["Ferritin"][0]["source"]
+    assert [(t["label"], t["value"]) for t in lines["Platelets"]] == [
+        ("HLH-2004 platelet criterion (below)", 100)
+    ]
+    assert [(t["label"], t["value"]) for t in payload["dose"]["thresholds"]] == [("maximum daily dose", 2400)]
+    # This patient's creatinine limits, computed by the calculations behind the AKI and renal rules.
+    facts = (await ask("renal-ckd-female", draft_order(2400))).evaluation.facts
+    creatinine = {t["label"]: t["value"] for t in lines["Creatinine"]}
+    assert creatinine == {
+        "AKI (KDIGO) if a result now reaches it": pytest.approx(facts["aki.creatinine_limit"].value),
+        "renal dose threshold (Cockcroft-Gault CrCl)": pytest.approx(facts["renal.creatinine_limit"].value),
+    }
+
+
+async def test_a_threshold_this_request_cannot_compute_is_listed_with_why(runtime: Runtime, ask: Ask) -> None:
+    payload = payload_of(runtime, await ask("renal-missing-weight", draft_order(2400)))
+    (creatinine,) = [p for p in payload["panels"] if p["title"] == "Creatinine"]
+    undrawn = {t["label"]: t["why"] for t in creatinine["thresholds_not_drawn"]}
+    assert "weight" in undrawn["renal dose threshold (Cockcroft-Gault CrCl)"]
+    assert "renal dose threshold (Cockcroft-Gault CrCl)" not in {t["label"] for t in creatinine["thresholds"]}

@@ -1,4 +1,5 @@
-"""decode(): Bundles and single resources, bad entries reported and skipped, OperationOutcomes as problems."""
+"""decode(): Bundles and single resources; a resource with a badly shaped element read as far as it can be,
+the element reported; entries that hold no resource reported and skipped; OperationOutcomes as problems."""
 
 from __future__ import annotations
 
@@ -73,7 +74,8 @@ def test_searchset_of_observations_decodes() -> None:
     assert first.valueQuantity.code == "ng/mL"
     assert first.code is not None and first.code.coding is not None
     assert first.code.coding[0].code == "2276-4"
-    assert first.subject is not None and first.subject.reference == "Patient/p1"
+    # Elements the facts never read are not decoded at all, whatever their shape.
+    assert not hasattr(first, "subject")
     assert decoded.resources[1].valueQuantity is not None
     assert decoded.resources[1].valueQuantity.value == 9000.5
 
@@ -106,21 +108,57 @@ def test_single_resource_decodes() -> None:
     )
 
 
-def test_bad_entry_is_reported_by_index_and_the_others_are_kept() -> None:
+def test_an_unreadable_element_is_left_out_and_named_and_the_rest_is_read() -> None:
     decoded = run(bundle(observation("o1"), observation("o2", "high"), observation("o3")))
-    assert [r.id for r in decoded.resources] == ["o1", "o3"]
-    (problem,) = decoded.problems
-    assert WHERE in problem
-    assert "entry 1" in problem
-    assert "valueQuantity" in problem
+    assert [r.id for r in decoded.resources] == ["o1", "o2", "o3"]
+    second = decoded.resources[1]
+    assert second.valueQuantity is not None and second.valueQuantity.value is None
+    assert second.valueQuantity.code == "ng/mL"
+    assert second.code is not None and second.code.coding is not None
+    assert decoded.problems == [
+        f"{WHERE}: Observation/o2: valueQuantity.value could not be read and was left out"
+    ]
 
 
-def test_several_bad_entries_are_each_reported() -> None:
+def test_several_bad_resources_are_each_reported() -> None:
     decoded = run(bundle(observation("o0", "high"), observation("o1"), observation("o2", status=["final"])))
-    assert [r.id for r in decoded.resources] == ["o1"]
+    assert [r.id for r in decoded.resources] == ["o0", "o1", "o2"]
+    assert decoded.resources[2].status is None
     assert len(decoded.problems) == 2
-    assert "entry 0" in decoded.problems[0]
-    assert "entry 2" in decoded.problems[1]
+    assert "Observation/o0: valueQuantity.value" in decoded.problems[0]
+    assert "Observation/o2: status" in decoded.problems[1]
+
+
+def test_an_object_where_fhir_has_an_array_is_read_as_one_item_and_is_no_problem() -> None:
+    # The CDS Hooks sandbox sends MedicationRequest.category so; here in an element the facts read.
+    single = {
+        "coding": [
+            {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation", "code": "H"}
+        ]
+    }
+    coding = {"system": "http://loinc.org", "code": "2276-4"}
+    decoded = run(bundle(observation("o1", interpretation=single, code={"coding": coding})))
+    assert decoded.problems == []
+    (read,) = decoded.resources
+    assert read.interpretation is not None and read.interpretation[0].coding is not None
+    assert read.interpretation[0].coding[0].code == "H"
+    assert read.code is not None and read.code.coding is not None and read.code.coding[0].code == "2276-4"
+
+
+def test_a_bad_item_of_an_array_is_left_out_and_the_other_items_kept() -> None:
+    decoded = run(bundle(observation("o1", interpretation=[{"text": 5}, "H", {"text": "high"}])))
+    (read,) = decoded.resources
+    assert read.interpretation is not None
+    assert [i.text for i in read.interpretation] == [None, "high"]
+    (problem,) = decoded.problems
+    assert "interpretation[0].text, interpretation[1] could not be read and were left out" in problem
+
+
+def test_elements_the_facts_do_not_read_never_make_a_problem() -> None:
+    odd = observation("o1", category={"coding": "laboratory"}, subject="Patient/p1", component=7)
+    decoded = run(bundle(odd))
+    assert decoded.problems == []
+    assert [r.id for r in decoded.resources] == ["o1"]
 
 
 def test_bad_entry_does_not_lose_the_next_link() -> None:
@@ -130,7 +168,7 @@ def test_bad_entry_does_not_lose_the_next_link() -> None:
         link=[{"relation": "next", "url": "https://fhir.example/Observation?page=2"}],
     )
     decoded = run(value)
-    assert [r.id for r in decoded.resources] == ["o2"]
+    assert [r.id for r in decoded.resources] == ["o1", "o2"]
     assert decoded.next_url == "https://fhir.example/Observation?page=2"
 
 
@@ -143,9 +181,18 @@ def test_entry_that_is_not_an_object_is_reported_and_the_others_are_kept() -> No
     assert "entry 1" in decoded.problems[0]
 
 
-def test_entry_with_malformed_search_is_reported_and_the_others_are_kept() -> None:
+def test_entry_with_malformed_search_keeps_its_resource() -> None:
     value = bundle(observation("o1"), observation("o2"), observation("o3"))
     value["entry"][1]["search"] = "match"
+    decoded = run(value)
+    # The search element is the server's bookkeeping; the result itself is whole.
+    assert [r.id for r in decoded.resources] == ["o1", "o2", "o3"]
+    assert decoded.problems == []
+
+
+def test_entry_whose_resource_is_not_a_resource_is_reported_by_index() -> None:
+    value = bundle(observation("o1"), observation("o2"), observation("o3"))
+    value["entry"][1]["resource"] = {"id": "o2", "status": "final"}
     decoded = run(value)
     assert [r.id for r in decoded.resources] == ["o1", "o3"]
     (problem,) = decoded.problems
@@ -247,11 +294,19 @@ def test_json_without_resource_type_raises_value_error_naming_where(value: Any) 
     assert "prefetch.patient" in str(caught.value)
 
 
-def test_single_resource_with_wrong_field_type_raises_value_error_naming_where() -> None:
+def test_single_resource_with_wrong_field_type_is_read_without_it() -> None:
+    decoded = run(
+        {"resourceType": "Patient", "id": "p1", "gender": 1, "birthDate": "1950-01-01"}, "prefetch.patient"
+    )
+    (patient,) = decoded.resources
+    assert (patient.gender, patient.birthDate) == (None, "1950-01-01")
+    assert decoded.problems == ["prefetch.patient: Patient/p1: gender could not be read and was left out"]
+
+
+def test_single_resource_with_a_bad_resource_type_raises_value_error_naming_where() -> None:
     with pytest.raises(ValueError) as caught:
-        run({"resourceType": "Patient", "id": "p1", "gender": 1}, "prefetch.patient")
+        run({"resourceType": 7, "id": "p1"}, "prefetch.patient")
     assert "prefetch.patient" in str(caught.value)
-    assert "Patient" in str(caught.value)
 
 
 def test_entry_marked_outcome_that_is_not_an_operation_outcome_is_reported() -> None:
@@ -268,9 +323,9 @@ def test_entry_marked_outcome_is_reported_on_the_slow_path_too() -> None:
     value = bundle(observation("o1"), observation("o2"), observation("o3", "high"))
     value["entry"][1]["search"] = {"mode": "outcome"}
     decoded = run(value)
-    assert [r.id for r in decoded.resources] == ["o1"]
+    assert [r.id for r in decoded.resources] == ["o1", "o3"]
     assert len(decoded.problems) == 2
-    assert "entry 2" in decoded.problems[0]
+    assert "Observation/o3: valueQuantity.value" in decoded.problems[0]
     assert "search outcome" in decoded.problems[1]
 
 

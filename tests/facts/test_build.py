@@ -17,7 +17,7 @@ from cds_service.facts.model import Facts
 from cds_service.facts.time import parse_date, parse_datetime
 from cds_service.protocol.discovery import ServiceDefinition, load_services
 from cds_service.protocol.request import HookRequest, parse_hook_request
-from tests.conftest import RULES, sandbox_capture
+from tests.conftest import ROOT, RULES
 
 FERRITIN = "http://loinc.org|2276-4"
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -37,8 +37,12 @@ def select_service() -> ServiceDefinition:
     return service
 
 
+REQUESTS = ROOT / "fhir_fixtures" / "requests"
+
+
 def sandbox_body() -> dict[str, Any]:
-    body: dict[str, Any] = sandbox_capture("order-sign-request.json")["body"]
+    """What the CDS Hooks sandbox sent (../shared/real-clients, copied into the fixture requests)."""
+    body: dict[str, Any] = orjson.loads((REQUESTS / "order-sign-sandbox-capture.json").read_bytes())
     return copy.deepcopy(body)
 
 
@@ -294,10 +298,9 @@ def test_sandbox_draft_order_is_read_with_validation_notes(sign_service: Service
     (order,) = facts.draft_orders
     assert order.id == "request-123"
     assert order.resource_type == "MedicationRequest"
-    assert order.resource is not None
-    assert order.resource.status == "draft"
-    assert order.resource.intent is None
-    assert order.resource.authoredOn == "2026-11-23"
+    assert order.raw["status"] == "draft"
+    assert "intent" not in order.raw
+    assert order.raw["authoredOn"] == "2026-11-23"
     assert order.raw["subject"] == {"reference": "Patient/p1"}
     assert any("intent" in note for note in order.validation_notes)
     assert facts.problems == []
@@ -344,14 +347,37 @@ def test_draft_orders_entry_without_resource_is_a_problem(sign_service: ServiceD
     assert any("entry 2" in p for p in facts.problems)
 
 
-def test_unreadable_draft_order_is_kept_raw_with_a_problem(sign_service: ServiceDefinition) -> None:
+@pytest.mark.parametrize(
+    "element, value",
+    [
+        # What the sandbox sends for an R4 order once a drug is chosen (its Rx View builds it so).
+        (
+            "category",
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/medicationrequest-category",
+                        "code": "community",
+                    }
+                ]
+            },
+        ),
+        ("status", ["draft"]),
+        ("dispenseRequest", "one day"),
+        ("note", {"text": "a note"}),
+    ],
+)
+def test_a_badly_shaped_draft_element_is_no_data_problem(
+    sign_service: ServiceDefinition, element: str, value: Any
+) -> None:
+    # The order is read from its JSON by what needs each element; a wrong shape is for explain to show.
     body = sandbox_body()
-    body["context"]["draftOrders"]["entry"][0]["resource"]["status"] = ["draft"]
+    body["context"]["draftOrders"]["entry"][0]["resource"][element] = value
     facts = facts_for(sign_service, data(), body)
     (order,) = facts.draft_orders
-    assert order.resource is None
-    assert order.id == "request-123"
-    assert any("entry 0" in p and "MedicationRequest" in p for p in facts.problems)
+    assert (order.id, order.raw[element]) == ("request-123", value)
+    assert facts.problems == []
+    assert any(note.startswith(element) for note in order.validation_notes)
 
 
 def order_select_body(selections: list[str]) -> dict[str, Any]:

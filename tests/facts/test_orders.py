@@ -325,3 +325,28 @@ def test_a_per_kg_value_names_the_weight_it_used() -> None:
     fact = order([shape_a(qty(2400, "mg/d"))])["order.dose_rate_per_kg"]
     assert fact.evidence == ("MedicationRequest/draft-1", "Observation/mas-f1-weight-02")
     assert fact.detail == "2400 mg/d continuous (iv); weight 67.9 kg of 2026-11-20"
+
+
+def test_objects_where_fhir_has_arrays_are_read_as_one_item() -> None:
+    # Sloppy clients send a single object for an array (the CDS Hooks sandbox does for `category`).
+    draft = shape_a(qty(2400, "mg/d"))
+    draft["dosageInstruction"] = draft["dosageInstruction"][0]
+    draft["dosageInstruction"]["doseAndRate"] = draft["dosageInstruction"]["doseAndRate"][0]
+    draft["medicationCodeableConcept"] = {"coding": ANAKINRA}
+    draft["category"] = {"coding": [{"code": "community"}]}
+    facts = order([draft])
+    assert facts["order.present"].value is True
+    assert (facts["order.daily_dose"].value, facts["order.route"].value) == (2400, "iv")
+
+
+@pytest.mark.parametrize(
+    "sent, kind", [("2400 mg/d", "text"), (2400, "number"), ([qty(2400, "mg/d")], "list")]
+)
+def test_a_dose_sent_but_not_as_a_quantity_says_it_could_not_be_read(sent: Any, kind: str) -> None:
+    draft = shape_a(qty(2400, "mg/d"))
+    draft["dosageInstruction"][0]["doseAndRate"][0]["rateQuantity"] = sent
+    facts = order([draft])
+    assert (
+        facts["order.daily_dose"].missing
+        == f"rateQuantity could not be read: a {kind}, not a Quantity object"
+    )

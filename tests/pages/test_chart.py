@@ -69,6 +69,16 @@ def test_from_the_card_to_the_page_and_its_drawing(http: httpx.Client, service: 
     assert_page_headers(svg)
     assert len(vertices(svg.text, "series-ferritin")) == 4
     assert len(markers(svg.text, "points-ferritin")) == 4
+    # Phones get the same chart drawn narrow, so that its text stays readable when scaled to the screen.
+    assert f'<source media="(max-width: 40rem)" srcset="/charts/{token}/chart-narrow.svg">' in html
+    narrow = http.get(f"{url}/chart-narrow.svg")
+    assert narrow.status_code == 200 and narrow.headers["content-type"] == "image/svg+xml"
+    assert narrow.headers["Content-Security-Policy"] == svg.headers["Content-Security-Policy"]
+    assert len(vertices(narrow.text, "series-ferritin")) == 4
+    assert narrow.text != svg.text
+    # Every row says what the lab reported; here the unit drawn is the unit reported.
+    reported = re.findall(r"<td>µg/L</td><td>([^<]*)</td></tr>", html)
+    assert reported == ["8200 µg/L", "12000 µg/L", "10500 µg/L", "26000 µg/L"]
 
     person = next(r for r in resources if r["resourceType"] == "Patient")
     identifying = [person["id"], *(n["family"] for n in person["name"]), *person["name"][0]["given"]]

@@ -103,7 +103,7 @@ def _seed(database_url: str) -> None:
             rule_version=version,
             indicator="warning",
             patient_id="p1",
-            hook_instance="h",
+            hook_instance=f"h-{uuid}",  # each card from its own call
             issued_at=at,
         )
         for uuid, rule, version, service, at in cards
@@ -206,7 +206,11 @@ def test_an_empty_period(client: httpx.Client) -> None:
 
 
 def test_cards_and_feedback_sent_over_http_in_the_default_period(client: httpx.Client) -> None:
-    uuids = [client.post(ORDER_SIGN, json=sandbox_order_sign()).json()["cards"][0]["uuid"] for _ in range(3)]
+    # Three calls, each its own hookInstance: three pieces of advice.
+    bodies = [
+        sandbox_order_sign() | {"hookInstance": f"5e6f7a8b-0000-4000-8000-00000000000{n}"} for n in range(3)
+    ]
+    uuids = [client.post(ORDER_SIGN, json=body).json()["cards"][0]["uuid"] for body in bodies]
     feedback: list[dict[str, Any]] = [
         {"card": uuids[0], "outcome": "overridden", "outcomeTimestamp": "2026-11-23T10:00:00Z",
          "overrideReason": {"reason": {"code": "already-known", "system": SYSTEM}}},
@@ -261,3 +265,43 @@ def test_without_the_database_the_page_is_503_and_names_no_url(
     assert response.status_code == 503
     assert page.texts["report-error"] == "The database is unavailable; try again later."
     assert settings.database_url.split("/")[-1] not in response.text
+
+
+def test_a_bare_override_code_is_shown_with_the_display_the_rule_offers(
+    client: httpx.Client, settings: Settings
+) -> None:
+    # The CDS Hooks sandbox sends reason.code alone; the rule file's card offered it with a display.
+    store = Store(settings.database_url)
+    card = IssuedCard(
+        card_uuid="bare",
+        service_id="anakinra-order-sign",
+        rule_id="max-dose",
+        rule_version="1.2.0",
+        indicator="warning",
+        patient_id="p1",
+        hook_instance="h-bare",
+        issued_at=T0 + timedelta(days=1),
+    )
+    store.record_call(AuditRow(at=T0, endpoint="service", latency_ms=1, status=200), [card])
+    store.record_feedback(
+        [
+            FeedbackRow(
+                service_id="anakinra-order-sign",
+                card_uuid="bare",
+                outcome="overridden",
+                outcome_timestamp="2026-11-02T10:00:00Z",
+                accepted_suggestions=None,
+                override_code="weight-incorrect",
+                override_system=None,
+                override_display=None,
+                user_comment=None,
+                received_at=T0 + timedelta(days=2),
+            )
+        ]
+    )
+    store.close()
+    response, page = _get(client, **PERIOD)
+    assert response.status_code == 200
+    assert page.tables["reasons-table"][1:] == [
+        ["Recorded weight is wrong", "weight-incorrect", "1", "1 of 1", "0"]
+    ]

@@ -347,6 +347,9 @@ def test_audit_command_prints_the_call(
 
     everything = _cli(capsys, "audit", "--database-url", database_url)
     assert len(everything) == 6
+    # The feedback call names the card it was about (here one never issued: no rule to name).
+    (feedback,) = [line for line in everything if " 200 feedback " in line]
+    assert "cards=card-1" in feedback and "rules=unknown-card@-:overridden(card-1)" in feedback
     assert sum("reason=" in line and "(replayed)" in line for line in everything) == 1
     assert_no_token("\n".join(everything), flow.tokens)
     patient = _cli(capsys, "audit", "--database-url", database_url, "--patient", "p1")

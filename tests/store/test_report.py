@@ -36,20 +36,24 @@ def issue(
     at: datetime = T0 + timedelta(days=1),
     service: str = "svc-sign",
     n: int = 1,
+    hook: str | None = None,
 ) -> list[str]:
-    cards = [
-        IssuedCard(
-            card_uuid=f"card-{next(_uuids)}",
-            service_id=service,
-            rule_id=rule,
-            rule_version=version,
-            indicator="warning",
-            patient_id="p1",
-            hook_instance="hook-1",
-            issued_at=at,
+    """n cards of `rule`, each from its own call (hookInstance) unless `hook` names one for all."""
+    cards = []
+    for _ in range(n):
+        number = next(_uuids)
+        cards.append(
+            IssuedCard(
+                card_uuid=f"card-{number}",
+                service_id=service,
+                rule_id=rule,
+                rule_version=version,
+                indicator="warning",
+                patient_id="p1",
+                hook_instance=hook or f"hook-{number}",
+                issued_at=at,
+            )
         )
-        for _ in range(n)
-    ]
     audit = AuditRow(at=at, endpoint="service", latency_ms=1.0, status=200, service_id=service)
     store.record_call(audit, cards)
     return [card.card_uuid for card in cards]
@@ -220,6 +224,65 @@ def test_override_reasons_grouped_ranked_and_displayed(store: Store) -> None:
     assert b"PHI!" not in orjson.dumps(report.as_dict())
 
 
+def test_repeated_calls_for_one_hook_instance_issue_one_piece_of_advice(store: Store) -> None:
+    # order-select called three times for one hookInstance: three copies of each card, one piece of advice.
+    copies = issue(store, "r", n=3, hook="select-1")
+    issue(store, "s", n=3, hook="select-1")
+    issue(store, "r", n=1, hook="select-2")
+    issue(store, "r", n=2, hook="select-1", service="svc-select")  # the same hookInstance, another service
+    assert rows(store) == [("r", "1.0.0", None, 3, 0, 0, 0), ("s", "1.0.0", None, 1, 0, 0, 0)]
+    assert rows(store, by_service=True)[:2] == [
+        ("r", "1.0.0", "svc-select", 1, 0, 0, 0),
+        ("r", "1.0.0", "svc-sign", 2, 0, 0, 0),
+    ]
+    # Feedback on two copies is one answer, the latest: never more answered than issued.
+    answer(store, copies[0], "accepted", at="2026-11-05T10:00:00Z")
+    answer(store, copies[2], "overridden", at="2026-11-05T11:00:00Z", code="seen")
+    assert rows(store)[0] == ("r", "1.0.0", None, 3, 1, 0, 1)
+    (reasons,) = store.feedback_report(SINCE, UNTIL).reasons
+    assert (reasons.overridden, [r.code for r in reasons.top]) == (1, ["seen"])
+
+
+def test_a_bare_override_code_is_shown_with_the_display_the_rule_offers(store: Store) -> None:
+    cards = issue(store, "max-dose", n=4)
+    offered = {("max-dose", "dose-reviewed"): (OVERRIDE, "Dose reviewed with rheumatology")}
+    # The sandbox sends the code alone, without a system; another EHR sends our system; a third its own.
+    answer(store, cards[0], "overridden", code="dose-reviewed", system=None)
+    answer(store, cards[1], "overridden", code="dose-reviewed")
+    answer(store, cards[2], "overridden", code="dose-reviewed", system="http://ehr.example/reasons")
+    answer(store, cards[3], "overridden", code="weight-incorrect", display="Weight is wrong (EHR text)")
+    (reasons,) = store.feedback_report(SINCE, UNTIL, offered=offered).reasons
+    shown = {(r.system, r.code): (r.display, r.offered, r.label) for r in reasons.top}
+    assert shown == {
+        (None, "dose-reviewed"): (None, "Dose reviewed with rheumatology", "Dose reviewed with rheumatology"),
+        (OVERRIDE, "dose-reviewed"): (
+            None,
+            "Dose reviewed with rheumatology",
+            "Dose reviewed with rheumatology",
+        ),
+        # Another system's code is another reason: its code is all there is to show.
+        ("http://ehr.example/reasons", "dose-reviewed"): (None, None, "dose-reviewed"),
+        # What the EHR said wins over what the rule offered.
+        (OVERRIDE, "weight-incorrect"): ("Weight is wrong (EHR text)", None, "Weight is wrong (EHR text)"),
+    }
+    # Without the rule files' reasons, the bare code is the label.
+    (plain,) = store.feedback_report(SINCE, UNTIL).reasons
+    assert {r.label for r in plain.top} >= {"dose-reviewed"}
+
+
+def test_the_rule_files_offer_their_cards_override_reasons() -> None:
+    from cds_service.engine.reasons import offered_reasons_in
+    from tests.conftest import RULES
+
+    offered = offered_reasons_in(RULES)
+    system = "https://cds-service.example.org/override-reasons"
+    assert offered[("max-dose", "dose-reviewed")] == (system, "Dose reviewed with rheumatology")
+    assert offered[("infusion-build", "dose-intended")] == (system, "Dose intended; pharmacy to build")
+    assert offered[("renal-dose", "clearance-not-representative")][1] == (
+        "Creatinine clearance estimate not representative"
+    )
+
+
 def test_a_rule_filter_and_a_split_per_service(store: Store) -> None:
     issue(store, "r", service="svc-sign", n=2)
     (selected,) = issue(store, "r", service="svc-select")
@@ -261,7 +324,15 @@ def test_the_json_form_names_the_period_and_every_figure(store: Store) -> None:
                 "rule_id": "r",
                 "overridden": 1,
                 "top": [
-                    {"system": OVERRIDE, "code": "c", "display": "Because", "cards": 1, "with_comment": 0}
+                    {
+                        "system": OVERRIDE,
+                        "code": "c",
+                        "display": "Because",
+                        "offered_display": None,
+                        "label": "Because",
+                        "cards": 1,
+                        "with_comment": 0,
+                    }
                 ],
                 "more_reasons": 0,
                 "more_cards": 0,
