@@ -31,6 +31,8 @@ from cds_service.facts.knowledge import (
     MicroResult,
     Patient,
     Route,
+    RouteException,
+    RouteFilter,
     Specimen,
     ValueSet,
 )
@@ -117,11 +119,27 @@ class RouteModel(_Strict):
     source: Source
 
 
+class RouteExceptionModel(_Strict):
+    label: Text
+    codes: Codes = Field(default_factory=dict)
+    code_prefixes: Codes = Field(default_factory=dict)
+    text: list[Text] = Field(default_factory=list)
+    routes: list[Name] = Field(min_length=1)
+    source: Source
+
+
+class RouteFilterModel(_Strict):
+    counted: list[Name] = Field(min_length=1)
+    except_: list[RouteExceptionModel] = Field(default_factory=list, alias="except")
+    source: Source
+
+
 class MedicationModel(_Strict):
     label: Text
     codes: Codes = Field(default_factory=dict)
     code_prefixes: Codes = Field(default_factory=dict)
     text: list[Text] = Field(default_factory=list)
+    routes: RouteFilterModel | None = None
     source: Source
 
     @model_validator(mode="after")
@@ -449,10 +467,43 @@ class _Builder:
             hours = self.duration(doc, ("timing_codes", code), interval, units).total_seconds() / 3600
             timing[code.strip().upper()] = hours
         classes = {
-            name: MedicationClass(name, m.label, _matcher(m.codes, m.code_prefixes, m.text, ndc_systems))
+            name: MedicationClass(
+                name,
+                m.label,
+                _matcher(m.codes, m.code_prefixes, m.text, ndc_systems),
+                self.route_filter(doc, ("medications", name, "routes"), m.routes, routes, ndc_systems),
+            )
             for name, m in spec.medications.items()
         }
         return Medications(classes, routes, timing, ndc_systems, tuple(spec.sources))
+
+    def route_filter(
+        self,
+        doc: YamlDoc,
+        where: Location,
+        spec: RouteFilterModel | None,
+        routes: dict[str, Route],
+        ndc_systems: frozenset[str],
+    ) -> RouteFilter | None:
+        if spec is None:
+            return None
+
+        def known(names: list[str], location: Location) -> frozenset[str]:
+            for position, name in enumerate(names):
+                if name not in routes:
+                    choices = ", ".join(sorted(routes))
+                    self.error(doc, (*location, position), f"unknown route '{name}' (routes: {choices})")
+            return frozenset(names)
+
+        exceptions = tuple(
+            RouteException(
+                e.label,
+                _matcher(e.codes, e.code_prefixes, e.text, ndc_systems),
+                known(e.routes, (*where, "except", index, "routes")),
+            )
+            for index, e in enumerate(spec.except_)
+        )
+        return RouteFilter(known(spec.counted, (*where, "counted")), exceptions)
 
     def microbiology(self, units: Units, doc: YamlDoc, spec: MicrobiologyFile) -> Microbiology:
         negations = (

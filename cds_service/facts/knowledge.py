@@ -84,10 +84,29 @@ class Matcher:
 
 
 @dataclasses.dataclass(frozen=True)
+class RouteException:
+    """Orders of a class that do not count by these routes (vancomycin by mouth is not absorbed)."""
+
+    label: str
+    matcher: Matcher
+    routes: frozenset[str]
+
+
+@dataclasses.dataclass(frozen=True)
+class RouteFilter:
+    """Which orders of a class count, by route: only `counted` routes, less the exceptions. An order whose
+    route is not given, or not one medications.yaml knows, cannot be placed."""
+
+    counted: frozenset[str]
+    exceptions: tuple[RouteException, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
 class MedicationClass:
     name: str
     label: str
     matcher: Matcher
+    routes: RouteFilter | None = None  # None: every route counts
 
 
 @dataclasses.dataclass(frozen=True)
