@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl
+
 import pytest
 
 from cds_service.engine.cases import load_cases
 from cds_service.engine.durable import DurableRules
 from cds_service.engine.ruleset import load_ruleset
+from cds_service.facts.catalog import load_catalog
+from cds_service.protocol.discovery import load_services
 from tests.conftest import RULES
 
 ORDER_RULES = {
@@ -50,3 +54,26 @@ def test_every_rule_has_cases_where_it_fires_and_where_it_does_not(rule_id: str)
     assert len(own) >= 5, f"{rule_id}: {len(own)} cases"
     assert fires, f"{rule_id}: no case where it fires"
     assert quiet, f"{rule_id}: no case where it stays quiet"
+
+
+def test_every_service_prefetches_every_observation_code_the_facts_read_and_the_specimens() -> None:
+    catalog = load_catalog(RULES)
+    wanted = {code for analyte in catalog.analytes.values() for code in analyte.codes}
+    wanted |= {
+        code
+        for finding in catalog.microbiology.findings.values()
+        for result in finding.results
+        for code in result.codes
+    }
+    for service in load_services(RULES):
+        queries = [item.query for item in service.prefetch.values()]
+        observations = [q for q in queries if q.startswith("Observation?")]
+        assert len(observations) == 1, service.id
+        codes = {
+            code
+            for name, value in parse_qsl(observations[0].partition("?")[2])
+            if name == "code"
+            for code in value.split(",")
+        }
+        assert wanted <= codes, (service.id, sorted(wanted - codes))
+        assert "Specimen?patient={{context.patientId}}" in queries, service.id
