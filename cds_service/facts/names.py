@@ -54,9 +54,15 @@ class Negations:
     def of(cls, before: Iterable[str], after: Iterable[str]) -> Negations:
         words_before = [r"\s+".join(re.escape(w) for w in normalise(p).split(" ")) for p in before]
         words_after = [r"\s+".join(re.escape(w) for w in normalise(p).split(" ")) for p in after]
+        # Up to two plain words may stand between ("no growth of E. coli", "E. coli DNA not detected");
+        # punctuation may not, so "E. coli isolated; Klebsiella not detected" denies only Klebsiella.
         return cls(
-            re.compile(r"(?<!\w)(?:" + "|".join(words_before) + r")\s*$") if words_before else None,
-            re.compile(r"^\s*(?:" + "|".join(words_after) + r")(?!\w)") if words_after else None,
+            re.compile(r"(?<!\w)(?:" + "|".join(words_before) + r")(?:\s+[a-z0-9]+){0,2}\s*$")
+            if words_before
+            else None,
+            re.compile(r"^(?:\s+[a-z0-9]+){0,2}\s*(?:" + "|".join(words_after) + r")(?!\w)")
+            if words_after
+            else None,
         )
 
     def deny(self, text: str, start: int, end: int) -> bool:

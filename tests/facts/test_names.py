@@ -6,7 +6,7 @@ import pytest
 
 from cds_service.facts.names import Names, Negations, normalise
 
-NEGATIONS = Negations.of(["no", "negative for"], ["not isolated"])
+NEGATIONS = Negations.of(["no", "negative for"], ["not isolated", "not detected"])
 ORGANISMS = Names.of(["Escherichia coli", "Klebsiella", "gram-negative rods", "Enterobacterales"], NEGATIONS)
 
 
@@ -56,6 +56,9 @@ def test_not_found(text: str) -> None:
         ("E. coli", False, "e. coli"),
         ("No growth", False, None),  # no mention at all is not a denial
         ("no E. coli; Klebsiella pneumoniae isolated", False, "klebsiella"),
+        ("no growth of E. coli", True, None),
+        ("E. coli DNA not detected", True, None),
+        ("E. coli isolated; Klebsiella not detected", False, "e. coli"),
     ],
 )
 def test_denied(text: str, denied: bool, found: str | None) -> None:
