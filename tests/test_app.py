@@ -247,6 +247,7 @@ def test_absent_prefetch_is_fetched_with_the_bearer_token(
         "/fhir/MedicationRequest",
         "/fhir/Observation",
         "/fhir/Patient/mas-f1",
+        "/fhir/Specimen",
     ]
     assert {r.authorization for r in fhir_server.requests} == {"Bearer secret-token-123"}
 
@@ -317,7 +318,13 @@ def test_optional_data_that_fails_gives_a_card_not_an_error(
 
 def test_null_prefetch_is_not_fetched(http: httpx.Client, fhir_server: FhirTestServer) -> None:
     body = _fetching_request(fhir_server)
-    body["prefetch"] = {"patient": None, "labs": None, "medications": None, "conditions": None}
+    body["prefetch"] = {
+        "patient": None,
+        "labs": None,
+        "medications": None,
+        "conditions": None,
+        "specimens": None,
+    }
     response = http.post(ORDER_SIGN, json=body)
     assert response.status_code == 200
     assert fhir_server.requests == []

@@ -31,7 +31,7 @@ async def test_fetched_data_becomes_facts(runtime: Runtime, fhir_server: FhirTes
     answer = await call_service(runtime, "anakinra-order-sign", body, now=now)
     facts = answer.facts
     assert response_problems(orjson.loads(answer.body)) == []
-    assert sorted(answer.data.fetched) == ["conditions", "labs", "medications", "patient"]
+    assert sorted(answer.data.fetched) == ["conditions", "labs", "medications", "patient", "specimens"]
     assert (facts.patient_id, facts.gender, str(facts.birth_date)) == ("mas-f1", "female", "1968-04-12")
     ferritin = facts.lab(FERRITIN)
     assert len(ferritin) >= 5
@@ -51,7 +51,7 @@ async def test_prefetched_and_fetched_keys_mix(runtime: Runtime, fhir_server: Fh
     body = _fetching_request(fhir_server)
     body["prefetch"] = {"patient": {"resourceType": "Patient", "id": "mas-f1", "gender": "female"}}
     answer = await call_service(runtime, "anakinra-order-sign", orjson.dumps(body))
-    assert sorted(answer.data.fetched) == ["conditions", "labs", "medications"]
+    assert sorted(answer.data.fetched) == ["conditions", "labs", "medications", "specimens"]
     assert [r.path for r in fhir_server.requests if r.path.startswith("/fhir/Patient")] == []
 
 
@@ -95,7 +95,8 @@ async def test_a_sandbox_shaped_anakinra_order_is_read_and_used_without_a_data_c
     body = (REQUESTS / "order-sign-sandbox-shape-anakinra.json").read_bytes()
     assert isinstance(orjson.loads(body)["context"]["draftOrders"]["entry"][0]["resource"]["category"], dict)
     answer = await call_service(runtime, "anakinra-order-sign", body, now=AS_OF)
-    assert answer.facts.problems == [] and answer.facts.unavailable == {}
+    # Specimens are not announced when missing (rules/services: announce: false); nothing else is missing.
+    assert answer.facts.problems == [] and set(answer.facts.unavailable) <= answer.facts.unannounced
     cards = orjson.loads(answer.body)["cards"]
     assert "incomplete-data" not in {_rule(c) for c in cards}
     facts = answer.evaluation.facts
@@ -152,3 +153,62 @@ async def test_every_card_says_which_rule_version_and_ruleset_made_it(runtime: R
     assert "4000 mg/day" in by_rule["max-dose"]["summary"]
     recorded = {(c.rule_id, c.rule_version) for c in answer.issued}
     assert ("max-dose", provenance["ruleVersion"]) in recorded
+
+
+@pytest.mark.parametrize(
+    ("patient", "indicator"),
+    [("inf-gsb-1", "critical"), ("inf-gsu-1", None)],  # Gram stain on peripheral blood; on urine
+)
+async def test_a_gram_stains_specimen_is_fetched_and_read(
+    runtime: Runtime, fhir_server: FhirTestServer, patient: str, indicator: str | None
+) -> None:
+    from cds_service.cards.render import PROVENANCE_KEY
+
+    body = orjson.dumps(_fetching_request(fhir_server, patient=patient))
+    answer = await call_service(
+        runtime, "anakinra-order-sign", body, now=datetime(2026, 11, 23, 12, tzinfo=UTC)
+    )
+    assert "specimens" in answer.data.fetched
+    assert any(r.path == "/fhir/Specimen" and f"patient={patient}" in r.query for r in fhir_server.requests)
+    assert {s.id for s in answer.facts.other["Specimen"]} == {
+        f"{patient}-{'blood' if indicator else 'urine'}-1"
+    }
+    cards = [
+        c
+        for c in orjson.loads(answer.body)["cards"]
+        if c["extension"][PROVENANCE_KEY]["ruleId"] == "gram-negative-bacteremia"
+    ]
+    assert [c["indicator"] for c in cards] == ([indicator] if indicator else [])
+
+
+async def test_specimens_that_cannot_be_had_are_said_by_the_result_that_needs_them(runtime: Runtime) -> None:
+    """No Specimen prefetch and no FHIR server: no incomplete-data card on every call, but a Gram stain
+    that names a specimen says why it could not be decided."""
+    from cds_service.cards.render import PROVENANCE_KEY
+    from cds_service.data.compose import bundle_resources, hook_request
+    from tests.conftest import ROOT
+
+    service = runtime.engine.ruleset.services.get("anakinra-order-sign")
+    assert service is not None
+    bundle = orjson.loads((ROOT / "fhir_fixtures/patients/infection-gram-stain-blood.json").read_bytes())
+    body = hook_request(
+        service, bundle_resources(bundle), None, "0b6d7c0e-3a55-4d4b-9a34-5f5d0f3d1c2e", "Practitioner/x"
+    )
+    del body["prefetch"]["specimens"]
+    answer = await call_service(
+        runtime, "anakinra-order-sign", orjson.dumps(body), now=datetime(2026, 11, 23, 12, tzinfo=UTC)
+    )
+    cards = {c["extension"][PROVENANCE_KEY]["ruleId"]: c for c in orjson.loads(answer.body)["cards"]}
+    assert "incomplete-data" not in cards
+    card = cards["gram-negative-bacteremia"]
+    # The reference's display ("Peripheral blood") still decides: the card is not downgraded.
+    assert card["indicator"] == "critical"
+    body["prefetch"]["labs"]["entry"][-1]["resource"]["specimen"].pop("display")
+    answer = await call_service(
+        runtime, "anakinra-order-sign", orjson.dumps(body), now=datetime(2026, 11, 23, 12, tzinfo=UTC)
+    )
+    cards = {c["extension"][PROVENANCE_KEY]["ruleId"]: c for c in orjson.loads(answer.body)["cards"]}
+    assert "incomplete-data" not in cards
+    card = cards["gram-negative-bacteremia"]
+    assert card["indicator"] == "info"
+    assert "specimens could not be read: it was not prefetched and no fhirServer was given" in card["detail"]

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl
+
 import pytest
 
 from cds_service.engine.cases import load_cases
 from cds_service.engine.citations import citation_problems
 from cds_service.engine.durable import DurableRules
 from cds_service.engine.ruleset import load_ruleset
+from cds_service.facts.catalog import load_catalog
+from cds_service.protocol.discovery import load_services
 from tests.conftest import RULES
 
 ORDER_RULES = {
@@ -58,3 +62,26 @@ def test_every_file_of_the_rule_pack_cites_what_a_clone_has() -> None:
     # must not send a reader to the team's notes either.
     files = sorted(path for path in RULES.rglob("*") if path.is_file())
     assert [str(problem) for problem in citation_problems(files)] == []
+
+
+def test_every_service_prefetches_every_observation_code_the_facts_read_and_the_specimens() -> None:
+    catalog = load_catalog(RULES)
+    wanted = {code for analyte in catalog.analytes.values() for code in analyte.codes}
+    wanted |= {
+        code
+        for finding in catalog.microbiology.findings.values()
+        for result in finding.results
+        for code in result.codes
+    }
+    for service in load_services(RULES):
+        queries = [item.query for item in service.prefetch.values()]
+        observations = [q for q in queries if q.startswith("Observation?")]
+        assert len(observations) == 1, service.id
+        codes = {
+            code
+            for name, value in parse_qsl(observations[0].partition("?")[2])
+            if name == "code"
+            for code in value.split(",")
+        }
+        assert wanted <= codes, (service.id, sorted(wanted - codes))
+        assert "Specimen?patient={{context.patientId}}" in queries, service.id

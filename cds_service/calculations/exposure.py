@@ -27,7 +27,9 @@ Facts:
 
 `neutrophils.current` is the newest absolute neutrophil count (anc.latest) only while it is no older than
 `current_within`; an older count is missing with its value, time and age, so a neutropenia rule reports
-"no current count" instead of passing on a stale one.
+"no current count" instead of passing on a stale one. `neutrophils.last_known` keeps that older count (value,
+age, and whether it is below the `neutropenia` / `severe_neutropenia` limits) for the card that asks for a
+current one.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from typing import Any
 
 import msgspec
 
-from cds_service.calculations.base import Configured, ParameterError, Params
+from cds_service.calculations.base import Configured, ParameterError, Params, Threshold
 from cds_service.calculators.tristate import Tri, any_of
 from cds_service.facts.catalog import FactCatalog
 from cds_service.facts.coding import raw_list
@@ -342,16 +344,26 @@ class Exposure:
 _ANALYTE = "anc"  # the analyte of rules/facts/analytes.yaml whose newest result this reads
 
 
+# The widest `neutrophils.last_known` renders ("last ANC 0.3 x10^9/L, 30 h ago: severe (<0.5)"), for the
+# summary-length lint; a longer text is clipped.
+LAST_KNOWN_WIDTH = 56
+
+
 @dataclasses.dataclass(frozen=True)
 class NeutrophilSettings:
     label: str
+    unit: str
+    window: str  # the analyte's lookback, as text
     within: float  # hours
+    low: Threshold
+    severe: Threshold
 
     def compute(self, named: Mapping[str, Fact], facts: Facts) -> dict[str, Fact]:
         name = "neutrophils.current"
         latest = named[f"{_ANALYTE}.latest"]
+        known = self._last_known(latest, named[f"{_ANALYTE}.count"], facts)
         if latest.value is None:
-            return {name: missing(name, latest.missing or f"no {self.label}", latest.evidence)}
+            return {name: missing(name, latest.missing or f"no {self.label}", latest.evidence), **known}
         assert latest.time is not None  # a lab point always has a time
         age = tidy((facts.now - latest.time).total_seconds() / 3600)
         value = latest.native_value if latest.native_value is not None else float(latest.value)
@@ -365,10 +377,33 @@ class NeutrophilSettings:
                     f"the newest {self.label} ({shown} at {when}) is {_n(age)} h old, "
                     f"more than {_n(self.within)} h",
                     latest.evidence,
-                )
+                ),
+                **known,
             }
         detail = "; ".join(x for x in (f"{shown} at {when} ({_n(age)} h ago)", latest.detail) if x)
-        return {name: dataclasses.replace(latest, name=name, detail=detail)}
+        return {name: dataclasses.replace(latest, name=name, detail=detail), **known}
+
+    def _last_known(self, latest: Fact, count: Fact, facts: Facts) -> dict[str, Fact]:
+        """The newest count in the lookback however old, with its age and band, for a card that asks for a
+        current one: a known severe value must not read as "no count"."""
+        name = "neutrophils.last_known"
+        if latest.value is None or latest.time is None:
+            none = (
+                f"no {self.label} in the last {self.window}"
+                if count.value == 0
+                else f"no usable {self.label} in the last {self.window}"
+            )
+            return {name: Fact(name, none, detail=latest.missing)}
+        age = tidy((facts.now - latest.time).total_seconds() / 3600)
+        value = f"{latest.comparator or ''}{_n(float(latest.value))}"
+        unit = "x10^9/L" if self.unit == "10*9/L" else self.unit
+        text = f"last {self.label} {value} {unit}, {_n(age)} h ago"
+        if self.severe.compare(latest, "<") is Tri.MET:
+            text += f": severe (<{_n(self.severe.value)})"
+        elif self.low.compare(latest, "<") is Tri.MET:
+            text += f": low (<{_n(self.low.value)})"
+        clipped = text if len(text) <= LAST_KNOWN_WIDTH else text[: LAST_KNOWN_WIDTH - 1] + "…"
+        return {name: Fact(name, clipped, time=latest.time, evidence=latest.evidence, detail=latest.detail)}
 
 
 class Neutrophils:
@@ -383,7 +418,15 @@ class Neutrophils:
                 "quantity",
                 analyte.unit if analyte else "10*9/L",
                 "the newest absolute neutrophil count, only while no older than the current window",
-            )
+            ),
+            FactSpec(
+                "neutrophils.last_known",
+                "text",
+                None,
+                "the newest absolute neutrophil count in the lookback however old, with its age and "
+                "whether it is low or severe, or that there is none",
+                width=LAST_KNOWN_WIDTH,
+            ),
         ]
 
     def configure(
@@ -397,7 +440,14 @@ class Neutrophils:
             )
         if within <= 0:
             raise ParameterError("current_within", "parameter 'current_within' must be above 0")
-        return NeutrophilSettings(analyte.label, within)
+        return NeutrophilSettings(
+            analyte.label,
+            analyte.unit,
+            analyte.window_text,
+            within,
+            params.threshold("neutropenia", analyte.unit, _ANALYTE),
+            params.threshold("severe_neutropenia", analyte.unit, _ANALYTE),
+        )
 
 
 # --- pure helpers -----------------------------------------------------------------------------------

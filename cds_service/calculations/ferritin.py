@@ -37,8 +37,12 @@ ANALYTE = "ferritin"  # the rules/facts/analytes.yaml entry both calculations re
 _DECIMALS = 9
 # MedicationRequest statuses of orders that were in effect, so that they can start a run of one dose.
 _IN_EFFECT = frozenset({"active", "completed", "stopped"})
+# The widest `ferritin_trend.latest_step` renders ("123456 ug/L to 234567 ug/L over 12.5 h"), for the
+# summary-length lint; a longer text is clipped.
+_STEP_WIDTH = 48
 _LOWER = frozenset({">", ">="})
 _UPPER = frozenset({"<", "<="})
+_FERRITIN_FACTS = ("baseline", "latest", "rise", "peak", "below_peak")
 _RESPONSE_FACTS = (
     "assessable",
     "draft_increase",
@@ -46,9 +50,11 @@ _RESPONSE_FACTS = (
     "dose_rate_per_kg",
     "dose_start",
     "hours_on_dose",
-    "previous",
+    "baseline",
     "latest",
     "rise",
+    "peak",
+    "below_peak",
 )
 
 
@@ -145,6 +151,20 @@ class FerritinTrend:
                 "intermediate fall is shown, and does not cancel the endpoint rate",
                 width=160,
             ),
+            FactSpec(
+                f"{n}.latest_fall",
+                "quantity",
+                "%",
+                "how far the latest ferritin lies below the one before it, in % of that one (negative when "
+                "it rose): the present direction, whatever the endpoint rate",
+            ),
+            FactSpec(
+                f"{n}.latest_step",
+                "text",
+                None,
+                "the latest interval: the ferritin before the latest, the latest, and the hours between",
+                width=_STEP_WIDTH,
+            ),
         ]
 
     def configure(self, params: Params, catalog: FactCatalog, before: Mapping[str, Configured]) -> Configured:
@@ -167,7 +187,10 @@ class _Trend:
 
     def compute(self, named: Mapping[str, Fact], facts: Facts) -> dict[str, Fact]:
         n, unit = self.name, self.analyte.unit
-        names = [f"{n}.{s}" for s in ("daily_growth", "first", "last", "hours", "steps")]
+        names = [
+            f"{n}.{s}"
+            for s in ("daily_growth", "first", "last", "hours", "steps", "latest_fall", "latest_step")
+        ]
         gap = unavailable(facts.unavailable, self.catalog.labs.sources)
         if gap is not None:
             return {name: missing(name, gap) for name in names}
@@ -179,6 +202,7 @@ class _Trend:
         note = window.note or None
         reason = self._reason(result, by_ref, window)
         out = {name: missing(name, reason, evidence, note) for name in names}
+        out.update(self._latest_step(window.points))
         if result.first is None or result.last is None:
             return out
         first, last = by_ref[str(result.first.ref)], by_ref[str(result.last.ref)]
@@ -227,6 +251,30 @@ class _Trend:
             )
         return f"{reason}; {window.note}" if window.note else reason
 
+    def _latest_step(self, points: Sequence[Point]) -> dict[str, Fact]:
+        """The direction now: the latest result against the one just before it, whatever their spacing
+        (a fall from 8500 to 4250 in 12 h is no assay noise), never from a censored result."""
+        n, unit, label = self.name, self.analyte.unit, self.analyte.label
+        fall, step = f"{n}.latest_fall", f"{n}.latest_step"
+        if len(points) < 2:
+            why = f"fewer than two {label} results in the last {_duration(self.window_hours)}"
+            return {fall: missing(fall, why), step: missing(step, why)}
+        before, latest = points[-2], points[-1]
+        evidence = before.evidence + latest.evidence
+        hours = tidy((latest.time - before.time).total_seconds() / 3600)
+        text = f"{_shown(before, unit)} to {_shown(latest, unit)} over {_duration(hours)}"
+        shown = Fact(
+            step, text if len(text) <= _STEP_WIDTH else text[: _STEP_WIDTH - 1] + "…", evidence=evidence
+        )
+        if before.comparator or latest.comparator:
+            why = f"a censored {label} ({text}) gives no direction"
+            return {fall: missing(fall, why, evidence), step: shown}
+        value = round((1 - latest.value / before.value) * 100, _DECIMALS)
+        return {
+            fall: Fact(fall, value, unit="%", time=latest.time, evidence=evidence, detail=text),
+            step: shown,
+        }
+
     def _steps(self, result: Trend, by_ref: Mapping[str, Point]) -> str:
         if len(result.steps) < 2:
             return "no intermediate result"
@@ -262,8 +310,8 @@ class _Order:
 class FerritinResponse:
     """`ferritin_response.*`: whether ferritin still rises once the current daily dose of a medication
     (the `medication` parameter, a medications.yaml class) has run for `min_time_on_dose`
-    (rules-logic.md (b) FER-ESC). `previous_lookback` bounds how far before the dose started the
-    comparison value may lie."""
+    (rules-logic.md (b) FER-ESC). `baseline_lookback` bounds how far before the dose started the
+    baseline may lie; `min_spacing` is the least time from the baseline to the latest result."""
 
     name = "ferritin_response"
     after: tuple[str, ...] = ()
@@ -292,10 +340,11 @@ class FerritinResponse:
             ),
             FactSpec(f"{n}.hours_on_dose", "quantity", "h", "hours on the current daily dose until now"),
             FactSpec(
-                f"{n}.previous",
+                f"{n}.baseline",
                 "quantity",
                 unit,
-                "the ferritin before the latest, no earlier than the lookback before the dose began",
+                "the ferritin when the current dose was reached: the newest at or before the dose began (no "
+                "earlier than the lookback), else the earliest after it",
             ),
             FactSpec(
                 f"{n}.latest",
@@ -303,7 +352,26 @@ class FerritinResponse:
                 unit,
                 "the newest ferritin at least the minimum time after the current dose began",
             ),
-            FactSpec(f"{n}.rise", "quantity", "%", "change from the previous to the latest ferritin"),
+            FactSpec(
+                f"{n}.rise",
+                "quantity",
+                "%",
+                "change from the baseline to the latest ferritin (the trend since the dose was reached); "
+                "missing when the two are closer than the minimum spacing",
+            ),
+            FactSpec(
+                f"{n}.peak",
+                "quantity",
+                unit,
+                "the highest ferritin from the baseline up to (not including) the latest",
+            ),
+            FactSpec(
+                f"{n}.below_peak",
+                "quantity",
+                "%",
+                "how far the latest ferritin lies below that peak, in % of the peak (0 or less when the "
+                "latest is the highest): a ferritin that peaked and fell is not still rising",
+            ),
             FactSpec(
                 f"{n}.draft_increase",
                 "boolean",
@@ -327,7 +395,8 @@ class FerritinResponse:
             drug,
             catalog,
             _positive_hours(params, "min_time_on_dose"),
-            params.number("previous_lookback", "h"),
+            params.number("baseline_lookback", "h"),
+            _positive_hours(params, "min_spacing"),
         )
 
 
@@ -339,6 +408,7 @@ class _Response:
     catalog: FactCatalog
     min_hours: float
     lookback_hours: float
+    spacing_hours: float
 
     def compute(self, named: Mapping[str, Fact], facts: Facts) -> dict[str, Fact]:
         n = self.name
@@ -397,7 +467,7 @@ class _Response:
                 f"on {format_number(daily)} mg/day for only {format_number(hours)} h (since "
                 f"{format_time(began)}); the response is assessed from {format_time(assess_from)}"
             )
-            out.update({f"{n}.{s}": missing(f"{n}.{s}", early, refs) for s in ("previous", "latest", "rise")})
+            out.update({f"{n}.{s}": missing(f"{n}.{s}", early, refs) for s in _FERRITIN_FACTS})
         return out
 
     def _orders(self, facts: Facts, weight: Fact) -> list[_Order]:
@@ -445,8 +515,11 @@ class _Response:
         return Fact(name, value, unit="mg/kg/h", evidence=evidence, detail=detail)
 
     def _ferritin(self, facts: Facts, began: datetime, assess_from: datetime) -> dict[str, Fact]:
+        """The trend since the dose was reached: the baseline (the ferritin then) against the latest, and
+        how far the latest lies below the peak between them. Never the last two points alone: after a peak
+        and a fall, a small uptick between two close results is no rise."""
         n, unit, label = self.name, self.analyte.unit, self.analyte.label
-        names = [f"{n}.previous", f"{n}.latest", f"{n}.rise"]
+        names = [f"{n}.{s}" for s in _FERRITIN_FACTS]
         gap = unavailable(facts.unavailable, self.catalog.labs.sources)
         if gap is not None:
             return {name: missing(name, gap) for name in names}
@@ -460,18 +533,33 @@ class _Response:
             return {name: missing(name, reason) for name in names}
         latest = after[-1]
         out = {f"{n}.latest": point_fact(f"{n}.latest", unit, latest, latest.comparator)}
-        before = [p for p in points if p.time < latest.time]
-        if not before:
+        at_start = [p for p in points if p.time <= began]
+        since = [p for p in points if began < p.time < latest.time]
+        baseline = at_start[-1] if at_start else since[0] if since else None
+        rest = [f"{n}.{s}" for s in _FERRITIN_FACTS if s != "latest"]
+        if baseline is None:
             reason = (
                 f"No {label} between {format_time(earliest)} and {_at(latest, unit)} to compare with; "
                 "response cannot be assessed"
             )
-            out[f"{n}.previous"] = missing(f"{n}.previous", reason, latest.evidence)
-            out[f"{n}.rise"] = missing(f"{n}.rise", reason, latest.evidence)
+            out.update({name: missing(name, reason, latest.evidence) for name in rest})
             return out
-        previous = before[-1]
-        out[f"{n}.previous"] = point_fact(f"{n}.previous", unit, previous, previous.comparator)
-        out[f"{n}.rise"] = _rise(f"{n}.rise", label, previous, latest, unit)
+        out[f"{n}.baseline"] = point_fact(f"{n}.baseline", unit, baseline, baseline.comparator)
+        hours = (latest.time - baseline.time).total_seconds() / 3600
+        if hours < self.spacing_hours:
+            reason = (
+                f"{label.capitalize()} {_shown(baseline, unit)} ({format_time(baseline.time)}) and "
+                f"{_shown(latest, unit)} are {_duration(tidy(hours))} apart, less than "
+                f"{_duration(self.spacing_hours)}: too close for a trend"
+            )
+            evidence = baseline.evidence + latest.evidence
+            out.update({name: missing(name, reason, evidence) for name in rest if name != f"{n}.baseline"})
+            return out
+        out[f"{n}.rise"] = _rise(f"{n}.rise", label, baseline, latest, unit)
+        between = [p for p in points if baseline.time <= p.time < latest.time and p.comparator not in _UPPER]
+        peak = max(between, key=lambda p: p.value) if between else baseline
+        out[f"{n}.peak"] = point_fact(f"{n}.peak", unit, peak, peak.comparator)
+        out[f"{n}.below_peak"] = _below(f"{n}.below_peak", label, peak, latest, unit)
         return out
 
 
@@ -522,6 +610,26 @@ def _rise(name: str, label: str, previous: Point, latest: Point, unit: str) -> F
     elif direction < 0:
         comparator = "<" if strict else "<="
     value = round((latest.value / previous.value - 1) * 100, _DECIMALS)
+    return Fact(
+        name, value, unit="%", comparator=comparator, time=latest.time, evidence=evidence, detail=shown
+    )
+
+
+def _below(name: str, label: str, peak: Point, latest: Point, unit: str) -> Fact:
+    """(1 - latest / peak) in %: how far the latest lies below the peak before it. A censored latest
+    (">40000") may lie higher, so it is at most that; a lower-bound peak may lie higher, so at least."""
+    evidence = peak.evidence + latest.evidence
+    shown = f"{_at(latest, unit)} against the peak {_at(peak, unit)}"
+    if latest.comparator in _UPPER or peak.comparator in _UPPER:
+        return missing(name, f"a censored {label} ({shown}) leaves the fall from the peak open", evidence)
+    comparator = None
+    if latest.comparator in _LOWER and peak.comparator in _LOWER:
+        return missing(name, f"both {label} results are censored ({shown})", evidence)
+    if latest.comparator in _LOWER:
+        comparator = "<="
+    elif peak.comparator in _LOWER:
+        comparator = ">="
+    value = round((1 - latest.value / peak.value) * 100, _DECIMALS)
     return Fact(
         name, value, unit="%", comparator=comparator, time=latest.time, evidence=evidence, detail=shown
     )

@@ -12,10 +12,14 @@ Facts:
 - hlh.met / .unknown / .not_met: how many criteria are in each state (counts).
 - hlh.status: fulfilled (>= required met), cannot_fulfil (met + unknown < required), else
   indeterminate; missing when no criterion has any data at all.
-- hlh.<criterion>: met, not_met or unknown, for each of the eight criteria (CRITERIA).
+- hlh.unmeasured / .undecided: of the unknown criteria, those without any result yet, and those measured
+  but not comparable (sCD25 in pg/mL without a flag); hlh.open says both, short, for a summary.
+- hlh.<criterion>: met, not_met, unknown (not yet measured) or undecided (measured, not comparable), for
+  each of the eight criteria (CRITERIA).
 - hlh.met_list / .unknown_list / .not_met_list: the criteria in each state, short enough for a summary.
 - hlh.evidence: markdown, one line per criterion with the values, units, times and resources used.
-- hlh.missing_tests: the tests that would decide the unknown criteria.
+- hlh.missing_tests: the tests that would decide the criteria not yet measured (a test already done is not
+  asked for again).
 - hlh.hscore, hlh.hscore_low, hlh.hscore_high: the HScore as a range over its unknown items.
 - hlh.mas2016, hlh.mas2016_status: the 2016 MAS classification, item by item.
 """
@@ -49,7 +53,7 @@ CRITERIA = (
     "ferritin",
     "scd25",
 )
-RESULTS = ("met", "not_met", "unknown")
+RESULTS = ("met", "not_met", "unknown", "undecided")
 STATUSES = ("fulfilled", "indeterminate", "cannot_fulfil")
 MAS_STATUSES = ("classified", "not_classified", "undecided")
 _WORD = {Tri.MET: "met", Tri.NOT_MET: "not_met", Tri.UNKNOWN: "unknown"}
@@ -57,6 +61,8 @@ _SHOWN = {Tri.MET: "met", Tri.NOT_MET: "not met", Tri.UNKNOWN: "unknown"}
 
 # Widest renderings (FactSpec.width); texts are clipped to them so the summary-length lint stays true.
 LIST_WIDTH = 43  # the summary "HLH-2004: N of 8 criteria met, N not yet measured (LIST), N not met"
+# The summary's middle part, "N not yet measured (LIST), N not comparable (LIST)".
+OPEN_WIDTH = 75
 EVIDENCE_WIDTH = 4000
 TESTS_WIDTH = 300
 SCORE_WIDTH = 500
@@ -75,6 +81,14 @@ READS = (
     "fibrinogen.worst",
     "ferritin.worst",
     "scd25.worst",
+    "temperature.count",
+    "hemoglobin.count",
+    "platelets.count",
+    "anc.count",
+    "triglycerides.count",
+    "fibrinogen.count",
+    "ferritin.count",
+    "scd25.count",
     "ast.worst",
     "patient.age_days",
     "conditions.splenomegaly.status",
@@ -92,6 +106,10 @@ class Criterion:
     result: Tri
     text: str  # what was found, with values, units, times and resources
     evidence: tuple[str, ...] = ()
+    # For an UNKNOWN result: whether every input it lacks was measured, but could not be compared (sCD25 in
+    # pg/mL without a flag, a unit that does not convert). Such a criterion is not "not yet measured", and
+    # repeating the test would not decide it.
+    measured: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,10 +187,31 @@ class HlhSettings:
             out[f"hlh.{name}_list"] = Fact(
                 f"hlh.{name}_list", short_list(labels, LIST_WIDTH), evidence=evidence
             )
+        unmeasured = [c for c in by_state[Tri.UNKNOWN] if not c.measured]
+        undecided = [c for c in by_state[Tri.UNKNOWN] if c.measured]
+        out["hlh.unmeasured"] = Fact(
+            "hlh.unmeasured",
+            len(unmeasured),
+            detail=", ".join(self.labels[c.key] for c in unmeasured) or "none",
+        )
+        out["hlh.undecided"] = Fact(
+            "hlh.undecided",
+            len(undecided),
+            evidence=tuple(e for c in undecided for e in c.evidence),
+            detail=", ".join(self.labels[c.key] for c in undecided) or "none",
+        )
+        out["hlh.open"] = Fact(
+            "hlh.open",
+            open_text(
+                [self.labels[c.key] for c in unmeasured], [self.labels[c.key] for c in undecided], OPEN_WIDTH
+            ),
+            evidence=tuple(e for c in undecided for e in c.evidence),
+        )
         for criterion in criteria:
             name = f"hlh.{criterion.key}"
+            word = "undecided" if criterion.result is Tri.UNKNOWN and criterion.measured else None
             out[name] = Fact(
-                name, _WORD[criterion.result], evidence=criterion.evidence, detail=criterion.text
+                name, word or _WORD[criterion.result], evidence=criterion.evidence, detail=criterion.text
             )
         everything = tuple(dict.fromkeys(e for c in criteria for e in c.evidence))
         counted = f"{met} met, {unknown} unknown, {not_met} not met of {len(criteria)}"
@@ -193,7 +232,10 @@ class HlhSettings:
         out["hlh.evidence"] = Fact(
             "hlh.evidence", clip("\n".join(lines), EVIDENCE_WIDTH), evidence=everything, detail=counted
         )
-        tests = [self.tests[c.key] for c in by_state[Tri.UNKNOWN]]
+        # A test already done whose result could not be compared is not asked for again: it is named, and
+        # its evidence line says why it does not decide the criterion.
+        tests = [self.tests[c.key] for c in unmeasured]
+        tests += [f"{self.labels[c.key]}: measured, not comparable (see its evidence)" for c in undecided]
         out["hlh.missing_tests"] = Fact(
             "hlh.missing_tests", clip("; ".join(tests) if tests else "none", TESTS_WIDTH)
         )
@@ -204,7 +246,7 @@ class HlhSettings:
     # --- the eight criteria ------------------------------------------------------------------------
 
     def _fever(self, named: Mapping[str, Fact]) -> Criterion:
-        return _highest("fever", named["temperature.worst"], self.fever)
+        return _highest("fever", named["temperature.worst"], self.fever, _has_data(named, "temperature"))
 
     def _splenomegaly(self, named: Mapping[str, Fact]) -> Criterion:
         fact = named["conditions.splenomegaly.status"]
@@ -235,7 +277,13 @@ class HlhSettings:
             f"{hb_text}; {plt_text}; {anc_text}"
         )
         evidence = named["hemoglobin.worst"].evidence + platelets.evidence + anc_evidence
-        return Criterion("cytopenias", result, text, evidence)
+        # Not yet measured while an undecided lineage has no result at all (the CBC would decide it).
+        lacking = [
+            analyte
+            for analyte, lineage in (("hemoglobin", hemoglobin), ("platelets", plt), ("anc", anc))
+            if lineage is Tri.UNKNOWN and not _has_data(named, analyte)
+        ]
+        return Criterion("cytopenias", result, text, evidence, measured=not lacking)
 
     def _hemoglobin_low(self, named: Mapping[str, Fact]) -> tuple[Tri, str]:
         fact = named["hemoglobin.worst"]
@@ -292,8 +340,17 @@ class HlhSettings:
                 f"fasting status unknown), {_where(tg)}"
             )
         fib_text = _lineage("fibrinogen", fib, low, f"<={_limit(self.fibrinogen, fib)}")
+        lacking = [
+            analyte
+            for analyte, part in (("triglycerides", high), ("fibrinogen", low))
+            if part is Tri.UNKNOWN and not _has_data(named, analyte)
+        ]
         return Criterion(
-            "tg_fibrinogen", result, f"{_SHOWN[result]}: {tg_text}; {fib_text}", tg.evidence + fib.evidence
+            "tg_fibrinogen",
+            result,
+            f"{_SHOWN[result]}: {tg_text}; {fib_text}",
+            tg.evidence + fib.evidence,
+            measured=not lacking,
         )
 
     def _hemophagocytosis(self, facts: Facts) -> Criterion:
@@ -325,7 +382,8 @@ class HlhSettings:
         )
         if result is Tri.NOT_MET:
             text += " (a negative marrow does not exclude HLH: HLH-2004 advises other organs or a repeat)"
-        return Criterion("hemophagocytosis", result, text, tuple(f"Observation/{lab.id}" for lab in labs))
+        evidence = tuple(f"Observation/{lab.id}" for lab in labs)
+        return Criterion("hemophagocytosis", result, text, evidence, measured=True)
 
     def _nk_activity(self, facts: Facts) -> Criterion:
         if not self.nk_codes:
@@ -344,10 +402,10 @@ class HlhSettings:
             )
         i = self.interpretations
         readings = [self._flagged(lab, "low", i.low, i.normal | i.high) for lab in labs]
-        return _combined("nk_activity", readings, labs)
+        return dataclasses.replace(_combined("nk_activity", readings, labs), measured=True)
 
     def _ferritin(self, named: Mapping[str, Fact]) -> Criterion:
-        return _highest("ferritin", named["ferritin.worst"], self.ferritin)
+        return _highest("ferritin", named["ferritin.worst"], self.ferritin, _has_data(named, "ferritin"))
 
     def _scd25(self, named: Mapping[str, Fact], facts: Facts) -> Criterion:
         fact = named["scd25.worst"]
@@ -374,10 +432,18 @@ class HlhSettings:
             readings.append(self._flagged(lab, "high", i.high, i.normal | i.low, note))
             evidence.append(f"Observation/{lab.id}")
         if not readings:
-            return Criterion("scd25", Tri.UNKNOWN, f"unknown: {fact.missing}")
+            return Criterion(
+                "scd25", Tri.UNKNOWN, f"unknown: {fact.missing}", measured=_has_data(named, "scd25")
+            )
         result = any_of(*(r for r, _ in readings))
         shown = [t for r, t in readings if r is result or result is Tri.UNKNOWN]
-        return Criterion("scd25", result, f"{_SHOWN[result]}: " + "; ".join(shown), tuple(evidence))
+        text = f"{_SHOWN[result]}: " + "; ".join(shown)
+        if result is Tri.UNKNOWN and raw:
+            text += (
+                f" (measured, but a result in another unit cannot be compared with the "
+                f"{_limit(self.scd25, fact)} criterion: ask the laboratory for its reference range or flag)"
+            )
+        return Criterion("scd25", result, text, tuple(evidence), measured=True)
 
     def _converts(self, unit: str | None) -> bool:
         code = self.catalog.units.ucum(unit)
@@ -541,9 +607,32 @@ class Hlh:
         specs = [
             FactSpec("hlh.met", "count", None, "HLH-2004 criteria met"),
             FactSpec(
-                "hlh.unknown", "count", None, "HLH-2004 criteria without usable data (not yet measured)"
+                "hlh.unknown",
+                "count",
+                None,
+                "HLH-2004 criteria without a decision: not yet measured, or measured but not comparable",
             ),
             FactSpec("hlh.not_met", "count", None, "HLH-2004 criteria not met"),
+            FactSpec(
+                "hlh.unmeasured",
+                "count",
+                None,
+                "HLH-2004 criteria without any result yet (of the unknown ones): a test would decide them",
+            ),
+            FactSpec(
+                "hlh.undecided",
+                "count",
+                None,
+                "HLH-2004 criteria measured but not comparable (of the unknown ones): e.g. sCD25 in pg/mL "
+                "without a flag or reference range; repeating the test would not decide them",
+            ),
+            FactSpec(
+                "hlh.open",
+                "text",
+                None,
+                "the unknown criteria, short: those not yet measured and those measured but not comparable",
+                width=OPEN_WIDTH,
+            ),
             FactSpec(
                 "hlh.status",
                 "text",
@@ -557,7 +646,7 @@ class Hlh:
                 "hlh.unknown_list",
                 "text",
                 None,
-                "the HLH-2004 criteria not yet measured, short",
+                "the HLH-2004 criteria without a decision, short",
                 width=LIST_WIDTH,
             ),
             FactSpec(
@@ -604,7 +693,12 @@ class Hlh:
         for key in CRITERIA:
             specs.append(
                 FactSpec(
-                    f"hlh.{key}", "text", None, f"HLH-2004 criterion {key}: met, not_met or unknown", RESULTS
+                    f"hlh.{key}",
+                    "text",
+                    None,
+                    f"HLH-2004 criterion {key}: met, not_met, unknown (not yet measured) or undecided "
+                    "(measured, but the result cannot be compared with the criterion)",
+                    RESULTS,
                 )
             )
         return specs
@@ -759,6 +853,21 @@ _ITEM = {
 }
 
 
+def open_text(unmeasured: Sequence[str], undecided: Sequence[str], width: int) -> str:
+    """ "2 not yet measured (NK activity, hemophagocytosis), 1 not comparable (sCD25)", within `width`."""
+    if not undecided:
+        head = f"{len(unmeasured)} not yet measured"
+        return head + (f" ({short_list(unmeasured, width - len(head) - 3)})" if unmeasured else "")
+    tail = f"{len(undecided)} not comparable"
+    if not unmeasured:
+        return f"{tail} ({short_list(undecided, width - len(tail) - 3)})"
+    head = f"{len(unmeasured)} not yet measured"
+    room = width - len(head) - len(tail) - 8  # " (", "), ", " (", ")"
+    second = short_list(undecided, max(room // 2, 8))
+    first = short_list(unmeasured, room - len(second))
+    return clip(f"{head} ({first}), {tail} ({second})", width)
+
+
 def short_list(labels: Sequence[str], width: int) -> str:
     """`labels` joined, or as many as fit in `width` followed by "+N more"."""
     if not labels:
@@ -810,13 +919,20 @@ def _limit(threshold: Threshold, fact: Fact) -> str:
     return f"{format_number(threshold.value)} {threshold.unit}"
 
 
-def _highest(key: str, fact: Fact, threshold: Threshold) -> Criterion:
-    """A criterion met by the highest value in the window reaching `threshold`."""
+def _highest(key: str, fact: Fact, threshold: Threshold, measured: bool) -> Criterion:
+    """A criterion met by the highest value in the window reaching `threshold`; `measured` says whether
+    there were results at all, should none of them be usable."""
     result = threshold.compare(fact, ">=")
     if fact.value is None:
-        return Criterion(key, result, f"unknown: {fact.missing}")
+        return Criterion(key, result, f"unknown: {fact.missing}", measured=measured)
     text = f"{_SHOWN[result]}: highest {_value(fact)} (criterion >={_limit(threshold, fact)}), {_where(fact)}"
-    return Criterion(key, result, text, fact.evidence)
+    return Criterion(key, result, text, fact.evidence, measured=True)
+
+
+def _has_data(named: Mapping[str, Fact], analyte: str) -> bool:
+    """Whether the analyte has any result in its window, usable or not: a count of 0 is "none"; a count
+    that is missing means results were there but could not all be used (or could not be read)."""
+    return named[f"{analyte}.count"].value != 0
 
 
 def _lineage(label: str, fact: Fact, result: Tri, limit: str) -> str:
@@ -932,4 +1048,4 @@ def _at_least(limit: float) -> Callable[[float], Hashable]:
     return lambda x: x >= limit
 
 
-__all__ = ["CRITERIA", "Hlh", "HlhSettings", "clip", "short_list"]
+__all__ = ["CRITERIA", "Hlh", "HlhSettings", "clip", "open_text", "short_list"]

@@ -39,8 +39,9 @@ def render_response(
     are left out."""
     produced: list[tuple[Card, str, str]] = []
     incomplete = service.incomplete_data_card
-    if incomplete is not None and (facts.unavailable or facts.problems):
-        card = _incomplete_data_card(incomplete, facts, evaluation)
+    announced = {label: why for label, why in facts.unavailable.items() if label not in facts.unannounced}
+    if incomplete is not None and (announced or facts.problems):
+        card = _incomplete_data_card(incomplete, announced, facts.problems, evaluation)
         produced.append((card, incomplete.id, incomplete.version))
     context = SuggestionContext(
         patient_id=facts.patient_id,
@@ -121,13 +122,15 @@ def _summary(text: str, finding: Finding) -> str:
     return text[: SUMMARY_MAX - 1] + "…"
 
 
-def _incomplete_data_card(template: IncompleteDataCard, facts: Facts, evaluation: Evaluation) -> Card:
-    labels = list(facts.unavailable) or ["part of the data"]
+def _incomplete_data_card(
+    template: IncompleteDataCard, unavailable: dict[str, str], problems: list[str], evaluation: Evaluation
+) -> Card:
+    labels = list(unavailable) or ["part of the data"]
     summary = template.summary.format(sources=", ".join(labels))
     if len(summary) > SUMMARY_MAX:
         summary = template.summary.format(sources=f"{len(labels)} data sources")
-    lines = [f"- **{label}**: {why}" for label, why in facts.unavailable.items()]
-    lines += [f"- {problem}" for problem in facts.problems]
+    lines = [f"- **{label}**: {why}" for label, why in unavailable.items()]
+    lines += [f"- {problem}" for problem in problems]
     return Card.model_validate(
         {
             "summary": summary,

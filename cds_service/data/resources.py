@@ -74,6 +74,8 @@ class Resource(msgspec.Struct, frozen=True):
     issued: str | None = None
     valueQuantity: Quantity | None = None
     valueCodeableConcept: CodeableConcept | None = None
+    # An organism or finding sent as text only.
+    valueString: str | None = None
     interpretation: list[CodeableConcept] | None = None
     referenceRange: list[ReferenceRange] | None = None
     specimen: Reference | None = None
@@ -87,7 +89,7 @@ class Resource(msgspec.Struct, frozen=True):
     medicationReference: Reference | None = None
     dosageInstruction: list[dict[str, Any]] | None = None
     ingredient: list[dict[str, Any]] | None = None
-    # A verified infusion order names its bag as a contained Medication (order-representation.md, Shape B).
+    # A verified infusion order names its bag as a contained Medication (docs/clinical/order-representation.md, Shape B).
     contained: list[dict[str, Any]] | None = None
     # Condition, Procedure
     clinicalStatus: CodeableConcept | None = None

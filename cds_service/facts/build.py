@@ -29,7 +29,10 @@ def build_facts(
         problems=list(data.problems),
     )
     for key, why in data.unavailable.items():
-        facts.unavailable[service.prefetch[key].label or key] = why
+        item = service.prefetch[key]
+        facts.unavailable[item.label or key] = why
+        if not item.announce:
+            facts.unannounced.add(item.label or key)
 
     observations: list[Resource] = []
     for resources in data.values.values():

@@ -31,10 +31,14 @@ from cds_service.facts.knowledge import (
     MicroResult,
     Patient,
     Route,
+    RouteException,
+    RouteFilter,
     Specimen,
+    ValueSet,
 )
 from cds_service.facts.labs import lab_specs
 from cds_service.facts.named import FactSpec
+from cds_service.facts.names import EMPTY, NO_NEGATIONS, Names, Negations
 from cds_service.facts.orders import order_specs
 from cds_service.facts.patient import patient_specs
 from cds_service.facts.units import MOLAR_MASS_UNIT, UnitError, Units
@@ -115,11 +119,27 @@ class RouteModel(_Strict):
     source: Source
 
 
+class RouteExceptionModel(_Strict):
+    label: Text
+    codes: Codes = Field(default_factory=dict)
+    code_prefixes: Codes = Field(default_factory=dict)
+    text: list[Text] = Field(default_factory=list)
+    routes: list[Name] = Field(min_length=1)
+    source: Source
+
+
+class RouteFilterModel(_Strict):
+    counted: list[Name] = Field(min_length=1)
+    except_: list[RouteExceptionModel] = Field(default_factory=list, alias="except")
+    source: Source
+
+
 class MedicationModel(_Strict):
     label: Text
     codes: Codes = Field(default_factory=dict)
     code_prefixes: Codes = Field(default_factory=dict)
     text: list[Text] = Field(default_factory=list)
+    routes: RouteFilterModel | None = None
     source: Source
 
     @model_validator(mode="after")
@@ -140,10 +160,38 @@ class MedicationsFile(_Strict):
 # --- microbiology.yaml ------------------------------------------------------------------------------
 
 
+class NegationsModel(_Strict):
+    before: list[Text] = Field(default_factory=list)
+    after: list[Text] = Field(default_factory=list)
+    source: Source
+
+
+class ValueSetModel(_Strict):
+    label: Text
+    codes: Codes = Field(default_factory=dict)
+    names: list[Text] = Field(default_factory=list)
+    leading: bool = False
+    source: Source
+
+    @model_validator(mode="after")
+    def _recognisable(self) -> ValueSetModel:
+        if not (self.codes or self.names):
+            raise ValueError("give codes or names to recognise the values by")
+        return self
+
+
+class OtherSpecimenModel(_Strict):
+    label: Text
+    codes: Codes = Field(default_factory=dict)
+    names: list[Text] = Field(default_factory=list)
+
+
 class SpecimenModel(_Strict):
     label: Text
     codes: Codes = Field(default_factory=dict)
-    text: list[Text] = Field(default_factory=list)
+    names: list[Text] = Field(default_factory=list)
+    not_: OtherSpecimenModel | None = Field(default=None, alias="not")
+    sources: list[Text] = Field(default_factory=list)
     source: Source
 
 
@@ -152,7 +200,9 @@ class MicroResultModel(_Strict):
     codes: Codes = Field(min_length=1)
     specimen_in_code: bool = False
     any_code_on_specimen: bool = False
-    values: Codes = Field(min_length=1)
+    positive: list[Name] = Field(min_length=1)
+    other: list[Name] = Field(default_factory=list)
+    negative: list[Name] = Field(default_factory=list)
     source: Source
 
 
@@ -165,6 +215,8 @@ class FindingModel(_Strict):
 
 class MicrobiologyFile(_Strict):
     sources: list[Text]
+    negations: NegationsModel | None = None
+    value_sets: dict[Name, ValueSetModel] = Field(default_factory=dict)
     findings: dict[Name, FindingModel]
 
 
@@ -415,29 +467,91 @@ class _Builder:
             hours = self.duration(doc, ("timing_codes", code), interval, units).total_seconds() / 3600
             timing[code.strip().upper()] = hours
         classes = {
-            name: MedicationClass(name, m.label, _matcher(m.codes, m.code_prefixes, m.text, ndc_systems))
+            name: MedicationClass(
+                name,
+                m.label,
+                _matcher(m.codes, m.code_prefixes, m.text, ndc_systems),
+                self.route_filter(doc, ("medications", name, "routes"), m.routes, routes, ndc_systems),
+            )
             for name, m in spec.medications.items()
         }
         return Medications(classes, routes, timing, ndc_systems, tuple(spec.sources))
 
+    def route_filter(
+        self,
+        doc: YamlDoc,
+        where: Location,
+        spec: RouteFilterModel | None,
+        routes: dict[str, Route],
+        ndc_systems: frozenset[str],
+    ) -> RouteFilter | None:
+        if spec is None:
+            return None
+
+        def known(names: list[str], location: Location) -> frozenset[str]:
+            for position, name in enumerate(names):
+                if name not in routes:
+                    choices = ", ".join(sorted(routes))
+                    self.error(doc, (*location, position), f"unknown route '{name}' (routes: {choices})")
+            return frozenset(names)
+
+        exceptions = tuple(
+            RouteException(
+                e.label,
+                _matcher(e.codes, e.code_prefixes, e.text, ndc_systems),
+                known(e.routes, (*where, "except", index, "routes")),
+            )
+            for index, e in enumerate(spec.except_)
+        )
+        return RouteFilter(known(spec.counted, (*where, "counted")), exceptions)
+
     def microbiology(self, units: Units, doc: YamlDoc, spec: MicrobiologyFile) -> Microbiology:
+        negations = (
+            Negations.of(spec.negations.before, spec.negations.after) if spec.negations else NO_NEGATIONS
+        )
+        sets = {
+            name: ValueSet(name, v.label, frozenset(v.codes), Names.of(v.names, negations), leading=v.leading)
+            for name, v in spec.value_sets.items()
+        }
         findings = {}
         for name, f in spec.findings.items():
             window = self.duration(doc, ("findings", name, "window"), f.window, units)
+            other = f.specimen.not_
             specimen = Specimen(
-                f.specimen.label, frozenset(f.specimen.codes), frozenset(t.lower() for t in f.specimen.text)
+                f.specimen.label,
+                frozenset(f.specimen.codes),
+                Names.of(f.specimen.names),
+                frozenset(other.codes) if other else frozenset(),
+                Names.of(other.names) if other else EMPTY,
+                tuple(f.specimen.sources),
             )
-            results = tuple(
-                MicroResult(
-                    r.label,
-                    frozenset(r.codes),
-                    frozenset(r.values),
-                    r.specimen_in_code,
-                    r.any_code_on_specimen,
+            results = []
+            for index, r in enumerate(f.results):
+                where: Location = ("findings", name, "results", index)
+                chosen = {}
+                for role in ("positive", "other", "negative"):
+                    picked = []
+                    for position, set_name in enumerate(getattr(r, role)):
+                        if set_name in sets:
+                            picked.append(sets[set_name])
+                        else:
+                            known = ", ".join(sorted(sets)) or "none"
+                            self.error(
+                                doc, (*where, role, position), f"unknown value set '{set_name}' ({known})"
+                            )
+                    chosen[role] = tuple(picked)
+                results.append(
+                    MicroResult(
+                        r.label,
+                        frozenset(r.codes),
+                        chosen["positive"],
+                        chosen["other"],
+                        chosen["negative"],
+                        r.specimen_in_code,
+                        r.any_code_on_specimen,
+                    )
                 )
-                for r in f.results
-            )
-            findings[name] = MicroFinding(name, f.label, window, specimen, results)
+            findings[name] = MicroFinding(name, f.label, window, specimen, tuple(results))
         return Microbiology(findings, tuple(spec.sources))
 
     def conditions(self, units: Units, doc: YamlDoc, spec: ConditionsFile) -> Conditions:

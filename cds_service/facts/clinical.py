@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -9,21 +10,31 @@ from typing import Any
 import msgspec
 
 from cds_service.data.resources import Resource
-from cds_service.facts.coding import matches, struct_keys, struct_texts
+from cds_service.facts.coding import matches, raw_keys, raw_texts, struct_keys, struct_texts
 from cds_service.facts.knowledge import (
     Conditions,
     ConditionSet,
+    MedicationClass,
     Medications,
     Microbiology,
     MicroFinding,
     MicroResult,
     Specimen,
+    ValueSet,
     duration_text,
     unavailable,
 )
 from cds_service.facts.model import Facts, LabValue
 from cds_service.facts.named import Fact, FactSpec, missing
-from cds_service.facts.orders import is_medication, normalise, resolver
+from cds_service.facts.orders import (
+    Resolver,
+    is_medication,
+    medication_of,
+    normalise,
+    order_routes,
+    resolver,
+    route_in_text,
+)
 from cds_service.facts.time import parse_datetime
 from cds_service.facts.units import Units
 
@@ -32,6 +43,8 @@ _ACTIVE = {"active", "recurrence", "relapse"}
 _PERFORMED = {"completed", "in-progress"}
 STATUSES = ("present", "refuted")
 _NEVER = datetime.min.replace(tzinfo=UTC)
+# Characters of a reported organism shown in a fact's detail: the card summary quotes it.
+_SHOWN_VALUE = 40
 
 
 # --- medication orders ------------------------------------------------------------------------------
@@ -68,15 +81,27 @@ def medication_facts(medications: Medications, facts: Facts, units: Units, weigh
             out[f"{base}.active"] = missing(f"{base}.active", gap)
             out[f"{base}.daily_dose"] = missing(f"{base}.daily_dose", gap)
             continue
-        orders = [(r, raw) for r, raw in active if is_medication(raw, drug, medications, resolve)]
+        matching = [(r, raw) for r, raw in active if is_medication(raw, drug, medications, resolve)]
+        orders, skipped, unplaced = _by_route(drug, medications, matching, resolve)
+        note = f"not counted: {'; '.join(skipped)}" if skipped else None
         if not orders:
-            out[f"{base}.active"] = Fact(f"{base}.active", False, detail=f"no active {drug.label} order")
-            out[f"{base}.daily_dose"] = missing(f"{base}.daily_dose", f"no active {drug.label} order")
+            absent = f"no active {drug.label} order"
+            if unplaced:
+                why = f"{absent} by a known route; {'; '.join(unplaced)}"
+                refs = tuple(f"MedicationRequest/{r.id}" for r, _ in matching)
+                out[f"{base}.active"] = missing(f"{base}.active", why, refs, note)
+                out[f"{base}.daily_dose"] = missing(f"{base}.daily_dose", why, refs, note)
+                continue
+            out[f"{base}.active"] = Fact(
+                f"{base}.active", False, detail=f"{absent} ({note})" if note else absent
+            )
+            out[f"{base}.daily_dose"] = missing(f"{base}.daily_dose", absent, detail=note)
             continue
         orders.sort(key=lambda pair: _authored(pair[0]), reverse=True)
         refs = tuple(f"MedicationRequest/{r.id}" for r, _ in orders)
         newest = normalise(orders[0][1], drug, medications, units, resolve, weight)
-        out[f"{base}.active"] = Fact(f"{base}.active", True, evidence=refs, detail=newest.summary)
+        summary = f"{newest.summary}; {note}" if note else newest.summary
+        out[f"{base}.active"] = Fact(f"{base}.active", True, evidence=refs, detail=summary)
         if "daily_dose" in newest.values:
             out[f"{base}.daily_dose"] = Fact(
                 f"{base}.daily_dose",
@@ -91,6 +116,55 @@ def medication_facts(medications: Medications, facts: Facts, units: Units, weigh
                 f"{base}.daily_dose", newest.why["daily_dose"], (newest.reference,), newest.summary
             )
     return out
+
+
+def _by_route(
+    drug: MedicationClass,
+    medications: Medications,
+    orders: list[tuple[Resource, dict[str, Any]]],
+    resolve: Resolver,
+) -> tuple[list[tuple[Resource, dict[str, Any]]], list[str], list[str]]:
+    """The orders that count for the class by their route; the others, named with their route (not
+    counted); and the orders whose route cannot be placed (unplaced). Without a route filter every order
+    counts.
+
+    An order that gives no route (or one this service does not know) is read by the route its drug's text
+    names ("oral capsule"); failing that it counts, unless an exception could apply to that drug (oral
+    vancomycin), when it cannot be placed."""
+    rule = drug.routes
+    if rule is None:
+        return list(orders), [], []
+    counted, skipped, unplaced = [], [], []
+    for resource, raw in orders:
+        concepts = medication_of(raw, resolve)[1]
+        texts = [t for c in concepts for t in raw_texts(c)]
+        name = texts[0] if texts else "medication"
+        ref = f"MedicationRequest/{resource.id}"
+        excepted = {
+            route
+            for exception in rule.exceptions
+            if any(
+                matches(exception.matcher, raw_keys(c), raw_texts(c), medications.ndc_systems)
+                for c in concepts
+            )
+            for route in exception.routes
+        }
+        routes = order_routes(raw, medications)
+        known = [r for r in routes if r is not None and r != "other"]
+        if len(known) < len(routes):
+            named = route_in_text(texts, medications)
+            known += [named] if named else []
+        if any(r in rule.counted and r not in excepted for r in known):
+            counted.append((resource, raw))
+        elif known:
+            labels = ", ".join(dict.fromkeys(medications.routes[r].label for r in known))
+            skipped.append(f"{ref} ({name}, {labels})")
+        elif excepted:
+            said = "gives no route" if None in routes else "gives a route this service does not know"
+            unplaced.append(f"{ref} ({name}) {said}, and by some routes it is not systemic")
+        else:
+            counted.append((resource, raw))
+    return counted, skipped, unplaced
 
 
 def _authored(resource: Resource) -> datetime:
@@ -118,57 +192,98 @@ def culture_facts(microbiology: Microbiology, facts: Facts) -> dict[str, Fact]:
     specimens = {f"Specimen/{s.id}": s for s in facts.other.get("Specimen", ()) if s.id}
     for finding in microbiology.findings.values():
         name = f"cultures.{finding.name}.positive"
-        positives, unknown = _positives(finding, facts, specimens)
-        if positives:
-            positives.sort(key=lambda p: p[0].time or _NEVER, reverse=True)
-            newest, label, organism = positives[0]
+        found = _results(finding, facts, specimens)
+        if found.positives:
+            found.positives.sort(key=lambda p: p[0].time or _NEVER, reverse=True)
+            newest, label, organism = found.positives[0]
             assert newest.time is not None
             out[name] = Fact(
                 name,
                 True,
                 time=newest.time,
-                evidence=tuple(f"Observation/{lab.id}" for lab, _, _ in positives),
-                detail=f"{organism} ({label}, {newest.time:%Y-%m-%d %H:%M})",
+                evidence=tuple(f"Observation/{lab.id}" for lab, _, _ in found.positives),
+                detail=f"{_clip(organism)} ({label}, {newest.time:%Y-%m-%d %H:%M})",
             )
         elif gap is not None:
             out[name] = missing(name, gap)
-        elif unknown:
-            out[name] = missing(name, "; ".join(unknown[:2]))
+        elif found.unknown:
+            more = f" (and {len(found.unknown) - 2} more)" if len(found.unknown) > 2 else ""
+            out[name] = missing(name, "; ".join(found.unknown[:2]) + more, tuple(found.evidence))
         else:
-            out[name] = Fact(
-                name, False, detail=f"no {finding.label} in the last {duration_text(finding.window)}"
-            )
+            detail = f"no {finding.label} in the last {duration_text(finding.window)}"
+            if found.ruled_out:
+                detail += f" ({'; '.join(found.ruled_out[:2])})"
+            out[name] = Fact(name, False, evidence=tuple(found.evidence), detail=detail)
     return out
 
 
-def _positives(
-    finding: MicroFinding, facts: Facts, specimens: dict[str, Resource]
-) -> tuple[list[tuple[LabValue, str, str]], list[str]]:
+@dataclasses.dataclass
+class _Found:
+    positives: list[tuple[LabValue, str, str]] = dataclasses.field(default_factory=list)
+    unknown: list[str] = dataclasses.field(default_factory=list)  # why a result could not be decided
+    ruled_out: list[str] = dataclasses.field(default_factory=list)  # results read and found not to count
+    evidence: list[str] = dataclasses.field(default_factory=list)
+
+
+def _results(finding: MicroFinding, facts: Facts, specimens: dict[str, Resource]) -> _Found:
     start = facts.now - finding.window
-    positives: list[tuple[LabValue, str, str]] = []
-    unknown: list[str] = []
+    found = _Found()
     seen: set[int] = set()
     for result, lab, by_code in _candidates(finding, facts):
         if id(lab.resource) in seen:
             continue
-        organism = _value_in(lab.resource, result.values)
-        if organism is None:
+        kind, value = _classify(lab.resource, result)
+        # A result coded as another kind, or not coded as this kind at all, is read only for a positive
+        # value: its other values are not this kind's to judge.
+        if kind == "empty" or (not by_code and kind != "positive"):
             continue
         seen.add(id(lab.resource))
         ref = f"Observation/{lab.id}"
         if lab.time is None:
-            unknown.append(f"{ref} ({organism}) has no time")
+            if kind in ("positive", "unrecognised"):
+                found.unknown.append(f"{ref} ({value}) has no time")
+                found.evidence.append(ref)
             continue
-        if lab.time < start:
+        if lab.time < start or lab.time > facts.now:
             continue
-        on_specimen = (
-            True if by_code and result.specimen_in_code else _on(lab.resource, finding.specimen, specimens)
-        )
+        if kind in ("other", "negative"):
+            found.ruled_out.append(f"{ref}: {value}, {kind_text(kind)}")
+            found.evidence.append(ref)
+            continue
+        on_specimen: bool | None
+        if by_code and result.specimen_in_code:
+            on_specimen, why = True, ""
+        else:
+            on_specimen, why = _on(lab.resource, finding.specimen, specimens, facts)
         if on_specimen is None:
-            unknown.append(f"specimen of {ref} unknown")
-        elif on_specimen:
-            positives.append((lab, result.label, organism))
-    return positives, unknown
+            found.unknown.append(f"specimen of {ref} ({value}) unknown: {why}")
+            found.evidence.append(ref)
+        elif not on_specimen:
+            found.ruled_out.append(f"{ref}: {value} on {why}, not {finding.specimen.label}")
+            found.evidence.append(ref)
+        elif kind == "positive":
+            found.positives.append((lab, result.label, value))
+        else:
+            found.unknown.append(
+                f"{ref} ({result.label}) reports '{value}', recognised neither as "
+                f"{_labels(result.positive)} nor as {_labels(result.other + result.negative)}"
+            )
+            found.evidence.append(ref)
+    return found
+
+
+def _clip(text: str, width: int = _SHOWN_VALUE) -> str:
+    """A reported value short enough for a card summary (the whole value is in the result itself)."""
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def kind_text(kind: str) -> str:
+    return {"other": "not gram-negative", "negative": "no organism"}.get(kind, kind)
+
+
+def _labels(sets: tuple[ValueSet, ...]) -> str:
+    return " or ".join(dict.fromkeys(s.label for s in sets)) or "anything listed"
 
 
 def _candidates(finding: MicroFinding, facts: Facts) -> Iterator[tuple[MicroResult, LabValue, bool]]:
@@ -188,34 +303,91 @@ def _candidates(finding: MicroFinding, facts: Facts) -> Iterator[tuple[MicroResu
                         yield result, lab, False
 
 
-def _value_in(resource: Resource, values: frozenset[str]) -> str | None:
-    """The organism or finding named by the result, when it is one of `values`."""
+def _value_texts(resource: Resource) -> tuple[list[str], list[str]]:
+    """The codings and the texts (text, displays, valueString) a result states its value with."""
     concept = resource.valueCodeableConcept
-    if concept is None:
-        return None
-    for coding in concept.coding or ():
-        if coding.code and f"{coding.system or ''}|{coding.code}" in values:
-            return concept.text or coding.display or coding.code
-    return None
+    keys = struct_keys(concept)
+    texts = struct_texts(concept)
+    if resource.valueString and resource.valueString.strip():
+        texts.append(resource.valueString)
+    return keys, [t for t in texts if t.strip()]
 
 
-def _on(resource: Resource, specimen: Specimen, specimens: dict[str, Any]) -> bool | None:
-    """Whether the result is on `specimen`; None when that cannot be told (never a silent yes or no)."""
+def _classify(resource: Resource, result: MicroResult) -> tuple[str, str]:
+    """positive / other / negative / unrecognised / empty, and the value as the result states it.
+
+    Positive values are looked for first, so a mixed growth that includes a gram-negative organism counts.
+    """
+    keys, texts = _value_texts(resource)
+    if not keys and not texts:
+        return "empty", ""
+    shown = texts[0] if texts else f"code {keys[0]}"
+    for kind, sets in (("positive", result.positive), ("other", result.other), ("negative", result.negative)):
+        for value_set in sets:
+            if value_set.find(keys, texts) is not None:
+                # A value sent as a code only is shown by what it was recognised as.
+                return kind, shown if texts else f"{value_set.label} ({keys[0].partition('|')[2]})"
+    # An organism named only to be denied ("no Escherichia coli isolated") reports no organism.
+    if any(value_set.denied(texts) for value_set in result.positive + result.other):
+        return "negative", shown
+    return "unrecognised", shown
+
+
+def _on(
+    resource: Resource, specimen: Specimen, specimens: dict[str, Resource], facts: Facts
+) -> tuple[bool | None, str]:
+    """Whether the result is on `specimen` (True), on another known specimen (False, with its type), or
+    cannot be told (None, with why): never a silent yes or no."""
     reference = resource.specimen
     if reference is None:
-        return None
+        return None, "the result names no specimen"
+    why = "no Specimen.type"
+    target: tuple[list[str], list[str]] | None = None
     if reference.reference:
-        target = specimens.get("/".join(reference.reference.rstrip("/").split("/")[-2:]))
-        if target is not None and target.type is not None:
-            keys, texts = struct_keys(target.type), struct_texts(target.type)
-            if any(k in specimen.codes for k in keys) or any(
-                t.strip().lower() in specimen.text for t in texts
-            ):
-                return True
-            if keys or texts:
-                return False
-    if reference.display and reference.display.strip().lower() in specimen.text:
-        return True
+        target = _specimen_type(reference.reference, resource, specimens)
+        if target is None:
+            gap = unavailable(facts.unavailable, specimen.sources)
+            why = gap or f"{reference.reference} is not among the specimens sent or fetched"
+    if target is not None:
+        decided = _kind_of_specimen(specimen, *target)
+        if decided is not None:
+            return decided
+        if target[0] or target[1]:
+            why = f"type '{(target[1] or target[0])[0]}' of {reference.reference} is not recognised"
+    if reference.display:
+        decided = _kind_of_specimen(specimen, [], [reference.display])
+        if decided is not None:
+            return decided
+        why += f"; its display '{reference.display}' is not recognised"
+    return None, why
+
+
+def _specimen_type(
+    reference: str, resource: Resource, specimens: dict[str, Resource]
+) -> tuple[list[str], list[str]] | None:
+    """The codings and texts of the referenced Specimen's type; None when that Specimen is not here."""
+    if reference.startswith("#"):
+        for contained in resource.contained or ():
+            if contained.get("resourceType") == "Specimen" and contained.get("id") == reference[1:]:
+                kind = contained.get("type")
+                return raw_keys(kind), raw_texts(kind)
+        return None
+    target = specimens.get("/".join(reference.rstrip("/").split("/")[-2:]))
+    if target is None:
+        return None
+    return struct_keys(target.type), struct_texts(target.type)
+
+
+def _kind_of_specimen(specimen: Specimen, keys: list[str], texts: list[str]) -> tuple[bool, str] | None:
+    """(True, type) for the specimen, (False, type) for one known not to be it, None when undecided (no
+    type, an unrecognised type, or a type that names both)."""
+    shown = texts[0] if texts else keys[0] if keys else ""
+    is_it = any(k in specimen.codes for k in keys) or any(specimen.names.find(t) for t in texts)
+    is_not = any(k in specimen.other_codes for k in keys) or any(specimen.other_names.find(t) for t in texts)
+    if is_it and not is_not:
+        return True, shown
+    if is_not and not is_it:
+        return False, shown
     return None
 
 

@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Literal
 
+from cds_service.facts.names import Names
+
 
 def duration_text(window: timedelta) -> str:
     """'7 days', '48 hours': how a window reads in a missing-fact reason."""
@@ -82,10 +84,29 @@ class Matcher:
 
 
 @dataclasses.dataclass(frozen=True)
+class RouteException:
+    """Orders of a class that do not count by these routes (vancomycin by mouth is not absorbed)."""
+
+    label: str
+    matcher: Matcher
+    routes: frozenset[str]
+
+
+@dataclasses.dataclass(frozen=True)
+class RouteFilter:
+    """Which orders of a class count, by route: only `counted` routes, less the exceptions. An order whose
+    route is not given, or not one medications.yaml knows, cannot be placed."""
+
+    counted: frozenset[str]
+    exceptions: tuple[RouteException, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
 class MedicationClass:
     name: str
     label: str
     matcher: Matcher
+    routes: RouteFilter | None = None  # None: every route counts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,20 +129,60 @@ class Medications:
 
 @dataclasses.dataclass(frozen=True)
 class Specimen:
+    """The specimen a finding needs (blood), and the specimens known not to be it (urine, sputum)."""
+
     label: str
     codes: frozenset[str]
-    text: frozenset[str]  # lower-case display texts that name it
+    names: Names  # display texts and words that name it ("Peripheral blood")
+    other_codes: frozenset[str]
+    other_names: Names
+    sources: tuple[str, ...]  # prefetch labels that carry the Specimen resources
+
+
+@dataclasses.dataclass(frozen=True)
+class ValueSet:
+    """Result values of one kind (gram-negative organisms, no growth): codes, and names for results sent
+    as text only."""
+
+    name: str
+    label: str
+    codes: frozenset[str]
+    names: Names
+    leading: bool = False  # names count only at the start of the text ("No growth at 5 days")
+
+    def find(self, keys: Iterable[str], texts: Iterable[str]) -> str | None:
+        """The code or name that puts a value with these codings and texts in this set, if any."""
+        for key in keys:
+            if key in self.codes:
+                return key
+        for text in texts:
+            if self.leading:
+                if self.names.starts(text):
+                    return text
+            else:
+                found = self.names.find(text)
+                if found is not None:
+                    return found
+        return None
+
+    def denied(self, texts: Iterable[str]) -> bool:
+        """Whether the texts name a value of this set only to deny it ("no E. coli isolated")."""
+        return not self.leading and any(self.names.denied(t) for t in texts)
 
 
 @dataclasses.dataclass(frozen=True)
 class MicroResult:
-    """One kind of result (a culture, a Gram stain) and the values that make it positive."""
+    """One kind of result (a culture, a Gram stain) and what its values mean: `positive` values make the
+    finding, `other` values are recognised as not making it (a gram-positive organism, a contaminant),
+    `negative` values report no organism. Any other value of a result of this kind is unrecognised."""
 
     label: str
     codes: frozenset[str]
-    values: frozenset[str]
+    positive: tuple[ValueSet, ...]
+    other: tuple[ValueSet, ...]
+    negative: tuple[ValueSet, ...]
     specimen_in_code: bool  # the code itself names the specimen (LOINC 600-7 is "in Blood")
-    any_code_on_specimen: bool  # any result on the specimen with one of `values` counts too
+    any_code_on_specimen: bool  # any result on the specimen with a positive value counts too
 
 
 @dataclasses.dataclass(frozen=True)

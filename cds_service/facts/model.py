@@ -63,6 +63,8 @@ class Facts:
     # problems with the data we have, and data we could not have (label -> why)
     problems: list[str] = dataclasses.field(default_factory=list)
     unavailable: dict[str, str] = dataclasses.field(default_factory=dict)
+    # labels of `unavailable` data that the incomplete-data card does not announce (PrefetchItem.announce)
+    unannounced: set[str] = dataclasses.field(default_factory=set)
 
     def lab(self, code: str) -> list[LabValue]:
         return self.labs.get(code, [])

@@ -404,6 +404,22 @@ def _put(values: dict[str, float], why: dict[str, str], name: str, value: float 
         why[name] = reason
 
 
+def order_routes(raw: Json, medications: Medications) -> list[str | None]:
+    """The route of each dosageInstruction: a route name of medications.yaml, "other", or None (none
+    given); one None for an order without any dosageInstruction."""
+    dosages = [d for d in raw_list(raw.get("dosageInstruction")) if isinstance(d, Mapping)]
+    return [_route(d.get("route"), medications) for d in dosages] or [None]
+
+
+def route_in_text(texts: list[str], medications: Medications) -> str | None:
+    """A route named in a medication's own text ("vancomycin 125 mg oral capsule"), if any."""
+    for text in texts:
+        route = _route({"text": text}, medications)
+        if route not in (None, "other"):
+            return route
+    return None
+
+
 def _route(route: Any, medications: Medications) -> str | None:
     keys, texts = raw_keys(route), raw_texts(route)
     if not keys and not texts:

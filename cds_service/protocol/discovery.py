@@ -31,6 +31,10 @@ class PrefetchItem(_Strict):
     # Required data that cannot be had makes the call fail with 412; optional data that cannot be had
     # is reported on an "incomplete data" card and the rules that need it say they could not evaluate.
     required: bool = True
+    # Whether optional data that cannot be had is announced on the "incomplete data" card. False for data
+    # only some results need (the Specimens of Gram stains): the facts that need it say so themselves,
+    # and a card on every call without it would say nothing about this patient.
+    announce: bool = True
     description: str | None = None
 
 

@@ -439,12 +439,32 @@ def test_without_a_count_the_reason_of_the_lab_facts_is_kept() -> None:
     assert "derived from WBC x neutrophils %" in (derived.detail or "")
 
 
+def last_known(resources: Sequence[Resource]) -> Fact:
+    facts: Facts = make_facts(resources, (), NOW)
+    named = named_facts(catalog(), facts, "anakinra")
+    return neutrophils().compute(named, facts)["neutrophils.last_known"]
+
+
+@pytest.mark.parametrize(
+    ("resources", "text"),
+    [
+        ([anc(0.3, "10*9/L", 30)], "last ANC 0.3 x10^9/L, 30 h ago: severe (<0.5)"),
+        ([anc(500, "/uL", 30)], "last ANC 0.5 x10^9/L, 30 h ago: low (<1)"),  # 500 /uL is not below 500
+        ([anc(1.0, "10*9/L", 2)], "last ANC 1 x10^9/L, 2 h ago"),  # 1.0 is not below 1.0
+        ([], "no ANC in the last 14 days"),
+    ],
+)
+def test_the_last_known_count_keeps_its_value_age_and_band(resources: list[Resource], text: str) -> None:
+    assert last_known(resources).value == text
+
+
 def test_neutrophils_needs_its_window() -> None:
     spec = Neutrophils().specs(catalog())[0]
     assert (spec.name, spec.unit) == ("neutrophils.current", "10*9/L")
-    with pytest.raises(ParameterError) as raised:
-        neutrophils(current_within=None)
-    assert raised.value.name == "current_within"
+    for name in ("current_within", "neutropenia", "severe_neutropenia"):
+        with pytest.raises(ParameterError) as raised:
+            neutrophils(**{name: None})
+        assert raised.value.name == name
 
 
 def test_loinc_of_the_neutrophil_count_is_the_catalogs() -> None:

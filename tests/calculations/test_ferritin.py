@@ -193,6 +193,24 @@ def test_an_intermediate_fall_is_shown_and_does_not_cancel_the_rise() -> None:
     assert "10500 ug/L to 26000 ug/L over 24 h (+148 %/day" in steps
 
 
+def test_the_latest_interval_gives_the_present_direction() -> None:
+    facts = trend(ferritin("a", 1000, 44), ferritin("b", 8500, 16), ferritin("c", 4250, 4))
+    assert facts["ferritin_trend.daily_growth"].value > 60  # the endpoint rule still holds
+    fall = facts["ferritin_trend.latest_fall"]
+    assert (fall.value, fall.unit) == (50, "%")
+    assert fall.evidence == ("Observation/b", "Observation/c")
+    assert facts["ferritin_trend.latest_step"].value == "8500 ug/L to 4250 ug/L over 12 h"
+    rising = trend(ferritin("a", 1000, 30), ferritin("b", 2000, 4))
+    assert rising["ferritin_trend.latest_fall"].value == -100
+
+
+def test_the_direction_needs_two_exact_results() -> None:
+    assert "fewer than two" in (trend(ferritin("a", 1000, 4)).get("ferritin_trend.latest_fall").missing or "")
+    censored = trend(ferritin("a", 1000, 30), ferritin("b", 40000, 4, comparator=">"))
+    assert "gives no direction" in (censored["ferritin_trend.latest_fall"].missing or "")
+    assert censored["ferritin_trend.latest_step"].value == "1000 ug/L to >40000 ug/L over 26 h"
+
+
 def test_two_results_have_no_intermediate_step() -> None:
     facts = trend(ferritin("a", 1000, 28), ferritin("b", 1600, 4))
     assert facts["ferritin_trend.steps"].value == "no intermediate result"
@@ -297,12 +315,15 @@ def test_a_rise_after_48_h_on_the_dose() -> None:
     assert facts["ferritin_response.dose_start"].value == "2026-11-19 12:00"
     assert facts["ferritin_response.hours_on_dose"].value == 96
     assert facts["ferritin_response.dose_rate_per_kg"].value == pytest.approx(1200 / 24 / 58)
-    assert facts["ferritin_response.previous"].value == 36900
+    # The baseline is the ferritin when the dose was reached (102 h ago, the newest before 96 h ago).
+    assert facts["ferritin_response.baseline"].value == 26500
     assert facts["ferritin_response.latest"].value == 39200
     rise = facts["ferritin_response.rise"]
-    assert rise.value == pytest.approx((39200 / 36900 - 1) * 100)
+    assert rise.value == pytest.approx((39200 / 26500 - 1) * 100)
     assert (rise.unit, rise.comparator) == ("%", None)
-    assert rise.evidence == ("Observation/a", "Observation/b")
+    assert rise.evidence == ("Observation/pre", "Observation/b")
+    assert facts["ferritin_response.peak"].value == 36900
+    assert facts["ferritin_response.below_peak"].value == pytest.approx((1 - 39200 / 36900) * 100)
 
 
 def test_bounds_period_start_is_preferred_to_authored_on() -> None:
@@ -335,23 +356,61 @@ def test_exactly_48_h_on_the_dose_is_assessable() -> None:
 def test_no_ferritin_since_48_h_after_the_dose_began() -> None:
     facts = response(order("x", 1600, 74), ferritin("a", 15400, 86), ferritin("b", 18100, 30))
     assert facts["ferritin_response.assessable"].value is True
-    for name in ("previous", "latest", "rise"):
+    for name in ("baseline", "latest", "rise", "peak", "below_peak"):
         assert facts[f"ferritin_response.{name}"].missing == (
             "No ferritin since 2026-11-22 10:00; response cannot be assessed"
         )
 
 
-def test_previous_is_the_result_just_before_the_latest_within_the_lookback() -> None:
-    # Dose began 72 h ago: the latest must be from 24 h ago on, the previous from 96 h ago on.
+def test_the_baseline_is_the_ferritin_when_the_dose_was_reached_within_the_lookback() -> None:
+    # Dose began 72 h ago: the latest must be from 24 h ago on, the baseline from 96 h ago on.
     dose = order("x", 1200, 72)
     facts = response(dose, ferritin("a", 1000, 90), ferritin("b", 1500, 20), ferritin("c", 1800, 2))
-    assert facts["ferritin_response.previous"].evidence == ("Observation/b",)
+    assert facts["ferritin_response.baseline"].evidence == ("Observation/a",)
     assert facts["ferritin_response.latest"].evidence == ("Observation/c",)
+    assert facts["ferritin_response.rise"].value == pytest.approx(80)
+    # Without one at or before the dose start, the earliest since then.
+    facts = response(dose, ferritin("too-old", 1000, 97), ferritin("b", 1500, 40), ferritin("c", 1800, 2))
+    assert facts["ferritin_response.baseline"].evidence == ("Observation/b",)
     facts = response(dose, ferritin("too-old", 1000, 97), ferritin("c", 1800, 2))
     assert facts["ferritin_response.latest"].value == 1800
     assert "No ferritin between 2026-11-19 12:00 and 1800 ug/L" in (
         facts["ferritin_response.rise"].missing or ""
     )
+
+
+def test_the_last_two_points_do_not_decide_after_a_peak_and_fall() -> None:
+    # 20000 when the dose was reached, a peak of 36000, then a fall; the last two results 2 h apart
+    # differ by +0.25 %: the trend since the dose is +10.25 %, but ferritin lies 38.75 % below its peak.
+    facts = response(
+        order("x", 1200, 72),
+        ferritin("start", 20000, 74),
+        ferritin("peak", 36000, 50),
+        ferritin("fall", 21995, 4),
+        ferritin("last", 22050, 2),
+    )
+    assert facts["ferritin_response.rise"].value == pytest.approx(10.25)
+    assert facts["ferritin_response.peak"].evidence == ("Observation/peak",)
+    assert facts["ferritin_response.below_peak"].value == pytest.approx(38.75)
+
+
+def test_a_baseline_too_close_to_the_latest_gives_no_trend() -> None:
+    facts = response(order("x", 1200, 72), ferritin("a", 20000, 10), ferritin("b", 21000, 2))
+    assert facts["ferritin_response.baseline"].value == 20000
+    for name in ("rise", "peak", "below_peak"):
+        reason = facts[f"ferritin_response.{name}"].missing or ""
+        assert "are 8 h apart, less than 12 h: too close for a trend" in reason
+
+
+def test_a_censored_peak_or_latest_bounds_the_fall_from_the_peak() -> None:
+    facts = response(
+        order("x", 2400, 72),
+        ferritin("a", 20000, 74),
+        ferritin("b", 40000, 30, comparator=">"),
+        ferritin("c", 30000, 2),
+    )
+    below = facts["ferritin_response.below_peak"]
+    assert (below.value, below.comparator) == (pytest.approx(25), ">=")
 
 
 @pytest.mark.parametrize(
@@ -386,8 +445,8 @@ def test_two_censored_results_leave_the_change_open() -> None:
 
 
 def test_mg_per_l_is_read_as_ug_per_l() -> None:
-    facts = response(order("x", 1200, 60), ferritin("a", 3.4, 21, "mg/L"), ferritin("b", 5.9, 3, "mg/L"))
-    assert facts["ferritin_response.previous"].value == 3400
+    facts = response(order("x", 1200, 60), ferritin("a", 3.4, 61, "mg/L"), ferritin("b", 5.9, 3, "mg/L"))
+    assert facts["ferritin_response.baseline"].value == 3400
     assert facts["ferritin_response.latest"].native_value == 5.9
     assert facts["ferritin_response.rise"].value == pytest.approx(73.5294, abs=1e-4)
 
@@ -430,7 +489,9 @@ def test_medication_orders_that_could_not_be_read_make_every_response_fact_missi
         {"medication": None},
         {"min_time_on_dose": None},
         {"min_time_on_dose": (0, "h")},
-        {"previous_lookback": (24, "mg")},
+        {"baseline_lookback": (24, "mg")},
+        {"min_spacing": None},
+        {"min_spacing": (0, "h")},
     ],
 )
 def test_response_settings_are_required_and_checked(change: dict[str, Any]) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from cds_service.calculations.base import ParameterError, Params
-from cds_service.calculations.hlh import CRITERIA, Hlh, HlhSettings, clip, short_list
+from cds_service.calculations.hlh import CRITERIA, Hlh, HlhSettings, clip, open_text, short_list
 from cds_service.calculators.hscore import probability
 from cds_service.engine.rulefile import Parameter, RuleFile
 from cds_service.facts.named import Fact
@@ -193,7 +193,7 @@ def test_hemoglobin_90_g_per_l_is_not_low_and_89_is() -> None:
     [
         ("2026-10-27", 9.5, "met"),  # 27 days old: infant limit 10 g/dL
         ("2026-10-26", 9.5, "not_met"),  # 28 days old: adult limit 9 g/dL
-        (None, 9.5, "unknown"),  # no age: between the two limits is undecided
+        (None, 9.5, "undecided"),  # no age: between the two limits; measured, the age is missing
         (None, 8.9, "met"),
         (None, 10.0, "not_met"),
     ],
@@ -251,8 +251,8 @@ RANGE = [{"low": {"value": 175, "code": "pg/mL"}, "high": {"value": 858, "code":
         (900, "pg/mL", (), RANGE, "met"),  # above the reference range in its own unit
         (700, "pg/mL", (), RANGE, "not_met"),
         (700, "pg/mL", ("N",), None, "not_met"),
-        (5000, "pg/mL", (), None, "unknown"),  # never converted: no flag, no range
-        (900, "pg/mL", (), [{"high": {"value": 0.9, "code": "ng/mL"}}], "unknown"),  # range in another unit
+        (5000, "pg/mL", (), None, "undecided"),  # never converted: no flag, no range; measured, not "unknown"
+        (900, "pg/mL", (), [{"high": {"value": 0.9, "code": "ng/mL"}}], "undecided"),  # range in another unit
     ],
 )
 def test_scd25_units_or_the_labs_own_flag(
@@ -261,8 +261,16 @@ def test_scd25_units_or_the_labs_own_flag(
     obs = flagged("cd25", "76039-7", value, unit, *flags, referenceRange=ranges)
     out = compute(patient(), obs)
     assert out["hlh.scd25"].value == expected
-    if expected == "unknown":
+    if expected == "undecided":
         assert "pg/mL is not converted to [U]/mL" in str(out["hlh.scd25"].detail)
+        assert "cannot be compared with the 2400 [U]/mL criterion" in str(out["hlh.scd25"].detail)
+        # Measured: not a test to order again.
+        assert "sCD25 (soluble IL-2 receptor)" not in str(out["hlh.missing_tests"].value)
+        assert "sCD25: measured, not comparable" in str(out["hlh.missing_tests"].value)
+        assert (out["hlh.unmeasured"].value, out["hlh.undecided"].value) == (
+            out["hlh.unknown"].value - 1,
+            1,
+        )
 
 
 def test_scd25_flagged_pg_per_ml_counts_even_beside_a_normal_u_per_ml_result() -> None:
@@ -289,7 +297,7 @@ def test_nk_activity_without_configured_codes_is_unknown_and_says_so() -> None:
         (2, (), [{"low": {"value": 10}}], "2026-11-22T06:00:00Z", "met"),
         (14, (), [{"low": {"value": 10}}], "2026-11-22T06:00:00Z", "not_met"),
         (14, ("N",), None, "2026-11-22T06:00:00Z", "not_met"),
-        (14, (), None, "2026-11-22T06:00:00Z", "unknown"),
+        (14, (), None, "2026-11-22T06:00:00Z", "undecided"),  # a result without a flag or range
         (2, ("L",), None, "2026-11-01T06:00:00Z", "unknown"),  # older than the 14-day window
     ],
 )
@@ -315,7 +323,7 @@ def test_hemophagocytosis_unknown_unless_a_configured_code_is_flagged() -> None:
     assert negative["hlh.hemophagocytosis"].value == "not_met"
     assert "does not exclude HLH" in str(negative["hlh.hemophagocytosis"].detail)
     silent = compute(patient(), flagged("bm1", "HPC", None, None, system=LOCAL), configured=configured)
-    assert silent["hlh.hemophagocytosis"].value == "unknown"
+    assert silent["hlh.hemophagocytosis"].value == "undecided"  # a report, but no flag says what it found
 
 
 # --- HScore and MAS 2016 ---------------------------------------------------------------------------
@@ -414,3 +422,23 @@ def test_short_list_fits_its_width() -> None:
     assert short_list(labels, 43) == "fever, splenomegaly, cytopenias +3 more"
     assert all(len(short_list(labels[:n], 43)) <= 43 for n in range(len(labels) + 1))
     assert clip("abcdef", 4) == "abc…"
+
+
+@pytest.mark.parametrize(
+    ("unmeasured", "undecided", "text"),
+    [
+        (["NK activity", "sCD25"], [], "2 not yet measured (NK activity, sCD25)"),
+        ([], ["sCD25"], "1 not comparable (sCD25)"),
+        (["NK activity"], ["ferritin"], "1 not yet measured (NK activity), 1 not comparable (ferritin)"),
+        ([], [], "0 not yet measured"),
+    ],
+)
+def test_open_text_names_both_kinds_of_unknown(
+    unmeasured: list[str], undecided: list[str], text: str
+) -> None:
+    assert open_text(unmeasured, undecided, 75) == text
+
+
+def test_open_text_fits_its_width() -> None:
+    labels = ["splenomegaly", "TG/fibrinogen", "hemophagocytosis", "NK activity", "fever", "cytopenias"]
+    assert len(open_text(labels, ["sCD25", "ferritin"], 75)) <= 75

@@ -171,9 +171,11 @@ def test_a_link_gives_a_url_or_a_known_chart(tmp_path: Path) -> None:
     chart_line = rule.read_text().splitlines().index(chart.rstrip("\n")) + 1
     edit(rule, chart, chart.replace("mas-course", "mas-curse"))
     found = problems_in(check_rules(rules), rule)
-    # The unknown card shares the link through a YAML alias: each use is named, at the one line.
+    # The variant and the unknown card share the link through a YAML alias: each use is named, at the one
+    # line.
     assert found == [
         (chart_line, "error", "card.links.0.chart: unknown chart 'mas-curse' (known: mas-course)"),
+        (chart_line, "error", "variants.0.card.links.0.chart: unknown chart 'mas-curse' (known: mas-course)"),
         (chart_line, "error", "unknown.card.links.0.chart: unknown chart 'mas-curse' (known: mas-course)"),
     ]
 
@@ -183,6 +185,7 @@ def test_a_link_gives_a_url_or_a_known_chart(tmp_path: Path) -> None:
     # The error points at the link: the line of its first key.
     assert found == [
         (chart_line - 1, "error", f"card.links.0: {both}"),
+        (chart_line - 1, "error", f"variants.0.card.links.0: {both}"),
         (chart_line - 1, "error", f"unknown.card.links.0: {both}"),
     ]
 
@@ -190,6 +193,7 @@ def test_a_link_gives_a_url_or_a_known_chart(tmp_path: Path) -> None:
     found = problems_in(check_rules(rules), rule)
     assert [(line, message) for line, _, message in found] == [
         (chart_line - 1, f"card.links.0: {both}"),
+        (chart_line - 1, f"variants.0.card.links.0: {both}"),
         (chart_line - 1, f"unknown.card.links.0: {both}"),
     ]
 
@@ -201,6 +205,7 @@ def test_a_chart_link_is_never_a_smart_link(tmp_path: Path) -> None:
     found = problems_in(check_rules(rules), rule)
     assert [message for _, _, message in found] == [
         "card.links.0: Value error, a chart link is an absolute link; leave out 'type'",
+        "variants.0.card.links.0: Value error, a chart link is an absolute link; leave out 'type'",
         "unknown.card.links.0: Value error, a chart link is an absolute link; leave out 'type'",
     ]
 

@@ -97,12 +97,12 @@ async def test_only_results_in_the_lookback_and_before_the_request_are_drawn(
     resources = patient("ferritin-rising") + [
         observation("old", "2276-4", "2026-11-08T06:00:00Z", 900, "ug/L"),  # 15 days before
         observation("later", "2276-4", "2026-11-23T18:00:00Z", 99000, "ug/L"),  # after the request
-        observation("odd", "2276-4", "2026-11-22T12:00:00Z", 5, "mmol/L"),  # ferritin has no molar mass
+        observation("odd", "2276-4", "2026-11-22T12:00:00Z", 5, "U/L"),  # an activity is no concentration
     ]
     payload = payload_of(runtime, await ask("ferritin-rising", draft_order(400), resources=resources))
     ferritin = series(payload, "ferritin")
     assert [p[1] for p in ferritin["points"]] == [8200.0, 12000.0, 10500.0, 26000.0]
-    assert ferritin["excluded"] == ["unit 'mmol/L' of Observation/odd does not convert to ug/L"]
+    assert ferritin["excluded"] == ["unit 'U/L' of Observation/odd does not convert to ug/L"]
 
 
 async def test_data_that_could_not_be_had_is_said(runtime: Runtime, ask: Ask) -> None:

@@ -50,6 +50,65 @@ def test_only_active_orders_count() -> None:
     assert facts["medications.antibacterial.daily_dose"].missing == "no active systemic antibacterial order"
 
 
+def antibacterial(concept: dict[str, Any], route: dict[str, Any] | None) -> Resource:
+    dosage: dict[str, Any] = {"route": route} if route is not None else {}
+    return medication_request("abx", medicationCodeableConcept=concept, dosageInstruction=[dosage])
+
+
+ORAL = {"coding": [{"system": SNOMED, "code": "26643006"}]}
+
+
+@pytest.mark.parametrize(
+    ("concept", "route", "expected"),
+    [
+        ({"coding": [{"system": RXNORM, "code": "11124"}]}, ORAL, False),  # vancomycin by mouth
+        ({"text": "vancomycin 125 MG Oral Capsule"}, None, False),  # the route named by the drug's text
+        ({"coding": [{"system": RXNORM, "code": "11124"}]}, {"text": "IV"}, True),
+        ({"text": "vancomycin enema"}, {"text": "PR"}, False),
+        ({"coding": [{"system": RXNORM, "code": "82122"}]}, ORAL, True),  # levofloxacin by mouth
+        ({"text": "levofloxacin 5 MG/ML Ophthalmic Solution"}, {"text": "both eyes"}, False),
+        ({"text": "Bactrim DS"}, {"text": "PO"}, True),
+        (
+            {"text": "sulfamethoxazole 800 MG / trimethoprim 160 MG Oral Tablet"},
+            {"text": "per NG tube"},
+            True,
+        ),
+        (
+            {"coding": [{"system": "http://www.whocc.no/atc", "code": "J01XE01"}]},
+            ORAL,
+            False,
+        ),  # nitrofurantoin
+        ({"text": "gentamicin 0.1 % cream"}, {"text": "topical"}, False),
+        ({"text": "tobramycin"}, {"text": "nebulized"}, False),
+        ({"coding": [{"system": RXNORM, "code": "29561"}]}, None, True),  # meropenem: no route, no exception
+    ],
+)
+def test_systemic_antibacterials_by_drug_and_route(
+    concept: dict[str, Any], route: dict[str, Any] | None, expected: bool
+) -> None:
+    fact = facts_of([antibacterial(concept, route)])["medications.antibacterial.active"]
+    assert fact.value is expected, fact
+
+
+def test_an_antibacterial_that_is_not_systemic_by_some_route_needs_its_route() -> None:
+    fact = facts_of([antibacterial({"text": "vancomycin"}, None)])["medications.antibacterial.active"]
+    assert fact.value is None
+    assert fact.missing is not None
+    assert "MedicationRequest/abx (vancomycin) gives no route" in fact.missing
+
+
+def test_a_systemic_order_decides_beside_one_that_cannot_be_placed() -> None:
+    unplaced = antibacterial({"text": "vancomycin"}, None)
+    systemic = medication_request(
+        "cro",
+        medicationCodeableConcept={"text": "ceftriaxone"},
+        dosageInstruction=[{"route": {"text": "IV"}}],
+    )
+    fact = facts_of([unplaced, systemic])["medications.antibacterial.active"]
+    assert fact.value is True
+    assert fact.evidence == ("MedicationRequest/cro",)
+
+
 def test_unreadable_medication_orders_are_unknown_not_absent() -> None:
     facts = facts_of(unavailable={"medications": "it was not prefetched and no fhirServer was given"})
     fact = facts["medications.antibacterial.active"]
@@ -122,7 +181,10 @@ def test_a_gram_stain_on_another_specimen_is_not() -> None:
 def test_a_gram_stain_of_unknown_specimen_is_unknown_not_false() -> None:
     fact = positive(facts_of([culture("gs1", "664-3", GN_RODS, specimen={"reference": "Specimen/gone"})]))
     assert fact.value is None
-    assert fact.missing == "specimen of Observation/gs1 unknown"
+    assert fact.missing == (
+        "specimen of Observation/gs1 (Gram-negative bacillus) unknown: "
+        "Specimen/gone is not among the specimens sent or fetched"
+    )
 
 
 def test_another_positive_decides_despite_an_unknown_specimen() -> None:
@@ -135,6 +197,153 @@ def test_any_result_on_a_blood_specimen_with_a_gram_negative_organism_counts() -
     local = culture("loc", "600-7", E_COLI, specimen={"reference": "Specimen/s1"})
     local = resource(**{**_raw(local), "code": {"coding": [{"system": "urn:local", "code": "BCX"}]}})
     assert positive(facts_of([local, specimen])).value is True
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"coding": [{"system": SNOMED, "code": "33522002", "display": "Serratia marcescens"}]},
+        {"coding": [{"system": SNOMED, "code": "40886007"}]},  # Klebsiella oxytoca, code only
+        {"text": "Escherichia coli"},  # text only
+        {"coding": [{"system": "urn:local:organisms", "code": "KOXY", "display": "Klebsiella oxytoca"}]},
+        {"text": "ESBL-producing E. coli"},
+        {"text": "Stenotrophomonas maltophilia"},
+        {"text": "Gram-negative rods, identification to follow"},
+        {"text": "Staphylococcus epidermidis and Enterobacter cloacae complex"},  # mixed growth
+    ],
+)
+def test_gram_negative_organisms_are_recognised_by_code_or_name(value: dict[str, Any]) -> None:
+    assert positive(facts_of([culture("bc1", "600-7", value)])).value is True
+
+
+def test_an_organism_sent_as_value_string_is_read() -> None:
+    bc = resource(**{**_raw(culture("bc1", "600-7", E_COLI)), "valueString": "E. coli"})
+    bc = resource(**{k: v for k, v in _raw(bc).items() if k != "valueCodeableConcept"})
+    fact = positive(facts_of([bc]))
+    assert fact.value is True
+    assert fact.detail is not None and fact.detail.startswith("E. coli (blood culture")
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ({"text": "Staphylococcus epidermidis"}, "not gram-negative"),
+        ({"text": "Coagulase-negative staphylococci, probable contaminant"}, "not gram-negative"),
+        ({"coding": [{"system": SNOMED, "code": "264868006", "display": "No growth"}]}, "no organism"),
+        ({"text": "No growth at 5 days"}, "no organism"),
+        ({"text": "No Escherichia coli isolated"}, "no organism"),
+    ],
+)
+def test_gram_positive_contaminant_and_negative_cultures_are_false(value: dict[str, Any], why: str) -> None:
+    fact = positive(facts_of([culture("bc1", "600-7", value)]))
+    assert fact.value is False
+    assert fact.detail is not None and why in fact.detail
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"text": "Candida auris"},
+        {"coding": [{"system": "urn:local:organisms", "code": "ORG9", "display": "Organism 9"}]},
+        {"text": "Positive, identification to follow"},
+    ],
+)
+def test_an_unrecognised_organism_in_a_blood_culture_is_unknown_never_false(value: dict[str, Any]) -> None:
+    fact = positive(facts_of([culture("bc1", "600-7", value)]))
+    assert fact.value is None
+    assert fact.missing is not None
+    assert "Observation/bc1 (blood culture) reports" in fact.missing
+    assert "recognised neither as gram-negative organism" in fact.missing
+    assert fact.evidence == ("Observation/bc1",)
+
+
+def test_a_culture_without_any_value_is_not_read() -> None:
+    bc = resource(
+        **{k: v for k, v in _raw(culture("bc1", "600-7", E_COLI)).items() if k != "valueCodeableConcept"}
+    )
+    assert positive(facts_of([bc])).value is False
+
+
+def specimen_of(ident: str, type_: dict[str, Any]) -> Resource:
+    return resource(resourceType="Specimen", id=ident, type=type_)
+
+
+@pytest.mark.parametrize(
+    "type_",
+    [
+        {"coding": [{"system": SNOMED, "code": "122555007", "display": "Venous blood specimen"}]},
+        {"coding": [{"system": SNOMED, "code": "446131002"}]},
+        {"text": "Peripheral blood"},
+        {"text": "Blood, arterial"},
+        {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/v2-0487",
+                    "code": "BLD",
+                    "display": "Whole blood",
+                }
+            ]
+        },
+    ],
+)
+def test_blood_specimen_types(type_: dict[str, Any]) -> None:
+    stain = culture("gs1", "664-3", GN_RODS, specimen={"reference": "Specimen/s1"})
+    assert positive(facts_of([stain, specimen_of("s1", type_)])).value is True
+
+
+@pytest.mark.parametrize(
+    "type_",
+    [
+        {"coding": [{"system": SNOMED, "code": "122575003", "display": "Urine specimen"}]},
+        {"text": "Urine, clean catch"},
+        {"text": "Sputum"},
+    ],
+)
+def test_a_gram_stain_on_a_non_blood_specimen_is_false(type_: dict[str, Any]) -> None:
+    stain = culture("gs1", "664-3", GN_RODS, specimen={"reference": "Specimen/s1"})
+    fact = positive(facts_of([stain, specimen_of("s1", type_)]))
+    assert fact.value is False
+    assert fact.detail is not None and "not blood" in fact.detail
+
+
+def test_the_reference_display_decides_when_the_specimen_is_not_here() -> None:
+    for display, expected in (("Peripheral blood", True), ("Urine", False), ("Specimen 12", None)):
+        stain = culture("gs1", "664-3", GN_RODS, specimen={"reference": "Specimen/gone", "display": display})
+        assert positive(facts_of([stain])).value is expected, display
+
+
+def test_an_unrecognised_specimen_type_is_unknown() -> None:
+    stain = culture("gs1", "664-3", GN_RODS, specimen={"reference": "Specimen/s1"})
+    fact = positive(facts_of([stain, specimen_of("s1", {"text": "Specimen 12"})]))
+    assert fact.value is None
+    assert fact.missing is not None and "type 'Specimen 12' of Specimen/s1 is not recognised" in fact.missing
+
+
+def test_a_contained_specimen_is_read() -> None:
+    stain = culture(
+        "gs1",
+        "664-3",
+        GN_RODS,
+        specimen={"reference": "#sp"},
+        contained=[{"resourceType": "Specimen", "id": "sp", "type": {"text": "Urine"}}],
+    )
+    assert positive(facts_of([stain])).value is False
+
+
+def test_unreadable_specimens_make_the_specimen_unknown_and_say_why() -> None:
+    stain = culture("gs1", "664-3", GN_RODS, specimen={"reference": "Specimen/s1"})
+    fact = positive(facts_of([stain], unavailable={"specimens": "the FHIR server answered HTTP 500"}))
+    assert fact.value is None
+    assert fact.missing is not None and "specimens could not be read" in fact.missing
+
+
+def test_a_gram_positive_stain_on_blood_is_false_and_yeast_is_unknown() -> None:
+    gpc = {"coding": [{"system": SNOMED, "code": "70003006", "display": "Gram-positive cocci in clusters"}]}
+    blood = specimen_of("s1", {"text": "Blood"})
+    stain = culture("gs1", "664-3", gpc, specimen={"reference": "Specimen/s1"})
+    assert positive(facts_of([stain, blood])).value is False
+    yeast = culture("gs2", "664-3", {"text": "Yeast"}, specimen={"reference": "Specimen/s1"})
+    assert positive(facts_of([yeast, blood])).value is None
 
 
 def _raw(resource_: Resource) -> dict[str, Any]:

@@ -305,7 +305,7 @@ def test_route_missing_and_other() -> None:
     draft = shape_a(qty(2400, "mg/d"))
     del draft["dosageInstruction"][0]["route"]
     assert order([draft])["order.route"].missing == "no route given"
-    draft["dosageInstruction"][0]["route"] = {"text": "oral"}
+    draft["dosageInstruction"][0]["route"] = {"text": "intrathecal"}
     assert order([draft])["order.route"].value == "other"
     draft["dosageInstruction"][0]["route"] = {"text": "Intravenous route"}
     assert order([draft])["order.route"].value == "iv"

@@ -30,6 +30,8 @@ from tests.facts.support import catalog
         (101.3, "[degF]", "Cel", "temperature", 38.5),
         (0.8, "ukat/L", "U/L", "ast", 48.0),
         (684.0, "ng/mL", "ug/L", "ferritin", 684.0),
+        # 1 ug/L = 2.247 pmol/L (the SI factor, through ferritin's molar mass of 445,000 g/mol)
+        (2247.0, "pmol/L", "ug/L", "ferritin", 999.915),
         (183.6, "[lb_av]", "kg", "weight", 83.27955913),
         (72.0, "[in_i]", "cm", "height", 182.88),
     ],
@@ -52,7 +54,7 @@ def test_mass_and_substance_need_a_molar_mass() -> None:
     with pytest.raises(NotConvertible, match="does not convert"):
         catalog().convert(3.0, "mmol/L", "mg/dL")
     with pytest.raises(NotConvertible):
-        catalog().convert(3.0, "mmol/L", "mg/dL", "ferritin")  # ferritin has no molar mass
+        catalog().convert(3.0, "mmol/L", "mg/L", "crp")  # CRP has no molar mass
 
 
 def test_scd25_arbitrary_units_compare_only_with_each_other() -> None:
@@ -81,7 +83,8 @@ def test_unknown_units_are_named() -> None:
         ("mg/kg/d", "order.dose_rate_per_kg", True),
         ("mL", "order.daily_dose", False),
         ("mmol/L", "triglycerides.worst", True),
-        ("mmol/L", "ferritin.worst", False),
+        ("mmol/L", "crp.worst", False),
+        ("pmol/L", "ferritin.worst", True),
         ("[degF]", "temperature.worst", True),
         ("mg/d", "patient.sex", False),
         ("mg/d", "order.nope", False),

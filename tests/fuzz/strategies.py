@@ -286,6 +286,7 @@ def _from_patient_bundle(path: Path, shape: list[dict[str, Any]]) -> dict[str, A
             "patient": patient,
             "labs": of("Observation"),
             "medications": of("MedicationRequest"),
+            "specimens": of("Specimen"),
             "conditions": of("Condition"),
         },
     }
