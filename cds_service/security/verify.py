@@ -17,9 +17,8 @@ import jwt
 from cds_service.security.errors import AuthError
 from cds_service.security.keys import KeyStore
 from cds_service.security.trust import TrustedIssuer
+from cds_service.store import limits
 
-# The replay table's column width.
-MAX_JTI = 256
 # jti -> False if it was seen before (a replay); must be shared by every worker process.
 ReplayCheck = Callable[[str, str, datetime], Awaitable[bool]]
 
@@ -122,10 +121,12 @@ class Verifier:
         exp, iat, jti = claims["exp"], claims["iat"], claims["jti"]
         if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (exp, iat)):
             raise AuthError("malformed-token", "exp and iat must be numbers of seconds")
-        if not isinstance(jti, str) or not jti or len(jti) > MAX_JTI:
-            raise AuthError(
-                "malformed-token", f"jti must be a non-empty string of at most {MAX_JTI} characters"
-            )
+        if not isinstance(jti, str) or not jti:
+            raise AuthError("malformed-token", "jti must be a non-empty string")
+        # Remembered in the replay table: a jti it cannot hold would fail the check (a 503) on every try.
+        unstorable = limits.problem("jti", jti)
+        if unstorable:
+            raise AuthError("malformed-token", f"jti {unstorable}")
         leeway = self.policy.leeway_seconds
         moment = now.timestamp()
         if exp <= moment - leeway:
