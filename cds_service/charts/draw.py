@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import io
 import itertools
+import logging
 import math
 import threading
 from datetime import datetime, timedelta
 from typing import Any
 
 from cds_service.charts.text import number_text, unit_text
+
+log = logging.getLogger(__name__)
 
 # Okabe-Ito: told apart by colour-blind readers, and in greyscale print by marker and line style.
 _COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9")
@@ -42,16 +45,32 @@ _RC: Any = {  # matplotlib types rcParams keys as one Literal; this stays a plai
 _LOWER_BOUND = {">", ">="}
 _MAX_LOG_LABELS = 7
 _LOCK = threading.Lock()
+# Magnitudes an axis can hold with room to spare: matplotlib subtracts and scales axis limits, which
+# overflows near 1e308 and divides by zero near 5e-324. A value beyond them is left out of the drawing,
+# and the image says how many were; the page's tables list every value.
+_DRAWABLE = (1e-100, 1e100)
 
 Payload = dict[str, Any]  # as charts.snapshot makes it
 
 
 def draw_svg(payload: Payload) -> str:
-    """The chart of `payload` as an SVG document."""
+    """The chart of `payload` as an SVG document; if drawing fails after all, an image saying so (the
+    page's tables still list every value) and the failure in the log."""
     import matplotlib
 
-    with _LOCK, matplotlib.rc_context(_RC):
-        return _draw(payload)
+    try:
+        with _LOCK, matplotlib.rc_context(_RC):
+            return _draw(payload)
+    except Exception:
+        log.exception("chart %s could not be drawn", payload.get("chart"))
+        return _FAILED
+
+
+_FAILED = (
+    '<svg xmlns="http://www.w3.org/2000/svg" width="720" height="60" viewBox="0 0 720 60">'
+    '<text x="10" y="35" font-family="sans-serif" font-size="14">'
+    "This chart could not be drawn; every value is listed in the tables below.</text></svg>"
+)
 
 
 def _draw(payload: Payload) -> str:
@@ -73,10 +92,17 @@ def _draw(payload: Payload) -> str:
     # A little room after the request's time, so a draft order's new dose shows as a step.
     end = as_of + max((as_of - start) * 0.06, timedelta(hours=6))
     colour = itertools.cycle(_COLOURS)
-    for ax, panel in zip(axes, panels, strict=False):
-        _panel(ax, panel, colour)
+    left_out = sum(_panel(ax, panel, colour) for ax, panel in zip(axes, panels, strict=False))
     if dose:
-        _dose(axes[-1], dose, end)
+        left_out += _dose(axes[-1], dose, end)
+    if left_out:
+        figure.text(
+            0.01,
+            0.005,
+            f"{left_out} value(s) too large or too small to draw are not drawn; the tables list them.",
+            fontsize=8,
+            color="#666666",
+        ).set_gid("not-drawn")
     for ax in axes:
         ax.axvline(_num(as_of), color="#888888", linestyle=":", linewidth=1).set_gid("as-of")
         ax.grid(True, axis="y", color="#e5e5e5", linewidth=0.6)
@@ -86,13 +112,20 @@ def _draw(payload: Payload) -> str:
     return buffer.getvalue()
 
 
-def _panel(ax: Any, panel: Payload, colours: Any) -> None:
+def _drawable(value: float) -> bool:
+    return value == 0 or _DRAWABLE[0] <= abs(value) <= _DRAWABLE[1]
+
+
+def _panel(ax: Any, panel: Payload, colours: Any) -> int:
+    """Draw one panel; returns how many results were left out as not drawable."""
     ax.set_title(panel["title"], loc="left", y=1.0, pad=4)
     ax.set_ylabel(unit_text(panel["unit"]))
     drawn = False
+    left_out = 0
     for series in panel["series"]:
         colour = next(colours)
-        points = series["points"]
+        points = [p for p in series["points"] if _drawable(p[1])]
+        left_out += len(series["points"]) - len(points)
         if not points:
             continue
         drawn = True
@@ -122,24 +155,30 @@ def _panel(ax: Any, panel: Payload, colours: Any) -> None:
                 )
                 censored.set_gid(f"censored-{name}")
     if drawn and panel["scale"] == "log":
-        values = [p[1] for s in panel["series"] for p in s["points"] if p[1] > 0]
+        values = [p[1] for s in panel["series"] for p in s["points"] if p[1] > 0 and _drawable(p[1])]
         _log_axis(ax, min(values, default=1.0), max(values, default=10.0))
     if not drawn:
         labels = ", ".join(s["label"] for s in panel["series"])
-        _empty(ax, f"no {labels} results in this period")
+        _empty(ax, f"no {labels} results in this period" if not left_out else f"no {labels} result to draw")
     elif len(panel["series"]) > 1 or any(_has_bounds(s) for s in panel["series"]):
         ax.legend(loc="upper left", fontsize=8, frameon=False)
+    return left_out
 
 
-def _dose(ax: Any, dose: Payload, end: datetime) -> None:
+def _dose(ax: Any, dose: Payload, end: datetime) -> int:
+    """Draw the dose steps; returns how many were left out as not drawable."""
     ax.set_title(dose["title"], loc="left", y=1.0, pad=4)
     ax.set_ylabel(unit_text(dose["unit"]))
     given: list[tuple[float, float]] = []
     draft: list[tuple[float, float]] = []
     open_ended: list[tuple[float, float]] = []
+    left_out = 0
     for step in dose["steps"]:
         if step["dose"] is None or step["start"] is None:
             continue  # cannot be placed; the table below lists it with the reason
+        if not _drawable(step["dose"]):
+            left_out += 1
+            continue
         start = _num(_time(step["start"]))
         if step["end"] is None and not step["draft"]:
             # A finished order that says neither when it ended nor what came next: only its start is
@@ -177,10 +216,11 @@ def _dose(ax: Any, dose: Payload, end: datetime) -> None:
         starts.set_gid("series-dose-unknown-end")
     if not given and not draft and not open_ended:
         _empty(ax, f"no {dose['label']} order with a known start and daily dose")
-        return
+        return left_out
     highest = max(v for _, v in given + draft + open_ended if not math.isnan(v))
     ax.set_ylim(0, highest * 1.2 if highest > 0 else 1)
     ax.legend(loc="upper left", fontsize=8, frameon=False)
+    return left_out
 
 
 def _log_axis(ax: Any, low: float, high: float) -> None:
@@ -193,6 +233,8 @@ def _log_axis(ax: Any, low: float, high: float) -> None:
     ax.set_ylim(steps[0], steps[-1])
     if len(steps) > _MAX_LOG_LABELS:
         steps = [step for step in steps if f"{step:.0e}".startswith("1")]  # powers of ten only
+        every = math.ceil(len(steps) / _MAX_LOG_LABELS)  # and only every few across many decades
+        steps = steps[::every]
     elif len(steps) == 2:
         # Within one 1-2-5 step (20000 to 50000): label the whole multiples between, 30000 and 40000.
         unit = 10.0 ** math.floor(math.log10(steps[0]))

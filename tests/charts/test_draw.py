@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 from cds_service.charts.draw import draw_svg
 from cds_service.charts.snapshot import Payload
 from cds_service.pipeline import Runtime
@@ -76,3 +78,37 @@ async def test_an_order_without_a_known_end_is_a_start_not_a_line(runtime: Runti
     (start,) = markers(svg, "series-dose-unknown-end")
     (draft_start, _) = vertices(svg, "series-dose-draft")
     assert start[0] < draft_start[0] and start[1] > draft_start[1]  # earlier, and a lower dose
+
+
+EXTREMES = [5e-324, 1e-300, 1e-15, 1e15, 1e300, 1.7e308, 1.7976931348623157e308, -1e308, -5e-324, 0.0]
+
+
+async def test_any_finite_value_is_drawn_or_named_never_an_error(runtime: Runtime, ask: Ask) -> None:
+    """Found by fuzzing: 5e-324, values near +-1e308, a ratio past 1.8e308 between two results, or a dose of
+    1.7e308 mg/d made GET chart.svg a 500 (the facts now refuse such values; a payload is drawn whatever
+    finite number it holds). A value too large or small to draw is left out of the drawing and the image
+    says how many; the page's table lists it."""
+    base = payload_of(runtime, await ask("ferritin-escalation", draft_order(2400)))
+    failures = []
+    pairs = [(x, 400.0) for x in EXTREMES] + [
+        (1e-300, 1e300),
+        (5e-324, 1.7976931348623157e308),
+        (-1e308, 1e308),
+    ]
+    for low, high in pairs:
+        payload = copy.deepcopy(base)
+        for panel in payload["panels"]:
+            for series in panel["series"]:
+                for index, point in enumerate(series["points"]):
+                    point[1] = low if index % 2 == 0 else high
+        for index, step in enumerate(payload["dose"]["steps"]):
+            step["dose"] = high if index % 2 else low
+        try:
+            svg = draw_svg(payload)
+        except Exception as exc:  # noqa: BLE001 - every failure is collected and shown
+            failures.append((low, high, repr(exc)[:120]))
+            continue
+        assert "could not be drawn" not in svg, (low, high)  # not the last resort: drawn
+        drawable = [v for v in (low, high) if v == 0 or 1e-100 <= abs(v) <= 1e100]
+        assert ("value(s) too large or too small to draw" in svg) == (len(drawable) < 2), (low, high)
+    assert failures == []
