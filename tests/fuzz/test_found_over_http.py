@@ -243,3 +243,17 @@ def test_an_unexpected_500_leaves_the_keep_alive_connection_usable(
     assert [r.getMessage() for r in tracebacks] == [
         "unexpected error on POST /cds-services/anakinra-order-sign"
     ]
+
+
+def test_an_annotation_unit_on_an_analyte_with_a_molar_mass_is_not_used(
+    live: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found by the windows fuzzer: a hemoglobin of 0 "{score}" raised pint's "different registries"
+    ValueError while converting through hemoglobin's molar mass (a 500 on every service)."""
+    body = copy.deepcopy(BASE)
+    hemoglobin = copy.deepcopy(labs(body, "2276-4")[0])
+    hemoglobin.update(id="hb", code={"coding": [{"system": "http://loinc.org", "code": "718-7"}]})
+    hemoglobin["valueQuantity"] = {"value": 0, "unit": "{score}", "system": UCUM, "code": "{score}"}
+    body["prefetch"]["labs"]["entry"].append({"resource": hemoglobin})
+    answered_with_charts(live, body)
+    no_errors_logged(caplog)
