@@ -10,9 +10,13 @@ fact that needed it says why.
 from __future__ import annotations
 
 import copy
+import json
 import logging
+import math
 import re
 import socket
+import time
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -24,8 +28,10 @@ import pytest
 from cds_service.config import Settings
 from tests.conftest import ROOT
 from tests.fuzz.strategies import SERVICES, for_service
+from tests.fuzz.tokens import sign
 from tests.invariants import response_problems
 from tests.live import LiveService
+from tests.security.keys import EC_KID, ISSUER, PUBLIC_URL, b64url, default_trust
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)  # just after the newest data of the request below
 BASE = orjson.loads((ROOT / "fhir_fixtures" / "requests" / "order-sign-500mg-day.json").read_bytes())
@@ -256,4 +262,52 @@ def test_an_annotation_unit_on_an_analyte_with_a_molar_mass_is_not_used(
     hemoglobin["valueQuantity"] = {"value": 0, "unit": "{score}", "system": UCUM, "code": "{score}"}
     body["prefetch"]["labs"]["entry"].append({"resource": hemoglobin})
     answered_with_charts(live, body)
+    no_errors_logged(caplog)
+
+
+# --- tokens (the campaign's token fuzzer, tests/fuzz/test_tokens.py) ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("header", "claims", "reason"),
+    [
+        ({"alg": "\u2603"}, {}, "algorithm-not-allowed"),
+        ({"kid": "\u00e9\u2603"}, {}, None),
+        ({}, {"iss": "\u2603"}, "unknown-issuer"),
+        ({}, {"exp": math.nan}, "malformed-token"),
+        ({}, {"exp": math.inf}, "malformed-token"),
+        ({}, {"exp": 1e20}, "malformed-token"),
+        ({}, {"iat": math.nan}, "malformed-token"),
+        ({}, {"nbf": "tomorrow"}, "malformed-token"),
+    ],
+)
+def test_a_token_the_verifier_cannot_read_is_a_401_over_http(
+    service_with: Callable[..., httpx.Client],
+    tmp_path: Any,
+    caplog: pytest.LogCaptureFixture,
+    header: dict[str, Any],
+    claims: dict[str, Any],
+    reason: str | None,
+) -> None:
+    """Found by the token fuzzer: a non-Latin-1 alg, kid or iss went into the 401's WWW-Authenticate
+    header, which cannot hold it (a 500); an exp of NaN, Infinity or 1e20 gave a 500 and an iat of NaN
+    passed every time check. Each is a 401 with an ASCII challenge."""
+    client = service_with(insecure_no_auth=False, trust_file=default_trust(tmp_path), public_url=PUBLIC_URL)
+    now = int(time.time())
+    head = {"alg": "ES384", "typ": "JWT", "kid": EC_KID, **header}
+    body = {
+        "iss": ISSUER,
+        "aud": PUBLIC_URL + "/cds-services",
+        "iat": now,
+        "exp": now + 300,
+        "jti": str(uuid.uuid4()),
+    }
+    first, second = b64url(json.dumps(head).encode()), b64url(json.dumps(body | claims).encode())
+    token = f"{first}.{second}.{sign(first, second)}"
+    response = client.get("/cds-services", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401, response.text
+    challenge = response.headers["www-authenticate"]
+    assert challenge.isascii() and challenge.startswith('Bearer error="invalid_token"')
+    if reason is not None:
+        assert response.json()["issue"][0]["diagnostics"].endswith(f"({reason})")
     no_errors_logged(caplog)
