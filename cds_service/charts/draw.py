@@ -99,7 +99,8 @@ def _draw(payload: Payload) -> str:
         figure.text(
             0.01,
             0.005,
-            f"{left_out} value(s) too large or too small to draw are not drawn; the tables list them.",
+            f"{left_out} value(s) not drawn (beyond what the axis holds, or not above 0 on a log scale); "
+            "the tables list them.",
             fontsize=8,
             color="#666666",
         ).set_gid("not-drawn")
@@ -124,7 +125,8 @@ def _panel(ax: Any, panel: Payload, colours: Any) -> int:
     left_out = 0
     for series in panel["series"]:
         colour = next(colours)
-        points = [p for p in series["points"] if _drawable(p[1])]
+        # A log scale has no place for zero or below (matplotlib would drop them silently).
+        points = [p for p in series["points"] if _drawable(p[1]) and (p[1] > 0 or panel["scale"] != "log")]
         left_out += len(series["points"]) - len(points)
         if not points:
             continue
