@@ -123,7 +123,9 @@ class Verifier:
         nbf = claims.get("nbf", iat)
         if not all(_is_time(v) for v in (exp, iat, nbf)):
             # NaN passes every comparison below, and 1e20 is no datetime: both are malformed, not a 500.
-            raise AuthError("malformed-token", "exp, iat and nbf must be finite numbers of seconds since 1970")
+            raise AuthError(
+                "malformed-token", "exp, iat and nbf must be finite numbers of seconds since 1970"
+            )
         if not isinstance(jti, str) or not jti:
             raise AuthError("malformed-token", "jti must be a non-empty string")
         # Remembered in the replay table: a jti it cannot hold would fail the check (a 503) on every try.
