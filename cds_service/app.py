@@ -8,7 +8,7 @@ import gc
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
@@ -20,6 +20,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cds_service import __version__
 from cds_service.config import Settings
@@ -73,12 +74,15 @@ _FEEDBACK_SCHEMA = {
 }
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, clock: Callable[[], datetime] | None = None) -> FastAPI:
+    """The service. `clock` is the time service calls are evaluated at (the wall clock by default)."""
     settings = settings or Settings.from_env()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = Runtime.create(settings)
+        if clock is not None:
+            runtime.clock = clock
         store = Store(settings.database_url)
         try:
             guard = Guard.create(settings, store, runtime.client)
@@ -123,6 +127,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
+    # Inside CORS, so that a 500 carries the CORS headers like any other answer.
+    app.add_middleware(_UnexpectedErrors)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=list(settings.cors_origins),
@@ -348,7 +354,35 @@ def _add_error_handlers(app: FastAPI) -> None:
         log.error("database error: %s", exc)
         return _problem_response(ProblemError.single(503, "the service's database is unavailable"))
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return _problem_response(ProblemError.single(500, "internal error; it has been logged"))
+
+class _UnexpectedErrors:
+    """An unexpected error answered as a 500 OperationOutcome, and the connection kept usable.
+
+    Starlette's own handler answers and then raises the error on to the server, which closes the
+    connection with no `Connection: close`: the caller's next request on that keep-alive connection was
+    reset. Here the error ends with the answer. Only an answer already half sent is raised on, as
+    closing the connection is then the one way left to say it is incomplete.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception:
+            if started:
+                raise
+            log.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
+            response = _problem_response(ProblemError.single(500, "internal error; it has been logged"))
+            await response(scope, receive, send)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -39,6 +40,8 @@ class Runtime:
     engine: RuleEngine
     client: httpx.AsyncClient
     fetch: FetchSettings
+    # "Now" for every call that is not given its own time: the wall clock, or a test's fixed instant.
+    clock: Callable[[], datetime] = dataclasses.field(default=lambda: datetime.now(UTC))
 
     @property
     def services(self) -> ServiceRegistry:
@@ -102,7 +105,7 @@ async def call_service(
         raise ProblemError.single(404, f"no CDS service with id {service_id!r}; GET /cds-services lists them")
     request = parse_hook_request(body, service.hook)
     data = await gather_data(service, request, runtime.client, runtime.fetch)
-    moment = now or datetime.now(UTC)
+    moment = now or runtime.clock()
     facts = build_facts(service, request, data, now=moment)
     try:
         evaluation = await engine.evaluate(service, facts, ruleset)

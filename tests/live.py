@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from types import TracebackType
 from typing import Self
 
@@ -11,9 +13,10 @@ from tests.threaded import ThreadedServer
 
 
 class LiveService:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Callable[[], datetime] | None = None) -> None:
         self.settings = settings
-        self._server = ThreadedServer(create_app(settings), "cds-service", loop="asyncio", http="httptools")
+        app = create_app(settings, clock=clock)
+        self._server = ThreadedServer(app, "cds-service", loop="asyncio", http="httptools")
 
     @property
     def base_url(self) -> str:

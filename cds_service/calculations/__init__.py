@@ -11,6 +11,7 @@ from cds_service.calculations.base import Calculation, Configured, ParameterErro
 from cds_service.facts.catalog import FactCatalog
 from cds_service.facts.model import Facts
 from cds_service.facts.named import Fact, FactSpec, missing
+from cds_service.facts.numbers import finite_facts
 
 # Type-only: importing the engine package from here would import this package back (a cycle).
 if TYPE_CHECKING:
@@ -25,7 +26,8 @@ class Calculations:
 
     def compute(self, named: dict[str, Fact], facts: Facts, specs: Mapping[str, FactSpec]) -> None:
         for name, step in self.steps:
-            produced = step.compute(named, facts)
+            produced = dict(step.compute(named, facts))
+            finite_facts(produced)
             named.update(produced)
             # Each calculation produces all its facts (tests check it); this only guards the contract.
             prefix = f"{name}."

@@ -43,13 +43,14 @@ import msgspec
 
 from cds_service.calculations.base import Configured, ParameterError, Params, Threshold
 from cds_service.calculators.tristate import Tri, any_of
+from cds_service.facts import numbers
 from cds_service.facts.catalog import FactCatalog
 from cds_service.facts.coding import raw_list
 from cds_service.facts.knowledge import MedicationClass, Medications, duration_text, unavailable
 from cds_service.facts.model import DraftOrder, Facts
 from cds_service.facts.named import Fact, FactSpec, missing
 from cds_service.facts.orders import Json, Normalised, Resolver, is_medication, normalise, resolver
-from cds_service.facts.time import parse_datetime
+from cds_service.facts.time import after, duration_days, parse_datetime
 from cds_service.facts.units import Units, tidy
 
 # FHIR MedicationRequest.status codes: orders that were given (active: still in force).
@@ -502,7 +503,7 @@ def order_period(raw: Json, units: Units) -> tuple[datetime | None, datetime | N
     authored = raw.get("authoredOn")
     start = start or _time(authored if isinstance(authored, str) else None)
     if end is None and start is not None and length is not None:
-        end = start + timedelta(days=length)
+        end = after(start, length)
     return start, end
 
 
@@ -583,10 +584,11 @@ def _days(duration: Any, units: Units) -> float | None:
     if not isinstance(duration, Mapping):
         return None
     value = duration.get("value")
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not numbers.usable(value):
         return None
     code = duration.get("code") if isinstance(duration.get("code"), str) else duration.get("unit")
-    return units.try_convert(float(value), units.ucum(code) if isinstance(code, str) else None, "d")
+    days = units.try_convert(float(value), units.ucum(code) if isinstance(code, str) else None, "d")
+    return duration_days(days)
 
 
 def _started(course: Course) -> datetime:

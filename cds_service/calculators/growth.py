@@ -31,7 +31,11 @@ class Sample:
 def compound_daily_growth(v0: float, v1: float, hours: float) -> float:
     """The daily growth rate r with (1 + r) ** (hours / 24) == v1 / v0; 0.6 is 60 %/day."""
     _require_rate_inputs(v0, v1, hours)
-    return float((v1 / v0) ** (24 / hours) - 1)
+    try:
+        return float((v1 / v0) ** (24 / hours) - 1)
+    except OverflowError:
+        # A rise too steep for a float (x1e200 in 12 h): infinite, which the facts then refuse.
+        return math.inf
 
 
 def grows_at_least(v0: float, v1: float, hours: float, daily_rate: float) -> bool:
@@ -42,7 +46,10 @@ def grows_at_least(v0: float, v1: float, hours: float, daily_rate: float) -> boo
     """
     _require_rate_inputs(v0, v1, hours)
     ratio = v1 / v0
-    needed = (1 + daily_rate) ** (hours / 24)
+    try:
+        needed = (1 + daily_rate) ** (hours / 24)
+    except OverflowError:
+        needed = math.inf
     return ratio >= needed or math.isclose(ratio, needed, rel_tol=_REL_TOL)
 
 

@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import io
 import itertools
+import logging
 import math
 import threading
 from datetime import datetime, timedelta
 from typing import Any
 
 from cds_service.charts.text import axis_text, number_text, unit_text
+
+log = logging.getLogger(__name__)
 
 # Okabe-Ito: told apart by colour-blind readers, and in greyscale print by marker and line style.
 _COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9")
@@ -50,16 +53,33 @@ _MIN_LOG_SPAN = 10.0
 _HEADROOM = 1.15
 _LOG_MARGIN = 1.1  # no result or line on the axis's edge
 _LOCK = threading.Lock()
+# Magnitudes an axis can hold with room to spare: matplotlib subtracts and scales axis limits, which
+# overflows near 1e308 and divides by zero near 5e-324. A value beyond them is left out of the drawing,
+# and the image says how many were; the page's tables list every value.
+_DRAWABLE = (1e-100, 1e100)
 
 Payload = dict[str, Any]  # as charts.snapshot makes it
 
 
 def draw_svg(payload: Payload, width: float = _WIDTH) -> str:
-    """The chart of `payload` as an SVG document, `width` inches wide (NARROW_WIDTH for phones)."""
+    """The chart of `payload` as an SVG document, `width` inches wide (NARROW_WIDTH for phones); if
+    drawing fails after all, an image saying so (the page's tables still list every value) and the
+    failure in the log."""
     import matplotlib
 
-    with _LOCK, matplotlib.rc_context(_RC):
-        return _draw(payload, width)
+    try:
+        with _LOCK, matplotlib.rc_context(_RC):
+            return _draw(payload, width)
+    except Exception:
+        log.exception("chart %s could not be drawn", payload.get("chart"))
+        return _FAILED
+
+
+_FAILED = (
+    '<svg xmlns="http://www.w3.org/2000/svg" width="720" height="60" viewBox="0 0 720 60">'
+    '<text x="10" y="35" font-family="sans-serif" font-size="14">'
+    "This chart could not be drawn; every value is listed in the tables below.</text></svg>"
+)
 
 
 def _draw(payload: Payload, width: float) -> str:
@@ -81,10 +101,18 @@ def _draw(payload: Payload, width: float) -> str:
     # A little room after the request's time, so a draft order's new dose shows as a step.
     end = as_of + max((as_of - start) * 0.06, timedelta(hours=6))
     colour = itertools.cycle(_COLOURS)
-    for ax, panel in zip(axes, panels, strict=False):
-        _panel(ax, panel, colour)
+    left_out = sum(_panel(ax, panel, colour) for ax, panel in zip(axes, panels, strict=False))
     if dose:
-        _dose(axes[-1], dose, end)
+        left_out += _dose(axes[-1], dose, end)
+    if left_out:
+        figure.text(
+            0.01,
+            0.005,
+            f"{left_out} value(s) not drawn (beyond what the axis holds, or not above 0 on a log scale); "
+            "the tables list them.",
+            fontsize=8,
+            color="#666666",
+        ).set_gid("not-drawn")
     for ax in axes:
         ax.axvline(_num(as_of), color="#888888", linestyle=":", linewidth=1).set_gid("as-of")
         ax.grid(True, axis="y", color="#e5e5e5", linewidth=0.6)
@@ -94,14 +122,22 @@ def _draw(payload: Payload, width: float) -> str:
     return buffer.getvalue()
 
 
-def _panel(ax: Any, panel: Payload, colours: Any) -> None:
+def _drawable(value: float) -> bool:
+    return value == 0 or _DRAWABLE[0] <= abs(value) <= _DRAWABLE[1]
+
+
+def _panel(ax: Any, panel: Payload, colours: Any) -> int:
+    """Draw one panel; returns how many results were left out as not drawable."""
     ax.set_title(panel["title"], loc="left", y=1.0, pad=4)
     log = panel["scale"] == "log"
     ax.set_ylabel(unit_text(panel["unit"]) + (" (log scale)" if log else ""))
     drawn = False
+    left_out = 0
     for series in panel["series"]:
         colour = next(colours)
-        points = series["points"]
+        # A log scale has no place for zero or below (matplotlib would drop them silently).
+        points = [p for p in series["points"] if _drawable(p[1]) and (p[1] > 0 or panel["scale"] != "log")]
+        left_out += len(series["points"]) - len(points)
         if not points:
             continue
         drawn = True
@@ -133,7 +169,8 @@ def _panel(ax: Any, panel: Payload, colours: Any) -> None:
     thresholds = panel.get("thresholds") or []
     if drawn:
         # The axis spans the results and the criterion lines both: where a value stands is read against them.
-        values = [p[1] for s in panel["series"] for p in s["points"]] + [t["value"] for t in thresholds]
+        values = [p[1] for s in panel["series"] for p in s["points"] if _drawable(p[1])]
+        values += [t["value"] for t in thresholds if _drawable(t["value"])]
         if log:
             positive = [v for v in values if v > 0]
             _log_axis(ax, min(positive, default=1.0), max(positive, default=10.0))
@@ -143,20 +180,26 @@ def _panel(ax: Any, panel: Payload, colours: Any) -> None:
             _threshold_line(ax, threshold, panel["unit"], index)
     if not drawn:
         labels = ", ".join(s["label"] for s in panel["series"])
-        _empty(ax, f"no {labels} results in this period")
+        _empty(ax, f"no {labels} results in this period" if not left_out else f"no {labels} result to draw")
     elif len(panel["series"]) > 1 or any(_has_bounds(s) for s in panel["series"]):
         ax.legend(loc="upper left", fontsize=8, frameon=False)
+    return left_out
 
 
-def _dose(ax: Any, dose: Payload, end: datetime) -> None:
+def _dose(ax: Any, dose: Payload, end: datetime) -> int:
+    """Draw the dose steps; returns how many were left out as not drawable."""
     ax.set_title(dose["title"], loc="left", y=1.0, pad=4)
     ax.set_ylabel(unit_text(dose["unit"]))
     given: list[tuple[float, float]] = []
     draft: list[tuple[float, float]] = []
     open_ended: list[tuple[float, float]] = []
+    left_out = 0
     for step in dose["steps"]:
         if step["dose"] is None or step["start"] is None:
             continue  # cannot be placed; the table below lists it with the reason
+        if not _drawable(step["dose"]):
+            left_out += 1
+            continue
         start = _num(_time(step["start"]))
         if step["end"] is None and not step["draft"]:
             # A finished order that says neither when it ended nor what came next: only its start is
@@ -194,7 +237,7 @@ def _dose(ax: Any, dose: Payload, end: datetime) -> None:
         starts.set_gid("series-dose-unknown-end")
     if not given and not draft and not open_ended:
         _empty(ax, f"no {dose['label']} order with a known start and daily dose")
-        return
+        return left_out
     ceilings = dose.get("thresholds") or []
     highest = max(
         [v for _, v in given + draft + open_ended if not math.isnan(v)] + [t["value"] for t in ceilings]
@@ -204,6 +247,7 @@ def _dose(ax: Any, dose: Payload, end: datetime) -> None:
     for index, ceiling in enumerate(ceilings):
         _threshold_line(ax, ceiling, dose["unit"], index)
     ax.legend(loc="upper left", fontsize=8, frameon=False)
+    return left_out
 
 
 def _log_axis(ax: Any, low: float, high: float) -> None:
@@ -222,6 +266,8 @@ def _log_axis(ax: Any, low: float, high: float) -> None:
         steps = [step for step in steps if f"{step:.0e}"[0] in "15"]  # 500, 1,000, 5,000, 10,000...
     if len(steps) > _MAX_LOG_LABELS:
         steps = [step for step in steps if f"{step:.0e}".startswith("1")]  # powers of ten only
+        every = math.ceil(len(steps) / _MAX_LOG_LABELS)  # and only every few across many decades
+        steps = steps[::every]
     elif len(steps) == 2:
         # Within one 1-2-5 step (20000 to 50000): label the whole multiples between, 30000 and 40000.
         unit = 10.0 ** math.floor(math.log10(steps[0]))

@@ -12,12 +12,18 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, StringConstraints, Tag, model_validator
 
 from cds_service.charts.definition import ChartId
+from cds_service.store.limits import varchar
+from cds_service.store.schema import cards_issued
 
 Text = Annotated[str, StringConstraints(min_length=1)]
 RuleId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9\-]{0,63}$")]
 FactName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")]
 ParamName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")]
 CalculationName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")]
+# Every card issued records its rule's version: no longer than that column (store/limits.py).
+RuleVersion = Annotated[
+    str, StringConstraints(pattern=r"^\d+\.\d+\.\d+$", max_length=varchar(cards_issued.c.rule_version))
+]
 Scalar = float | int | str | bool
 Operator = Literal[">", ">=", "<", "<=", "==", "!="]
 
@@ -217,7 +223,7 @@ class WhenUnknown(_Strict):
 
 class RuleFile(_Strict):
     id: RuleId
-    version: Annotated[str, StringConstraints(pattern=r"^\d+\.\d+\.\d+$")]
+    version: RuleVersion
     title: Text
     description: Text
     services: list[Text] = Field(min_length=1, description="ids of the services (rules/services) it runs in")

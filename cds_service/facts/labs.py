@@ -12,6 +12,7 @@ import dataclasses
 import math
 from datetime import datetime
 
+from cds_service.facts import numbers
 from cds_service.facts.knowledge import Analyte, Labs, duration_text, unavailable
 from cds_service.facts.model import Facts
 from cds_service.facts.named import Fact, FactSpec, missing
@@ -117,8 +118,12 @@ def collect(analyte: Analyte, facts: Facts, units: Units, start: datetime) -> Se
             if lab.time < start:
                 older = lab.time if older is None or lab.time > older else older
                 continue
-            if lab.value is None or not math.isfinite(lab.value):
+            if lab.value is None:
                 excluded.append(f"{ref} has no numeric value")
+                continue
+            unusable = numbers.problem(lab.value)
+            if unusable:
+                excluded.append(f"the value {numbers.shown(lab.value)} of {ref} {unusable}")
                 continue
             if lab.comparator is not None and lab.comparator not in _BOUNDS:
                 excluded.append(f"{ref} has comparator '{lab.comparator}', which bounds nothing")
@@ -136,6 +141,13 @@ def collect(analyte: Analyte, facts: Facts, units: Units, start: datetime) -> Se
                 excluded.append(f"unit '{native}' of {ref} does not convert to {analyte.unit}")
                 continue
             value = lab.value if (scale, offset) == (1.0, 0.0) else tidy(scale * lab.value + offset)
+            unusable = numbers.problem(value)
+            if unusable:
+                shown = numbers.shown
+                excluded.append(
+                    f"{shown(lab.value)} {native} of {ref} is {shown(value)} {analyte.unit}, which {unusable}"
+                )
+                continue
             points.append(Point(value, lab.comparator, lab.value, native, lab.time, (ref,)))
     if sources > 1:
         points.sort(key=lambda p: p.time, reverse=True)
@@ -155,6 +167,7 @@ def _derived(labs: Labs, analyte: Analyte, facts: Facts, units: Units, start: da
     factor = units.product_factor(first.unit, second.unit, analyte.unit)
     detail = f"derived from {first.label} x {second.label}"
     points = []
+    unusable = []
     for p in a:
         if p.comparator is not None:
             continue  # a censored count times a percentage bounds nothing useful
@@ -162,10 +175,16 @@ def _derived(labs: Labs, analyte: Analyte, facts: Facts, units: Units, start: da
         if abs(q.time - p.time) > rule.within:
             continue
         value = tidy(p.value * q.value * factor)
+        why = numbers.problem(value)
+        if why:  # each factor was usable; their product need not be
+            unusable.append(
+                f"{' x '.join(p.evidence + q.evidence)} gives {numbers.shown(value)}, which {why}"
+            )
+            continue
         points.append(
             Point(value, None, value, analyte.unit, max(p.time, q.time), p.evidence + q.evidence, detail)
         )
-    return Series(points, [] if points else [pairing])
+    return Series(points, unusable if points or unusable else [pairing])
 
 
 def _facts(analyte: Analyte, series: Series, now: datetime, reason: str, countable: bool) -> dict[str, Fact]:

@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 
+from cds_service.facts import numbers
 from cds_service.facts.coding import matches, mentions, raw_keys, raw_list, raw_texts
 from cds_service.facts.knowledge import MedicationClass, Medications
 from cds_service.facts.model import Facts
@@ -364,6 +365,10 @@ class _Reader:
         if isinstance(number, bool) or not isinstance(number, int | float):
             self.problem(f"{where} has no value")
             return None
+        unusable = numbers.problem(number)
+        if unusable:
+            self.problem(f"{where} value {numbers.shown(number)} {unusable}")
+            return None
         code = value.get("code") if isinstance(value.get("code"), str) else value.get("unit")
         unit = self.units.ucum(code if isinstance(code, str) else None)
         if unit is None:
@@ -379,7 +384,17 @@ class _Reader:
     def to(self, quantity: tuple[float, str] | None, unit: str) -> float | None:
         if quantity is None:
             return None
-        return self.units.try_convert(quantity[0], quantity[1], unit)
+        converted = self.units.try_convert(quantity[0], quantity[1], unit)
+        if converted is None:
+            return None
+        unusable = numbers.problem(converted)
+        if unusable:
+            value, code = quantity
+            self.problem(
+                f"{numbers.shown(value)} {code} is {numbers.shown(converted)} {unit}, which {unusable}"
+            )
+            return None
+        return converted
 
     def reason(
         self,
@@ -435,16 +450,20 @@ def _interval(timing: Any, medications: Medications, reader: _Reader) -> float |
     if not isinstance(timing, Mapping):
         return None
     repeat = timing.get("repeat")
-    if isinstance(repeat, Mapping) and isinstance(repeat.get("period"), int | float):
+    period = repeat.get("period") if isinstance(repeat, Mapping) else None
+    if isinstance(repeat, Mapping) and isinstance(period, int | float) and not isinstance(period, bool):
         frequency = repeat.get("frequency")
         count = frequency if isinstance(frequency, int) and frequency > 0 else 1
         unit = repeat.get("periodUnit")
-        if isinstance(unit, str) and repeat["period"] > 0:
+        if isinstance(unit, str) and period > 0:
             # periodUnit is a UCUM code (s, min, h, d, wk, mo, a).
-            hours = reader.units.try_convert(repeat["period"] / count, unit, "h")
+            hours = reader.to((period / count, unit), "h") if numbers.usable(period) else None
             if hours is not None:
                 return hours
-            reader.problem(f"timing.repeat.periodUnit '{unit}' is not a time unit")
+            if reader.units.try_convert(1.0, unit, "h") is None:
+                reader.problem(f"timing.repeat.periodUnit '{unit}' is not a time unit")
+            else:
+                reader.problem(f"timing.repeat.period {numbers.shown(period)} {unit} cannot be computed with")
     code = timing.get("code")
     for candidate in [k.partition("|")[2] for k in raw_keys(code)] + raw_texts(code):
         hours = medications.timing_codes.get(candidate.strip().upper())

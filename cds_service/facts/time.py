@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import math
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 _PARTIAL = re.compile(r"^(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?$")
 # Years a clinical time can fall in. FHIR allows 0001-9999, and EHRs write their "no date" as
 # 0001-01-01 or 9999-12-31; taken as times, those overflow the calendar in the first subtraction (a
 # lookback) or time-zone shift. Outside this range a value is no date.
 _YEARS = range(1800, 2200)
+# Durations are bounded the same way: one longer than the calendar's span (a boundsDuration of 9999
+# years) is no duration, and a time it would end at outside the calendar is no date.
+MAX_DAYS = (datetime(_YEARS.stop, 1, 1) - datetime(_YEARS.start, 1, 1)).days
 
 
 def parse_datetime(value: str | None) -> datetime | None:
@@ -37,3 +41,28 @@ def parse_datetime(value: str | None) -> datetime | None:
 def parse_date(value: str | None) -> date | None:
     moment = parse_datetime(value)
     return moment.date() if moment else None
+
+
+def in_calendar(moment: datetime) -> bool:
+    return moment.year in _YEARS
+
+
+def duration_days(days: float | None) -> float | None:
+    """`days` as a duration the service computes with; None when it is not a number of days from 0 to
+    MAX_DAYS (not finite, negative, or longer than the calendar)."""
+    if days is None or not math.isfinite(days) or not 0 <= days <= MAX_DAYS:
+        return None
+    return days
+
+
+def after(start: datetime, days: float) -> datetime | None:
+    """`start` plus `days`; None when the duration is none (duration_days) or the end falls outside the
+    years 1800-2199, where parse_datetime finds no date either."""
+    length = duration_days(days)
+    if length is None:
+        return None
+    try:
+        end = start + timedelta(days=length)
+    except OverflowError:
+        return None
+    return end if in_calendar(end) else None

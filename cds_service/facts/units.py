@@ -54,7 +54,9 @@ def parse(code: str) -> Any:
     # An annotation alone ("{score}") is the unity in UCUM; ucumvert answers it with its parse token
     # ("{a}.{b}" with a number). Both are dimensionless.
     factor = quantity if isinstance(quantity, int | float) and not isinstance(quantity, bool) else 1
-    return registry.Quantity(factor, "dimensionless")
+    # The unity as ucumvert parses it: registry.Quantity belongs to another pint registry than the
+    # quantities from_ucum makes, and pint refuses to multiply across registries (by a molar mass).
+    return registry.from_ucum("1") * factor
 
 
 def tidy(value: float) -> float:

@@ -18,6 +18,7 @@ import orjson
 import yaml
 
 from cds_service.data.compose import bundle_resources
+from cds_service.facts.time import in_calendar
 
 Resource = dict[str, Any]
 
@@ -40,7 +41,8 @@ _FHIR_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 # The rules look back 24-72 h from "now": evaluating just after the newest result sees the chart as the
 # clinician did, whatever the wall clock says about synthetic data.
 AFTER_LATEST = timedelta(hours=1)
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# A plain file name, short enough for any file system (a 251-character name was an OSError, a 500).
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,7 +142,9 @@ def parse_fhir_time(text: str) -> datetime | None:
         moment = datetime.fromisoformat(text) if "T" in text else datetime.fromisoformat(text[:10])
     except ValueError:
         return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    # The service's calendar (facts/time.py): "9999-12-31" is some EHRs' "no date", not the newest data.
+    return moment if in_calendar(moment) else None
 
 
 def _describe(key: str, resources: list[Resource]) -> PatientFixture:

@@ -22,6 +22,7 @@ from starlette.responses import HTMLResponse, Response
 from cds_service.data.compose import hook_request
 from cds_service.engine import Evaluation
 from cds_service.engine.explain import describe_fact, explain_json
+from cds_service.facts.time import in_calendar
 from cds_service.pages import fixtures
 from cds_service.pages.html import HEADERS, page
 from cds_service.pages.markdown import to_html
@@ -139,9 +140,7 @@ async def evaluate(request: Request, service: str | None = None, as_of: str | No
     moment = _moment(as_of) if as_of else fixtures.default_as_of(document)
     # Chart links on the cards point back at the address this browser reached the service by.
     public_url = str(request.base_url).rstrip("/")
-    answer = await call_service(
-        runtime, service_id, orjson.dumps(document), now=moment, public_url=public_url
-    )
+    answer = await call_service(runtime, service_id, _encoded(document), now=moment, public_url=public_url)
     warnings = []
     try:
         await run_in_threadpool(request.app.state.store.save_charts, answer.charts)
@@ -220,6 +219,13 @@ def _hook_request(raw: bytes) -> dict[str, Any]:
     return document
 
 
+def _encoded(document: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(document)
+    except orjson.JSONEncodeError:  # deeper than orjson writes: what it read at 255 levels, inside "body"
+        raise ProblemError.single(400, "the request is nested too deeply to evaluate") from None
+
+
 def _service_for_hook(services: ServiceRegistry, hook: Any) -> str:
     candidates = [s.id for s in services if s.hook == hook]
     if len(candidates) == 1:
@@ -235,7 +241,10 @@ def _moment(text: str) -> datetime:
     except ValueError:
         raise ProblemError.single(400, f"as_of {text!r} is not an ISO 8601 time") from None
     # The page's datetime-local input has no zone; the page labels it UTC.
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+    if not in_calendar(moment):  # as the facts read times (facts/time.py); year 1 overflowed a lookback
+        raise ProblemError.single(400, f"as_of {text!r} is outside the years 1800-2199", "as_of")
+    return moment
 
 
 def _iso(moment: datetime) -> str:

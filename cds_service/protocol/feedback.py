@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 
 from cds_service.protocol.outcome import Issue, ProblemError
+from cds_service.store import limits
 from cds_service.store.database import FeedbackRow
 
 
@@ -113,6 +114,28 @@ def _item_issues(item: _Item, where: str) -> list[Issue]:
         issues.append(
             Issue(f"{where}.overrideReason.reason needs a code", expression=f"{where}.overrideReason")
         )
+    return issues + _unstorable(item, where)
+
+
+def _unstorable(item: _Item, where: str) -> list[Issue]:
+    """Values the feedback table could not hold (store/limits.py): refused here, for the caller to fix,
+    rather than failing the insert and asking for a retry that would fail again."""
+    override = item.overrideReason
+    reason = override.reason if override else None
+    stored = {
+        "card": item.card,
+        "outcome": item.outcome,
+        "outcomeTimestamp": item.outcomeTimestamp,
+        "overrideReason.reason.code": reason.code if reason else None,
+        "overrideReason.reason.system": reason.system if reason else None,
+        "overrideReason.reason.display": reason.display if reason else None,
+        "overrideReason.userComment": override.userComment if override else None,
+    }
+    issues = []
+    for field, value in stored.items():
+        why = limits.problem(f"feedback.{field}", value) if value is not None else None
+        if why:
+            issues.append(Issue(f"{where}.{field} {why}", expression=f"{where}.{field}"))
     return issues
 
 

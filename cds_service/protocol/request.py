@@ -15,6 +15,7 @@ import msgspec
 
 from cds_service.protocol.hooks import HOOK_CONTEXT, ContextField
 from cds_service.protocol.outcome import Issue, ProblemError
+from cds_service.store import limits
 
 
 class _Wire(msgspec.Struct):
@@ -94,6 +95,7 @@ def parse_hook_request(body: bytes, expected_hook: str) -> HookRequest:
         )
     if not _is_uuid(wire.hookInstance):
         issues.append(Issue("hookInstance must be a UUID", expression="hookInstance"))
+    issues.extend(_unstorable(wire))
 
     fields = HOOK_CONTEXT.get(wire.hook)
     if fields is not None:
@@ -124,6 +126,18 @@ def parse_hook_request(body: bytes, expected_hook: str) -> HookRequest:
         fhir_authorization=auth,
         prefetch=prefetch,
     )
+
+
+def _unstorable(wire: _Wire) -> list[Issue]:
+    """Values kept in the database that its columns could not hold (store/limits.py): uuid.UUID reads
+    braces, a urn: prefix and any number of hyphens, so a "UUID" can be longer than its column."""
+    stored = {"hookInstance": wire.hookInstance, "context.patientId": wire.context.get("patientId")}
+    issues = []
+    for field, value in stored.items():
+        why = limits.problem(field, value) if isinstance(value, str) else None
+        if why:
+            issues.append(Issue(f"{field} {why}", expression=field))
+    return issues
 
 
 def _context_issues(context: dict[str, Any], fields: tuple[ContextField, ...]) -> list[Issue]:

@@ -79,7 +79,9 @@ class Unauthorized(ProblemError):
     def __init__(self, error: AuthError) -> None:
         super().__init__(401, [Issue(diagnostics=f"{error.message} ({error.reason})", code="login")])
         self.reason = error.reason
-        description = error.message.replace('"', "'")
+        # A header value is Latin-1 without control characters; the message may quote the caller's token
+        # (an alg of "ES384\u00e9"), so it is escaped to ASCII here (the body keeps it as it is).
+        description = error.message.replace('"', "'").encode("unicode_escape").decode("ascii")
         self.headers = {
             "WWW-Authenticate": f'Bearer error="invalid_token", error_description="{description}"'
         }

@@ -25,19 +25,27 @@ from pydantic import (
     model_validator,
 )
 
+from cds_service.store.limits import varchar
+from cds_service.store.schema import audit_log, jwt_seen
 from cds_service.yamlfile import FileProblems, Problem, load_yaml, validation_problems
 
 Text = Annotated[str, StringConstraints(min_length=1)]
+# The audit trail and the replay table record both: no longer than their columns (store/limits.py).
+Issuer = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=min(varchar(jwt_seen.c.issuer), varchar(audit_log.c.issuer))),
+]
+Tenant = Annotated[str, StringConstraints(min_length=1, max_length=varchar(audit_log.c.tenant))]
 
 
 class _Entry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    iss: Text
+    iss: Issuer
     jwks_file: Text | None = None
     jwks_url: Text | None = None
     jku: list[Text] = Field(default_factory=list)
-    tenant: Text | None = None
+    tenant: Tenant | None = None
 
     @model_validator(mode="after")
     def _one_key_source(self) -> _Entry:

@@ -8,6 +8,7 @@ never from the token alone, so `none` and HMAC-with-the-public-key cannot get th
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,9 +18,8 @@ import jwt
 from cds_service.security.errors import AuthError
 from cds_service.security.keys import KeyStore
 from cds_service.security.trust import TrustedIssuer
+from cds_service.store import limits
 
-# The replay table's column width.
-MAX_JTI = 256
 # jti -> False if it was seen before (a replay); must be shared by every worker process.
 ReplayCheck = Callable[[str, str, datetime], Awaitable[bool]]
 
@@ -120,20 +120,26 @@ class Verifier:
             if name not in claims:
                 raise AuthError("missing-claim", f"the token has no {name!r} claim")
         exp, iat, jti = claims["exp"], claims["iat"], claims["jti"]
-        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (exp, iat)):
-            raise AuthError("malformed-token", "exp and iat must be numbers of seconds")
-        if not isinstance(jti, str) or not jti or len(jti) > MAX_JTI:
+        nbf = claims.get("nbf", iat)
+        if not all(_is_time(v) for v in (exp, iat, nbf)):
+            # NaN passes every comparison below, and 1e20 is no datetime: both are malformed, not a 500.
             raise AuthError(
-                "malformed-token", f"jti must be a non-empty string of at most {MAX_JTI} characters"
+                "malformed-token", "exp, iat and nbf must be finite numbers of seconds since 1970"
             )
+        if not isinstance(jti, str) or not jti:
+            raise AuthError("malformed-token", "jti must be a non-empty string")
+        # Remembered in the replay table: a jti it cannot hold would fail the check (a 503) on every try.
+        unstorable = limits.problem("jti", jti)
+        if unstorable:
+            raise AuthError("malformed-token", f"jti {unstorable}")
         leeway = self.policy.leeway_seconds
         moment = now.timestamp()
         if exp <= moment - leeway:
             raise AuthError("expired", f"the token expired at {_iso(exp)}")
         if iat > moment + leeway:
             raise AuthError("issued-in-future", f"the token is issued in the future ({_iso(iat)})")
-        if "nbf" in claims and isinstance(claims["nbf"], int | float) and claims["nbf"] > moment + leeway:
-            raise AuthError("not-yet-valid", f"the token is not valid before {_iso(claims['nbf'])}")
+        if nbf > moment + leeway:
+            raise AuthError("not-yet-valid", f"the token is not valid before {_iso(nbf)}")
         if exp - iat > self.policy.max_lifetime_seconds:
             raise AuthError(
                 "lifetime-too-long",
@@ -144,6 +150,19 @@ class Verifier:
         return Caller(
             issuer.iss, issuer.tenant, jti, sub if isinstance(sub, str) else None, kid, alg, expires_at
         )
+
+
+# The last second datetime can hold (9999-12-31T23:59:59Z).
+_LAST_SECOND = 253_402_300_799
+
+
+def _is_time(value: Any) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and 0 <= value <= _LAST_SECOND
+    )
 
 
 def _bearer(authorization: str | None) -> str:

@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
+from cds_service.store.limits import clip_row
 from cds_service.store.postgres import connect_args
 from cds_service.store.report import FeedbackReport, Offered, feedback_report
 from cds_service.store.schema import audit_log, cards_issued, chart_snapshots, feedback, jwt_seen
@@ -143,7 +144,9 @@ class Store:
                 conn.execute(cards_issued.insert(), [dataclasses.asdict(card) for card in cards])
             if charts:
                 conn.execute(chart_snapshots.insert(), [dataclasses.asdict(chart) for chart in charts])
-            conn.execute(audit_log.insert(), dataclasses.asdict(audit))
+            # The audit row is the record of the call: a value too long or not storable (a token's sub, a
+            # path naming no service) is clipped rather than failing it (store/limits.py).
+            conn.execute(audit_log.insert(), clip_row(audit_log, dataclasses.asdict(audit)))
 
     def save_charts(self, charts: Sequence[ChartSnapshot]) -> None:
         if not charts:

@@ -150,3 +150,13 @@ def test_trend_invariants(rows: list[tuple[int, float, bool]]) -> None:
         assert result.hours >= SPACING
         assert result.first.time == min(sample.time for sample in samples)
         assert result.last.time == max(sample.time for sample in samples)
+
+
+def test_a_rise_too_steep_for_a_float_is_infinite_not_an_error() -> None:
+    """Found by fuzzing: x1e160 in 12 h raised OverflowError (float power) and every service answered 500.
+    The facts refuse such values now (facts/numbers.py); the calculator still answers for any input."""
+    assert compound_daily_growth(1e-150, 1e10, 12) == math.inf
+    assert grows_at_least(1.0, 2.0, 1e9, 0.6) is False  # (1.6) ** (1e9 / 24) overflows: no rise is enough
+    t0 = datetime(2026, 11, 22, 23, tzinfo=UTC)
+    steep = trend([Sample(t0, 1e-150), Sample(t0 + timedelta(hours=12), 1e10)], 12)
+    assert steep.status == "rate" and steep.daily_growth == math.inf

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
+import re
+import warnings
 from typing import Any
 
 import pytest
@@ -142,3 +145,48 @@ async def test_the_rule_pack_chart_draws_its_thresholds(runtime: Runtime, ask: A
     assert "HLH-2004 ferritin criterion: 500 µg/L" in narrow and narrow != svg
     renal = draw_svg(payload_of(runtime, await ask("renal-ckd-female", draft_order(2400))))
     assert "renal dose threshold (Cockcroft-Gault CrCl)" in renal
+
+
+EXTREMES = [5e-324, 1e-300, 1e-15, 1e15, 1e300, 1.7e308, 1.7976931348623157e308, -1e308, -5e-324, 0.0]
+
+
+async def test_any_finite_value_is_drawn_or_named_never_an_error(runtime: Runtime, ask: Ask) -> None:
+    """Found by fuzzing: 5e-324, values near +-1e308, a ratio past 1.8e308 between two results, or a dose of
+    1.7e308 mg/d made GET chart.svg a 500 (the facts now refuse such values; a payload is drawn whatever
+    finite number it holds). A value no axis can hold, or not above 0 on a log scale, is left out of the
+    drawing and the image says how many, with no matplotlib warning; the page's table lists it."""
+    base = payload_of(runtime, await ask("ferritin-escalation", draft_order(2400)))
+    failures = []
+    pairs = [(x, 400.0) for x in EXTREMES] + [
+        (1e-300, 1e300),
+        (5e-324, 1.7976931348623157e308),
+        (-1e308, 1e308),
+    ]
+    for low, high in pairs:
+        payload = copy.deepcopy(base)
+        expected = 0
+        for panel in payload["panels"]:
+            for series in panel["series"]:
+                for index, point in enumerate(series["points"]):
+                    point[1] = low if index % 2 == 0 else high
+                    expected += not _drawable(point[1], panel["scale"])
+        for index, step in enumerate(payload["dose"]["steps"]):
+            step["dose"] = high if index % 2 else low
+            expected += not _drawable(step["dose"], "linear")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # matplotlib warns where it drops a value silently
+                svg = draw_svg(payload)
+        except Exception as exc:  # noqa: BLE001 - every failure is collected and shown
+            failures.append((low, high, repr(exc)[:120]))
+            continue
+        assert "could not be drawn" not in svg, (low, high)  # not the last resort: drawn
+        note = re.search(r"(\d+) value\(s\) not drawn", svg)
+        assert (int(note.group(1)) if note else 0) == expected, (low, high)
+    assert failures == []
+
+
+def _drawable(value: float, scale: str) -> bool:
+    if scale == "log" and value <= 0:
+        return False
+    return value == 0 or 1e-100 <= abs(value) <= 1e100

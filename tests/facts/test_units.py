@@ -136,3 +136,13 @@ def test_conversions_are_computed_once() -> None:
     before = units_module._affine.cache_info().hits
     assert units.convert(2, "mg/dL", "mmol/L", 113.12) == pytest.approx(0.176803394625)
     assert units_module._affine.cache_info().hits == before + 1
+
+
+def test_an_annotation_alone_does_not_convert_through_a_molar_mass_and_says_so() -> None:
+    """Found by fuzzing: a hemoglobin in "{score}" (the analyte has a molar mass) raised pint's "different
+    registries" ValueError (a 500): the unity was made in another pint registry than ucumvert's."""
+    units = Units({})
+    for code in ("{score}", "{a}.{b}", "{cells}"):
+        with pytest.raises(NotConvertible, match="does not convert to g/dL"):
+            units.convert(1.0, code, "g/dL", molar_mass=64458.0)
+    assert units.convert(3.0, "{score}", "1") == 3.0

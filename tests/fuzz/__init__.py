@@ -35,3 +35,6 @@ settings.register_profile(
 
 # Applied per test (`@FUZZ`), not loaded globally, so the suite's other property tests keep their settings.
 FUZZ = settings.get_profile("cds-fuzz")
+# Examples that also draw every chart their cards link to (matplotlib, tens of ms a drawing) and that
+# sign a token each: a third of the examples in the bounded run, as many as asked in a campaign.
+FUZZ_CHARTS = settings(FUZZ, max_examples=FUZZ_EXAMPLES if FUZZ_RANDOM else max(FUZZ_EXAMPLES // 3, 1))

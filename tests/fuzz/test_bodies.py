@@ -9,7 +9,6 @@ its service; strategies in tests/fuzz/strategies.py; a longer run: docs/fuzzing.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -17,7 +16,6 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from anyio.from_thread import start_blocking_portal
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 from hypothesis import given
 from hypothesis import strategies as st
@@ -36,6 +34,7 @@ from tests.fuzz.strategies import (
     slots,
     valid_envelope_requests,
 )
+from tests.fuzz.watch import in_process
 from tests.invariants import response_problems
 
 JSON = {"content-type": "application/json"}
@@ -45,23 +44,20 @@ Post = Callable[[str, bytes], httpx.Response]
 
 @pytest.fixture
 def post(settings: Settings) -> Iterator[Post]:
-    """post(service_id, body): the app with its lifespan, called in process (httpx ASGITransport on an
-    event loop thread). A call costs what the service costs, not a TCP round trip: the suite's threaded
-    server answers each call ~40 ms late (docs/fuzzing.md)."""
+    """post(service_id, body): the app with its lifespan, called in process (tests/fuzz/watch.py). Every
+    call, answered or refused, must log nothing at ERROR and no traceback: a failure only logged while the
+    answer is still 200 (a chart that could not be made, an audit row that could not be written) is a
+    failure."""
     app = create_app(dataclasses.replace(settings, fetch_deadline_seconds=0.2))
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)  # a crash is a 500 to assert on
-    with (
-        start_blocking_portal() as portal,
-        portal.wrap_async_context_manager(app.router.lifespan_context(app)),
-    ):
-        client = httpx.AsyncClient(transport=transport, base_url="http://cds.test")
+    with in_process(app) as (call, watch):
 
-        def call(service_id: str, body: bytes) -> httpx.Response:
-            send = functools.partial(client.post, f"/cds-services/{service_id}", content=body, headers=JSON)
-            return portal.call(send)
+        def send(service_id: str, body: bytes) -> httpx.Response:
+            watch.clear()
+            response = call("POST", f"/cds-services/{service_id}", content=body, headers=JSON)
+            assert watch.problems() == [], (response.status_code, watch.problems())
+            return response
 
-        yield call
-        portal.call(client.aclose)
+        yield send
 
 
 def assert_answered(response: httpx.Response) -> None:

@@ -347,3 +347,43 @@ def test_chart_links_on_the_cards_open_although_no_card_is_recorded(
         assert store.issued_cards() == []
     finally:
         store.close()
+
+
+def test_the_playground_refuses_what_it_cannot_evaluate_with_a_400_not_a_500(
+    playground: httpx.Client,
+) -> None:
+    """Found by fuzzing (each was a 500): a request nested 254 levels (orjson reads 255, and the request is
+    written again to be evaluated), an as-of time in year 1 or 9999 (a lookback overflowed the calendar),
+    a fixture name of 251 characters (too long for the file system)."""
+    body = orjson.loads(REQUEST_500.read_bytes())
+    for depth in (254, 255):
+        deep = orjson.dumps(body)[:-1] + b',"x":' + b"[" * depth + b"]" * depth + b"}"
+        response = evaluate(playground, deep)
+        assert response.status_code == 400, (depth, response.text[:300])
+        assert "nested too deeply" in response.json()["issue"][0]["diagnostics"]
+    for as_of in ("0001-01-01T00:00", "9999-12-31T23:59", "1799-12-31T23:59", "2200-01-01T00:00"):
+        response = evaluate(playground, REQUEST_500.read_bytes(), as_of=as_of)
+        assert response.status_code == 400, (as_of, response.text[:300])
+        assert "outside the years 1800-2199" in response.json()["issue"][0]["diagnostics"]
+    assert evaluate(playground, REQUEST_500.read_bytes(), as_of="2199-12-31T00:00").status_code == 200
+    for params in (
+        {"patient": "a" * 251, "service": "anakinra-order-sign"},
+        {"saved": "a" * 251},
+        {"patient": "ferritin-rising", "service": "anakinra-order-sign", "order": "a" * 251},
+    ):
+        response = playground.get("/playground/api/request", params=params)
+        assert response.status_code == 404, (params, response.text[:300])
+
+
+def test_a_sentinel_date_in_the_data_is_not_the_newest_data(playground: httpx.Client) -> None:
+    """Found by fuzzing: an Observation dated 9999-12-31 made the default as-of time the calendar's end
+    plus an hour (a 500); a time outside 1800-2199 is no date here, as everywhere in the facts."""
+    body = orjson.loads(REQUEST_500.read_bytes())
+    labs = body["prefetch"]["labs"]["entry"]
+    expected = evaluate(playground, orjson.dumps(body)).json()["asOf"]
+    labs.append(
+        {"resource": dict(labs[0]["resource"], id="sentinel", effectiveDateTime="9999-12-31T23:59:59Z")}
+    )
+    response = evaluate(playground, orjson.dumps(body))
+    assert response.status_code == 200, response.text[:300]
+    assert response.json()["asOf"] == expected
