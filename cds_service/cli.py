@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +66,17 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--database-url", help="SQLAlchemy URL (env CDS_DATABASE_URL, default SQLite file)")
     common.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
 
+    # What evaluates (evaluate, rules explain, rules test) takes its "now" from here, never implicitly
+    # from the clock when it is given: synthetic data was written on another day.
+    as_of = argparse.ArgumentParser(add_help=False)
+    as_of.add_argument(
+        "--now",
+        type=timestamp,
+        metavar="TIMESTAMP",
+        help="evaluate as of this time, ISO 8601 with its offset, e.g. 2026-11-23T07:00:00Z "
+        "(default: the current time)",
+    )
+
     serve = sub.add_parser("serve", parents=[common], help="serve the CDS Hooks API")
     serve.add_argument("--host", help="bind address (env CDS_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (env CDS_PORT, default 8080)")
@@ -117,7 +129,7 @@ def _parser() -> argparse.ArgumentParser:
 
     evaluate = sub.add_parser(
         "evaluate",
-        parents=[common],
+        parents=[common, as_of],
         help="print the JSON body a service call would return, without a server",
     )
     evaluate.add_argument(
@@ -142,12 +154,21 @@ def _parser() -> argparse.ArgumentParser:
     lint.add_argument("path", nargs="?", type=Path, help="rules directory (default: --rules-dir)")
     lint.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     lint.set_defaults(run=_rules_lint, rules_dir=None, database_url=None)
-    test = rules.add_parser("test", help="run the test cases stored beside the rules (*.cases.yaml)")
+    test = rules.add_parser(
+        "test",
+        parents=[as_of],
+        help="run the test cases stored beside the rules (*.cases.yaml)",
+        description="Run the cases beside the rules. A case's own `now` wins; --now is the time of the "
+        "cases that give none (without it, such a case fails: the clock would make it pass one day and "
+        "fail the next).",
+    )
     test.add_argument("path", nargs="?", type=Path, help="rules directory (default: --rules-dir)")
     test.add_argument("-k", dest="select", help="only cases whose file or name contains this text")
     test.set_defaults(run=_rules_test, rules_dir=None, database_url=None)
     explain = rules.add_parser(
-        "explain", parents=[common], help="for every rule: fired / not fired / could not evaluate, and why"
+        "explain",
+        parents=[common, as_of],
+        help="for every rule: fired / not fired / could not evaluate, and why",
     )
     explain.add_argument("request", type=Path, help="a hook request body, or a captured exchange with 'body'")
     explain.add_argument("--service", help="service id (default: the one registered on the request's hook)")
@@ -218,7 +239,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
-    answer = _answer_file(settings, args.request, args.service)
+    answer = _answer_file(settings, args.request, args.service, args.now)
     if answer is None:
         return 1
     sys.stdout.buffer.write(answer.body + b"\n")
@@ -251,15 +272,16 @@ def _store_charts(settings: Settings, charts: Any) -> None:
     )
 
 
-def _answer_file(settings: Settings, path: Path, service_id: str | None) -> Any:
-    """The pipeline's Answer for the request in `path`, or None after printing why there is none."""
+def _answer_file(settings: Settings, path: Path, service_id: str | None, now: datetime | None) -> Any:
+    """The pipeline's Answer for the request in `path` as of `now` (None: the current time), or None
+    after printing why there is none."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
         print(f"error: cannot read {path}: {exc.strerror}", file=sys.stderr)
         return None
     try:
-        return asyncio.run(_answer(settings, raw, service_id))
+        return asyncio.run(_answer(settings, raw, service_id, now))
     except ProblemError as exc:
         print(f"error: the service would answer HTTP {exc.status}:", file=sys.stderr)
         for issue in exc.issues:
@@ -267,21 +289,19 @@ def _answer_file(settings: Settings, path: Path, service_id: str | None) -> Any:
         return None
 
 
-async def _answer(settings: Settings, raw: bytes, service_id: str | None) -> Any:
+async def _answer(settings: Settings, raw: bytes, service_id: str | None, now: datetime | None) -> Any:
     from cds_service.pipeline import Runtime, call_service
 
     runtime = Runtime.create(settings)
     try:
         body, hook = _request_body(raw)
         service = service_id or _service_for_hook(runtime.services, hook)
-        return await call_service(runtime, service, body, public_url=settings.public_url)
+        return await call_service(runtime, service, body, now=now, public_url=settings.public_url)
     finally:
         await runtime.aclose()
 
 
 def _audit(args: argparse.Namespace, settings: Settings) -> int:
-    from datetime import UTC, datetime
-
     from cds_service.store.database import Store, StoreError
 
     since = None
@@ -342,8 +362,6 @@ Exit status: 0; 2 for a bad time, period or rule id; 1 when the database is unus
 
 
 def _report(args: argparse.Namespace, settings: Settings) -> int:
-    from datetime import UTC, datetime
-
     from cds_service.store.database import Store, StoreError
     from cds_service.store.report import PeriodError, check_rule_id, period
 
@@ -484,7 +502,13 @@ def _rules_test(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{folder}: no test cases (*.cases.yaml)", file=sys.stderr)
             return 1
         results = asyncio.run(
-            run_cases(ruleset, durable, cases, on_result=lambda r: print(format_result(r), flush=True))
+            run_cases(
+                ruleset,
+                durable,
+                cases,
+                on_result=lambda r: print(format_result(r), flush=True),
+                now=args.now,
+            )
         )
     finally:
         durable.close()
@@ -496,7 +520,7 @@ def _rules_test(args: argparse.Namespace, settings: Settings) -> int:
 def _rules_explain(args: argparse.Namespace, settings: Settings) -> int:
     from cds_service.engine.explain import explain_json, explain_text
 
-    answer = _answer_file(settings, args.request, args.service)
+    answer = _answer_file(settings, args.request, args.service, args.now)
     if answer is None:
         return 1
     if args.json:
@@ -561,6 +585,22 @@ def _rules_configmap(args: argparse.Namespace, settings: Settings) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def timestamp(text: str) -> datetime:
+    """An ISO 8601 time with its UTC offset (argparse type): a time without one would be read in
+    whatever zone the machine is set to."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 time; write e.g. 2026-11-23T07:00:00Z"
+        ) from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} needs a time and a UTC offset, e.g. 2026-11-23T07:00:00Z or 2026-11-23T08:00:00+01:00"
+        )
+    return moment
 
 
 def _request_body(raw: bytes) -> tuple[bytes, str | None]:
