@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
 import os
+import socket
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -210,6 +213,14 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
+    # Before anything slow: a port in use is the commonest reason a second `serve` cannot start.
+    problem = _listen_problem(settings.host, settings.port)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
+    mismatch = _public_port_mismatch(settings)
+    if mismatch:
+        print(f"warning: {mismatch}", file=sys.stderr)
     if settings.trust_file is not None and not settings.insecure_no_auth:
         load_trust(settings.trust_file)
     if settings.insecure_no_auth:
@@ -236,6 +247,51 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         access_log=False,
     )
     return 0
+
+
+def _listen_problem(host: str, port: int) -> str | None:
+    """Why the server could not listen on host:port, in one line naming the setting to change; or None.
+    uvicorn would say so too, later and without the way out."""
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return f"cannot listen on {host!r}: {exc.strerror}; change --host (CDS_HOST)"
+    family, kind, proto, _, address = addresses[0]
+    with socket.socket(family, kind, proto) as probe:
+        # As uvicorn binds: a port left in TIME_WAIT by a server that just stopped is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return (
+                    f"port {port} on {host} is already in use; choose another with --port or CDS_PORT "
+                    f"(make serve PORT={port + 1})"
+                )
+            if exc.errno == errno.EACCES:
+                return f"not allowed to listen on port {port}; choose one above 1023 with --port or CDS_PORT"
+            return (
+                f"cannot listen on {host}:{port}: {exc.strerror}; "
+                "change --host (CDS_HOST) or --port (CDS_PORT)"
+            )
+    return None
+
+
+def _public_port_mismatch(settings: Settings) -> str | None:
+    """A public URL on this machine that names another port than the one served: every token would be
+    addressed to the wrong place. Only a warning, since a local proxy may forward one to the other."""
+    if not settings.public_url:
+        return None
+    parts = urlsplit(settings.public_url)
+    if parts.hostname not in ("127.0.0.1", "localhost", "::1") or parts.port is None:
+        return None
+    if parts.port == settings.port:
+        return None
+    return (
+        f"the public URL {settings.public_url} names port {parts.port} but the service listens on "
+        f"{settings.port}: tokens must be addressed (aud) to {settings.public_url}/cds-services...; "
+        "give both the same port (make serve PORT=N moves both)"
+    )
 
 
 def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
