@@ -425,6 +425,18 @@ async def test_new_token_reusing_a_jti_is_refused(make_verifier: MakeVerifier) -
     assert error.reason == "replayed"
 
 
+async def test_without_now_the_verifier_reads_its_clock(tmp_path: Path, offline: httpx.AsyncClient) -> None:
+    trust = write_trust(tmp_path / "trust.json", [{"iss": ISSUER, "jwks_file": "ehr-jwks.json"}])
+    write_jwks(tmp_path / "ehr-jwks.json")
+    moments = [NOW]
+    verifier = Verifier(load_trust(trust), KeyStore(offline), Seen(), clock=lambda: moments[0])
+    assert (await verifier.verify(bearer(token(jti="on-time")), AUD)).jti == "on-time"
+    moments[0] = NOW + timedelta(seconds=600)
+    with pytest.raises(AuthError) as caught:
+        await verifier.verify(bearer(token(jti="late")), AUD)
+    assert caught.value.reason == "expired"
+
+
 # The real CDS Hooks sandbox
 
 
