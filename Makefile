@@ -11,11 +11,15 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Authentication is on: the CDS Hooks sandbox is trusted (or TRUST=your-trust.yaml), and calls must be
 # addressed to PUBLIC_URL. The playground and the feedback report pages are on, for local use.
+# The port and the public URL tokens are checked against (aud) move together: `make serve PORT=9000` or
+# `CDS_PORT=9000 make serve`; a public URL given explicitly (PUBLIC_URL=... or CDS_PUBLIC_URL) wins. The
+# `cds-service client` commands default to the same URL by the same rule (cds_service/config.py).
 TRUST      ?= docs/trust/cds-hooks-sandbox.yaml
-PUBLIC_URL ?= http://127.0.0.1:8080
+PORT       ?= $(or $(CDS_PORT),8080)
+PUBLIC_URL ?= $(or $(CDS_PUBLIC_URL),http://127.0.0.1:$(PORT))
 
 serve: $(STAMP)
-	$(BIN)/cds-service serve --trust $(TRUST) --public-url $(PUBLIC_URL) --playground --report-page
+	$(BIN)/cds-service serve --trust $(TRUST) --port $(PORT) --public-url $(PUBLIC_URL) --playground --report-page
 
 test: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -36,7 +36,7 @@ from cds_service.security.verify import Verifier
 from cds_service.store.database import Store
 
 ROOT = Path(__file__).resolve().parent.parent
-SANDBOX = ROOT.parent / "shared" / "real-clients" / "cds-hooks-sandbox" / "order-sign-request.json"
+SANDBOX = ROOT / "tests" / "fixtures" / "real-clients" / "cds-hooks-sandbox" / "order-sign-request.json"
 ISSUER = "https://ehr.bench.example"
 PUBLIC_URL = "https://cds.bench.example"
 

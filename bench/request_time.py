@@ -21,7 +21,7 @@ from cds_service.config import Settings
 from cds_service.pipeline import Runtime, call_service
 
 ROOT = Path(__file__).resolve().parent.parent
-SANDBOX = ROOT.parent / "shared" / "real-clients" / "cds-hooks-sandbox" / "order-sign-request.json"
+SANDBOX = ROOT / "tests" / "fixtures" / "real-clients" / "cds-hooks-sandbox" / "order-sign-request.json"
 
 
 def fixture_request() -> bytes:

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
 import os
+import socket
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -66,6 +70,17 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--database-url", help="SQLAlchemy URL (env CDS_DATABASE_URL, default SQLite file)")
     common.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
 
+    # What evaluates (evaluate, rules explain, rules test) takes its "now" from here, never implicitly
+    # from the clock when it is given: synthetic data was written on another day.
+    as_of = argparse.ArgumentParser(add_help=False)
+    as_of.add_argument(
+        "--now",
+        type=timestamp,
+        metavar="TIMESTAMP",
+        help="evaluate as of this time, ISO 8601 with its offset, e.g. 2026-11-23T07:00:00Z "
+        "(default: the current time)",
+    )
+
     serve = sub.add_parser("serve", parents=[common], help="serve the CDS Hooks API")
     serve.add_argument("--host", help="bind address (env CDS_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (env CDS_PORT, default 8080)")
@@ -118,7 +133,7 @@ def _parser() -> argparse.ArgumentParser:
 
     evaluate = sub.add_parser(
         "evaluate",
-        parents=[common],
+        parents=[common, as_of],
         help="print the JSON body a service call would return, without a server",
     )
     evaluate.add_argument(
@@ -145,12 +160,21 @@ def _parser() -> argparse.ArgumentParser:
     lint.add_argument("path", nargs="?", type=Path, help="rules directory (default: --rules-dir)")
     lint.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     lint.set_defaults(run=_rules_lint, rules_dir=None, database_url=None)
-    test = rules.add_parser("test", help="run the test cases stored beside the rules (*.cases.yaml)")
+    test = rules.add_parser(
+        "test",
+        parents=[as_of],
+        help="run the test cases stored beside the rules (*.cases.yaml)",
+        description="Run the cases beside the rules. A case's own `now` wins; --now is the time of the "
+        "cases that give none (without it, such a case fails: the clock would make it pass one day and "
+        "fail the next).",
+    )
     test.add_argument("path", nargs="?", type=Path, help="rules directory (default: --rules-dir)")
     test.add_argument("-k", dest="select", help="only cases whose file or name contains this text")
     test.set_defaults(run=_rules_test, rules_dir=None, database_url=None)
     explain = rules.add_parser(
-        "explain", parents=[common], help="for every rule: fired / not fired / could not evaluate, and why"
+        "explain",
+        parents=[common, as_of],
+        help="for every rule: fired / not fired / could not evaluate, and why",
     )
     explain.add_argument("request", type=Path, help="a hook request body, or a captured exchange with 'body'")
     explain.add_argument("--service", help="service id (default: the one registered on the request's hook)")
@@ -205,6 +229,14 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
+    # Before anything slow: a port in use is the commonest reason a second `serve` cannot start.
+    problem = _listen_problem(settings.host, settings.port)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
+    mismatch = _public_port_mismatch(settings)
+    if mismatch:
+        print(f"warning: {mismatch}", file=sys.stderr)
     if settings.trust_file is not None and not settings.insecure_no_auth:
         load_trust(settings.trust_file)
     if settings.insecure_no_auth:
@@ -233,8 +265,53 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _listen_problem(host: str, port: int) -> str | None:
+    """Why the server could not listen on host:port, in one line naming the setting to change; or None.
+    uvicorn would say so too, later and without the way out."""
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return f"cannot listen on {host!r}: {exc.strerror}; change --host (CDS_HOST)"
+    family, kind, proto, _, address = addresses[0]
+    with socket.socket(family, kind, proto) as probe:
+        # As uvicorn binds: a port left in TIME_WAIT by a server that just stopped is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return (
+                    f"port {port} on {host} is already in use; choose another with --port or CDS_PORT "
+                    f"(make serve PORT={port + 1})"
+                )
+            if exc.errno == errno.EACCES:
+                return f"not allowed to listen on port {port}; choose one above 1023 with --port or CDS_PORT"
+            return (
+                f"cannot listen on {host}:{port}: {exc.strerror}; "
+                "change --host (CDS_HOST) or --port (CDS_PORT)"
+            )
+    return None
+
+
+def _public_port_mismatch(settings: Settings) -> str | None:
+    """A public URL on this machine that names another port than the one served: every token would be
+    addressed to the wrong place. Only a warning, since a local proxy may forward one to the other."""
+    if not settings.public_url:
+        return None
+    parts = urlsplit(settings.public_url)
+    if parts.hostname not in ("127.0.0.1", "localhost", "::1") or parts.port is None:
+        return None
+    if parts.port == settings.port:
+        return None
+    return (
+        f"the public URL {settings.public_url} names port {parts.port} but the service listens on "
+        f"{settings.port}: tokens must be addressed (aud) to {settings.public_url}/cds-services...; "
+        "give both the same port (make serve PORT=N moves both)"
+    )
+
+
 def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
-    answer = _answer_file(settings, args.request, args.service)
+    answer = _answer_file(settings, args.request, args.service, args.now)
     if answer is None:
         return 1
     sys.stdout.buffer.write(answer.body + b"\n")
@@ -267,15 +344,16 @@ def _store_charts(settings: Settings, charts: Any) -> None:
     )
 
 
-def _answer_file(settings: Settings, path: Path, service_id: str | None) -> Any:
-    """The pipeline's Answer for the request in `path`, or None after printing why there is none."""
+def _answer_file(settings: Settings, path: Path, service_id: str | None, now: datetime | None) -> Any:
+    """The pipeline's Answer for the request in `path` as of `now` (None: the current time), or None
+    after printing why there is none."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
         print(f"error: cannot read {path}: {exc.strerror}", file=sys.stderr)
         return None
     try:
-        return asyncio.run(_answer(settings, raw, service_id))
+        return asyncio.run(_answer(settings, raw, service_id, now))
     except ProblemError as exc:
         print(f"error: the service would answer HTTP {exc.status}:", file=sys.stderr)
         for issue in exc.issues:
@@ -283,21 +361,19 @@ def _answer_file(settings: Settings, path: Path, service_id: str | None) -> Any:
         return None
 
 
-async def _answer(settings: Settings, raw: bytes, service_id: str | None) -> Any:
+async def _answer(settings: Settings, raw: bytes, service_id: str | None, now: datetime | None) -> Any:
     from cds_service.pipeline import Runtime, call_service
 
     runtime = Runtime.create(settings)
     try:
         body, hook = _request_body(raw)
         service = service_id or _service_for_hook(runtime.services, hook)
-        return await call_service(runtime, service, body, public_url=settings.public_url)
+        return await call_service(runtime, service, body, now=now, public_url=settings.public_url)
     finally:
         await runtime.aclose()
 
 
 def _audit(args: argparse.Namespace, settings: Settings) -> int:
-    from datetime import UTC, datetime
-
     from cds_service.store.database import Store, StoreError
 
     since = None
@@ -366,8 +442,6 @@ Exit status: 0; 2 for a bad time, period or rule id; 1 when the database is unus
 
 
 def _report(args: argparse.Namespace, settings: Settings) -> int:
-    from datetime import UTC, datetime
-
     from cds_service.store.database import Store, StoreError
     from cds_service.store.report import PeriodError, check_rule_id, period
 
@@ -513,7 +587,13 @@ def _rules_test(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{folder}: no test cases (*.cases.yaml)", file=sys.stderr)
             return 1
         results = asyncio.run(
-            run_cases(ruleset, durable, cases, on_result=lambda r: print(format_result(r), flush=True))
+            run_cases(
+                ruleset,
+                durable,
+                cases,
+                on_result=lambda r: print(format_result(r), flush=True),
+                now=args.now,
+            )
         )
     finally:
         durable.close()
@@ -525,7 +605,7 @@ def _rules_test(args: argparse.Namespace, settings: Settings) -> int:
 def _rules_explain(args: argparse.Namespace, settings: Settings) -> int:
     from cds_service.engine.explain import explain_json, explain_text
 
-    answer = _answer_file(settings, args.request, args.service)
+    answer = _answer_file(settings, args.request, args.service, args.now)
     if answer is None:
         return 1
     if args.json:
@@ -624,6 +704,22 @@ def _rules_regen(args: argparse.Namespace, settings: Settings) -> int:
             state = "written"
         print(f"{item.path}: {state}", file=sys.stderr)
     return 1 if args.check and stale else 0
+
+
+def timestamp(text: str) -> datetime:
+    """An ISO 8601 time with its UTC offset (argparse type): a time without one would be read in
+    whatever zone the machine is set to."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 time; write e.g. 2026-11-23T07:00:00Z"
+        ) from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} needs a time and a UTC offset, e.g. 2026-11-23T07:00:00Z or 2026-11-23T08:00:00+01:00"
+        )
+    return moment
 
 
 def _request_body(raw: bytes) -> tuple[bytes, str | None]:

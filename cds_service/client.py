@@ -118,7 +118,8 @@ def feedback(
 
 
 def read_request(path: Path) -> dict[str, Any]:
-    """A hook request body, or a captured exchange with the body under "body" (../shared/real-clients)."""
+    """A hook request body, or a captured exchange with the body under "body" (as in
+    tests/fixtures/real-clients/)."""
     try:
         document = json.loads(path.read_text())
     except (OSError, ValueError) as exc:

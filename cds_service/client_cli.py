@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from cds_service.client import ClientError, Reply, Signer, call, discover, feedback, keygen, read_request
-
-DEFAULT_URL = "http://127.0.0.1:8080"
+from cds_service.config import local_public_url
 
 
 def add_client_commands(sub: Any) -> None:
@@ -30,7 +29,9 @@ def add_client_commands(sub: Any) -> None:
     signing.add_argument("--key", type=Path, required=True, help="the directory `client keygen` wrote")
     signing.add_argument("--issuer", help="default: the issuer in the key directory's trust.yaml")
     signing.add_argument(
-        "--url", default=DEFAULT_URL, help=f"the service's public URL (default {DEFAULT_URL})"
+        "--url",
+        help="the service's public URL (default: CDS_PUBLIC_URL, else http://127.0.0.1:CDS_PORT, port 8080 "
+        "when unset: where `make serve` listens with the same variables)",
     )
 
     disc = client.add_parser("discover", parents=[signing], help="GET /cds-services, signed")
@@ -60,20 +61,20 @@ def _keygen(args: argparse.Namespace, _settings: object) -> int:
 
 
 def _discover(args: argparse.Namespace, _settings: object) -> int:
-    return _run(lambda signer: discover(args.url, signer), args)
+    return _run(lambda signer, url: discover(url, signer), args)
 
 
 def _call(args: argparse.Namespace, _settings: object) -> int:
-    return _run(lambda signer: call(args.url, args.service, read_request(args.request), signer), args)
+    return _run(lambda signer, url: call(url, args.service, read_request(args.request), signer), args)
 
 
 def _feedback(args: argparse.Namespace, _settings: object) -> int:
-    return _run(lambda signer: feedback(args.url, args.service, read_request(args.body), signer), args)
+    return _run(lambda signer, url: feedback(url, args.service, read_request(args.body), signer), args)
 
 
 def _run(send: Any, args: argparse.Namespace) -> int:
     try:
-        reply: Reply = send(Signer.load(args.key, args.issuer))
+        reply: Reply = send(Signer.load(args.key, args.issuer), args.url or local_public_url())
     except ClientError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

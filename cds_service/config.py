@@ -128,6 +128,18 @@ class Settings:
         return out
 
 
+def local_public_url(env: Mapping[str, str] | None = None) -> str:
+    """The URL a service started on this machine is called at: CDS_PUBLIC_URL when set, else
+    http://127.0.0.1:CDS_PORT (8080). `make serve` derives its --public-url by the same rule, and the
+    `cds-service client` commands call it, so moving the port moves both ends."""
+    env = os.environ if env is None else env
+    explicit = env.get("CDS_PUBLIC_URL")
+    if explicit:
+        return explicit.rstrip("/")
+    port = env.get("CDS_PORT") or str(Settings.port)
+    return f"http://127.0.0.1:{port}"
+
+
 def _parse(name: str, raw: str) -> Any:
     field_type = {f.name: f.type for f in dataclasses.fields(Settings)}[name]
     try:

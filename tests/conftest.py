@@ -20,8 +20,10 @@ pytest_plugins = ["tests.fhir_fixture_plugin", "tests.markers"]
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "rules"
-SHARED = ROOT.parent / "shared"
-SANDBOX = SHARED / "real-clients" / "cds-hooks-sandbox"
+# What the real CDS Hooks sandbox sent on the wire (method, path, headers, body), kept verbatim.
+SANDBOX = ROOT / "tests" / "fixtures" / "real-clients" / "cds-hooks-sandbox"
+# The trust file `make serve` uses, with the sandbox's published public key beside it.
+SANDBOX_TRUST = ROOT / "docs" / "trust" / "cds-hooks-sandbox.yaml"
 
 
 def sandbox_capture(name: str) -> dict[str, Any]:

@@ -17,6 +17,9 @@ from tests.conftest import ROOT, RULES, SANDBOX
 from tests.invariants import response_problems
 from tests.test_app import sandbox_order_sign
 
+# Every evaluation here is as of a fixed time: what the rules say about dated data depends on "now".
+NOW = "2026-11-23T07:00:00Z"
+
 
 @pytest.fixture(autouse=True)
 def _rules(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -33,7 +36,15 @@ def _write(tmp_path: Path, body: Any) -> Path:
 @pytest.mark.integration  # the installed command, as a process
 def test_evaluate_the_sandbox_capture_as_an_installed_command(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "cds_service", "evaluate", str(SANDBOX / "order-sign-request.json")],
+        [
+            sys.executable,
+            "-m",
+            "cds_service",
+            "evaluate",
+            str(SANDBOX / "order-sign-request.json"),
+            "--now",
+            NOW,
+        ],
         capture_output=True,
         env={**os.environ, "CDS_RULES_DIR": str(RULES)},
         timeout=60,
@@ -50,7 +61,7 @@ def test_evaluate_a_bare_body_picks_the_service_by_hook(
 ) -> None:
     body = sandbox_order_sign()
     body["prefetch"].update(medications=None, conditions=None)
-    assert main(["evaluate", str(_write(tmp_path, body))]) == 0
+    assert main(["evaluate", str(_write(tmp_path, body)), "--now", NOW]) == 0
     assert orjson.loads(capsys.readouterr().out) == {"cards": []}
 
 
@@ -58,7 +69,10 @@ def test_evaluate_with_an_explicit_service(tmp_path: Path, capsys: pytest.Captur
     body = sandbox_order_sign()
     body["hook"] = "order-select"
     body["context"]["selections"] = ["MedicationRequest/request-123"]
-    assert main(["evaluate", str(_write(tmp_path, body)), "--service", "anakinra-order-select"]) == 0
+    assert (
+        main(["evaluate", str(_write(tmp_path, body)), "--service", "anakinra-order-select", "--now", NOW])
+        == 0
+    )
     assert response_problems(orjson.loads(capsys.readouterr().out)) == []
 
 
@@ -79,7 +93,7 @@ def test_evaluate_with_an_explicit_service(tmp_path: Path, capsys: pytest.Captur
 def test_evaluate_fails_clearly(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], content: Any, args: list[str], message: str
 ) -> None:
-    assert main(["evaluate", str(_write(tmp_path, content)), *args]) == 1
+    assert main(["evaluate", str(_write(tmp_path, content)), *args, "--now", NOW]) == 1
     captured = capsys.readouterr()
     assert captured.out == ""
     assert message in captured.err
@@ -106,7 +120,7 @@ def test_evaluate_a_500_mg_day_infusion_names_the_nearest_buildable_doses(
 ) -> None:
     # The rule pack's acceptance check: 500 mg/day cannot be built from whole syringes.
     request = ROOT / "fhir_fixtures" / "requests" / "order-sign-500mg-day.json"
-    assert main(["evaluate", str(request), "--rules-dir", str(RULES)]) == 0
+    assert main(["evaluate", str(request), "--rules-dir", str(RULES), "--now", NOW]) == 0
     body = orjson.loads(capsys.readouterr().out)
     assert response_problems(body) == []
     (card,) = [
@@ -123,3 +137,39 @@ def test_evaluate_a_500_mg_day_infusion_names_the_nearest_buildable_doses(
         a["resource"]["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] for a in updates
     )
     assert doses == [100, 200]  # 400 mg/day as 100 mg q6h; 600 mg/day as 200 mg q8h
+
+
+@pytest.mark.parametrize("command", [["evaluate"], ["rules", "explain"]])
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("2026-11-23T07:00", "needs a time and a UTC offset"), ("yesterday", "is not an ISO 8601 time")],
+)
+def test_now_must_be_an_iso_time_with_its_offset(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str], value: str, message: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([*command, str(_write(tmp_path, sandbox_order_sign())), "--now", value])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "--now" in err and message in err and "2026-11-23T07:00:00Z" in err
+
+
+def test_evaluate_at_now_given_matches_the_call_at_that_time(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Offsets are honoured: 08:00+01:00 is 07:00Z, and both give the same body.
+    request = str(ROOT / "fhir_fixtures" / "requests" / "order-sign-500mg-day.json")
+    assert main(["evaluate", request, "--now", NOW]) == 0
+    in_utc = _card_summaries(capsys.readouterr().out)
+    assert main(["evaluate", request, "--now", "2026-11-23T08:00:00+01:00"]) == 0
+    assert _card_summaries(capsys.readouterr().out) == in_utc
+    assert main(["evaluate", request, "--now", "2027-11-23T07:00:00Z"]) == 0
+    a_year_later = _card_summaries(capsys.readouterr().out)
+    assert a_year_later != in_utc  # the data's age counts: --now is not ignored
+
+
+def _card_summaries(out: str) -> list[tuple[str, str]]:
+    return sorted(
+        (card["extension"]["cds-service-provenance"]["ruleId"], card["summary"])
+        for card in orjson.loads(out)["cards"]
+    )

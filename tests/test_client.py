@@ -110,6 +110,20 @@ def test_signed_discovery_call_and_feedback_reach_a_served_service(
     assert "HTTP 200" in capsys.readouterr().err
 
 
+def test_without_url_the_client_calls_the_port_cds_port_names(
+    served: tuple[str, Path], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The service was started with its public URL on this port, as `CDS_PORT=N make serve` does.
+    url, key = served
+    monkeypatch.delenv("CDS_PUBLIC_URL", raising=False)
+    monkeypatch.setenv("CDS_PORT", url.rsplit(":", 1)[1])
+    assert main(["client", "discover", "--key", str(key)]) == 0
+    assert "anakinra-order-sign" in {s["id"] for s in json.loads(capsys.readouterr().out)["services"]}
+    monkeypatch.setenv("CDS_PUBLIC_URL", url)
+    monkeypatch.setenv("CDS_PORT", "1")  # an explicit public URL wins, as in `make serve`
+    assert main(["client", "discover", "--key", str(key)]) == 0
+
+
 def test_a_key_the_service_does_not_trust_is_refused(
     served: tuple[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import re
 import shlex
+from datetime import datetime
 from pathlib import Path
 
+import orjson
 import pytest
 
 from cds_service.cli import _parser
+from cds_service.pages.fixtures import default_as_of, saved_request
 from cds_service.protocol.feedback import parse_feedback
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -146,3 +149,29 @@ def test_every_citation_of_docs_clinical_names_a_heading_that_exists() -> None:
                     f"{path.relative_to(ROOT)}:{number} cites {target}#{anchor}: {problem}"
                 )
     assert found > 50  # the rule files cite docs/clinical throughout; none found means the pattern broke
+
+
+def test_the_quickstart_counts_the_fixture_patients_there_are() -> None:
+    text = (ROOT / "docs" / "quickstart.md").read_text()
+    counted = re.search(r"(\d+) synthetic patients in\s+`fhir_fixtures/patients/`", text)
+    assert counted is not None, "the quickstart no longer says how many fixture patients there are"
+    assert int(counted.group(1)) == len(list((ROOT / "fhir_fixtures" / "patients").glob("*.json")))
+
+
+def test_the_quickstart_evaluates_the_saved_request_when_the_playground_does() -> None:
+    # The playground's default as-of for a saved request comes from its data; the documented commands
+    # must name that same time, or they show other cards than the page (tests/pages/test_playground.py
+    # checks that at the same time both show the same cards).
+    text = (ROOT / "docs" / "quickstart.md").read_text()
+    commands = [
+        c for c in _commands(ROOT / "docs" / "quickstart.md") if re.search(r" (evaluate|rules explain) ", c)
+    ]
+    assert len(commands) == 2
+    for command in commands:
+        words = shlex.split(command)
+        request = Path(next(w for w in words if w.endswith(".json")))
+        raw = saved_request(ROOT / "fhir_fixtures", request.stem)
+        assert raw is not None and request.parent == Path("fhir_fixtures/requests"), command
+        as_of = default_as_of(orjson.loads(raw))
+        assert datetime.fromisoformat(words[words.index("--now") + 1]) == as_of, command
+        assert f"{as_of:%Y-%m-%d %H:%M} UTC" in text  # what the page shows beside Evaluate

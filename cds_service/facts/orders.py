@@ -1,7 +1,7 @@
 """Medication orders in every shape EHRs send, reduced to one normalised order (`order.*` facts).
 
-Shapes (../shared/clinical/order-representation.md): A, a total daily dose as rateQuantity (mg/d, mg/h,
-mg/kg/h); B, a pharmacy bag build (a Medication with a strength, contained or referenced, a dose per bag,
+Shapes (described clinically in docs/clinical/): A, a total daily dose as rateQuantity (mg/d, mg/h, mg/kg/h);
+B, a pharmacy bag build (a Medication with a strength, contained or referenced, a dose per bag,
 an interval, a rate); C, a subcutaneous dose with a daily timing. Each value that cannot be derived
 carries the reason, e.g. "no bag described", so a rule can say why it could not check.
 """

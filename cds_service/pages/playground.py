@@ -211,7 +211,7 @@ def _hook_request(raw: bytes) -> dict[str, Any]:
         document = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise ProblemError.single(400, f"the request is not valid JSON: {exc}") from None
-    # A captured HTTP exchange (as in ../shared/real-clients) holds the hook request under "body".
+    # A captured HTTP exchange (as in tests/fixtures/real-clients/) holds the hook request under "body".
     if isinstance(document, dict) and isinstance(document.get("body"), dict) and "hook" not in document:
         document = document["body"]
     if not isinstance(document, dict):

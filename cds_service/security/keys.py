@@ -13,6 +13,7 @@ import dataclasses
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -40,7 +41,7 @@ class VerificationKey:
 @dataclasses.dataclass
 class _Cached:
     keys: dict[str, VerificationKey]
-    loaded_at: float  # monotonic
+    loaded_at: float  # KeyStore.clock
     stamp: float | None = None  # a file's mtime
 
 
@@ -51,14 +52,20 @@ class KeyStore:
         cache_seconds: float = 3600.0,
         timeout_seconds: float = 2.0,
         refresh_interval: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
         self.cache_seconds = cache_seconds
         self.timeout_seconds = timeout_seconds
         self.refresh_interval = refresh_interval
+        # Seconds on any monotonic scale; tests move it by hand instead of sleeping out the intervals.
+        self.clock = clock
         self._cache: dict[str, _Cached] = {}
         self._attempts: dict[str, float] = {}
         self._failures: dict[str, float] = {}
+        # Fetches finished per source: tells a request that waited for the lock whether another request
+        # fetched meanwhile, whatever the clock's resolution (or a test's clock standing still).
+        self._fetches: dict[str, int] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def key(self, issuer: TrustedIssuer, kid: str, jku: str | None) -> VerificationKey:
@@ -93,7 +100,7 @@ class KeyStore:
 
     async def _keys(self, source: str, refresh: bool) -> dict[str, VerificationKey]:
         cached = self._cache.get(source)
-        now = time.monotonic()
+        now = self.clock()
         fresh = cached is not None and now - cached.loaded_at < self.cache_seconds
         if fresh and not refresh:
             assert cached is not None
@@ -108,19 +115,25 @@ class KeyStore:
                 return cached.keys if cached else {}
             raise AuthError("keys-unavailable", f"the keys at {source} could not be had a moment ago")
         lock = self._locks.setdefault(source, asyncio.Lock())
+        fetches = self._fetches.get(source, 0)
         async with lock:
             cached = self._cache.get(source)
-            if cached is not None and cached.loaded_at > now:
-                return cached.keys  # another request refreshed it while we waited
-            self._attempts[source] = time.monotonic()
+            if self._fetches.get(source, 0) != fetches:
+                # Another request fetched while we waited: use what it got, as the back-off would.
+                if cached is not None or refresh:
+                    return cached.keys if cached else {}
+                raise AuthError("keys-unavailable", f"the keys at {source} could not be had a moment ago")
+            self._attempts[source] = self.clock()
             try:
                 loaded = await self._load(source, cached)
             except AuthError:
-                self._failures[source] = time.monotonic()
+                self._failures[source] = self.clock()
                 if cached is not None:
                     log.warning("keeping the cached keys of %s: refresh failed", source)
                     return cached.keys
                 raise
+            finally:
+                self._fetches[source] = fetches + 1
             self._cache[source] = loaded
             return loaded.keys
 
@@ -136,11 +149,11 @@ class KeyStore:
             file = Path(path)
             stamp = file.stat().st_mtime
             if cached is not None and cached.stamp == stamp:
-                return _Cached(cached.keys, time.monotonic(), stamp)
+                return _Cached(cached.keys, self.clock(), stamp)
             document = json.loads(file.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise AuthError("keys-unavailable", f"the key file {path} cannot be read: {exc}") from None
-        return _Cached(_parse_jwks(document, path), time.monotonic(), stamp)
+        return _Cached(_parse_jwks(document, path), self.clock(), stamp)
 
     async def _fetch(self, url: str) -> _Cached:
         try:
@@ -152,7 +165,7 @@ class KeyStore:
             raise AuthError(
                 "keys-unavailable", f"the issuer's keys could not be fetched from {url}"
             ) from None
-        return _Cached(_parse_jwks(document, url), time.monotonic())
+        return _Cached(_parse_jwks(document, url), self.clock())
 
 
 def _parse_jwks(document: Any, where: str) -> dict[str, VerificationKey]:

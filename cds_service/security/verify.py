@@ -49,15 +49,18 @@ class Verifier:
         keys: KeyStore,
         first_use: ReplayCheck,
         policy: Policy | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.issuers = issuers
         self.keys = keys
         self.first_use = first_use
         self.policy = policy or Policy()
+        # What exp, iat and nbf are compared with; the signer must use the same clock.
+        self.clock = clock or _utc_now
 
     async def verify(self, authorization: str | None, audience: str, now: datetime | None = None) -> Caller:
-        """The verified caller, or AuthError naming the first thing wrong."""
-        now = now or datetime.now(UTC)
+        """The verified caller, or AuthError naming the first thing wrong; as of `now`, else the clock."""
+        now = now or self.clock()
         token = _bearer(authorization)
         header = _header(token)
         alg = header.get("alg")
@@ -163,6 +166,10 @@ def _is_time(value: Any) -> bool:
         and math.isfinite(value)
         and 0 <= value <= _LAST_SECOND
     )
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _bearer(authorization: str | None) -> str:

@@ -71,3 +71,21 @@ def test_a_malformed_case_file_is_reported_at_its_line(
     assert "nobody.json" in cases.read_text().splitlines()[problem.line - 1]
     assert main(["rules", "test", str(rules)]) == 2
     assert "nobody.json" in capsys.readouterr().err
+
+
+def test_rules_test_now_is_the_time_of_cases_without_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules = copy_rules(tmp_path)
+    cases = rules / "max-dose.cases.yaml"
+    # The weight in pounds was measured days before this case's own now; after 7 days it is too old.
+    patient = "    patient: ../fhir_fixtures/patients/si-units-male.json"
+    edit(cases, "    now: 2026-11-20T12:00:00Z\n" + patient, patient)
+    only = ["-k", "pounds"]
+    assert main(["rules", "test", str(rules), *only]) == 1
+    assert "no `now`: give the case one" in capsys.readouterr().out
+    assert main(["rules", "test", str(rules), *only, "--now", "2026-11-20T12:00:00Z"]) == 0
+    assert main(["rules", "test", str(rules), *only, "--now", "2026-12-20T12:00:00Z"]) == 1
+    assert "patient.weight" in capsys.readouterr().out
+    # A case's own now wins over --now (this one's weight is a day old at its now, years old in 2030).
+    assert main(["rules", "test", str(RULES), "-k", "exactly 2.0", "--now", "2030-01-01T00:00:00Z"]) == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -14,8 +15,10 @@ from cds_service.engine.ruleset import load_ruleset
 from tests.conftest import RULES
 
 
-def case_request(tmp_path: Path, fragment: str) -> Path:
+def case_request(tmp_path: Path, fragment: str) -> list[str]:
+    """The request of the rule case named by `fragment`, with the case's own time as --now."""
     (loaded,) = [c for c in load_cases(RULES) if fragment in c.case.name]
+    assert loaded.case.now is not None
     durable = DurableRules()
     try:
         ruleset = load_ruleset(RULES, durable)
@@ -25,14 +28,14 @@ def case_request(tmp_path: Path, fragment: str) -> Path:
         durable.close()
     path = tmp_path / "request.json"
     path.write_bytes(body)
-    return path
+    return [str(path), "--now", loaded.case.now.isoformat()]
 
 
 def test_explain_shows_fired_rule_with_facts_and_parameters(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     request = case_request(tmp_path, "3000 mg/day is above")
-    assert main(["rules", "explain", str(request), "--rules-dir", str(RULES)]) == 0
+    assert main(["rules", "explain", *request, "--rules-dir", str(RULES)]) == 0
     out = capsys.readouterr().out
     assert "max-dose 1.2.0: FIRED -> warning card" in out
     assert "order.daily_dose" in out and "3000 mg/d" in out
@@ -43,7 +46,7 @@ def test_explain_shows_converted_units_and_what_was_reported(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     request = case_request(tmp_path, "pounds")
-    assert main(["rules", "explain", str(request), "--rules-dir", str(RULES)]) == 0
+    assert main(["rules", "explain", *request, "--rules-dir", str(RULES)]) == 0
     out = capsys.readouterr().out
     weight = next(line for line in out.splitlines() if line.strip().startswith("patient.weight"))
     assert "83.28 kg" in weight and "reported 183.6 [lb_av]" in weight
@@ -53,7 +56,7 @@ def test_explain_says_why_a_rule_could_not_evaluate(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     request = case_request(tmp_path, "without a recent weight")
-    assert main(["rules", "explain", str(request), "--rules-dir", str(RULES), "--json"]) == 0
+    assert main(["rules", "explain", *request, "--rules-dir", str(RULES), "--json"]) == 0
     report = orjson.loads(capsys.readouterr().out)
     (rule,) = [r for r in report["rules"] if r["id"] == "max-dose"]
     assert rule["status"] == "unknown" and rule["card"] == "info"
@@ -66,11 +69,21 @@ def test_explain_names_the_card_variant_and_list_parameters(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     request = case_request(tmp_path, "500 mg/day cannot be built")
-    assert main(["rules", "explain", str(request), "--rules-dir", str(RULES)]) == 0
+    assert main(["rules", "explain", *request, "--rules-dir", str(RULES)]) == 0
     out = capsys.readouterr().out
     assert "infusion-build 1.3.0: FIRED -> warning card (variant 3)" in out
     assert "bag_volumes = 100, 250, 50 mL" in out
-    assert main(["rules", "explain", str(request), "--rules-dir", str(RULES), "--json"]) == 0
+    assert main(["rules", "explain", *request, "--rules-dir", str(RULES), "--json"]) == 0
     report = orjson.loads(capsys.readouterr().out)
     (rule,) = [r for r in report["rules"] if r["id"] == "infusion-build"]
     assert (rule["card"], rule["variant"]) == ("warning", 2)
+
+
+def test_explain_evaluates_as_of_now_given(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The weight was measured shortly before the case's `now`; eight days later it is too old to use.
+    request = case_request(tmp_path, "pounds")
+    later = (datetime.fromisoformat(request[-1]) + timedelta(days=8)).isoformat()
+    assert main(["rules", "explain", *request[:-1], later, "--rules-dir", str(RULES), "--json"]) == 0
+    report = orjson.loads(capsys.readouterr().out)
+    weight = next(f for r in report["rules"] for f in r["facts"] if f["name"] == "patient.weight")
+    assert weight["value"] is None and "7 d" in weight["missing"], weight

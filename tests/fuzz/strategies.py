@@ -2,7 +2,7 @@
 
 Seeds are real: the CDS Hooks sandbox capture, fhir_fixtures/requests/order-sign-500mg-day.json, and a
 request per fhir_fixtures/patients Bundle (its Patient, labs, medication orders and conditions as
-prefetch) with a draft order in each shape of ../shared/clinical/order-representation.md. Mutations
+prefetch) with a draft order in each shape of cds_service/facts/orders.py (A, B, C). Mutations
 then reach into any depth: odd UCUM units, censored values, huge / negative / non-finite numbers,
 missing fields, wrong types, unicode and control characters, very long strings, deep nesting, duplicate
 ids and keys, malformed dates, broken bundles and MedicationRequests with broken dose, rate and bag.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -10,6 +11,7 @@ import orjson
 import pytest
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 
+from cds_service.cli import main
 from cds_service.config import Settings
 from cds_service.store.database import Store
 from tests.conftest import ROOT, sandbox_capture
@@ -387,3 +389,39 @@ def test_a_sentinel_date_in_the_data_is_not_the_newest_data(playground: httpx.Cl
     response = evaluate(playground, orjson.dumps(body))
     assert response.status_code == 200, response.text[:300]
     assert response.json()["asOf"] == expected
+
+
+@pytest.mark.parametrize(
+    "saved", sorted(p.stem for p in (ROOT / "fhir_fixtures" / "requests").glob("*.json"))
+)
+def test_a_saved_request_shows_the_cards_evaluate_prints_with_the_same_now(
+    playground: httpx.Client,
+    saved: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The quickstart's promise: the page, and `cds-service evaluate --now <the page's as-of>`.
+    loaded = playground.get("/playground/api/request", params={"saved": saved}).json()
+    shown = evaluate(playground, loaded["request"]).json()
+    assert shown["asOf"] == loaded["asOf"]
+    monkeypatch.setenv("CDS_RULES_DIR", str(ROOT / "rules"))
+    monkeypatch.setenv("CDS_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    path = ROOT / "fhir_fixtures" / "requests" / f"{saved}.json"
+    assert main(["evaluate", str(path), "--now", loaded["asOf"]]) == 0
+    printed = orjson.loads(capsys.readouterr().out)["cards"]
+    assert printed and _visible(printed) == _visible([view["card"] for view in shown["cards"]])
+
+
+def _visible(cards: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """What a clinician reads on each card; uuids and chart tokens differ between any two calls."""
+    return sorted(
+        (
+            card["extension"]["cds-service-provenance"]["ruleId"],
+            card["indicator"],
+            card["summary"],
+            card.get("detail"),
+            [[a.get("description") for a in s.get("actions") or ()] for s in card.get("suggestions") or ()],
+        )
+        for card in cards
+    )

@@ -135,6 +135,19 @@ def mint(
     return jwt.encode(payload, private_key, algorithm=alg, headers=header)
 
 
+class FakeClock:
+    """A monotonic clock that moves only when told to: cache and back-off intervals pass without sleeping."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 

@@ -22,6 +22,7 @@ from tests.security.keys import (
     PUBLIC_URL,
     RSA_KID,
     TENANT,
+    FakeClock,
     JwksServer,
     bearer,
     default_jwks,
@@ -35,8 +36,10 @@ from tests.security.keys import (
 
 AUD = PUBLIC_URL + "/cds-services"
 JWKS_PATH = "/.well-known/jwks.json"
-# Short enough to wait out in a test, long enough that back-to-back calls are well within it.
-REFRESH = 0.3
+REFRESH = 30.0  # KeyStore's default; the fake clock passes it in no time
+# Tokens are issued at T and verified at NOW, whatever the day: the key cache has its own (fake) clock.
+T = 1_800_000_000
+NOW = datetime.fromtimestamp(T + 5, UTC)
 
 
 class Seen:
@@ -66,13 +69,13 @@ def _verifier(issuers: dict[str, TrustedIssuer], keys: KeyStore) -> Verifier:
 async def _verify(verifier: Verifier, token: str) -> str:
     """The caller's kid, or the reason of the refusal."""
     try:
-        return (await verifier.verify(bearer(token), AUD, datetime.now(UTC))).kid
+        return (await verifier.verify(bearer(token), AUD, NOW)).kid
     except AuthError as error:
         return error.reason
 
 
 def _ec(kid: str = EC_KID, name: str = "main", **changes: Any) -> str:
-    return mint(ec_key(name), kid=kid, aud=AUD, **changes)
+    return mint(ec_key(name), kid=kid, aud=AUD, iat=T, **changes)
 
 
 async def test_jwks_url_is_fetched_once_and_cached(
@@ -83,7 +86,7 @@ async def test_jwks_url_is_fetched_once_and_cached(
     assert jwks_server.requests == []  # nothing is fetched before the first call
     assert await _verify(verifier, _ec()) == EC_KID
     assert await _verify(verifier, _ec()) == EC_KID
-    assert await _verify(verifier, mint(rsa_key(), alg="RS384", kid=RSA_KID, aud=AUD)) == RSA_KID
+    assert await _verify(verifier, mint(rsa_key(), alg="RS384", kid=RSA_KID, aud=AUD, iat=T)) == RSA_KID
     assert jwks_server.count(JWKS_PATH) == 1
 
 
@@ -91,10 +94,14 @@ async def test_cache_expires_after_cache_seconds(
     tmp_path: Path, jwks_server: JwksServer, client: httpx.AsyncClient
 ) -> None:
     url = jwks_server.publish(JWKS_PATH, default_jwks())
-    keys = KeyStore(client, cache_seconds=0.2, refresh_interval=60)
+    clock = FakeClock()
+    keys = KeyStore(client, cache_seconds=3600, refresh_interval=60, clock=clock)
     verifier = _verifier(_issuers(tmp_path, {"jwks_url": url}), keys)
     assert await _verify(verifier, _ec()) == EC_KID
-    await asyncio.sleep(0.25)
+    clock.advance(3599)
+    assert await _verify(verifier, _ec()) == EC_KID
+    assert jwks_server.count(JWKS_PATH) == 1
+    clock.advance(1)
     assert await _verify(verifier, _ec()) == EC_KID
     assert jwks_server.count(JWKS_PATH) == 2
 
@@ -103,10 +110,12 @@ async def test_unknown_kid_triggers_one_refresh_and_a_rotated_key_is_accepted(
     tmp_path: Path, jwks_server: JwksServer, client: httpx.AsyncClient
 ) -> None:
     url = jwks_server.publish(JWKS_PATH, jwks((ec_key(), EC_KID, "ES384")))
-    verifier = _verifier(_issuers(tmp_path, {"jwks_url": url}), KeyStore(client, refresh_interval=REFRESH))
+    clock = FakeClock()
+    keys = KeyStore(client, refresh_interval=REFRESH, clock=clock)
+    verifier = _verifier(_issuers(tmp_path, {"jwks_url": url}), keys)
     assert await _verify(verifier, _ec()) == EC_KID
     assert jwks_server.count(JWKS_PATH) == 1
-    await asyncio.sleep(REFRESH + 0.1)
+    clock.advance(REFRESH)
     # The issuer rotates: a new key, the old one gone.
     jwks_server.publish(JWKS_PATH, jwks((ec_key("next"), "ec-2027", "ES384")))
     assert await _verify(verifier, _ec("ec-2027", "next")) == "ec-2027"
@@ -121,14 +130,19 @@ async def test_made_up_kids_within_the_refresh_interval_do_not_refetch(
     tmp_path: Path, jwks_server: JwksServer, client: httpx.AsyncClient
 ) -> None:
     url = jwks_server.publish(JWKS_PATH, default_jwks())
-    verifier = _verifier(_issuers(tmp_path, {"jwks_url": url}), KeyStore(client, refresh_interval=REFRESH))
+    clock = FakeClock()
+    keys = KeyStore(client, refresh_interval=REFRESH, clock=clock)
+    verifier = _verifier(_issuers(tmp_path, {"jwks_url": url}), keys)
     assert await _verify(verifier, _ec()) == EC_KID
-    await asyncio.sleep(REFRESH + 0.1)
-    results = [await _verify(verifier, _ec(f"made-up-{i}")) for i in range(10)]
+    clock.advance(REFRESH)
+    results = []
+    for i in range(10):
+        results.append(await _verify(verifier, _ec(f"made-up-{i}")))
+        clock.advance(REFRESH / 10 - 0.01)  # all ten within one interval of the first
     assert results == ["unknown-kid"] * 10
     assert jwks_server.count(JWKS_PATH) == 2  # the first made-up kid refreshed once; the others did not
-    # Concurrent made-up kids are no different.
-    await asyncio.sleep(REFRESH + 0.1)
+    # Concurrent made-up kids are no different, even on a clock that does not move while they wait.
+    clock.advance(REFRESH)
     results = await asyncio.gather(*(_verify(verifier, _ec(f"flood-{i}")) for i in range(20)))
     assert results == ["unknown-kid"] * 20
     assert jwks_server.count(JWKS_PATH) == 3
@@ -169,18 +183,19 @@ async def test_cached_keys_are_kept_when_a_refresh_fails(tmp_path: Path, client:
     server = JwksServer()
     server.start()
     url = server.publish(JWKS_PATH, default_jwks())
-    keys = KeyStore(client, refresh_interval=REFRESH)
+    clock = FakeClock()
+    keys = KeyStore(client, refresh_interval=REFRESH, clock=clock)
     verifier = _verifier(_issuers(tmp_path, {"jwks_url": url}), keys)
     try:
         assert await _verify(verifier, _ec()) == EC_KID
     finally:
         server.stop()
-    await asyncio.sleep(REFRESH + 0.1)
+    clock.advance(REFRESH)
     # The unknown kid makes the store refresh, which fails: still unknown-kid, not keys-unavailable ...
     assert await _verify(verifier, _ec("never-seen")) == "unknown-kid"
     # ... and the keys it had keep working.
     assert await _verify(verifier, _ec()) == EC_KID
-    assert await _verify(verifier, mint(rsa_key(), alg="RS384", kid=RSA_KID, aud=AUD)) == RSA_KID
+    assert await _verify(verifier, mint(rsa_key(), alg="RS384", kid=RSA_KID, aud=AUD, iat=T)) == RSA_KID
 
 
 async def test_expired_cache_is_still_used_when_the_server_is_down(
@@ -189,12 +204,14 @@ async def test_expired_cache_is_still_used_when_the_server_is_down(
     server = JwksServer()
     server.start()
     url = server.publish(JWKS_PATH, default_jwks())
-    verifier = _verifier(_issuers(tmp_path, {"jwks_url": url}), KeyStore(client, cache_seconds=0.1))
+    clock = FakeClock()
+    keys = KeyStore(client, cache_seconds=3600, clock=clock)
+    verifier = _verifier(_issuers(tmp_path, {"jwks_url": url}), keys)
     try:
         assert await _verify(verifier, _ec()) == EC_KID
     finally:
         server.stop()
-    await asyncio.sleep(0.15)
+    clock.advance(3601)
     assert await _verify(verifier, _ec()) == EC_KID
 
 
@@ -282,12 +299,18 @@ async def test_an_issuer_that_is_down_is_not_fetched_on_every_call(
     tmp_path: Path, jwks_server: JwksServer, client: httpx.AsyncClient
 ) -> None:
     url = jwks_server.publish(JWKS_PATH, default_jwks())
-    keys = KeyStore(client, cache_seconds=0.1, refresh_interval=60)
+    clock = FakeClock()
+    keys = KeyStore(client, cache_seconds=3600, refresh_interval=60, clock=clock)
     verifier = _verifier(_issuers(tmp_path, {"jwks_url": url}), keys)
     assert await _verify(verifier, _ec()) == EC_KID
     jwks_server.publish(JWKS_PATH, {"error": "down"}, status=503)
-    await asyncio.sleep(0.15)
+    clock.advance(3601)
     # The cache has expired and the source fails: the stale keys keep serving, fetched once, not ten times.
     for _ in range(10):
         assert await _verify(verifier, _ec()) == EC_KID
+        clock.advance(5)
     assert jwks_server.count(JWKS_PATH) == 2
+    # Once the back-off interval has passed, the source is tried again.
+    clock.advance(60)
+    assert await _verify(verifier, _ec()) == EC_KID
+    assert jwks_server.count(JWKS_PATH) == 3

@@ -22,7 +22,7 @@ from cds_service.security.errors import AuthError
 from cds_service.security.keys import KeyStore
 from cds_service.security.trust import load_trust
 from cds_service.security.verify import Caller, Policy, Verifier
-from tests.conftest import SANDBOX, sandbox_capture
+from tests.conftest import SANDBOX_TRUST, sandbox_capture
 from tests.security.keys import (
     EC_KID,
     ISSUER,
@@ -425,6 +425,18 @@ async def test_new_token_reusing_a_jti_is_refused(make_verifier: MakeVerifier) -
     assert error.reason == "replayed"
 
 
+async def test_without_now_the_verifier_reads_its_clock(tmp_path: Path, offline: httpx.AsyncClient) -> None:
+    trust = write_trust(tmp_path / "trust.json", [{"iss": ISSUER, "jwks_file": "ehr-jwks.json"}])
+    write_jwks(tmp_path / "ehr-jwks.json")
+    moments = [NOW]
+    verifier = Verifier(load_trust(trust), KeyStore(offline), Seen(), clock=lambda: moments[0])
+    assert (await verifier.verify(bearer(token(jti="on-time")), AUD)).jti == "on-time"
+    moments[0] = NOW + timedelta(seconds=600)
+    with pytest.raises(AuthError) as caught:
+        await verifier.verify(bearer(token(jti="late")), AUD)
+    assert caught.value.reason == "expired"
+
+
 # The real CDS Hooks sandbox
 
 
@@ -446,19 +458,16 @@ def sandbox() -> tuple[str, dict[str, Any]]:
 
 
 @pytest.fixture
-def sandbox_verifier(tmp_path: Path, offline: httpx.AsyncClient) -> Verifier:
-    trust = write_trust(
-        tmp_path / "sandbox-trust.json",
-        [
-            {
-                "iss": SANDBOX_ISSUER,
-                "jwks_file": str(SANDBOX / "jwks.json"),
-                "jku": [SANDBOX_JKU],
-                "tenant": "cds-hooks-sandbox",
-            }
-        ],
-    )
-    return Verifier(load_trust(trust), KeyStore(offline), Seen())
+def sandbox_verifier(offline: httpx.AsyncClient) -> Verifier:
+    # The trust file `make serve` ships, as it is: the sandbox's key from the file beside it.
+    return Verifier(load_trust(SANDBOX_TRUST), KeyStore(offline), Seen())
+
+
+def test_shipped_sandbox_trust_reads_the_key_from_the_repository_and_allows_the_jku() -> None:
+    (issuer,) = load_trust(SANDBOX_TRUST).values()
+    assert issuer.iss == SANDBOX_ISSUER and issuer.jwks_url is None
+    assert issuer.jwks_file == SANDBOX_TRUST.parent / "cds-hooks-sandbox-jwks.json"
+    assert issuer.jku == (SANDBOX_JKU,)
 
 
 async def test_real_sandbox_token_verifies(
@@ -466,6 +475,9 @@ async def test_real_sandbox_token_verifies(
 ) -> None:
     authorization, claims = sandbox
     assert claims["iss"] == SANDBOX_ISSUER and claims["aud"] == SANDBOX_AUD
+    # The sandbox names its key set in a jku header; the allow-listed jku is honoured, and the key is
+    # found in the trust file's jwks_file, so nothing is fetched (`offline` fails the test if it were).
+    assert json.loads(_segment(authorization.split(" ", 1)[1], 0))["jku"] == SANDBOX_JKU
     now = datetime.fromtimestamp(claims["iat"] + 5, UTC)
     caller = await sandbox_verifier.verify(authorization, SANDBOX_AUD, now)
     assert (caller.iss, caller.tenant, caller.jti, caller.alg) == (
