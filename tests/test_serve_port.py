@@ -82,6 +82,7 @@ def test_a_public_url_on_this_machine_with_another_port_is_warned_about() -> Non
     assert _public_port_mismatch(Settings(port=9000, public_url="https://cds.example.org")) is None
 
 
+@pytest.mark.integration
 def test_serving_on_a_port_in_use_is_one_line_naming_the_setting(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

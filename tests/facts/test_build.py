@@ -41,7 +41,7 @@ REQUESTS = ROOT / "fhir_fixtures" / "requests"
 
 
 def sandbox_body() -> dict[str, Any]:
-    """What the CDS Hooks sandbox sent (../shared/real-clients, copied into the fixture requests)."""
+    """What the CDS Hooks sandbox sent (tests/fixtures/real-clients, copied into the fixture requests)."""
     body: dict[str, Any] = orjson.loads((REQUESTS / "order-sign-sandbox-capture.json").read_bytes())
     return copy.deepcopy(body)
 
