@@ -81,3 +81,9 @@ def test_relative_links_point_at_files_that_exist(path: Path) -> None:
         if re.match(r"^[a-z]+:", target):
             continue
         assert (path.parent / target).exists(), f"{path.name} links to {target}, which does not exist"
+
+
+def test_the_quickstart_counts_the_fixture_patients_there_are() -> None:
+    text = (ROOT / "docs" / "quickstart.md").read_text(encoding="utf-8")
+    count = len(list((ROOT / "fhir_fixtures" / "patients").glob("*.json")))
+    assert f"({count} synthetic patients in" in text

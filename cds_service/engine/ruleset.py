@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Annotated
 
@@ -60,6 +60,9 @@ class Rule:
     # Every fact the rule reads: its condition's first, then those its card text shows.
     reads: tuple[str, ...] = ()
     variants: tuple[Compiled, ...] = ()  # the `when` of each card variant, in order
+    # Fact -> the parameter values its conditions compare it with, in the fact's unit: card text shows a
+    # number with enough digits to stay on the side of them it is on (2.004, not 2.00, against 2).
+    thresholds: Mapping[str, tuple[float, ...]] = dataclasses.field(default_factory=dict)
 
     @property
     def id(self) -> str:
@@ -297,7 +300,24 @@ def _checked_rule(
     shown = [_fact_of(name, catalog) for name in _template_names(spec)]
     variant_reads = [name for variant in variants for name in variant.reads]
     reads = tuple(dict.fromkeys([*compiled.reads, *variant_reads, *(name for name in shown if name)]))
-    return Rule(spec, doc.path, compiled, reads, tuple(variants))
+    return Rule(spec, doc.path, compiled, reads, tuple(variants), _thresholds(spec, catalog))
+
+
+def _thresholds(spec: RuleFile, catalog: FactCatalog) -> dict[str, tuple[float, ...]]:
+    found: dict[str, list[float]] = {}
+    convert = _converter(catalog)
+    for when in (spec.when, *(variant.when for variant in spec.variants)):
+        for _, leaf in _leaves(when, ()):
+            if not isinstance(leaf, Comparison) or leaf.param is None:
+                continue
+            parameter, fact = spec.parameters.get(leaf.param), catalog.specs.get(leaf.fact)
+            if parameter is None or fact is None or isinstance(parameter.value, bool | str | list):
+                continue
+            value = float(parameter.value)
+            if fact.unit is not None and parameter.unit:
+                value = convert(value, parameter.unit, fact.unit, fact.name)
+            found.setdefault(leaf.fact, []).append(value)
+    return {name: tuple(values) for name, values in found.items()}
 
 
 def _cards(spec: RuleFile) -> list[CardTemplate]:
