@@ -104,7 +104,9 @@ async def test_a_procedure_sent_with_the_conditions_is_kept_once_and_an_unasked_
     async with new_client() as client:
         data = await gather_data(_sign_service(), request, client, SETTINGS)
     assert [r.resourceType for r in data.values["conditions"]] == ["Condition", "Procedure"]
-    assert data.problems == ["prefetch.conditions: a AllergyIntolerance was sent where Condition was asked for"]
+    assert data.problems == [
+        "prefetch.conditions: a AllergyIntolerance was sent where Condition was asked for"
+    ]
     assert fhir_server.requests == []
 
 
