@@ -283,8 +283,8 @@ class Renal:
                 "renal.sc_too_frequent",
                 "boolean",
                 None,
-                "the draft is a subcutaneous order given more often than the label's renal interval (every "
-                "48 h); no for other routes",
+                "the draft is an order by the label's route (label_route) given more often than its renal "
+                "interval (label_interval); no for other routes",
             ),
             FactSpec(
                 "renal.impairment",

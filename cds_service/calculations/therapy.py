@@ -7,6 +7,7 @@ An active order is not counted when a counted order says it replaces or fulfils 
 Orders whose intent is only a proposal, plan or option are no orders.
 
 Facts:
+- therapy.drafts: how many orders for the drug are being signed (known even when the record is not).
 - therapy.orders: how many distinct orders are counted; the detail lists them.
 - therapy.routes: how many different routes they are given by (an order without a route counts as one).
 - therapy.total_daily_dose: the sum of their daily doses; missing, naming the order, when one has none.
@@ -34,6 +35,7 @@ from cds_service.facts.units import Units, tidy
 _IN_FORCE = "active"
 _NOT_ORDERS = frozenset({"proposal", "plan", "option"})
 FACTS = ("therapy.orders", "therapy.routes", "therapy.total_daily_dose", "therapy.total_dose_rate_per_kg")
+DRAFTS = "therapy.drafts"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,8 +84,9 @@ class TherapySettings:
             counted.append(Counted(reference, _IN_FORCE, read(raw)))
         listing = "; ".join(f"{c.reference} ({c.status}, {c.order.summary})" for c in counted)
         evidence = tuple(c.reference for c in counted)
+        drafted = Fact(DRAFTS, len(drafts), evidence=tuple(_reference(raw) for raw in drafts))
         if gap is not None and len(counted) < 2:
-            return {name: missing(name, gap) for name in FACTS}
+            return {DRAFTS: drafted, **{name: missing(name, gap) for name in FACTS}}
         label = self.drug.label
         count = Fact(
             "therapy.orders",
@@ -94,6 +97,7 @@ class TherapySettings:
         )
         routes = sorted({c.order.route or "not given" for c in counted})
         out = {
+            DRAFTS: drafted,
             "therapy.orders": count,
             "therapy.routes": Fact(
                 "therapy.routes",
@@ -142,6 +146,7 @@ class Therapy:
 
     def specs(self, catalog: FactCatalog) -> list[FactSpec]:
         return [
+            FactSpec(DRAFTS, "count", None, "how many orders for the drug are being signed (draftOrders)"),
             FactSpec(
                 "therapy.orders",
                 "count",
