@@ -318,8 +318,11 @@ def _bag(order: dict[str, Any], concept: dict[str, Any], name: str, build: Mappi
         if diluent
         else f"{name} {dose:g} mg in {volume:g} mL"
     )
-    existing = order.get("contained")
-    contained: list[Any] = existing if isinstance(existing, list) else []
+    existing = order.get("contained", [])
+    if not isinstance(existing, list):
+        # Not FHIR; replacing it would drop what the EHR sent: no update is made from this draft.
+        raise TypeError("contained is not a list")
+    contained: list[Any] = existing
     order["contained"] = [
         *contained,
         {"resourceType": "Medication", "id": _BAG, "code": {"text": bag_text}, "ingredient": ingredients},
