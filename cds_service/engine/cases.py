@@ -301,20 +301,45 @@ def _suggestion_failures(cards: list[dict[str, Any]], request: dict[str, Any]) -
 
 
 def _dosing(order: dict[str, Any]) -> tuple[str, ...]:
-    """What an order gives: its medication (with a contained bag's strength) and its dose, rate and schedule."""
+    """What an order gives, whatever the JSON around it: the drug (its codes, or the strength of the
+    active ingredient of its bag), the route codes, the dose and rate, and the schedule."""
+
+    def number(value: Any) -> Any:
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+    def quantity(value: Any) -> Any:
+        if not isinstance(value, dict):
+            return None
+        return [number(value.get("value")), value.get("code") or value.get("unit")]
+
+    def codes(concept: Any) -> list[str]:
+        codings = concept.get("coding") if isinstance(concept, dict) else None
+        return sorted(f"{c.get('system')}|{c.get('code')}" for c in codings or () if isinstance(c, dict))
+
+    drug: Any = codes(order.get("medicationCodeableConcept"))
+    reference = order.get("medicationReference")
+    target = reference.get("reference") if isinstance(reference, dict) else None
+    for contained in order.get("contained") or ():
+        if isinstance(contained, dict) and isinstance(target, str) and f"#{contained.get('id')}" == target:
+            drug = [
+                [codes(i.get("itemCodeableConcept")), quantity((i.get("strength") or {}).get("numerator")),
+                 quantity((i.get("strength") or {}).get("denominator"))]
+                for i in contained.get("ingredient") or ()
+                if isinstance(i, dict) and i.get("isActive") is not False
+            ]  # fmt: skip
     dosages = order.get("dosageInstruction") or [{}]
     first = dosages[0] if isinstance(dosages[0], dict) else {}
     repeat = (first.get("timing") or {}).get("repeat") or {}
-    schedule = {k: repeat.get(k) for k in ("frequency", "period", "periodUnit")}
+    rates = [
+        [quantity(d.get("doseQuantity")), quantity(d.get("rateQuantity")), d.get("rateRatio")]
+        for d in first.get("doseAndRate") or ()
+        if isinstance(d, dict)
+    ]
     parts = (
-        order.get("medicationCodeableConcept"),
-        order.get("medicationReference", {}).get("reference")
-        if isinstance(order.get("medicationReference"), dict)
-        else None,
-        order.get("contained"),
-        first.get("route"),
-        first.get("doseAndRate"),
-        schedule,
+        drug,
+        codes(first.get("route")),
+        rates,
+        [number(repeat.get("frequency")), number(repeat.get("period")), repeat.get("periodUnit")],
     )
     return tuple(orjson.dumps(part, option=orjson.OPT_SORT_KEYS).decode() for part in parts)
 
