@@ -31,7 +31,14 @@ async def test_fetched_data_becomes_facts(runtime: Runtime, fhir_server: FhirTes
     answer = await call_service(runtime, "anakinra-order-sign", body, now=now)
     facts = answer.facts
     assert response_problems(orjson.loads(answer.body)) == []
-    assert sorted(answer.data.fetched) == ["conditions", "labs", "medications", "patient"]
+    assert sorted(answer.data.fetched) == [
+        "conditions",
+        "encounters",
+        "labs",
+        "medications",
+        "patient",
+        "procedures",
+    ]
     assert (facts.patient_id, facts.gender, str(facts.birth_date)) == ("mas-f1", "female", "1968-04-12")
     ferritin = facts.lab(FERRITIN)
     assert len(ferritin) >= 5
@@ -51,7 +58,7 @@ async def test_prefetched_and_fetched_keys_mix(runtime: Runtime, fhir_server: Fh
     body = _fetching_request(fhir_server)
     body["prefetch"] = {"patient": {"resourceType": "Patient", "id": "mas-f1", "gender": "female"}}
     answer = await call_service(runtime, "anakinra-order-sign", orjson.dumps(body))
-    assert sorted(answer.data.fetched) == ["conditions", "labs", "medications"]
+    assert sorted(answer.data.fetched) == ["conditions", "encounters", "labs", "medications", "procedures"]
     assert [r.path for r in fhir_server.requests if r.path.startswith("/fhir/Patient")] == []
 
 

@@ -149,7 +149,8 @@ def _keep(
 
     EHRs do not always sort what they send by key: a Procedure sent with the Conditions is still a
     Procedure of this patient, and the facts are read by resource type, so it is used as if it had come
-    under its own key. A type no key asks for is reported and dropped.
+    under its own key. A type no search key asks for (a Patient among the Conditions) is reported and
+    dropped.
     """
     kept = []
     for resource in decoded.resources:
@@ -164,8 +165,9 @@ def _keep(
 
 
 def _carried_types(service: ServiceDefinition) -> frozenset[str]:
-    """The resource types the service's prefetch keys ask for."""
-    return frozenset(_expected_type(item.query) for item in service.prefetch.values())
+    """The resource types the service's prefetch searches ask for. A read (Patient/{{context.patientId}})
+    names one resource: one of its type sent under another key is not taken for it."""
+    return frozenset(_expected_type(item.query) for item in service.prefetch.values() if "?" in item.query)
 
 
 def _expected_type(query: str) -> str:
