@@ -44,6 +44,8 @@ DATE_ELEMENTS: dict[str, tuple[tuple[str, ...], ...]] = {
     "Observation": (("effectiveDateTime",), ("effectivePeriod", "start"), ("issued",)),
     "MedicationRequest": (("authoredOn",),),
     "Condition": (("recordedDate",), ("onsetDateTime",)),
+    "Procedure": (("performedDateTime",), ("performedPeriod", "start")),
+    "Encounter": (("period", "start"),),
 }
 # Besides `code`, MedicationRequest carries its coded drug here; token searches look in both.
 CODE_ELEMENTS: dict[str, tuple[str, ...]] = {"MedicationRequest": ("code", "medicationCodeableConcept")}

@@ -66,6 +66,8 @@ def test_complete_prefetch_gets_an_empty_card_list(http: httpx.Client) -> None:
     body = sandbox_order_sign()
     body["prefetch"]["medications"] = None
     body["prefetch"]["conditions"] = {"resourceType": "Bundle", "type": "searchset", "entry": []}
+    body["prefetch"]["procedures"] = None
+    body["prefetch"]["encounters"] = {"resourceType": "Bundle", "type": "searchset", "entry": []}
     response = http.post(ORDER_SIGN, json=body)
     assert response.status_code == 200
     assert response.content == b'{"cards":[]}'
@@ -244,9 +246,11 @@ def test_absent_prefetch_is_fetched_with_the_bearer_token(
     paths = sorted(r.path for r in fhir_server.requests)
     assert paths == [
         "/fhir/Condition",
+        "/fhir/Encounter",
         "/fhir/MedicationRequest",
         "/fhir/Observation",
         "/fhir/Patient/mas-f1",
+        "/fhir/Procedure",
         "/fhir/Specimen",
     ]
     assert {r.authorization for r in fhir_server.requests} == {"Bearer secret-token-123"}
@@ -318,13 +322,9 @@ def test_optional_data_that_fails_gives_a_card_not_an_error(
 
 def test_null_prefetch_is_not_fetched(http: httpx.Client, fhir_server: FhirTestServer) -> None:
     body = _fetching_request(fhir_server)
-    body["prefetch"] = {
-        "patient": None,
-        "labs": None,
-        "medications": None,
-        "conditions": None,
-        "specimens": None,
-    }
+    body["prefetch"] = dict.fromkeys(
+        ("patient", "labs", "medications", "conditions", "specimens", "procedures", "encounters")
+    )
     response = http.post(ORDER_SIGN, json=body)
     assert response.status_code == 200
     assert fhir_server.requests == []

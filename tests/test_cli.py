@@ -60,7 +60,7 @@ def test_evaluate_a_bare_body_picks_the_service_by_hook(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     body = sandbox_order_sign()
-    body["prefetch"].update(medications=None, conditions=None)
+    body["prefetch"].update(medications=None, conditions=None, procedures=None, encounters=None)
     assert main(["evaluate", str(_write(tmp_path, body)), "--now", NOW]) == 0
     assert orjson.loads(capsys.readouterr().out) == {"cards": []}
 

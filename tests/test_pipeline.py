@@ -31,7 +31,15 @@ async def test_fetched_data_becomes_facts(runtime: Runtime, fhir_server: FhirTes
     answer = await call_service(runtime, "anakinra-order-sign", body, now=now)
     facts = answer.facts
     assert response_problems(orjson.loads(answer.body)) == []
-    assert sorted(answer.data.fetched) == ["conditions", "labs", "medications", "patient", "specimens"]
+    assert sorted(answer.data.fetched) == [
+        "conditions",
+        "encounters",
+        "labs",
+        "medications",
+        "patient",
+        "procedures",
+        "specimens",
+    ]
     assert (facts.patient_id, facts.gender, str(facts.birth_date)) == ("mas-f1", "female", "1968-04-12")
     ferritin = facts.lab(FERRITIN)
     assert len(ferritin) >= 5
@@ -51,7 +59,14 @@ async def test_prefetched_and_fetched_keys_mix(runtime: Runtime, fhir_server: Fh
     body = _fetching_request(fhir_server)
     body["prefetch"] = {"patient": {"resourceType": "Patient", "id": "mas-f1", "gender": "female"}}
     answer = await call_service(runtime, "anakinra-order-sign", orjson.dumps(body))
-    assert sorted(answer.data.fetched) == ["conditions", "labs", "medications", "specimens"]
+    assert sorted(answer.data.fetched) == [
+        "conditions",
+        "encounters",
+        "labs",
+        "medications",
+        "procedures",
+        "specimens",
+    ]
     assert [r.path for r in fhir_server.requests if r.path.startswith("/fhir/Patient")] == []
 
 
@@ -75,10 +90,12 @@ async def test_the_sandbox_draft_order_is_read_leniently(runtime: Runtime) -> No
     assert (order.resource_type, order.id) == ("MedicationRequest", "request-123")
     assert order.raw["status"] == "draft"
     assert any("intent" in note for note in order.validation_notes)
-    # The data-quality card says only what is true of the capture: two prefetch keys it did not send.
+    # The data-quality card says only what is true of the capture: the prefetch keys it did not send.
     assert answer.facts.problems == []
     (card,) = [c for c in orjson.loads(answer.body)["cards"] if _rule(c) == "incomplete-data"]
-    assert card["summary"] == "Could not read medication orders, conditions: some checks could not run"
+    assert card["summary"] == (
+        "Could not read medication orders, conditions, procedures, encounters: some checks could not run"
+    )
 
 
 REQUESTS = RULES.parent / "fhir_fixtures" / "requests"

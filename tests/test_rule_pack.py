@@ -23,6 +23,7 @@ ORDER_RULES = {
     "neutrophil-baseline",
 }
 PATIENT_RULES = {
+    "duplicate-therapy",
     "hlh-2004",
     "ferritin-rise",
     "acute-kidney-injury",

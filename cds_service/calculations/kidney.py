@@ -1,8 +1,11 @@
 """Kidney function for dosing: the `renal` and `aki` calculations.
 
 - `renal` (rules-logic.md (c)): creatinine clearance by Cockcroft-Gault from patient.age, patient.sex,
-  patient.weight and creatinine.latest; the renally reduced daily dose of the draft order, and the nearest
-  bag build of it, made by the `infusion` calculation so that both propose the same kind of bag.
+  the dosing weight (actual, Devine ideal or adjusted body weight, as the rule file says) and a current
+  creatinine; and the kidney function dosing goes by (`renal.impairment`): dialysis of any modality, or a
+  recorded end-stage renal disease, counts as a clearance below the threshold, since a creatinine lowered
+  by dialysis makes Cockcroft-Gault meaningless. The `infusion` calculation reads it for the renal dose
+  ceiling.
 - `aki`: acute kidney injury by the KDIGO creatinine criteria, judged on the creatinine results themselves
   (a steady-state estimate such as Cockcroft-Gault is unreliable while creatinine is still rising).
 """
@@ -10,16 +13,20 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal
 
 from cds_service.calculations.base import Configured, ParameterError, Params, Threshold
-from cds_service.calculators.bags import BagLimits, Build, nearest_dose
 from cds_service.calculators.growth import Sample
 from cds_service.calculators.kdigo import Aki, AkiLimits, kdigo
-from cds_service.calculators.renal import cockcroft_gault, creatinine_at_clearance, reduced_dose
+from cds_service.calculators.renal import (
+    adjusted_weight,
+    cockcroft_gault,
+    creatinine_at_clearance,
+    ideal_weight,
+)
+from cds_service.calculators.tristate import Tri, compare
 from cds_service.facts.catalog import FactCatalog
 from cds_service.facts.knowledge import Analyte, duration_text, unavailable
 from cds_service.facts.labs import Point, collect
@@ -27,89 +34,129 @@ from cds_service.facts.model import Facts
 from cds_service.facts.named import Fact, FactSpec, missing
 from cds_service.facts.units import Units, tidy
 
-# The analyte (rules/facts/analytes.yaml) both calculations read; its facts are creatinine.latest etc.
+# The analytes (rules/facts/analytes.yaml) these calculations read; their facts are creatinine.latest etc.
 CREATININE = "creatinine"
+HEIGHT = "height"
 WEIGHT_BASES = ("actual", "ideal", "adjusted")
-# Only actual body weight is computed: ideal and adjusted weight need a height and a formula choice
-# that no rule file makes yet. Asking for them must fail at lint, not silently fall back.
-IMPLEMENTED_WEIGHT_BASES = ("actual",)
 UNSTATED_SEX_CHOICES = ("lower", "higher")
 CRITERIA = ("absolute", "ratio", "none")
-BUILD_WIDTH = 80  # as infusion.* builds: "1200 mg/day as 400 mg in 100 mL NS q8h at 12.5 mL/h (4 mg/mL)"
+# What dosing goes by: dialysis in the window, a recorded end-stage renal disease, a clearance below the
+# threshold, or none of these (renal.impairment).
+IMPAIRMENTS = ("dialysis", "esrd", "clearance", "none")
+IMPAIRED = frozenset({"dialysis", "esrd", "clearance"})
 SUMMARY_WIDTH = 40  # "SCr 114.5→353.6 umol/L in 167.5 h"
 _FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}
 _SHOWN_RESULTS = 6
-
-
-@runtime_checkable
-class BagMaker(Protocol):
-    """What renal dosing needs of the configured `infusion` calculation: its limits, its maximum daily
-    dose and its build facts."""
-
-    limits: BagLimits
-    max_daily_dose: float
-
-    def build_fact(self, name: str, build: Build | None, order: str | None, why: str) -> Fact: ...
+_SEXES = ("female", "male")
 
 
 # --- renal ---------------------------------------------------------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True)
+class IdealWeight:
+    """Devine's ideal body weight for one sex: `base` kg at `base_height` inches, plus `per_inch` kg."""
+
+    base: float  # kg
+    per_inch: float  # kg/[in_i]
+    base_height: float  # [in_i]
+
+
+@dataclasses.dataclass(frozen=True)
+class ConditionSets:
+    """Which condition sets (rules/facts/conditions.yaml) mean dialysis and which end-stage disease."""
+
+    dialysis: tuple[str, ...]
+    esrd: tuple[str, ...]
+    sources: Mapping[str, tuple[str, ...]]  # set name -> the prefetch labels that carry its resources
+    labels: Mapping[str, str]
+
+
+@dataclasses.dataclass(frozen=True)
 class RenalSettings:
     min_age: float  # years
-    crcl_threshold: float  # mL/min
     weight_basis: str
     unstated_sex: Literal["lower", "higher"]
-    dose_factor: float
-    infusion: BagMaker
-    infusion_routes: frozenset[str]
-    route_labels: Mapping[str, str]
+    crcl_threshold: float  # mL/min, strict
+    creatinine_window: timedelta
+    ideal: Mapping[str, IdealWeight]  # by sex
+    adjusted_factor: float
+    sets: ConditionSets
+    units: Units
+    # Read by the infusion calculation: the renal ceiling, and the subcutaneous interval of the label.
+    cap: float  # mg/d
+    sc_interval: float  # h
+    sc_route: str  # the medications.yaml route the label's every-other-day advice is for
+    impaired: frozenset[str] = IMPAIRED
 
     def compute(self, named: Mapping[str, Fact], facts: Facts) -> dict[str, Fact]:
-        reduced = self._reduced_dose(named)
+        crcl = self._crcl(named, facts.now)
         return {
-            "renal.crcl": self._crcl(named),
+            "renal.crcl": crcl,
+            "renal.impairment": self._impairment(named, crcl, facts),
+            "renal.sc_too_frequent": self._sc_too_frequent(named),
             "renal.creatinine_limit": self._creatinine_limit(named),
-            "renal.reduced_dose": reduced,
-            "renal.reduced_build": self._reduced_build(named, reduced),
         }
 
+    def _sc_too_frequent(self, named: Mapping[str, Fact]) -> Fact:
+        """Whether the draft is a non-infusion (subcutaneous) order given more often than the label's renal
+        interval; no for an infusion or an order of unknown route (their renal check is the daily ceiling)."""
+        name = "renal.sc_too_frequent"
+        present, route, interval = named["order.present"], named["order.route"], named["order.interval"]
+        if present.value is not True:
+            return missing(name, present.missing or "no draft order")
+        if route.value != self.sc_route:
+            return Fact(name, False, evidence=route.evidence, detail=f"route {route.value or 'not given'}")
+        hours = _number(interval)
+        if hours is None:
+            return missing(
+                name, f"a {self.sc_route} order with no interval: {interval.missing}", route.evidence
+            )
+        every = f"every {_n(hours)} h; the label's renal interval is every {_n(self.sc_interval)} h"
+        return Fact(name, hours < self.sc_interval, evidence=interval.evidence, detail=every)
+
     def _creatinine_limit(self, named: Mapping[str, Fact]) -> Fact:
-        """The creatinine at which this patient's Cockcroft-Gault clearance falls to the threshold: where
-        a chart draws the renal limit on the creatinine axis."""
+        """The creatinine at which this patient's Cockcroft-Gault clearance falls to the threshold, with the
+        rule file's dosing weight: where a chart draws the renal limit on the creatinine axis."""
         name = "renal.creatinine_limit"
         age, sex, weight = named["patient.age"], named["patient.sex"], named["patient.weight"]
+        height = named[f"{HEIGHT}.latest"]
         years, kg = _number(age), _number(weight)
         if years is not None and years < self.min_age:
             return missing(
                 name, f"Cockcroft-Gault does not apply under {_n(self.min_age)} years (age {_n(years)})"
             )
-        if years is None or kg is None or sex.value is None or weight.comparator is not None:
-            absent = [
-                label
-                for label, fact in (("age", age), ("weight", weight), ("sex", sex))
-                if fact.value is None
-            ]
+        absent = [
+            label for label, fact in (("age", age), ("weight", weight), ("sex", sex)) if fact.value is None
+        ]
+        if self.weight_basis != "actual" and _number(height) is None:
+            absent.append("height")
+        if absent or years is None or kg is None or weight.comparator is not None:
             return missing(name, f"missing {', '.join(absent) or 'an exact weight'}")
+        limits = {}
         try:
-            female = creatinine_at_clearance(years, kg, self.crcl_threshold, female=True)
-            male = creatinine_at_clearance(years, kg, self.crcl_threshold, female=False)
+            for sex_ in _SEXES:
+                dosing, _ = self._dosing_weight(kg, height, sex_)
+                limits[sex_] = creatinine_at_clearance(
+                    years, dosing, self.crcl_threshold, female=sex_ == "female"
+                )
         except ValueError as exc:
             return missing(name, f"Cockcroft-Gault cannot use these inputs: {exc}")
-        if sex.value == "female" or sex.value == "male":
-            value = female if sex.value == "female" else male
+        if sex.value in _SEXES:
+            value = limits[str(sex.value)]
         else:
             # The clearance taken for other sexes is the lower (or higher) estimate: it reaches the
             # threshold at the lower (or higher) creatinine.
-            value = min(female, male) if self.unstated_sex == "lower" else max(female, male)
+            value = min(limits.values()) if self.unstated_sex == "lower" else max(limits.values())
         detail = (
             f"creatinine at which Cockcroft-Gault gives {_n(self.crcl_threshold)} mL/min at age {_n(years)}, "
-            f"{_n(kg)} kg, sex {sex.value}"
+            f"{_n(kg)} kg ({self.weight_basis} weight basis), sex {sex.value}"
         )
         return Fact(name, tidy(value), unit="mg/dL", evidence=weight.evidence, detail=detail)
 
-    def _crcl(self, named: Mapping[str, Fact]) -> Fact:
+    # --- clearance ---
+
+    def _crcl(self, named: Mapping[str, Fact], now: datetime) -> Fact:
         name = "renal.crcl"
         age, sex = named["patient.age"], named["patient.sex"]
         weight, creatinine = named["patient.weight"], named[f"{CREATININE}.latest"]
@@ -119,38 +166,54 @@ class RenalSettings:
         if years is not None and years < self.min_age:
             why = f"Cockcroft-Gault does not apply under {_n(self.min_age)} years (age {_n(years)})"
             return missing(name, why, detail=age.detail)
+        stale = self._stale(creatinine, mg_dl, now)
         inputs = (("creatinine", creatinine, mg_dl), ("weight", weight, kg), ("age", age, years))
-        absent = [(label, fact) for label, fact, number in inputs if number is None]
+        absent = [(label, fact.missing or "not recorded") for label, fact, number in inputs if number is None]
+        if stale is not None:
+            absent.insert(0, ("creatinine", stale))
         if sex.value is None:
-            absent.append(("sex", sex))
+            absent.append(("sex", sex.missing or "not recorded"))
+        height = named[f"{HEIGHT}.latest"]
+        if self.weight_basis != "actual" and _number(height) is None:
+            absent.append(
+                (
+                    "height",
+                    f"{height.missing or 'not recorded'}; the {self.weight_basis} body weight needs it",
+                )
+            )
         if absent:
             labels = ", ".join(label for label, _ in absent)
-            reasons = "; ".join(fact.missing or "not recorded" for _, fact in absent)
+            reasons = "; ".join(reason for _, reason in absent)
             return missing(name, f"missing {labels} ({reasons})")
         assert years is not None and kg is not None and mg_dl is not None
         evidence = (*creatinine.evidence, *weight.evidence)
+        if self.weight_basis != "actual":
+            evidence += height.evidence
         if weight.comparator is not None:
             return missing(name, f"weight is only a bound ({weight.comparator}{_n(kg)} kg)", evidence)
         try:
-            female = cockcroft_gault(years, kg, mg_dl, female=True)
-            male = cockcroft_gault(years, kg, mg_dl, female=False)
+            estimates = {sex_: self._estimate(years, kg, mg_dl, height, sex_) for sex_ in _SEXES}
         except ValueError as exc:
             return missing(name, f"Cockcroft-Gault cannot use these inputs: {exc}", evidence)
-        if sex.value == "female" or sex.value == "male":
-            value, sex_text = (female if sex.value == "female" else male), str(sex.value)
+        if sex.value in _SEXES:
+            chosen = str(sex.value)
+            value, weight_text = estimates[chosen]
+            sex_text = chosen
         else:
             # The equation knows two sexes; which estimate to take for the others is a rule file choice.
-            value = min(female, male) if self.unstated_sex == "lower" else max(female, male)
+            pick = min if self.unstated_sex == "lower" else max
+            chosen = pick(_SEXES, key=lambda s: estimates[s][0])
+            value, weight_text = estimates[chosen]
             sex_text = (
-                f"{sex.value}: the {self.unstated_sex} of the female ({female:.1f}) and male "
-                f"({male:.1f}) estimates"
+                f"{sex.value}: the {self.unstated_sex} of the female ({estimates['female'][0]:.1f}) and male "
+                f"({estimates['male'][0]:.1f}) estimates"
             )
         # A creatinine reported as a bound ("<0.3") bounds the clearance the other way.
         comparator = _FLIP.get(creatinine.comparator or "")
         detail = (
             f"Cockcroft-Gault **{comparator or ''}{value:.1f} mL/min** from age {_n(years)} years; "
-            f"{self.weight_basis} body weight {_n(kg)} kg{_when(weight)}; creatinine "
-            f"{_reported(creatinine, mg_dl)}{_when(creatinine)}; sex {sex_text}"
+            f"{weight_text}{_when(weight)}; creatinine {_reported(creatinine, mg_dl)}{_when(creatinine)}; "
+            f"sex {sex_text}"
         )
         # tidy() only removes float noise (29.999999999999996 is 30); the value is not rounded for display.
         return Fact(
@@ -163,59 +226,94 @@ class RenalSettings:
             detail=detail,
         )
 
-    def _reduced_dose(self, named: Mapping[str, Fact]) -> Fact:
-        name = "renal.reduced_dose"
-        present, daily = named["order.present"], named["order.daily_dose"]
-        if present.value is not True:
-            return missing(name, present.missing or "no draft order for the medication")
-        ordered = _number(daily)
-        if ordered is None:
-            return missing(name, f"no daily dose: {daily.missing}", daily.evidence)
-        # Halving a dose above the maximum would still suggest more than the series ever gave in renal
-        # failure: reduce from the maximum instead.
-        base = min(ordered, self.infusion.max_daily_dose)
-        value = tidy(reduced_dose(base, self.dose_factor))
-        detail = f"{_n(self.dose_factor * 100)} % of the ordered {_n(ordered)} mg/day"
-        if base < ordered:
-            detail = (
-                f"{_n(self.dose_factor * 100)} % of the {_n(base)} mg/day maximum (ordered {_n(ordered)})"
-            )
-        return Fact(name, value, unit="mg/d", evidence=daily.evidence, detail=detail)
-
-    def _reduced_build(self, named: Mapping[str, Fact], reduced: Fact) -> Fact:
-        name = "renal.reduced_build"
-        present, route = named["order.present"], named["order.route"]
-        order = present.evidence[0] if present.value is True and present.evidence else None
-        target = _number(reduced)
-        if target is None:
-            return self.infusion.build_fact(name, None, order, reduced.missing or "no reduced dose")
-        if route.value is None:
-            why = f"the route is unknown ({route.missing}), so it is not known to be an infusion"
-            return self.infusion.build_fact(name, None, order, why)
-        if route.value not in self.infusion_routes:
-            label = self.route_labels.get(str(route.value))
-            why = (
-                f"a {label} order is not given as infusion bags"
-                if label
-                else f"route {route.value} is not an infusion route"
-            )
-            return self.infusion.build_fact(name, None, order, why)
-        build = nearest_dose(target, self.infusion.limits, prefer="lower")
-        fact = self.infusion.build_fact(
-            name, build, order, f"no buildable daily dose near {_n(target)} mg/day"
+    def _stale(self, creatinine: Fact, mg_dl: float | None, now: datetime) -> str | None:
+        """Why the newest creatinine is too old to dose by, or None when it is current (or absent)."""
+        if mg_dl is None or creatinine.time is None:
+            return None
+        age = now - creatinine.time
+        if age <= self.creatinine_window:
+            return None
+        hours = age.total_seconds() / 3600
+        return (
+            f"current creatinine needed: the newest, {_reported(creatinine, mg_dl)} at "
+            f"{creatinine.time:%Y-%m-%d %H:%M}, is {_n(round(hours, 1))} h old, more than "
+            f"{_hours_text(self.creatinine_window.total_seconds() / 3600)}"
         )
-        if build is not None and not math.isclose(build.daily_dose, target, rel_tol=1e-9):
-            note = (
-                f"{_n(target)} mg/day cannot be built; {_n(build.daily_dose)} mg/day is the nearest "
-                "buildable dose (a tie goes to the lower)"
+
+    def _estimate(self, years: float, kg: float, mg_dl: float, height: Fact, sex: str) -> tuple[float, str]:
+        """Cockcroft-Gault for one sex with the dosing weight of the rule file's basis, and that weight in
+        words."""
+        dosing, text = self._dosing_weight(kg, height, sex)
+        return cockcroft_gault(years, dosing, mg_dl, female=sex == "female"), text
+
+    def _dosing_weight(self, kg: float, height: Fact, sex: str) -> tuple[float, str]:
+        actual = f"actual body weight {_n(kg)} kg"
+        if self.weight_basis == "actual":
+            return kg, actual
+        cm = _number(height)
+        assert cm is not None  # _crcl lists a missing height first
+        devine = self.ideal[sex]
+        inches = self.units.convert(cm, height.unit or "cm", "[in_i]")
+        ideal = ideal_weight(inches, devine.base, devine.per_inch, devine.base_height)
+        shown = f"{_n(round(ideal, 1))} kg for {_n(cm)} cm ({sex})"
+        if kg <= ideal:
+            # Below the ideal weight the actual weight is the smaller and is used (the usual practice).
+            return kg, f"{actual} (not above the Devine ideal body weight, {shown})"
+        if self.weight_basis == "ideal":
+            return ideal, f"Devine ideal body weight {shown}; actual {_n(kg)} kg"
+        weight = adjusted_weight(kg, ideal, self.adjusted_factor)
+        return weight, (
+            f"adjusted body weight {_n(round(weight, 1))} kg (ideal {shown} + {_n(self.adjusted_factor)} x "
+            f"the excess of the actual {_n(kg)} kg)"
+        )
+
+    # --- what dosing goes by ---
+
+    def _impairment(self, named: Mapping[str, Fact], crcl: Fact, facts: Facts) -> Fact:
+        name = "renal.impairment"
+        for kind, sets in (("dialysis", self.sets.dialysis), ("esrd", self.sets.esrd)):
+            found = [named[f"conditions.{s}.status"] for s in sets]
+            present = [f for f in found if f.value == "present"]
+            if present:
+                evidence = tuple(ref for f in present for ref in f.evidence)
+                detail = "; ".join(f"{f.detail} {', '.join(f.evidence)}".strip() for f in present)
+                return Fact(name, kind, time=present[0].time, evidence=evidence, detail=detail)
+        # No dialysis or end-stage disease on record: the clearance decides, if the record could be read.
+        gaps = [
+            gap
+            for s in (*self.sets.dialysis, *self.sets.esrd)
+            if (gap := unavailable(facts.unavailable, self.sets.sources[s])) is not None
+        ]
+        unread = (
+            f"dialysis and end-stage renal disease could not be excluded ({'; '.join(dict.fromkeys(gaps))})"
+        )
+        value = crcl.value
+        state = (
+            compare(float(value), "<", self.crcl_threshold, crcl.comparator)
+            if isinstance(value, int | float) and not isinstance(value, bool)
+            else Tri.UNKNOWN
+        )
+        if state is Tri.MET:
+            return Fact(name, "clearance", time=crcl.time, evidence=crcl.evidence, detail=crcl.detail)
+        if state is Tri.NOT_MET and not gaps:
+            detail = (
+                f"{crcl.detail}; no dialysis or end-stage renal disease on record"
+                if crcl.detail
+                else "no dialysis or end-stage renal disease on record"
             )
-            fact = dataclasses.replace(fact, detail=f"{fact.detail}. {note}" if fact.detail else note)
-        return fact
+            return Fact(name, "none", time=crcl.time, evidence=crcl.evidence, detail=detail)
+        if state is Tri.NOT_MET:
+            shown = f"{crcl.comparator or ''}{float(value):.1f}" if isinstance(value, int | float) else "?"
+            return missing(name, f"CrCl {shown} mL/min, but {unread}", crcl.evidence, crcl.detail)
+        why = crcl.missing or "the clearance estimate is only a bound that straddles the threshold"
+        if gaps:
+            why = f"{why}; and {unread}"
+        return missing(name, why, crcl.evidence, crcl.detail)
 
 
 class Renal:
     name = "renal"
-    after: tuple[str, ...] = ("infusion",)
+    after: tuple[str, ...] = ()
 
     def specs(self, catalog: FactCatalog) -> list[FactSpec]:
         return [
@@ -223,8 +321,8 @@ class Renal:
                 "renal.crcl",
                 "quantity",
                 "mL/min",
-                "creatinine clearance by Cockcroft-Gault from age, sex, body weight and the newest creatinine; "
-                "not rounded (display it with :.1f)",
+                "creatinine clearance by Cockcroft-Gault from age, sex, the dosing body weight and the newest "
+                "creatinine within the rule file's window; not rounded (display it with :.1f)",
             ),
             FactSpec(
                 "renal.creatinine_limit",
@@ -234,49 +332,85 @@ class Renal:
                 "file's crcl_threshold (for the chart's renal limit line)",
             ),
             FactSpec(
-                "renal.reduced_dose",
-                "quantity",
-                "mg/d",
-                "the draft order's daily dose times the rule file's renal dose factor",
+                "renal.sc_too_frequent",
+                "boolean",
+                None,
+                "the draft is an order by the label's route (label_route) given more often than its renal "
+                "interval (label_interval); no for other routes",
             ),
             FactSpec(
-                "renal.reduced_build",
-                "build",
+                "renal.impairment",
+                "text",
                 None,
-                "the bag build of the buildable daily dose nearest renal.reduced_dose (a tie goes to the "
-                "lower); missing for a non-infusion order",
-                width=BUILD_WIDTH,
+                "what renal dosing goes by: dialysis (a session in the window, or in progress), esrd (recorded "
+                "end-stage renal disease or dialysis dependence), clearance (CrCl below the threshold), none",
+                IMPAIRMENTS,
             ),
         ]
 
     def configure(
         self, params: Params, catalog: FactCatalog, before: Mapping[str, Configured]
     ) -> RenalSettings:
-        infusion = before.get("infusion")
-        if not isinstance(infusion, BagMaker):
-            raise ParameterError("", "calculation 'renal' needs the configured 'infusion' calculation")
         basis = params.text("weight_basis", WEIGHT_BASES)
-        if basis not in IMPLEMENTED_WEIGHT_BASES:
-            raise ParameterError(
-                "weight_basis",
-                f"weight_basis {basis!r} is not implemented; only "
-                f"{', '.join(IMPLEMENTED_WEIGHT_BASES)} body weight is",
-            )
         unstated = params.text("unstated_sex", UNSTATED_SEX_CHOICES)
         factor = params.number("dose_factor")
         if not 0 < factor <= 1:
             raise ParameterError("dose_factor", f"dose_factor must be above 0 and at most 1, not {factor:g}")
-        routes = catalog.medications.routes
+        cap, series_max = params.number("renal_cap", "mg/d"), params.number("series_max", "mg/d")
+        if abs(cap - factor * series_max) > 1e-9 * series_max:
+            raise ParameterError(
+                "renal_cap",
+                f"renal_cap {cap:g} mg/d is not dose_factor x series_max ({factor:g} x {series_max:g} mg/d)",
+            )
+        window = params.number("creatinine_window", "h")
+        if not window > 0:
+            raise ParameterError("creatinine_window", "creatinine_window must be a positive duration")
+        adjusted = params.number("adjusted_factor")
+        if not 0 < adjusted < 1:
+            raise ParameterError(
+                "adjusted_factor", f"adjusted_factor must be between 0 and 1, not {adjusted:g}"
+            )
+        base_height = params.number("ibw_base_height", "[in_i]")
+        per_inch = params.number("ibw_per_height", "kg/[in_i]")
+        ideal = {
+            sex: IdealWeight(params.number(f"ibw_base_{sex}", "kg"), per_inch, base_height) for sex in _SEXES
+        }
+        if HEIGHT not in catalog.analytes:
+            raise ParameterError("weight_basis", f"no {HEIGHT!r} analyte in rules/facts/analytes.yaml")
         return RenalSettings(
             min_age=params.number("min_age", "a"),
-            crcl_threshold=params.number("crcl_threshold", "mL/min"),
             weight_basis=basis,
             unstated_sex="lower" if unstated == "lower" else "higher",
-            dose_factor=factor,
-            infusion=infusion,
-            infusion_routes=frozenset(name for name, route in routes.items() if route.infusion),
-            route_labels={name: route.label for name, route in routes.items()},
+            crcl_threshold=params.number("crcl_threshold", "mL/min"),
+            creatinine_window=timedelta(hours=window),
+            ideal=ideal,
+            adjusted_factor=adjusted,
+            sets=_condition_sets(params, catalog),
+            units=catalog.units,
+            cap=cap,
+            sc_interval=params.number("label_interval", "h"),
+            sc_route=params.text("label_route", tuple(catalog.medications.routes)),
         )
+
+
+def _condition_sets(params: Params, catalog: FactCatalog) -> ConditionSets:
+    known = catalog.conditions.sets
+    chosen: dict[str, tuple[str, ...]] = {}
+    for name in ("dialysis_sets", "esrd_sets"):
+        sets = params.texts(name)
+        unknown = [s for s in sets if s not in known]
+        if unknown:
+            raise ParameterError(
+                name, f"{name}: {', '.join(unknown)} not in rules/facts/conditions.yaml ({', '.join(known)})"
+            )
+        chosen[name] = sets
+    named = [*chosen["dialysis_sets"], *chosen["esrd_sets"]]
+    return ConditionSets(
+        dialysis=chosen["dialysis_sets"],
+        esrd=chosen["esrd_sets"],
+        sources={s: known[s].sources for s in named},
+        labels={s: known[s].label for s in named},
+    )
 
 
 # --- aki -----------------------------------------------------------------------------------------------

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-__all__ = ["cockcroft_gault", "cockcroft_gault_any_sex", "creatinine_at_clearance", "reduced_dose"]
+__all__ = [
+    "adjusted_weight",
+    "cockcroft_gault",
+    "cockcroft_gault_any_sex",
+    "creatinine_at_clearance",
+    "ideal_weight",
+]
 
 # Cockcroft and Gault's published constants are the equation itself, not a clinical threshold.
 _FEMALE_FACTOR = 0.85
@@ -52,6 +58,17 @@ def cockcroft_gault_any_sex(age_years: float, weight_kg: float, creatinine_mg_dl
     raise ValueError(f"unknown sex {sex!r}; expected female, male, other or unknown")
 
 
-def reduced_dose(daily_dose: float, factor: float) -> float:
-    """The renally adjusted daily dose; named so that the rule and its card say what the product means."""
-    return daily_dose * factor
+def ideal_weight(height: float, base_weight: float, per_height: float, base_height: float) -> float:
+    """Devine's ideal body weight: `base_weight` at `base_height`, plus `per_height` for each unit of height
+    above it (Devine 1974: 50 kg for men, 45.5 kg for women, at 5 ft, plus 2.3 kg per inch). The caller
+    passes the constants in one unit system; below `base_height` the line is extrapolated.
+    """
+    weight = base_weight + per_height * (height - base_height)
+    if not weight > 0:
+        raise ValueError(f"a height of {height:g} gives no positive ideal body weight")
+    return weight
+
+
+def adjusted_weight(actual: float, ideal: float, factor: float) -> float:
+    """Adjusted body weight: the ideal weight plus `factor` times the excess of the actual weight over it."""
+    return ideal + factor * (actual - ideal)

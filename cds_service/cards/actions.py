@@ -99,16 +99,41 @@ class OrderLabTest:
         ]
 
 
-# What a build fact's `data` holds (the infusion calculation writes it): numbers in these units, plus
-# `order` (the draft's "MedicationRequest/id"), `diluent` and `instruction` texts.
+# What a build fact's `data` holds (the infusion calculation writes it): `form` "bag" (the default) with
+# numbers in these units, or "dose" (unit doses by another route, e.g. subcutaneous) with DOSE_KEYS; plus
+# `order` (the draft's "MedicationRequest/id"), and for bags the `diluent` and `instruction` texts.
 BUILD_KEYS = ("daily_dose", "interval", "dose_per_bag", "volume", "rate", "concentration")
+DOSE_KEYS = ("daily_dose", "interval", "dose", "route_label")
+# Timing.repeat elements that say how often the old order was given; the build sets its own interval, so
+# these are deliberately replaced (count is rescaled to keep the same planned duration). Everything else
+# in the draft (the planned stop in boundsPeriod, notes, dispense request, other dosage lines...) is kept.
+_SCHEDULE = (
+    "frequency",
+    "frequencyMax",
+    "period",
+    "periodMax",
+    "periodUnit",
+    "duration",
+    "durationMax",
+    "durationUnit",
+    "dayOfWeek",
+    "timeOfDay",
+    "when",
+    "offset",
+)
+_SAME = 1e-6
 
 
 class UpdateDraftOrder:
-    """Rewrite the draft medication order, keeping its id, as the bag build a fact describes: a contained
-    Medication (the drug's strength in the bag), the dose per bag every `interval` hours at `rate`, the
-    total daily dose in the dosage text, and the handling instruction (e.g. light protection) as an
-    additional instruction (order-representation.md, "What the suggestion writes back").
+    """Rewrite the draft medication order, keeping its id, as the build a fact describes: a bag (a
+    contained Medication with the drug's strength in the bag, the dose per bag every `interval` hours at
+    `rate`, the total daily dose in the dosage text, and the handling instruction, e.g. light protection,
+    as an additional instruction; order-representation.md, "What the suggestion writes back"), or unit
+    doses by another route (the drug, the dose every `interval` hours by that route).
+
+    Only the medication and the dose, rate and schedule of the first dosage line change; every other
+    element of the draft is kept. No suggestion is made when the draft already is that build: a
+    suggestion never equals the order it replaces.
 
     arguments: build: the name of a fact whose `data` is a build (e.g. infusion.recommended).
     """
@@ -132,13 +157,17 @@ class UpdateDraftOrder:
         if fact is None or fact.data is None:
             return None
         data = fact.data
-        if any(key not in data for key in (*BUILD_KEYS, "order")):
+        keys = DOSE_KEYS if data.get("form") == "dose" else BUILD_KEYS
+        if any(key not in data for key in (*keys, "order")):
             return None
         draft = context.draft_orders.get(str(data["order"]))
-        if draft is None:
+        if draft is None or _already(data, context.facts):
             return None
         try:
-            resource = valid(MedicationRequest, updated_order(draft, data))
+            rewritten = updated_order(draft, data, _draft_interval(data, context.facts))
+            if rewritten == draft:
+                return None
+            resource = valid(MedicationRequest, rewritten)
         except (ValueError, TypeError, AttributeError, LookupError) as exc:  # pydantic's is a ValueError
             # The draft is the EHR's JSON, read leniently upstream; rewritten, it is not a valid
             # MedicationRequest (an element FHIR does not define, a wrong type). The card stands; only
@@ -161,6 +190,47 @@ class UpdateDraftOrder:
         ]
 
 
+def _draft_interval(build: Mapping[str, Any], facts: Mapping[str, Fact]) -> float | None:
+    """The interval of the draft being rewritten, in hours, as the order facts read it (UCUM-converted)."""
+    present, interval = facts.get("order.present"), facts.get("order.interval")
+    if present is None or present.value is not True or present.evidence[:1] != (build["order"],):
+        return None
+    value = interval.value if interval is not None else None
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _already(build: Mapping[str, Any], facts: Mapping[str, Fact]) -> bool:
+    """Whether the draft the order.* facts describe already is this build (same dose, bag and interval)."""
+    present = facts.get("order.present")
+    if present is None or present.value is not True or present.evidence[:1] != (build["order"],):
+        return False
+
+    def same(fact_name: str, value: Any) -> bool:
+        fact = facts.get(fact_name)
+        number = fact.value if fact is not None else None
+        if isinstance(number, bool) or not isinstance(number, int | float):
+            return False
+        return abs(float(number) - float(value)) <= _SAME * max(1.0, abs(float(value)))
+
+    if build.get("form") == "dose":
+        route = facts.get("order.route")
+        return (
+            route is not None
+            and route.value == build.get("route")
+            and same("order.dose_per_bag", build["dose"])
+            and same("order.interval", build["interval"])
+        )
+    bag = facts.get("order.bag_described")
+    return (
+        bag is not None
+        and bag.value is True
+        and same("order.daily_dose", build["daily_dose"])
+        and same("order.dose_per_bag", build["dose_per_bag"])
+        and same("order.bag_volume", build["volume"])
+        and same("order.interval", build["interval"])
+    )
+
+
 # Resources already proven valid, by their JSON without `id` (a fresh uuid, valid by construction). A
 # suggestion is re-made for every request that earns it; validating the same shape again is waste.
 _VALID: dict[bytes, None] = {}
@@ -181,23 +251,64 @@ def valid(model: type[FhirModel], resource: dict[str, Any]) -> dict[str, Any]:
     return resource
 
 
-def updated_order(draft: Mapping[str, Any], build: Mapping[str, Any]) -> dict[str, Any]:
-    """The draft as the EHR sent it, with its medication and dosage replaced by `build`."""
+def updated_order(
+    draft: Mapping[str, Any], build: Mapping[str, Any], old_interval: float | None = None
+) -> dict[str, Any]:
+    """The draft as the EHR sent it, with its medication and first dosage line's dose, rate and schedule
+    replaced by `build`; every other element is kept (the planned stop, notes, other dosage lines).
+    `old_interval` is the draft's interval in hours (order.interval), to rescale a count of doses."""
     order = copy.deepcopy(dict(draft))
     concept = _drug_concept(order)
-    diluent = str(build.get("diluent") or "")
-    dose, volume = _number(build["dose_per_bag"]), _number(build["volume"])
     name = concept.get("text") or next(
         (c.get("display") for c in concept.get("coding", []) if c.get("display")), "medication"
     )
+    order.setdefault("status", "draft")
+    order.setdefault("intent", "order")
+    dosages = order.get("dosageInstruction")
+    dosages = list(dosages) if isinstance(dosages, list) and dosages else [{}]
+    previous = dosages[0] if isinstance(dosages[0], dict) else {}
+    if build.get("form") == "dose":
+        _drop_medication(order)
+        order["medicationCodeableConcept"] = concept
+        dosages[0] = _unit_dose_dosage(previous, build, name, old_interval)
+    else:
+        _drop_medication(order)
+        bag_text = _bag(order, concept, name, build)
+        order["medicationReference"] = {"reference": f"#{_BAG}", "display": bag_text}
+        dosages[0] = _bag_dosage(previous, build, name, old_interval)
+    order["dosageInstruction"] = dosages
+    return order
+
+
+_BAG = "bag"
+
+
+def _drop_medication(order: dict[str, Any]) -> None:
+    """Remove the medication the order names (a code, or a reference and the contained resource it
+    points to); other contained resources are kept."""
+    order.pop("medicationCodeableConcept", None)
+    reference = order.pop("medicationReference", None)
+    target = reference.get("reference") if isinstance(reference, dict) else None
+    contained = order.get("contained")
+    if isinstance(contained, list):
+        dropped = {target[1:]} if isinstance(target, str) and target.startswith("#") else set()
+        dropped.add(_BAG)
+        kept = [c for c in contained if not (isinstance(c, dict) and c.get("id") in dropped)]
+        if kept:
+            order["contained"] = kept
+        else:
+            order.pop("contained")
+
+
+def _bag(order: dict[str, Any], concept: dict[str, Any], name: str, build: Mapping[str, Any]) -> str:
+    """Add the bag as a contained Medication; returns its description."""
+    diluent = str(build.get("diluent") or "")
+    dose, volume = _number(build["dose_per_bag"]), _number(build["volume"])
     ingredients: list[dict[str, Any]] = [
         {
             "itemCodeableConcept": concept,
             "isActive": True,
-            "strength": {
-                "numerator": _quantity(dose, "mg"),
-                "denominator": _quantity(volume, "mL"),
-            },
+            "strength": {"numerator": _quantity(dose, "mg"), "denominator": _quantity(volume, "mL")},
         }
     ]
     if diluent:
@@ -207,37 +318,79 @@ def updated_order(draft: Mapping[str, Any], build: Mapping[str, Any]) -> dict[st
         if diluent
         else f"{name} {dose:g} mg in {volume:g} mL"
     )
-    contained = [c for c in order.get("contained", []) if c.get("id") != "bag"]
-    contained.append(
-        {"resourceType": "Medication", "id": "bag", "code": {"text": bag_text}, "ingredient": ingredients}
-    )
-    order["contained"] = contained
-    order.pop("medicationCodeableConcept", None)
-    order["medicationReference"] = {"reference": "#bag", "display": bag_text}
-    order.setdefault("status", "draft")
-    order.setdefault("intent", "order")
-    previous = (order.get("dosageInstruction") or [{}])[0]
+    existing = order.get("contained", [])
+    if not isinstance(existing, list):
+        # Not FHIR; replacing it would drop what the EHR sent: no update is made from this draft.
+        raise TypeError("contained is not a list")
+    contained: list[Any] = existing
+    order["contained"] = [
+        *contained,
+        {"resourceType": "Medication", "id": _BAG, "code": {"text": bag_text}, "ingredient": ingredients},
+    ]
+    return bag_text
+
+
+def _bag_dosage(
+    previous: Mapping[str, Any], build: Mapping[str, Any], name: str, old: float | None
+) -> dict[str, Any]:
+    dosage = copy.deepcopy(dict(previous))
+    diluent = str(build.get("diluent") or "")
+    dose, volume = _number(build["dose_per_bag"]), _number(build["volume"])
     interval = _number(build["interval"])
     rate = round(_number(build["rate"]), 2)
-    dosage: dict[str, Any] = {
-        # The total daily dose stays readable, as the prescriber ordered it (order-representation.md).
-        "text": f"{name} {_number(build['daily_dose']):g} mg/day continuous IV infusion: {dose:g} mg in "
-        f"{volume:g} mL {diluent} every {interval:g} h at {rate:g} mL/h".replace("  ", " "),
-        "timing": {"repeat": {"frequency": 1, "period": interval, "periodUnit": "h"}},
-        "doseAndRate": [
-            {
-                "doseQuantity": _quantity(dose, "mg"),
-                "rateQuantity": _quantity(rate, "mL/h"),
-            }
-        ],
-    }
-    if previous.get("route"):
-        dosage["route"] = previous["route"]
+    # The total daily dose stays readable, as the prescriber ordered it (order-representation.md).
+    dosage["text"] = (
+        f"{name} {_number(build['daily_dose']):g} mg/day continuous IV infusion: {dose:g} mg in "
+        f"{volume:g} mL {diluent} every {interval:g} h at {rate:g} mL/h".replace("  ", " ")
+    )
+    dosage["timing"] = _timing(previous.get("timing"), interval, old)
+    dosage["doseAndRate"] = [{"doseQuantity": _quantity(dose, "mg"), "rateQuantity": _quantity(rate, "mL/h")}]
     instruction = build.get("instruction")
     if instruction:
-        dosage["additionalInstruction"] = [{"text": str(instruction)}]
-    order["dosageInstruction"] = [dosage]
-    return order
+        existing = dosage.get("additionalInstruction")
+        existing = list(existing) if isinstance(existing, list) else []
+        if not any(isinstance(e, dict) and e.get("text") == str(instruction) for e in existing):
+            existing.append({"text": str(instruction)})
+        dosage["additionalInstruction"] = existing
+    return dosage
+
+
+def _unit_dose_dosage(
+    previous: Mapping[str, Any], build: Mapping[str, Any], name: str, old: float | None
+) -> dict[str, Any]:
+    dosage = copy.deepcopy(dict(previous))
+    dose, interval = _number(build["dose"]), _number(build["interval"])
+    label = str(build["route_label"])
+    dosage["text"] = f"{name} {dose:g} mg {label} every {interval:g} h"
+    dosage["timing"] = _timing(previous.get("timing"), interval, old)
+    dosage["doseAndRate"] = [{"doseQuantity": _quantity(dose, "mg")}]
+    coding = build.get("route_coding")
+    route: dict[str, Any] = {"text": label}
+    if isinstance(coding, Mapping):
+        route["coding"] = [dict(coding)]
+    dosage["route"] = route
+    return dosage
+
+
+def _timing(previous: Any, interval: float, old: float | None) -> dict[str, Any]:
+    """The draft's timing with the new interval: its bounds (the planned stop) are kept; a count of
+    administrations is rescaled from the `old` interval (hours, when known) to keep the planned duration;
+    codes and times of the old schedule go."""
+    timing: dict[str, Any] = copy.deepcopy(previous) if isinstance(previous, dict) else {}
+    timing.pop("code", None)  # "Q8H" would contradict the new interval
+    timing.pop("event", None)  # administration times of the old schedule
+    repeat: dict[str, Any] = timing["repeat"] if isinstance(timing.get("repeat"), dict) else {}
+    for key in _SCHEDULE:
+        repeat.pop(key, None)
+    for key in ("count", "countMax"):
+        count = repeat.get(key)
+        if old is not None and isinstance(count, int) and not isinstance(count, bool):
+            repeat[key] = max(1, round(count * old / interval))
+        elif key in repeat:
+            repeat.pop(key)  # a count of the old administrations, with no interval to rescale it from
+    repeat.update({"frequency": 1, "period": interval, "periodUnit": "h"})
+    timing["repeat"] = repeat
+    return timing
 
 
 def _drug_concept(order: Mapping[str, Any]) -> dict[str, Any]:

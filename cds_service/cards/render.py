@@ -73,20 +73,27 @@ def _card(
     facts: Mapping[str, Fact] = evaluation.facts
     card: dict[str, Any] = {
         "uuid": str(uuid.uuid4()),
-        "summary": _summary(fill(template.summary, facts, finding.parameters, finding.missing), finding),
+        "summary": _summary(
+            fill(template.summary, facts, finding.parameters, finding.missing, thresholds=finding.thresholds),
+            finding,
+        ),
         "indicator": template.indicator,
         "source": template.source.model_dump(exclude_none=True),
         "extension": _provenance(finding.rule_id, finding.rule_version, evaluation),
     }
     if template.detail:
-        card["detail"] = fill(template.detail, facts, finding.parameters, finding.missing, markdown=True)
+        card["detail"] = fill(
+            template.detail, facts, finding.parameters, finding.missing, True, finding.thresholds
+        )
     suggestions = []
     for suggestion in template.suggestions:
         actions = ACTIONS[suggestion.action].build(suggestion.arguments, context)
         if actions is None:
             continue
         item: dict[str, Any] = {
-            "label": fill(suggestion.label, facts, finding.parameters, finding.missing),
+            "label": fill(
+                suggestion.label, facts, finding.parameters, finding.missing, thresholds=finding.thresholds
+            ),
             "uuid": str(uuid.uuid4()),
             "actions": actions,
         }

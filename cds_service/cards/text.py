@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -77,14 +77,21 @@ def fill(
     parameters: Mapping[str, ParameterLike],
     missing: str = "",
     markdown: bool = False,
+    thresholds: Mapping[str, Sequence[float]] | None = None,
 ) -> str:
-    """The template with its placeholders filled; with `markdown` (a card's detail), made safe to render."""
+    """The template with its placeholders filled; with `markdown` (a card's detail), made safe to render.
+
+    `thresholds` are, per fact, the values the rule compares it with: a number is shown with as many more
+    digits as it takes to stay on its side of each (2.004 mg/kg/h, never "2.00" above a limit of 2).
+    """
 
     def replace(match: re.Match[str]) -> str:
         token = match.group(0)
         if token in ("{{", "}}"):
             return token[0]
-        return _render(match.group(1).strip(), match.group(2), facts, parameters, missing)
+        name = match.group(1).strip()
+        limits = thresholds.get(name, ()) if thresholds else ()
+        return _render(name, match.group(2), facts, parameters, missing, limits)
 
     text = _PLACEHOLDER.sub(replace, template)
     return protect_units(text) if markdown else text
@@ -106,7 +113,26 @@ def visible(markdown_text: str) -> str:
     return _ESCAPED_POWER.sub("*", markdown_text)
 
 
-def format_number(value: float, spec: str | None = None) -> str:
+def format_number(value: float, spec: str | None = None, thresholds: Sequence[float] = ()) -> str:
+    text = _format(value, spec)
+    if not thresholds or not math.isfinite(value) or (spec or "").endswith("%"):
+        return text
+    # Rounding must not carry the shown value to, or across, a threshold the true value is not at.
+    digits = int(spec[1]) if spec else 2
+    while digits < _MAX_DIGITS and any(_side(float(text), t) != _side(value, t) for t in thresholds):
+        digits += 1
+        text = f"{value:.{digits}f}" if spec else f"{value:.{digits}f}".rstrip("0").rstrip(".")
+    return text
+
+
+_MAX_DIGITS = 9
+
+
+def _side(value: float, threshold: float) -> int:
+    return (value > threshold) - (value < threshold)
+
+
+def _format(value: float, spec: str | None) -> str:
     if spec:
         return format(value, spec)
     if math.isfinite(value) and value == int(value) and abs(value) < 1e15:
@@ -196,6 +222,7 @@ def _render(
     facts: Mapping[str, Fact],
     parameters: Mapping[str, ParameterLike],
     missing: str,
+    thresholds: Sequence[float] = (),
 ) -> str:
     if name == "missing":
         return missing or "nothing"
@@ -224,16 +251,16 @@ def _render(
         return fact.detail or ""
     if attribute == "evidence":
         return ", ".join(fact.evidence)
-    return _value(fact, spec)
+    return _value(fact, spec, thresholds if fact.comparator is None else ())
 
 
-def _value(fact: Fact, spec: str | None) -> str:
+def _value(fact: Fact, spec: str | None, thresholds: Sequence[float] = ()) -> str:
     value: Any = fact.value
     if value is None:
         return "unknown"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, int | float):
-        text = format_number(float(value), spec)
+        text = format_number(float(value), spec, thresholds)
         return f"{fact.comparator}{text}" if fact.comparator else text
     return str(value)

@@ -42,6 +42,7 @@ async def gather_data(
     data = PatientData(values={}, problems=[], unavailable={}, fetched=[])
     to_fetch: dict[str, str] = {}
     bad: list[Issue] = []
+    carried = _carried_types(service)
     for key, item in service.prefetch.items():
         expected = _expected_type(item.query)
         if key in request.prefetch:
@@ -54,7 +55,7 @@ async def gather_data(
             except ValueError as exc:
                 bad.append(Issue(str(exc), expression=f"prefetch.{key}"))
                 continue
-            _keep(data, key, decoded, expected)
+            _keep(data, key, decoded, expected, carried)
             continue
         query = fill_template(item.query, request.context)
         reason = _why_not_fetchable(request, settings)
@@ -138,13 +139,22 @@ async def _fetch_all(
                     f"the FHIR server answered with a {' and a '.join(wrong)} where {expected} was asked for"
                 )
             else:
-                _keep(data, key, decoded, expected)
+                _keep(data, key, decoded, expected, _carried_types(service))
 
 
-def _keep(data: PatientData, key: str, decoded: Decoded, expected: str) -> None:
+def _keep(
+    data: PatientData, key: str, decoded: Decoded, expected: str, carried: frozenset[str] = frozenset()
+) -> None:
+    """Keep the resources of the key's type, and those of a type another key of the service asks for.
+
+    EHRs do not always sort what they send by key: a Procedure sent with the Conditions is still a
+    Procedure of this patient, and the facts are read by resource type, so it is used as if it had come
+    under its own key. A type no search key asks for (a Patient among the Conditions) is reported and
+    dropped.
+    """
     kept = []
     for resource in decoded.resources:
-        if resource.resourceType == expected:
+        if resource.resourceType == expected or resource.resourceType in carried:
             kept.append(resource)
         else:
             data.problems.append(
@@ -152,6 +162,12 @@ def _keep(data: PatientData, key: str, decoded: Decoded, expected: str) -> None:
             )
     data.values[key] = kept
     data.problems.extend(decoded.problems)
+
+
+def _carried_types(service: ServiceDefinition) -> frozenset[str]:
+    """The resource types the service's prefetch searches ask for. A read (Patient/{{context.patientId}})
+    names one resource: one of its type sent under another key is not taken for it."""
+    return frozenset(_expected_type(item.query) for item in service.prefetch.values() if "?" in item.query)
 
 
 def _expected_type(query: str) -> str:

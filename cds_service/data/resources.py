@@ -1,7 +1,7 @@
 """Typed, lenient views of the FHIR R4 resources we read, decoded with msgspec.
 
 One `Resource` struct covers every type we read (Observation, Patient, MedicationRequest, Condition,
-Procedure, Specimen, Medication, OperationOutcome): msgspec skips unknown fields without building them,
+Procedure, Encounter, Specimen, Medication, OperationOutcome): msgspec skips unknown fields without building them,
 which keeps a 200-Observation prefetch to a few thousand small objects instead of a pydantic tree.
 Full FHIR validation (fhir.resources) is kept for the resources we emit.
 
@@ -91,6 +91,9 @@ class Resource(msgspec.Struct, frozen=True):
     ingredient: list[dict[str, Any]] | None = None
     # A verified infusion order names its bag as a contained Medication (docs/clinical/order-representation.md, Shape B).
     contained: list[dict[str, Any]] | None = None
+    # MedicationRequest: the orders this one replaces or fulfils (an order being revised is no duplicate)
+    priorPrescription: Reference | None = None
+    basedOn: list[Reference] | None = None
     # Condition, Procedure
     clinicalStatus: CodeableConcept | None = None
     verificationStatus: CodeableConcept | None = None
@@ -98,8 +101,12 @@ class Resource(msgspec.Struct, frozen=True):
     recordedDate: str | None = None
     performedDateTime: str | None = None
     performedPeriod: Period | None = None
-    # Specimen
-    type: CodeableConcept | None = None
+    # Specimen (one concept) and Encounter (a list of concepts): read with coding.struct_keys, which takes both
+    type: CodeableConcept | list[CodeableConcept] | None = None
+    # Encounter
+    period: Period | None = None
+    serviceType: CodeableConcept | None = None
+    reasonCode: list[CodeableConcept] | None = None
     # OperationOutcome
     issue: list[OutcomeIssue] | None = None
 

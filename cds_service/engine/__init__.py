@@ -42,6 +42,7 @@ class Finding:
     template: CardTemplate
     parameters: Mapping[str, Parameter]
     missing: str  # why the facts this rule needed could not be computed (for unknown cards)
+    thresholds: Mapping[str, tuple[float, ...]] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +71,7 @@ class Evaluation:
                     template,
                     spec.parameters,
                     self.missing_for(outcome),
+                    outcome.rule.thresholds,
                 )
             )
         return findings

@@ -39,6 +39,13 @@ class ExpectedCard(_Strict):
     summary_contains: list[str] = Field(default_factory=list)
     detail_contains: list[str] = Field(default_factory=list)
     suggestions: int | None = Field(default=None, description="number of suggestions on the card")
+    suggestion_labels_contain: list[str] = Field(
+        default_factory=list, description="text each found in some suggestion's label"
+    )
+    suggestion_resources_contain: list[str] = Field(
+        default_factory=list,
+        description='text each found in the compact JSON of some suggested resource, e.g. \'"end":"2026-12-01"\'',
+    )
 
 
 class ExpectedFact(_Strict):
@@ -263,6 +270,7 @@ async def run_case(runtime: Any, loaded: LoadedCase, now: datetime | None = None
         return CaseResult(loaded, failures, time.perf_counter() - started)
     cards = orjson.loads(answer.body)["cards"]
     failures += _check(case.expect, cards, answer.evaluation)
+    failures += _suggestion_failures(cards, orjson.loads(body))
     return CaseResult(loaded, failures, time.perf_counter() - started)
 
 
@@ -320,7 +328,91 @@ def _card_mismatch(wanted: ExpectedCard, card: dict[str, Any]) -> list[str]:
             reasons.append(f"detail lacks {fragment!r}")
     if wanted.suggestions is not None and len(card.get("suggestions") or ()) != wanted.suggestions:
         reasons.append(f"{len(card.get('suggestions') or ())} suggestions instead of {wanted.suggestions}")
+    labels = [str(s.get("label", "")) for s in card.get("suggestions") or ()]
+    for fragment in wanted.suggestion_labels_contain:
+        if not any(fragment in label for label in labels):
+            reasons.append(f"no suggestion label contains {fragment!r} (labels: {labels})")
+    resources = [
+        orjson.dumps(action["resource"]).decode()
+        for s in card.get("suggestions") or ()
+        for action in s.get("actions") or ()
+        if isinstance(action.get("resource"), dict)
+    ]
+    for fragment in wanted.suggestion_resources_contain:
+        if not any(fragment in resource for resource in resources):
+            reasons.append(f"no suggested resource contains {fragment!r}")
     return reasons
+
+
+def _suggestion_failures(cards: list[dict[str, Any]], request: dict[str, Any]) -> list[str]:
+    """Checked on every case: a suggestion never equals the order it replaces (the same drug, dose, rate
+    and schedule), whatever the case expects."""
+    context = request.get("context")
+    bundle = context.get("draftOrders") if isinstance(context, dict) else None
+    entries = bundle.get("entry") if isinstance(bundle, dict) else None
+    drafts = {
+        (r.get("resourceType"), r.get("id")): r
+        for e in entries or ()
+        if isinstance(e, dict) and isinstance(r := e.get("resource"), dict)
+    }
+    failures = []
+    for card in cards:
+        for suggestion in card.get("suggestions") or ():
+            for action in suggestion.get("actions") or ():
+                resource = action.get("resource")
+                if action.get("type") != "update" or not isinstance(resource, dict):
+                    continue
+                draft = drafts.get((resource.get("resourceType"), resource.get("id")))
+                if draft is not None and _dosing(draft) == _dosing(resource):
+                    failures.append(
+                        f"suggestion {suggestion.get('label')!r} of [{card['indicator']}] {card['summary']!r} "
+                        "equals the order it replaces"
+                    )
+    return failures
+
+
+def _dosing(order: dict[str, Any]) -> tuple[str, ...]:
+    """What an order gives, whatever the JSON around it: the drug (its codes, or the strength of the
+    active ingredient of its bag), the route codes, the dose and rate, and the schedule."""
+
+    def number(value: Any) -> Any:
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+    def quantity(value: Any) -> Any:
+        if not isinstance(value, dict):
+            return None
+        return [number(value.get("value")), value.get("code") or value.get("unit")]
+
+    def codes(concept: Any) -> list[str]:
+        codings = concept.get("coding") if isinstance(concept, dict) else None
+        return sorted(f"{c.get('system')}|{c.get('code')}" for c in codings or () if isinstance(c, dict))
+
+    drug: Any = codes(order.get("medicationCodeableConcept"))
+    reference = order.get("medicationReference")
+    target = reference.get("reference") if isinstance(reference, dict) else None
+    for contained in order.get("contained") or ():
+        if isinstance(contained, dict) and isinstance(target, str) and f"#{contained.get('id')}" == target:
+            drug = [
+                [codes(i.get("itemCodeableConcept")), quantity((i.get("strength") or {}).get("numerator")),
+                 quantity((i.get("strength") or {}).get("denominator"))]
+                for i in contained.get("ingredient") or ()
+                if isinstance(i, dict) and i.get("isActive") is not False
+            ]  # fmt: skip
+    dosages = order.get("dosageInstruction") or [{}]
+    first = dosages[0] if isinstance(dosages[0], dict) else {}
+    repeat = (first.get("timing") or {}).get("repeat") or {}
+    rates = [
+        [quantity(d.get("doseQuantity")), quantity(d.get("rateQuantity")), d.get("rateRatio")]
+        for d in first.get("doseAndRate") or ()
+        if isinstance(d, dict)
+    ]
+    parts = (
+        drug,
+        codes(first.get("route")),
+        rates,
+        [number(repeat.get("frequency")), number(repeat.get("period")), repeat.get("periodUnit")],
+    )
+    return tuple(orjson.dumps(part, option=orjson.OPT_SORT_KEYS).decode() for part in parts)
 
 
 def _card_failure(wanted: ExpectedCard, candidates: list[dict[str, Any]], cards: list[dict[str, Any]]) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Annotated
 
@@ -61,6 +61,9 @@ class Rule:
     # Every fact the rule reads: its condition's first, then those its card text shows.
     reads: tuple[str, ...] = ()
     variants: tuple[Compiled, ...] = ()  # the `when` of each card variant, in order
+    # Fact -> the parameter values its conditions compare it with, in the fact's unit: card text shows a
+    # number with enough digits to stay on the side of them it is on (2.004, not 2.00, against 2).
+    thresholds: Mapping[str, tuple[float, ...]] = dataclasses.field(default_factory=dict)
 
     @property
     def id(self) -> str:
@@ -141,8 +144,18 @@ def check_rules(rules_dir: Path) -> list[Problem]:
 def check_rule_pack(rules_dir: Path) -> tuple[list[Problem], PackNames]:
     """check_rules, with the names the case files may refer to."""
     checked = _check(rules_dir)
+    rules = dict(checked.declared)
+    # A service's own incomplete-data card is named in cases like a rule, and runs only in that service.
+    for service in checked.services or ():
+        card = service.incomplete_data_card
+        if card is not None and card.id not in rules:
+            rules[card.id] = tuple(
+                s.id
+                for s in checked.services or ()
+                if s.incomplete_data_card and s.incomplete_data_card.id == card.id
+            )
     names = PackNames(
-        rules=checked.declared,
+        rules=rules,
         services=tuple(s.id for s in checked.services) if checked.services is not None else None,
         facts=frozenset(checked.catalog.specs) if checked.catalog is not None else None,
     )
@@ -347,7 +360,24 @@ def _checked_rule(
     shown = [_fact_of(name, catalog) for name in _template_names(spec)]
     variant_reads = [name for variant in variants for name in variant.reads]
     reads = tuple(dict.fromkeys([*compiled.reads, *variant_reads, *(name for name in shown if name)]))
-    return Rule(spec, doc.path, compiled, reads, tuple(variants))
+    return Rule(spec, doc.path, compiled, reads, tuple(variants), _thresholds(spec, catalog))
+
+
+def _thresholds(spec: RuleFile, catalog: FactCatalog) -> dict[str, tuple[float, ...]]:
+    found: dict[str, list[float]] = {}
+    convert = _converter(catalog)
+    for when in (spec.when, *(variant.when for variant in spec.variants)):
+        for _, leaf in _leaves(when, ()):
+            if not isinstance(leaf, Comparison) or leaf.param is None:
+                continue
+            parameter, fact = spec.parameters.get(leaf.param), catalog.specs.get(leaf.fact)
+            if parameter is None or fact is None or isinstance(parameter.value, bool | str | list):
+                continue
+            value = float(parameter.value)
+            if fact.unit is not None and parameter.unit:
+                value = convert(value, parameter.unit, fact.unit, fact.name)
+            found.setdefault(leaf.fact, []).append(value)
+    return {name: tuple(values) for name, values in found.items()}
 
 
 def _cards(spec: RuleFile) -> list[CardTemplate]:

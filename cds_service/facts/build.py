@@ -35,9 +35,16 @@ def build_facts(
             facts.unannounced.add(item.label or key)
 
     observations: list[Resource] = []
+    # A resource may arrive under two keys (a Procedure with the Conditions and under its own key):
+    # read it once.
+    seen: set[tuple[str, str]] = set()
     for resources in data.values.values():
         for resource in resources:
             kind = resource.resourceType
+            if resource.id:
+                if (kind, resource.id) in seen:
+                    continue
+                seen.add((kind, resource.id))
             if kind == "Observation":
                 observations.append(resource)
             elif kind == "Patient":

@@ -225,7 +225,7 @@ class MicrobiologyFile(_Strict):
 
 class ConditionModel(_Strict):
     label: Text
-    resource: Literal["Condition", "Procedure"] = "Condition"
+    resource: Literal["Condition", "Procedure", "Encounter"] = "Condition"
     codes: Codes = Field(default_factory=dict)
     code_prefixes: Codes = Field(default_factory=dict)
     window: Sourced | None = None
@@ -236,8 +236,8 @@ class ConditionModel(_Strict):
     def _complete(self) -> ConditionModel:
         if not (self.codes or self.code_prefixes):
             raise ValueError("give codes or code_prefixes")
-        if self.resource == "Procedure" and self.window is None:
-            raise ValueError("a Procedure set needs a window (how recent the procedure must be)")
+        if self.resource != "Condition" and self.window is None:
+            raise ValueError(f"a {self.resource} set needs a window (how recent it must be)")
         return self
 
 

@@ -51,17 +51,25 @@ def raw_texts(concept: Any) -> list[str]:
     return texts
 
 
-def struct_keys(concept: CodeableConcept | None) -> list[str]:
-    if concept is None:
-        return []
-    return [key(c.system, c.code) for c in concept.coding or () if c.code]
+Concepts = CodeableConcept | list[CodeableConcept] | None
 
 
-def struct_texts(concept: CodeableConcept | None) -> list[str]:
-    if concept is None:
+def concepts(value: Concepts) -> list[CodeableConcept]:
+    """One CodeableConcept or a list of them (Encounter.type, Encounter.reasonCode) as a list."""
+    if value is None:
         return []
-    texts = [concept.text] if concept.text else []
-    texts += [c.display for c in concept.coding or () if c.display]
+    return list(value) if isinstance(value, list) else [value]
+
+
+def struct_keys(concept: Concepts) -> list[str]:
+    return [key(c.system, c.code) for one in concepts(concept) for c in one.coding or () if c.code]
+
+
+def struct_texts(concept: Concepts) -> list[str]:
+    texts = []
+    for one in concepts(concept):
+        texts += [one.text] if one.text else []
+        texts += [c.display for c in one.coding or () if c.display]
     return texts
 
 

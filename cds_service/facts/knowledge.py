@@ -204,10 +204,10 @@ class Microbiology:
 class ConditionSet:
     name: str
     label: str
-    resource: Literal["Condition", "Procedure"]
+    resource: Literal["Condition", "Procedure", "Encounter"]
     matcher: Matcher
     sources: tuple[str, ...]  # prefetch labels whose absence makes the status unknown
-    window: timedelta | None = None  # procedures: how recent one must be
+    window: timedelta | None = None  # procedures and encounters: how recent one must be
 
 
 @dataclasses.dataclass(frozen=True)

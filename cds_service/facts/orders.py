@@ -211,6 +211,9 @@ def _read(
     dose_rate: Json = dose_rates[0] if dose_rates else {}
     dose = reader.quantity(dose_rate.get("doseQuantity"), "doseQuantity")
     rate = reader.quantity(dose_rate.get("rateQuantity"), "rateQuantity")
+    if rate is None and "rateQuantity" not in dose_rate:
+        # R4 also writes a rate as a Ratio (100 mg per 1 h): the same rate, read the same way.
+        rate = reader.ratio(dose_rate.get("rateRatio"), "rateRatio")
     read = _Read(
         reader,
         _route(dosage.get("route"), medications),
@@ -227,7 +230,7 @@ def _read(
     if dose is not None and read.dose_mg is None and read.dose_ml is None:
         reader.problem(f"doseQuantity in '{dose[1]}' is neither a mass nor a volume")
     if rate is not None and read.rate_mg_d is None and read.rate_per_kg is None and read.rate_ml_h is None:
-        reader.problem(f"rateQuantity in '{rate[1]}' is not a dose or volume per time")
+        reader.problem(f"the rate in '{rate[1]}' is not a dose or volume per time")
     return read
 
 
@@ -381,6 +384,33 @@ class _Reader:
             return None
         return float(number), unit
 
+    def ratio(self, value: Any, where: str) -> tuple[float, str] | None:
+        """A Ratio as one quantity: numerator / denominator, in the numerator's unit per the denominator's.
+        A denominator without a value is one unit of it (FHIR: "1" is implied)."""
+        if not isinstance(value, Mapping):
+            return None
+        numerator = self.quantity(value.get("numerator"), f"{where}.numerator")
+        denominator_raw = value.get("denominator")
+        if numerator is None or not isinstance(denominator_raw, Mapping):
+            if numerator is not None:
+                self.problem(f"{where} has no denominator")
+            return None
+        if "value" not in denominator_raw:
+            denominator_raw = {**denominator_raw, "value": 1}
+        denominator = self.quantity(denominator_raw, f"{where}.denominator")
+        if denominator is None or not denominator[0] > 0:
+            if denominator is not None:
+                self.problem(f"{where}.denominator is not positive")
+            return None
+        per = denominator[1] if "/" not in denominator[1] else f"({denominator[1]})"
+        unit = f"{numerator[1]}/{per}"
+        try:
+            self.units.check(unit)
+        except UnitError as exc:
+            self.problem(f"{where}: {exc}")
+            return None
+        return numerator[0] / denominator[0], unit
+
     def to(self, quantity: tuple[float, str] | None, unit: str) -> float | None:
         if quantity is None:
             return None
@@ -406,7 +436,7 @@ class _Reader:
         if self.problems:
             return self.problems[0]
         if dose is None and rate is None and per_bag is None:
-            return "no dose given (doseQuantity, rateQuantity or a bag strength)"
+            return "no dose given (doseQuantity, rateQuantity, rateRatio or a bag strength)"
         if interval is None:
             return "a dose per administration but no interval (timing) to make it a daily dose"
         return "the dose is not in mg"

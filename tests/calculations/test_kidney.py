@@ -4,7 +4,6 @@ itself is tested in tests/calculators/test_renal.py and test_kdigo.py)."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,9 +11,7 @@ from typing import Any
 import pytest
 
 from cds_service.calculations.base import ParameterError, Params
-from cds_service.calculations.infusion import Infusion, InfusionSettings
 from cds_service.calculations.kidney import AcuteKidneyInjury, AkiSettings, Renal, RenalSettings
-from cds_service.calculators.bags import BagLimits, Build
 from cds_service.engine.rulefile import Parameter, RuleFile
 from cds_service.facts.named import Fact, missing
 from cds_service.yamlfile import load_yaml
@@ -41,31 +38,16 @@ def params(name: str, **changes: Any) -> Params:
     return Params(spec.id, parameters, catalog())
 
 
-def infusion() -> InfusionSettings:
-    return Infusion().configure(params("infusion-build"), catalog(), {})
-
-
-def renal(before: Mapping[str, Any] | None = None, **changes: Any) -> RenalSettings:
-    return Renal().configure(params("renal-dose", **changes), catalog(), before or {"infusion": infusion()})
+def renal(**changes: Any) -> RenalSettings:
+    return Renal().configure(params("renal-dose", **changes), catalog(), {})
 
 
 def aki(**changes: Any) -> AkiSettings:
     return AcuteKidneyInjury().configure(params("acute-kidney-injury", **changes), catalog(), {})
 
 
-@dataclasses.dataclass
-class FakeInfusion:
-    """Only what renal dosing may use of the infusion calculation: its limits and build facts."""
-
-    limits: BagLimits
-    max_daily_dose: float = 2400
-    calls: list[tuple[str, Build | None, str | None, str]] = dataclasses.field(default_factory=list)
-
-    def build_fact(self, name: str, build: Build | None, order: str | None, why: str) -> Fact:
-        self.calls.append((name, build, order, why))
-        if build is None:
-            return missing(name, why)
-        return Fact(name, f"{build.daily_dose:g} mg/day", detail="fake build", data={"order": order})
+SETS = ("hemodialysis", "crrt", "peritoneal_dialysis", "dialysis_unspecified", "dialysis_encounter")
+ESRD_SETS = ("esrd", "dialysis_dependence")
 
 
 def quantity(name: str, value: float | None, unit: str, why: str = "not recorded", **extra: Any) -> Fact:
@@ -79,13 +61,17 @@ def patient(
     sex: str | None = "male",
     weight: float | None = 60,
     creatinine: float | None = 2.0,
-    daily: float | None = 800,
+    height: float | None = None,
+    creatinine_age: float = 6,
     route: str | None = "iv",
+    interval: float | None = None,
     present: bool = True,
+    on: Mapping[str, str] | None = None,
     **creatinine_extra: Any,
 ) -> dict[str, Fact]:
+    """Named facts for renal: `on` maps condition sets to their evidence (present), e.g. {"crrt": "P/1"}."""
     t = NOW - timedelta(hours=6)
-    return {
+    named = {
         "patient.age": quantity("patient.age", age, "a", "no birth date"),
         "patient.sex": Fact("patient.sex", sex) if sex else missing("patient.sex", "no sex recorded"),
         "patient.weight": quantity(
@@ -96,28 +82,46 @@ def patient(
             time=t,
             evidence=("Observation/w",),
         ),
+        "height.latest": quantity(
+            "height.latest", height, "cm", "no body height in the last 365 days", evidence=("Observation/h",)
+        ),
         "creatinine.latest": quantity(
             "creatinine.latest",
             creatinine,
             "mg/dL",
             "no creatinine in the last 14 days",
-            time=t,
+            time=NOW - timedelta(hours=creatinine_age),
             evidence=("Observation/scr",),
             **creatinine_extra,
         ),
         "order.present": Fact("order.present", True, evidence=(REF,))
         if present
         else Fact("order.present", False),
-        "order.route": Fact("order.route", route) if route else missing("order.route", "no route given"),
-        "order.daily_dose": quantity("order.daily_dose", daily, "mg/d", "mg/kg/h needs a body weight"),
+        "order.route": Fact("order.route", route, evidence=(REF,))
+        if route
+        else missing("order.route", "no route given"),
+        "order.interval": quantity("order.interval", interval, "h", "no bag described", evidence=(REF,)),
     }
+    for name in (*SETS, *ESRD_SETS):
+        reference = (on or {}).get(name)
+        key = f"conditions.{name}.status"
+        named[key] = (
+            Fact(key, "present", time=t, evidence=(reference,), detail=name.replace("_", " "))
+            if reference
+            else missing(key, f"no {name}")
+        )
+    return named
 
 
-def compute_renal(named: dict[str, Fact], settings: RenalSettings | None = None) -> dict[str, Fact]:
-    return (settings or renal()).compute(named, make_facts(now=NOW))
+def compute_renal(
+    named: dict[str, Fact],
+    settings: RenalSettings | None = None,
+    unavailable: Mapping[str, str] | None = None,
+) -> dict[str, Fact]:
+    return (settings or renal()).compute(named, make_facts(now=NOW, unavailable=unavailable))
 
 
-# --- renal ---------------------------------------------------------------------------------------------
+# --- renal: Cockcroft-Gault ------------------------------------------------------------------------------------
 
 
 def test_every_renal_fact_is_produced() -> None:
@@ -126,8 +130,9 @@ def test_every_renal_fact_is_produced() -> None:
         patient(),
         patient(weight=None),
         patient(age=16),
-        patient(route="sc"),
+        patient(route="sc", interval=24),
         patient(present=False),
+        patient(on={"crrt": "Procedure/1"}),
     ):
         assert set(compute_renal(named)) == names
 
@@ -195,99 +200,182 @@ def test_unusable_inputs_are_missing_not_errors() -> None:
     assert "creatinine must be positive" in (compute_renal(patient(creatinine=0))["renal.crcl"].missing or "")
 
 
-def test_reduced_dose_is_the_ordered_dose_times_the_factor() -> None:
-    reduced = compute_renal(patient(daily=2400))["renal.reduced_dose"]
-    assert (reduced.value, reduced.unit) == (1200, "mg/d")
-    assert reduced.detail == "50 % of the ordered 2400 mg/day"
-    assert compute_renal(patient(daily=2400), renal(dose_factor=0.75))["renal.reduced_dose"].value == 1800
-    assert "mg/kg/h needs a body weight" in (
-        compute_renal(patient(daily=None))["renal.reduced_dose"].missing or ""
+# --- renal: a current creatinine -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("hours", "used"), [(6, True), (48, True), (48.5, False), (200, False)])
+def test_only_a_creatinine_within_the_window_is_used(hours: float, used: bool) -> None:
+    crcl = compute_renal(patient(creatinine_age=hours))["renal.crcl"]
+    assert (crcl.value is not None) is used
+    if not used:
+        assert crcl.missing is not None
+        assert crcl.missing.startswith(
+            "missing creatinine (current creatinine needed: the newest, 2 mg/dL at"
+        )
+        assert f"is {hours:g} h old, more than 48 hours" in crcl.missing
+
+
+def test_the_creatinine_window_is_the_rule_file_s() -> None:
+    assert compute_renal(patient(creatinine_age=60), renal(creatinine_window=72))["renal.crcl"].value == 30.0
+
+
+# --- renal: weight basis ---------------------------------------------------------------------------------------
+
+# 60 years, creatinine 3.0 mg/dL: 80 / 216 per kg. A man 178 cm tall (70.08 in): Devine 50 + 2.3 x 10.08.
+OBESE = {"age": 60, "weight": 120, "creatinine": 3.0, "height": 178}
+IDEAL_MALE = 50 + 2.3 * (178 / 2.54 - 60)
+
+
+@pytest.mark.parametrize(
+    ("basis", "weight"),
+    [
+        ("actual", 120),
+        ("ideal", IDEAL_MALE),
+        ("adjusted", IDEAL_MALE + 0.4 * (120 - IDEAL_MALE)),
+    ],
+)
+def test_each_weight_basis(basis: str, weight: float) -> None:
+    crcl = compute_renal(patient(**OBESE), renal(weight_basis=basis))["renal.crcl"]
+    assert crcl.value == pytest.approx(80 * weight / 216)
+    assert basis in (crcl.detail or "")
+
+
+def test_ideal_and_adjusted_show_how_the_weight_was_made() -> None:
+    ideal = compute_renal(patient(**OBESE), renal(weight_basis="ideal"))["renal.crcl"]
+    assert "Devine ideal body weight 73.2 kg for 178 cm (male); actual 120 kg" in (ideal.detail or "")
+    assert ideal.evidence == ("Observation/scr", "Observation/w", "Observation/h")
+    adjusted = compute_renal(patient(**OBESE), renal(weight_basis="adjusted"))["renal.crcl"]
+    assert "adjusted body weight 91.9 kg" in (adjusted.detail or "")
+
+
+def test_women_have_devine_s_lower_base() -> None:
+    woman = patient(**{**OBESE, "sex": "female"})
+    ideal = 45.5 + 2.3 * (178 / 2.54 - 60)
+    crcl = compute_renal(woman, renal(weight_basis="ideal"))["renal.crcl"]
+    assert crcl.value == pytest.approx(80 * ideal / 216 * 0.85)
+
+
+@pytest.mark.parametrize("basis", ["ideal", "adjusted"])
+def test_an_actual_weight_below_the_ideal_is_used_as_it_is(basis: str) -> None:
+    crcl = compute_renal(patient(age=60, weight=55, creatinine=3.0, height=178), renal(weight_basis=basis))
+    assert crcl["renal.crcl"].value == pytest.approx(80 * 55 / 216)
+    assert "not above the Devine ideal body weight" in (crcl["renal.crcl"].detail or "")
+
+
+@pytest.mark.parametrize("basis", ["ideal", "adjusted"])
+def test_ideal_and_adjusted_need_a_height(basis: str) -> None:
+    crcl = compute_renal(patient(height=None), renal(weight_basis=basis))["renal.crcl"]
+    assert crcl.missing == (
+        f"missing height (no body height in the last 365 days; the {basis} body weight needs it)"
     )
-    assert compute_renal(patient(present=False))["renal.reduced_dose"].value is None
+    # The default, actual body weight, needs none.
+    assert compute_renal(patient(height=None))["renal.crcl"].value == 30.0
 
 
-def test_a_dose_above_the_maximum_is_reduced_from_the_maximum() -> None:
-    reduced = compute_renal(patient(daily=6000))["renal.reduced_dose"]
-    assert reduced.value == 1200
-    assert reduced.detail == "50 % of the 2400 mg/day maximum (ordered 6000)"
+def test_a_height_that_gives_no_ideal_weight_is_missing_not_an_error() -> None:
+    crcl = compute_renal(patient(height=60), renal(weight_basis="ideal"))["renal.crcl"]
+    assert "no positive ideal body weight" in (crcl.missing or "")
 
 
-def test_reduced_build_is_the_protocol_build_of_the_reduced_dose() -> None:
-    build = compute_renal(patient(daily=2400))["renal.reduced_build"]
-    assert build.value == "1200 mg/day as 400 mg in 100 mL NS q8h at 12.5 mL/h (4 mg/mL)"
-    assert build.data is not None
-    assert build.data["order"] == REF
-    assert (
-        build.data["daily_dose"],
-        build.data["interval"],
-        build.data["dose_per_bag"],
-        build.data["volume"],
-    ) == (
-        1200,
-        8,
-        400,
-        100,
+# --- renal: what dosing goes by ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("named", "expected"),
+    [
+        (patient(weight=59.8), "clearance"),
+        (patient(), "none"),  # exactly 30 is not below 30
+        (patient(on={"crrt": "Procedure/crrt"}, creatinine=1.0), "dialysis"),
+        (patient(on={"dialysis_encounter": "Encounter/hd"}), "dialysis"),
+        (patient(on={"dialysis_dependence": "Condition/z992"}, creatinine=None), "esrd"),
+        # Dialysis decides over a recorded end-stage disease, and both over the clearance.
+        (patient(on={"esrd": "Condition/n186", "hemodialysis": "Procedure/hd"}), "dialysis"),
+    ],
+)
+def test_the_impairment_dosing_goes_by(named: dict[str, Fact], expected: str) -> None:
+    assert compute_renal(named)["renal.impairment"].value == expected
+
+
+def test_dialysis_names_its_evidence_whatever_cockcroft_gault_says() -> None:
+    out = compute_renal(patient(creatinine=1.0, on={"crrt": "Procedure/crrt"}))
+    assert out["renal.crcl"].value == pytest.approx(60)
+    impairment = out["renal.impairment"]
+    assert impairment.evidence == ("Procedure/crrt",)
+    assert impairment.detail == "crrt Procedure/crrt"
+
+
+def test_without_a_clearance_or_a_dialysis_record_the_impairment_is_unknown() -> None:
+    impairment = compute_renal(patient(weight=None))["renal.impairment"]
+    assert impairment.value is None
+    assert impairment.missing is not None and impairment.missing.startswith("missing weight")
+
+
+def test_unread_procedures_keep_a_normal_clearance_from_ruling_dialysis_out() -> None:
+    out = compute_renal(patient(creatinine=1.0), unavailable={"procedures": "HTTP 500"})
+    assert out["renal.impairment"].value is None
+    assert out["renal.impairment"].missing == (
+        "CrCl 60.0 mL/min, but dialysis and end-stage renal disease could not be excluded "
+        "(procedures could not be read: HTTP 500)"
     )
+    # A low clearance decides without them.
+    low = compute_renal(patient(weight=50), unavailable={"procedures": "HTTP 500"})
+    assert low["renal.impairment"].value == "clearance"
 
 
-def test_an_unbuildable_reduced_dose_gets_the_nearest_and_ties_go_lower() -> None:
-    # 1000 mg/day -> 500, halfway between the buildable 400 and 600.
-    build = compute_renal(patient(daily=1000))["renal.reduced_build"]
-    assert build.value is not None and str(build.value).startswith("400 mg/day as")
-    assert "500 mg/day cannot be built; 400 mg/day is the nearest" in (build.detail or "")
-    # 2200 -> 1100: 1200 is nearer than 900.
-    assert str(compute_renal(patient(daily=2200))["renal.reduced_build"].value).startswith("1200 mg/day as")
+@pytest.mark.parametrize(
+    ("route", "interval", "expected"),
+    [
+        ("sc", 24, True),
+        ("sc", 47, True),
+        ("sc", 48, False),
+        ("sc", 72, False),
+        ("iv", 8, False),
+        (None, 24, False),
+    ],
+)
+def test_a_subcutaneous_order_more_often_than_every_48_h(
+    route: str | None, interval: float, expected: bool
+) -> None:
+    fact = compute_renal(patient(route=route, interval=interval))["renal.sc_too_frequent"]
+    assert fact.value is expected
 
 
-def test_no_build_for_a_subcutaneous_or_unrouted_order() -> None:
-    sc = compute_renal(patient(daily=100, route="sc"))["renal.reduced_build"]
-    assert (sc.value, sc.missing) == (None, "a subcutaneous order is not given as infusion bags")
-    other = compute_renal(patient(route="other"))["renal.reduced_build"]
-    assert other.missing == "route other is not an infusion route"
-    unrouted = compute_renal(patient(route=None))["renal.reduced_build"]
-    assert "the route is unknown (no route given)" in (unrouted.missing or "")
-    assert compute_renal(patient(present=False))["renal.reduced_build"].value is None
-
-
-def test_renal_uses_only_the_limits_and_build_facts_of_infusion() -> None:
-    fake = FakeInfusion(infusion().limits)
-    settings = renal({"infusion": fake})
-    out = compute_renal(patient(daily=1000), settings)
-    assert out["renal.reduced_build"].value == "400 mg/day"
-    ((name, build, order, _),) = fake.calls
-    assert (name, order) == ("renal.reduced_build", REF)
-    assert build is not None and build.daily_dose == 400
+def test_a_subcutaneous_order_without_an_interval_is_unknown() -> None:
+    fact = compute_renal(patient(route="sc", interval=None))["renal.sc_too_frequent"]
+    assert fact.value is None
+    assert "a sc order with no interval" in (fact.missing or "")
 
 
 def test_the_rule_file_configures_renal() -> None:
     settings = renal()
-    assert (settings.min_age, settings.weight_basis, settings.unstated_sex, settings.dose_factor) == (
-        18,
-        "actual",
-        "lower",
-        0.5,
-    )
-    assert settings.infusion_routes == frozenset({"iv"})
+    assert (settings.min_age, settings.weight_basis, settings.unstated_sex) == (18, "actual", "lower")
+    assert (settings.cap, settings.sc_interval, settings.crcl_threshold) == (1200, 48, 30)
+    assert settings.creatinine_window == timedelta(hours=48)
+    assert settings.sets.dialysis == SETS
+    assert settings.sets.esrd == ESRD_SETS
+
+
+@pytest.mark.parametrize("basis", ["actual", "ideal", "adjusted"])
+def test_every_weight_basis_configures(basis: str) -> None:
+    assert renal(weight_basis=basis).weight_basis == basis
 
 
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"weight_basis": "ideal"}, "weight_basis 'ideal' is not implemented; only actual body weight is"),
         ({"weight_basis": "lean"}, "must be one of actual, ideal, adjusted"),
         ({"unstated_sex": "female"}, "must be one of lower, higher"),
         ({"dose_factor": 0}, "dose_factor must be above 0"),
+        ({"renal_cap": 1000}, "renal_cap 1000 mg/d is not dose_factor x series_max"),
+        ({"adjusted_factor": 1.5}, "adjusted_factor must be between 0 and 1"),
+        ({"dialysis_sets": ["hemodialysis", "haemofiltration"]}, "haemofiltration not in rules/facts"),
         ({"min_age": None}, "must define parameter 'min_age'"),
+        ({"creatinine_window": None}, "must define parameter 'creatinine_window'"),
     ],
 )
 def test_bad_settings_fail_configuration(changes: dict[str, Any], message: str) -> None:
     with pytest.raises(ParameterError, match=message):
         renal(**changes)
-
-
-def test_renal_needs_the_infusion_calculation() -> None:
-    with pytest.raises(ParameterError, match="needs the configured 'infusion'"):
-        Renal().configure(params("renal-dose"), catalog(), {})
 
 
 # --- aki -----------------------------------------------------------------------------------------------

@@ -7,10 +7,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cds_service.calculators.renal import (
+    adjusted_weight,
     cockcroft_gault,
     cockcroft_gault_any_sex,
     creatinine_at_clearance,
-    reduced_dose,
+    ideal_weight,
 )
 
 ages = st.floats(min_value=18, max_value=120)
@@ -41,8 +42,18 @@ def test_rejects_non_positive_inputs(weight: float, creatinine: float) -> None:
         cockcroft_gault(60, weight, creatinine, female=False)
 
 
-def test_reduced_dose() -> None:
-    assert reduced_dose(2400, 0.5) == 1200
+def test_devine_ideal_body_weight() -> None:
+    # Devine 1974: 50 kg (men) or 45.5 kg (women) at 60 inches, plus 2.3 kg per inch.
+    assert ideal_weight(70, 50, 2.3, 60) == pytest.approx(73)
+    assert ideal_weight(64, 45.5, 2.3, 60) == pytest.approx(54.7)
+    assert ideal_weight(58, 50, 2.3, 60) == pytest.approx(45.4)  # extrapolated below 5 ft
+    with pytest.raises(ValueError, match="no positive ideal body weight"):
+        ideal_weight(30, 45.5, 2.3, 60)
+
+
+def test_adjusted_body_weight_adds_the_factor_of_the_excess() -> None:
+    assert adjusted_weight(120, 70, 0.4) == pytest.approx(90)
+    assert adjusted_weight(70, 70, 0.4) == 70
 
 
 @given(ages, weights, creatinines, creatinines, st.booleans())

@@ -344,3 +344,30 @@ def test_ucum_powers_of_ten_in_a_detail_render_as_written_not_as_emphasis() -> N
     assert visible(protected) == detail
     # Without protection the two "*" pair up: what an EHR would have shown.
     assert "<em>" in MarkdownIt("commonmark", {"html": False}).render(detail)
+
+
+@pytest.mark.parametrize(
+    ("value", "spec", "thresholds", "expected"),
+    [
+        (2.004, ".2f", (2,), "2.004"),  # 2400 mg/day at 49.9 kg: never "2.00" above a limit of 2
+        (2.0, ".2f", (2,), "2.00"),  # exactly at it stays as written
+        (2.5, ".2f", (2,), "2.50"),
+        (29.96, ".1f", (30,), "29.96"),  # never "30.0" below a limit of 30
+        (28.333, ".1f", (30,), "28.3"),
+        (30.04, ".1f", (30,), "30.04"),
+        (1199.996, None, (1200,), "1199.996"),
+        (2.004, ".2f", (), "2.00"),  # no threshold: the format as asked
+        (0.512, ".0%", (0.5,), "51%"),  # percentages are left as asked
+    ],
+)
+def test_a_number_keeps_to_its_side_of_the_thresholds_it_is_compared_with(
+    value: float, spec: str | None, thresholds: tuple[float, ...], expected: str
+) -> None:
+    assert format_number(value, spec, thresholds) == expected
+
+
+def test_fill_uses_each_fact_s_own_thresholds() -> None:
+    facts = {"order.dose_rate_per_kg": Fact("order.dose_rate_per_kg", 2.004, unit="mg/kg/h")}
+    text = "{order.dose_rate_per_kg:.2f} mg/kg/h"
+    assert fill(text, facts, {}, thresholds={"order.dose_rate_per_kg": (2,)}) == "2.004 mg/kg/h"
+    assert fill(text, facts, {}, thresholds={"other.fact": (2,)}) == "2.00 mg/kg/h"

@@ -14,6 +14,7 @@ from tests.conftest import ROOT, RULES
 from tests.engine.rulesdir import copy_rules, edit
 
 CHART_RULES = (
+    "duplicate-therapy",
     "ferritin-rise",
     "ferritin-escalation",
     "renal-dose",

@@ -68,3 +68,60 @@ async def test_without_a_token_nothing_is_fetched_unless_allowed(fhir_server: Fh
         data = await gather_data(service, request, client, open_server)
     assert [r.id for r in data.values["patient"]] == ["mas-f1"]
     assert [r.authorization for r in fhir_server.requests] == [None]
+
+
+def _sign_service() -> ServiceDefinition:
+    from cds_service.protocol.discovery import load_services
+    from tests.conftest import RULES
+
+    service = load_services(RULES).get("anakinra-order-sign")
+    assert service is not None
+    return service
+
+
+def _bundle(*resources: dict[str, object]) -> dict[str, object]:
+    return {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": r} for r in resources]}
+
+
+CRRT = {
+    "resourceType": "Procedure",
+    "id": "crrt-1",
+    "status": "in-progress",
+    "code": {"coding": [{"system": "http://snomed.info/sct", "code": "714749008"}]},
+    "subject": {"reference": "Patient/mas-f1"},
+}
+CONDITION = {"resourceType": "Condition", "id": "c-1", "code": {"text": "splenomegaly"}}
+
+
+async def test_a_procedure_sent_with_the_conditions_is_kept_once_and_an_unasked_type_is_reported(
+    fhir_server: FhirTestServer,
+) -> None:
+    allergy = {"resourceType": "AllergyIntolerance", "id": "a-1"}
+    prefetch = {key: None for key in _sign_service().prefetch}
+    prefetch["conditions"] = _bundle(CONDITION, CRRT, allergy)
+    prefetch["procedures"] = _bundle(CRRT)
+    request = parse_hook_request(_request(fhir_server, prefetch=prefetch), "order-sign")
+    async with new_client() as client:
+        data = await gather_data(_sign_service(), request, client, SETTINGS)
+    assert [r.resourceType for r in data.values["conditions"]] == ["Condition", "Procedure"]
+    assert data.problems == [
+        "prefetch.conditions: a AllergyIntolerance was sent where Condition was asked for"
+    ]
+    assert fhir_server.requests == []
+
+
+async def test_without_prefetch_the_dialysis_procedures_and_encounters_are_fetched(
+    fhir_server: FhirTestServer,
+) -> None:
+    prefetch = {key: None for key in _sign_service().prefetch if key not in ("procedures", "encounters")}
+    request = parse_hook_request(_request(fhir_server, prefetch=prefetch), "order-sign")
+    request.context["patientId"] = "renal-crrt1"
+    async with new_client() as client:
+        data = await gather_data(_sign_service(), request, client, SETTINGS)
+    assert sorted(data.fetched) == ["encounters", "procedures"]
+    assert [r.id for r in data.values["procedures"]] == ["renal-crrt1-crrt"]
+    assert data.values["encounters"] == []
+    paths = sorted(r.path for r in fhir_server.requests)
+    assert paths == ["/fhir/Encounter", "/fhir/Procedure"]
+    query = next(r.query for r in fhir_server.requests if r.path == "/fhir/Procedure")
+    assert "714749008" in query and "patient=renal-crrt1" in query

@@ -115,7 +115,7 @@ async def test_a_broken_update_keeps_the_rules_serving_until_fixed(
     result = await reloader.check()
     assert result.outcome == "reloaded", result.errors
     assert reloader.engine.ruleset.hash == ruleset_hash(volume.source)
-    assert "exceeds the maximum" in reloader.engine.ruleset.rules["max-dose"].spec.card.summary
+    assert "exceeds the maximum" in reloader.engine.ruleset.rules["max-dose"].spec.variants[0].card.summary
 
 
 async def test_a_new_case_arrives_with_its_new_fixture(volume: Volume, reloader: Reloader) -> None:

@@ -37,7 +37,7 @@ def test_explain_shows_fired_rule_with_facts_and_parameters(
     request = case_request(tmp_path, "3000 mg/day is above")
     assert main(["rules", "explain", *request, "--rules-dir", str(RULES)]) == 0
     out = capsys.readouterr().out
-    assert "max-dose 1.2.0: FIRED -> warning card" in out
+    assert "max-dose 1.3.0: FIRED -> warning card" in out
     assert "order.daily_dose" in out and "3000 mg/d" in out
     assert "max_daily_dose = 2400 mg/d" in out
 
@@ -71,12 +71,12 @@ def test_explain_names_the_card_variant_and_list_parameters(
     request = case_request(tmp_path, "500 mg/day cannot be built")
     assert main(["rules", "explain", *request, "--rules-dir", str(RULES)]) == 0
     out = capsys.readouterr().out
-    assert "infusion-build 1.3.0: FIRED -> warning card (variant 3)" in out
+    assert "infusion-build 1.4.0: FIRED -> warning card (variant 5)" in out
     assert "bag_volumes = 100, 250, 50 mL" in out
     assert main(["rules", "explain", *request, "--rules-dir", str(RULES), "--json"]) == 0
     report = orjson.loads(capsys.readouterr().out)
     (rule,) = [r for r in report["rules"] if r["id"] == "infusion-build"]
-    assert (rule["card"], rule["variant"]) == ("warning", 2)
+    assert (rule["card"], rule["variant"]) == ("warning", 4)
 
 
 def test_explain_evaluates_as_of_now_given(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

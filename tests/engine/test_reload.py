@@ -66,7 +66,8 @@ async def test_a_passing_change_is_swapped_in(reloader: Reloader) -> None:
     assert result.outcome == "reloaded", result.errors
     after = reloader.engine.ruleset
     assert after is not before and after.hash == result.hash != before.hash
-    assert "exceeds the maximum" in after.rules["max-dose"].spec.card.summary
+    # SUMMARY is the card of an order above the daily maximum (with its weight known), the first variant.
+    assert "exceeds the maximum" in after.rules["max-dose"].spec.variants[0].card.summary
 
 
 async def test_a_broken_file_never_replaces_the_working_ruleset(reloader: Reloader) -> None:

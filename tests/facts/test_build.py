@@ -451,3 +451,15 @@ def test_parse_date() -> None:
     assert parse_date("1970-06-15") == date(1970, 6, 15)
     assert parse_date("nonsense") is None
     assert parse_date(None) is None
+
+
+def test_a_resource_sent_under_two_keys_is_read_once(sign_service: ServiceDefinition) -> None:
+    crrt = resource(resourceType="Procedure", id="crrt-1", status="in-progress")
+    other = resource(resourceType="Procedure", id="hd-1", status="completed")
+    data = PatientData(
+        values={"conditions": [crrt], "procedures": [crrt, other]}, problems=[], unavailable={}, fetched=[]
+    )
+    facts = build_facts(
+        sign_service, request_from(sandbox_body()), data, now=datetime(2026, 11, 23, tzinfo=UTC)
+    )
+    assert [r.id for r in facts.other["Procedure"]] == ["crrt-1", "hd-1"]

@@ -137,7 +137,7 @@ def problems(rules: Path) -> list[str]:
             "conditions.yaml",
             "    resource: Procedure\n",
             "    resource: Observation\n",
-            "'Condition' or 'Procedure'",
+            "'Condition', 'Procedure' or 'Encounter'",
         ),
         ("units.yaml", "  - ucum: 10*3/uL\n", "  - ucum: 10*3/uLL\n", "'10*3/uLL' is not a UCUM unit"),
         (
@@ -157,13 +157,15 @@ def test_a_broken_file_says_where(rules: Path, file: str, old: str, new: str, me
     assert any(f"{path}:{n}:" in p for p in located for n in range(line, line + 2)), (line, located)
 
 
-def test_a_procedure_set_needs_a_window(rules: Path) -> None:
+@pytest.mark.parametrize("resource", ["Procedure", "Encounter"])
+def test_a_procedure_or_encounter_set_needs_a_window(rules: Path, resource: str) -> None:
     path = rules / "facts" / "conditions.yaml"
     text = path.read_text(encoding="utf-8")
-    start = text.index("    window:\n")
-    path.write_text(text[:start] + text[text.index("    # No service", start) :], encoding="utf-8")
+    start = text.rindex(f"    resource: {resource}\n")  # one that reuses the window, not defines it
+    window = text.index("    window:", start)
+    path.write_text(text[:window] + text[text.index("    sources:", window) :], encoding="utf-8")
     found = problems(rules)
-    assert any("conditions.yaml" in p and "needs a window" in p for p in found), found
+    assert any("conditions.yaml" in p and f"a {resource} set needs a window" in p for p in found), found
 
 
 def test_a_missing_source_is_an_error(rules: Path) -> None:

@@ -411,16 +411,116 @@ def test_unreadable_conditions_are_named() -> None:
     assert facts["conditions.splenomegaly.status"].missing == "conditions could not be read: HTTP 500"
 
 
-def test_recent_dialysis_procedure() -> None:
-    def dialysis(days: float) -> Resource:
-        return resource(
-            resourceType="Procedure",
-            id=f"hd{days}",
-            status="completed",
-            code={"coding": [{"system": SNOMED, "code": "302497006"}]},
-            performedDateTime=when(days),
-        )
+def dialysis(
+    ident: str = "hd", code: str = "302497006", status: str = "completed", **timing: Any
+) -> Resource:
+    return resource(
+        resourceType="Procedure",
+        id=ident,
+        status=status,
+        code={"coding": [{"system": SNOMED, "code": code}], "text": "Hemodialysis"},
+        **timing,
+    )
 
-    assert facts_of([dialysis(2)])["conditions.dialysis.status"].value == "present"
-    old = facts_of([dialysis(8)])["conditions.dialysis.status"]
-    assert old.missing == "no Procedure coded as hemodialysis in the last 7 days"
+
+def test_recent_dialysis_procedure() -> None:
+    assert (
+        facts_of([dialysis(performedDateTime=when(2))])["conditions.hemodialysis.status"].value == "present"
+    )
+    old = facts_of([dialysis(performedDateTime=when(8))])["conditions.hemodialysis.status"]
+    assert old.missing == "no Procedure coded as intermittent hemodialysis in progress or in the last 7 days"
+
+
+def test_a_session_that_ended_within_the_window_counts_from_its_end() -> None:
+    session = dialysis(performedPeriod={"start": when(7.2), "end": when(6.9)})
+    fact = facts_of([session])["conditions.hemodialysis.status"]
+    assert fact.value == "present"
+    assert fact.detail is not None and fact.detail.startswith("Hemodialysis (")
+
+
+def test_crrt_in_progress_counts_however_long_ago_it_started() -> None:
+    crrt = dialysis("crrt", "714749008", "in-progress", performedPeriod={"start": when(20)})
+    fact = facts_of([crrt])["conditions.crrt.status"]
+    assert fact.value == "present"
+    assert "in progress since" in (fact.detail or "")
+    # Completed with a start only, it took place then: 20 days ago is outside the window.
+    done = dialysis("crrt", "714749008", "completed", performedPeriod={"start": when(20)})
+    assert facts_of([done])["conditions.crrt.status"].value is None
+    # Due to end later, it is going on now.
+    running = dialysis("crrt", "714749008", "completed", performedPeriod={"start": when(9), "end": when(-1)})
+    assert facts_of([running])["conditions.crrt.status"].value == "present"
+
+
+@pytest.mark.parametrize("status", ["not-done", "entered-in-error", "preparation", "stopped", None])
+def test_a_procedure_that_did_not_take_place_does_not_count(status: str | None) -> None:
+    fact = facts_of([dialysis(status=status, performedDateTime=when(1))])["conditions.hemodialysis.status"]
+    assert fact.value is None
+
+
+def test_a_future_procedure_does_not_count() -> None:
+    planned = dialysis(performedDateTime=when(-1))
+    assert facts_of([planned])["conditions.hemodialysis.status"].value is None
+
+
+@pytest.mark.parametrize(
+    ("code", "system", "name"),
+    [
+        ("714749008", SNOMED, "crrt"),
+        ("5A1D90Z", "http://www.cms.gov/Medicare/Coding/ICD10", "crrt"),
+        ("71192002", SNOMED, "peritoneal_dialysis"),
+        ("5A1D70Z", "http://www.cms.gov/Medicare/Coding/ICD10", "hemodialysis"),
+        ("90945", "http://www.ama-assn.org/go/cpt", "dialysis_unspecified"),
+    ],
+)
+def test_each_dialysis_modality_has_its_codes(code: str, system: str, name: str) -> None:
+    procedure = resource(
+        resourceType="Procedure",
+        id="p",
+        status="completed",
+        code={"coding": [{"system": system, "code": code}]},
+        performedDateTime=when(1),
+    )
+    assert facts_of([procedure])[f"conditions.{name}.status"].value == "present"
+
+
+def encounter(status: str = "finished", **fields: Any) -> Resource:
+    return resource(
+        resourceType="Encounter",
+        id="e1",
+        status=status,
+        period={"start": when(2.2), "end": when(2)},
+        **fields,
+    )
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"reasonCode": [{"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "Z49.31"}]}]},
+        {"type": [{"coding": [{"system": SNOMED, "code": "302497006"}], "text": "Dialysis session"}]},
+        {"serviceType": {"coding": [{"system": SNOMED, "code": "714749008"}]}},
+    ],
+)
+def test_a_dialysis_encounter_by_type_service_or_reason(fields: dict[str, Any]) -> None:
+    fact = facts_of([encounter(**fields)])["conditions.dialysis_encounter.status"]
+    assert fact.value == "present"
+    assert fact.evidence == ("Encounter/e1",)
+
+
+@pytest.mark.parametrize("status", ["planned", "cancelled", "entered-in-error"])
+def test_an_encounter_that_did_not_take_place_does_not_count(status: str) -> None:
+    reason = {"reasonCode": [{"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "Z49.31"}]}]}
+    assert facts_of([encounter(status, **reason)])["conditions.dialysis_encounter.status"].value is None
+
+
+def test_unreadable_procedures_are_named() -> None:
+    facts = facts_of(unavailable={"procedures": "HTTP 500"})
+    assert facts["conditions.crrt.status"].missing == "procedures could not be read: HTTP 500"
+    # Conditions come from their own key.
+    assert facts["conditions.esrd.status"].missing == "no Condition coded as end-stage renal disease"
+
+
+def test_dependence_on_dialysis_is_a_condition_set() -> None:
+    icd = "http://hl7.org/fhir/sid/icd-10-cm"
+    facts = facts_of([condition("c1", "Z99.2", icd)])
+    assert facts["conditions.dialysis_dependence.status"].value == "present"

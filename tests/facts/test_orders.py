@@ -109,6 +109,38 @@ def test_shape_a_daily_dose(rate: dict[str, Any]) -> None:
     assert facts["order.daily_dose"].evidence == ("MedicationRequest/draft-1",)
 
 
+def ratio_order(ratio: dict[str, Any]) -> dict[str, Any]:
+    draft = shape_a(qty(0, "mg/d"))
+    draft["dosageInstruction"][0]["doseAndRate"] = [{"rateRatio": ratio}]
+    return draft
+
+
+@pytest.mark.parametrize(
+    "ratio",
+    [
+        {"numerator": qty(100, "mg"), "denominator": qty(1, "h")},
+        {"numerator": qty(2400, "mg"), "denominator": qty(24, "h")},
+        {"numerator": qty(2400, "mg"), "denominator": {"unit": "d", "system": UCUM, "code": "d"}},
+    ],
+)
+def test_a_rate_given_as_a_ratio_is_read(ratio: dict[str, Any]) -> None:
+    facts = order([ratio_order(ratio)])
+    assert facts["order.daily_dose"].value == pytest.approx(2400)
+    assert facts["order.dose_rate_per_kg"].value == pytest.approx(2400 / 24 / 67.9)
+
+
+def test_a_ratio_per_kg_needs_the_weight_and_a_bad_ratio_says_why() -> None:
+    per_kg = {"numerator": qty(2, "mg/kg"), "denominator": qty(1, "h")}
+    assert order([ratio_order(per_kg)])["order.dose_rate_per_kg"].value == 2
+    no_denominator = order([ratio_order({"numerator": qty(100, "mg")})])["order.daily_dose"]
+    assert no_denominator.missing == "rateRatio has no denominator"
+    zero = order([ratio_order({"numerator": qty(100, "mg"), "denominator": qty(0, "h")})])["order.daily_dose"]
+    assert zero.missing == "rateRatio.denominator is not positive"
+    empty = shape_a(qty(0, "mg/d"))
+    empty["dosageInstruction"][0]["doseAndRate"] = [{}]
+    assert "rateRatio" in (order([empty])["order.daily_dose"].missing or "")
+
+
 def test_shape_a_exactly_two_mg_per_kg_per_hour() -> None:
     weight = observation("w50", "29463-7", 50, "kg", "2026-11-23T08:00:00Z")
     facts = order([shape_a(qty(2400, "mg/d"))], [*fixture("mas-adult-female"), weight])

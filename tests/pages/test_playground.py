@@ -111,7 +111,15 @@ def test_a_built_request_for_a_patient_and_preset_is_one_the_service_accepts(
     (entry,) = request["context"]["draftOrders"]["entry"]
     assert entry["resource"]["subject"] == {"reference": "Patient/fer-r1"}
     assert entry["resource"]["id"] == "draft-iv-2400"
-    assert set(request["prefetch"]) == {"patient", "labs", "medications", "specimens", "conditions"}
+    assert set(request["prefetch"]) == {
+        "patient",
+        "labs",
+        "medications",
+        "specimens",
+        "conditions",
+        "procedures",
+        "encounters",
+    }
     assert built["asOf"] == "2026-11-23T07:00:00Z"
     # The real service endpoint (authentication is off in the suite) accepts it as it stands.
     answered = playground.post("/cds-services/anakinra-order-sign", json=request)

@@ -279,7 +279,7 @@ def test_the_rule_files_offer_their_cards_override_reasons() -> None:
     assert offered[("max-dose", "dose-reviewed")] == (system, "Dose reviewed with rheumatology")
     assert offered[("infusion-build", "dose-intended")] == (system, "Dose intended; pharmacy to build")
     assert offered[("renal-dose", "clearance-not-representative")][1] == (
-        "Creatinine clearance estimate not representative"
+        "Kidney function record not representative"
     )
 
 
