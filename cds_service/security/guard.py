@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime
 
 import httpx
@@ -73,13 +74,19 @@ class Guard:
             raise Unauthorized(exc) from None
 
 
+_NOT_HEADER_SAFE = re.compile(r'[^\x20-\x7e]|["\\]')
+_DESCRIPTION_MAX = 200
+
+
 class Unauthorized(ProblemError):
     """401 with the reason in the OperationOutcome and in WWW-Authenticate (RFC 6750)."""
 
     def __init__(self, error: AuthError) -> None:
         super().__init__(401, [Issue(diagnostics=f"{error.message} ({error.reason})", code="login")])
         self.reason = error.reason
-        description = error.message.replace('"', "'")
+        # A header is Latin-1 on the wire and the message quotes the token (its alg, kid, iss): only
+        # printable ASCII goes in, the whole message is in the OperationOutcome.
+        description = _NOT_HEADER_SAFE.sub("?", error.message)[:_DESCRIPTION_MAX]
         self.headers = {
             "WWW-Authenticate": f'Bearer error="invalid_token", error_description="{description}"'
         }

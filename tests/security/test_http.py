@@ -413,3 +413,54 @@ def test_without_authentication_every_request_log_line_says_so(
     ]
     assert len(lines) == 2, lines
     assert all(line.startswith("INSECURE: authentication is OFF") for line in lines), lines
+
+
+# Malformed tokens over HTTP (issue 16): a 401 and one log line each, never a 500 with a traceback
+
+
+@pytest.mark.parametrize(
+    "header",
+    [{"alg": "ES384\u2603"}, {"kid": "k\u2603"}, {"typ": "J\u00e9WT\u2603"}, {"alg": "\u00e9" * 3000}],
+)
+def test_non_latin1_token_headers_get_a_401_and_one_log_line(
+    secured: httpx.Client, caplog: pytest.LogCaptureFixture, header: dict[str, Any]
+) -> None:
+    from tests.security.keys import EC_KID, unsigned
+
+    claims = {"iss": "https://\u2603.example", "aud": PUBLIC_URL + DISCOVERY, "iat": 1, "exp": 2, "jti": "j"}
+    forged = unsigned({"alg": "ES384", "typ": "JWT", "kid": EC_KID, **header}, claims, b"sig")
+    with caplog.at_level(logging.INFO):
+        response = secured.get(DISCOVERY, headers=auth(forged))
+    reason(response)  # a 401 with a reason code
+    assert response.headers["www-authenticate"].isascii()
+    records = [r for r in caplog.records if r.levelno >= logging.INFO and r.name.startswith("cds_service")]
+    assert len(records) == 1, [r.getMessage() for r in records]
+    assert records[0].exc_info is None and "Traceback" not in caplog.text
+    assert len(records[0].getMessage()) < 1000
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"iat": float("nan"), "exp": 4_000_000_000},
+        {"exp": float("nan")},
+        {"exp": float("inf")},
+        {"exp": 1e20},
+        {"nbf": "tomorrow"},
+        {"aud": [PUBLIC_URL + DISCOVERY]},
+    ],
+)
+def test_tokens_with_no_times_or_a_list_audience_get_a_401(
+    secured: httpx.Client, claims: dict[str, Any]
+) -> None:
+    now = int(time.time())
+    values: dict[str, Any] = {"iat": now, "exp": now + 300, **claims}
+    aud = values.pop("aud", PUBLIC_URL + DISCOVERY)
+    signed = mint(ec_key(), aud=aud, iat=values.pop("iat"), exp=values.pop("exp"), claims=values)
+    response = secured.get(DISCOVERY, headers=auth(signed))
+    assert reason(response) in ("malformed-token", "wrong-audience")
+
+
+def test_an_oversized_authorization_header_is_a_401_malformed_token(secured: httpx.Client) -> None:
+    response = secured.get(DISCOVERY, headers={"Authorization": "Bearer " + "e" * 20_000})
+    assert reason(response) == "malformed-token"
