@@ -145,7 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with _Call(request, "service", service_id) as call:
             await call.authenticate(f"/cds-services/{service_id}")
             runtime: Runtime = request.app.state.runtime
-            body = await read_json_body(request, settings.max_body_bytes)
+            body = await read_json_body(request, settings.max_body_bytes, settings.body_timeout_seconds)
             # Chart links on cards point here. The Host header is the caller's to choose, so it is used
             # only when no public URL is configured, which authentication does not allow.
             public_url = settings.public_url or str(request.base_url).rstrip("/")
@@ -162,7 +162,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             runtime: Runtime = request.app.state.runtime
             if runtime.services.get(service_id) is None:
                 raise ProblemError.single(404, f"no CDS service with id {service_id!r}")
-            body = await read_json_body(request, settings.max_body_bytes)
+            body = await read_json_body(request, settings.max_body_bytes, settings.body_timeout_seconds)
             rows = parse_feedback(body, service_id)
             try:
                 stored = await run_in_threadpool(request.app.state.store.record_feedback, rows)

@@ -177,6 +177,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from cds_service.engine.ruleset import check_rules
+    from cds_service.http_server import LimitedHttpToolsProtocol
     from cds_service.security.guard import INSECURE_WARNING
     from cds_service.security.trust import load_trust
     from cds_service.store.database import Store, StoreError
@@ -210,7 +211,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         port=settings.port,
         workers=settings.workers,
         loop="uvloop",
-        http="httptools",
+        # httptools, with the header size, count and time limits it lacks (http_server.py).
+        http=LimitedHttpToolsProtocol,
+        timeout_keep_alive=settings.keep_alive_seconds,
         log_level=settings.log_level,
         access_log=False,
     )

@@ -33,6 +33,16 @@ class Settings:
     # Without a token the FHIR server is not contacted: the EHR chose not to authorise us.
     fetch_without_token: bool = False
     max_body_bytes: int = 5 * 1024 * 1024
+    # A body must arrive within this, from the first read (a slow client holds a worker's connection).
+    body_timeout_seconds: float = 10.0
+    # The request line and headers together, and how many headers (431 past either); the Authorization
+    # header alone is refused past 8 KB, before any decoding (security/verify.py).
+    max_header_bytes: int = 32 * 1024
+    max_headers: int = 100
+    # A request's headers must arrive within this, from the connection's opening or the previous answer.
+    header_timeout_seconds: float = 10.0
+    # An idle keep-alive connection is closed after this many seconds (uvicorn's timeout_keep_alive).
+    keep_alive_seconds: int = 5
     # How often the rules directory is checked for changes (0 turns hot reload off; SIGHUP checks at once).
     reload_interval_seconds: float = 2.0
     # Authentication (CDS Hooks "Trusting CDS Clients") is on unless explicitly turned off.
@@ -99,6 +109,15 @@ class Settings:
                 raise ValueError(f"CDS_{name.upper()} must be a non-negative number")
         if self.max_body_bytes < 1024:
             raise ValueError("CDS_MAX_BODY_BYTES must be at least 1024")
+        if self.max_header_bytes < 8 * 1024:
+            raise ValueError("CDS_MAX_HEADER_BYTES must be at least 8192 (a token alone may take 8 KB)")
+        if self.max_headers < 10:
+            raise ValueError("CDS_MAX_HEADERS must be at least 10")
+        if self.keep_alive_seconds < 1:
+            raise ValueError("CDS_KEEP_ALIVE_SECONDS must be at least 1")
+        for name in ("body_timeout_seconds", "header_timeout_seconds"):
+            if not (0 < getattr(self, name) < math.inf):
+                raise ValueError(f"CDS_{name.upper()} must be a positive number of seconds")
         if not (0 < self.chart_ttl_hours < math.inf):
             raise ValueError("CDS_CHART_TTL_HOURS must be a positive number of hours")
 

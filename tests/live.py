@@ -7,13 +7,20 @@ from typing import Self
 
 from cds_service.app import create_app
 from cds_service.config import Settings
+from cds_service.http_server import LimitedHttpToolsProtocol
 from tests.threaded import ThreadedServer
 
 
 class LiveService:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._server = ThreadedServer(create_app(settings), "cds-service", loop="asyncio", http="httptools")
+        self._server = ThreadedServer(
+            create_app(settings),
+            "cds-service",
+            loop="asyncio",
+            http=LimitedHttpToolsProtocol.for_settings(settings),
+            timeout_keep_alive=settings.keep_alive_seconds,
+        )
 
     @property
     def base_url(self) -> str:

@@ -129,7 +129,10 @@ async def evaluate(request: Request, service: str | None = None, as_of: str | No
     Refusals come back as the service would send them: the same status and OperationOutcome."""
     runtime: Runtime = request.app.state.runtime
     raw = await read_json_body(
-        request, runtime.settings.max_body_bytes, empty="the request is empty: build one or paste one"
+        request,
+        runtime.settings.max_body_bytes,
+        runtime.settings.body_timeout_seconds,
+        empty="the request is empty: build one or paste one",
     )
     document = _hook_request(raw)
     removed = [key for key in EHR_ACCESS if key in document]
