@@ -159,6 +159,8 @@ def decode(data: bytes, where: str) -> Decoded:
         kind = _KIND.decode(data).resourceType
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise ValueError(f"{where} is not a FHIR resource: {exc}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{where} is not usable JSON: a string is not UTF-8") from None
     except RecursionError:
         raise ValueError(f"{where} is not usable JSON: nested too deeply") from None
     if kind is None:

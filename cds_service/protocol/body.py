@@ -50,4 +50,12 @@ async def read_json_body(
     body = b"".join(chunks)
     if not body.strip():
         raise ProblemError.single(400, empty)
+    try:
+        # JSON is UTF-8 (RFC 8259). Checked once here, so that no decoder further in meets other bytes
+        # in a string (msgspec raises UnicodeDecodeError there, which no one expects).
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProblemError.single(
+            400, f"request body is not UTF-8: byte {exc.object[exc.start]:#04x} at offset {exc.start}"
+        ) from None
     return body
