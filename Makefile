@@ -10,12 +10,14 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 .PHONY: serve test lint clean
 
 # Authentication is on: the CDS Hooks sandbox is trusted (or TRUST=your-trust.yaml), and calls must be
-# addressed to PUBLIC_URL. The playground and the feedback report pages are on, for local use.
+# addressed to PUBLIC_URL. The playground and the feedback report pages are on, for local use, and FHIR
+# servers on loopback or private addresses may be fetched from (a local FHIR server; the service says so
+# loudly at start-up). Never in production: docs/security.md.
 TRUST      ?= docs/trust/cds-hooks-sandbox.yaml
 PUBLIC_URL ?= http://127.0.0.1:8080
 
 serve: $(STAMP)
-	$(BIN)/cds-service serve --trust $(TRUST) --public-url $(PUBLIC_URL) --playground --report-page
+	CDS_FETCH_ALLOW_PRIVATE=1 $(BIN)/cds-service serve --trust $(TRUST) --public-url $(PUBLIC_URL) --playground --report-page
 
 test: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

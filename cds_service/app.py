@@ -23,13 +23,14 @@ from starlette.responses import Response
 
 from cds_service import __version__
 from cds_service.config import Settings
+from cds_service.data.upstream import ALLOW_PRIVATE_WARNING
 from cds_service.engine.reload import Reloader, watching
 from cds_service.pages import include_pages
 from cds_service.pipeline import Runtime, call_service
 from cds_service.protocol.body import read_json_body
 from cds_service.protocol.feedback import parse_feedback
 from cds_service.protocol.outcome import ProblemError
-from cds_service.security.guard import INSECURE_WARNING, Guard
+from cds_service.security.guard import INSECURE_WARNING, Guard, keys_client
 from cds_service.security.verify import Caller
 from cds_service.store.database import AuditRow, ChartSnapshot, IssuedCard, Store, StoreError
 
@@ -80,10 +81,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = Runtime.create(settings)
         store = Store(settings.database_url)
+        keys = keys_client()
         try:
-            guard = Guard.create(settings, store, runtime.client)
+            guard = Guard.create(settings, store, keys)
         except BaseException:
             await runtime.aclose()
+            await keys.aclose()
             store.close()
             raise
         reloader = Reloader(runtime.engine, settings.rules_dir)
@@ -107,6 +110,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         for warning in ruleset.warnings:
             log.warning("%s", warning)
+        if settings.fetch_allow_private:
+            log.warning("%s", ALLOW_PRIVATE_WARNING)
         purging = asyncio.create_task(_purge_periodically(store, settings.audit_retention_days))
         try:
             async with watching(reloader, settings.reload_interval_seconds):
@@ -114,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             purging.cancel()
             await runtime.aclose()
+            await keys.aclose()
             store.close()
 
     app = FastAPI(
@@ -143,13 +149,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.post("/cds-services/{service_id}", summary="Call a CDS service", openapi_extra=_SERVICE_CALL_SCHEMA)
     async def service_call(service_id: str, request: Request) -> Response:
         async with _Call(request, "service", service_id) as call:
-            await call.authenticate(f"/cds-services/{service_id}")
+            caller = await call.authenticate(f"/cds-services/{service_id}")
             runtime: Runtime = request.app.state.runtime
             body = await read_json_body(request, settings.max_body_bytes, settings.body_timeout_seconds)
-            # Chart links on cards point here. The Host header is the caller's to choose, so it is used
-            # only when no public URL is configured, which authentication does not allow.
-            public_url = settings.public_url or str(request.base_url).rstrip("/")
-            answer = await call_service(runtime, service_id, body, public_url=public_url)
+            guard: Guard = request.app.state.guard
+            answer = await call_service(
+                runtime, service_id, body, public_url=settings.base_url, issuer=guard.issuer(caller)
+            )
             call.answered(answer)
             return Response(answer.body, media_type=JSON)
 

@@ -176,6 +176,7 @@ def _parser() -> argparse.ArgumentParser:
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    from cds_service.data.upstream import ALLOW_PRIVATE_WARNING
     from cds_service.engine.ruleset import check_rules
     from cds_service.http_server import LimitedHttpToolsProtocol
     from cds_service.security.guard import INSECURE_WARNING
@@ -194,6 +195,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         load_trust(settings.trust_file)
     if settings.insecure_no_auth:
         print(f"WARNING: {INSECURE_WARNING}", file=sys.stderr)
+    if settings.fetch_allow_private:
+        print(f"WARNING: {ALLOW_PRIVATE_WARNING}", file=sys.stderr)
     try:
         Store(settings.database_url).close()
     except StoreError as exc:

@@ -32,6 +32,14 @@ class Settings:
     fetch_max_pages: int = 10
     # Without a token the FHIR server is not contacted: the EHR chose not to authorise us.
     fetch_without_token: bool = False
+    # For issuers without fhir_servers in the trust file (and with auth off): also fetch from loopback
+    # and private addresses. Local development only (data/upstream.py).
+    fetch_allow_private: bool = False
+    # Bytes one FHIR answer, and all the answers to one call, may hold; reading stops there.
+    fetch_max_answer_bytes: int = 8 * 1024 * 1024
+    fetch_max_call_bytes: int = 32 * 1024 * 1024
+    # Connections to FHIR servers, per calling issuer (each issuer has its own pool).
+    fetch_max_connections: int = 16
     max_body_bytes: int = 5 * 1024 * 1024
     # A body must arrive within this, from the first read (a slow client holds a worker's connection).
     body_timeout_seconds: float = 10.0
@@ -86,6 +94,12 @@ class Settings:
             raise ValueError("CDS_FETCH_DEADLINE_SECONDS must be a positive number of seconds")
         if self.fetch_max_pages < 1:
             raise ValueError("CDS_FETCH_MAX_PAGES must be at least 1")
+        if self.fetch_max_answer_bytes < 1024 or self.fetch_max_call_bytes < self.fetch_max_answer_bytes:
+            raise ValueError(
+                "CDS_FETCH_MAX_ANSWER_BYTES must be at least 1024, and CDS_FETCH_MAX_CALL_BYTES at least that"
+            )
+        if self.fetch_max_connections < 1:
+            raise ValueError("CDS_FETCH_MAX_CONNECTIONS must be at least 1")
         if self.workers < 1:
             raise ValueError("CDS_WORKERS (--workers) must be at least 1")
         if not (0 < self.port < 65536):
@@ -120,6 +134,16 @@ class Settings:
                 raise ValueError(f"CDS_{name.upper()} must be a positive number of seconds")
         if not (0 < self.chart_ttl_hours < math.inf):
             raise ValueError("CDS_CHART_TTL_HOURS must be a positive number of hours")
+
+    @property
+    def base_url(self) -> str:
+        """Where clients reach the service, for links on cards and pages: the public URL, else the bind
+        address (loopback for a wildcard). Never the Host header, which the caller chooses."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}"
 
     def auth_problem(self) -> str | None:
         """Why authentication cannot be set up from these settings, or None."""

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import dataclasses
 from types import TracebackType
 from typing import Self
 
 from cds_service.app import create_app
 from cds_service.config import Settings
 from cds_service.http_server import LimitedHttpToolsProtocol
-from tests.threaded import ThreadedServer
+from tests.threaded import ThreadedServer, bound_socket
 
 
 class LiveService:
     def __init__(self, settings: Settings) -> None:
+        sock = bound_socket()
+        if settings.public_url is None:
+            # Links on cards and pages point at the configured address, never the Host header: make it
+            # the address this server really listens on.
+            settings = dataclasses.replace(settings, host="127.0.0.1", port=sock.getsockname()[1])
         self.settings = settings
         self._server = ThreadedServer(
             create_app(settings),
             "cds-service",
+            sock=sock,
             loop="asyncio",
             http=LimitedHttpToolsProtocol.for_settings(settings),
             timeout_keep_alive=settings.keep_alive_seconds,

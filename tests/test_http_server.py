@@ -183,7 +183,7 @@ def test_an_answer_slower_than_the_header_deadline_is_not_cut(
         "scope": "patient/*.read",
         "subject": "cds-service",
     }
-    with service_with(fetch_deadline_seconds=3.0, **FAST) as client:
+    with service_with(fetch_deadline_seconds=3.0, fetch_allow_private=True, **FAST) as client:
         response = client.post(ORDER_SIGN, json=body)
         assert response.status_code == 200, response.text
         assert fhir_server.requests

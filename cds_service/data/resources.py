@@ -8,9 +8,13 @@ Full FHIR validation (fhir.resources) is kept for the resources we emit.
 
 from __future__ import annotations
 
+import logging
+import re
 from typing import Any
 
 import msgspec
+
+log = logging.getLogger(__name__)
 
 
 class Coding(msgspec.Struct, frozen=True):
@@ -150,9 +154,11 @@ class Decoded(msgspec.Struct):
     next_url: str | None = None
 
 
-def decode(data: bytes, where: str) -> Decoded:
+def decode(data: bytes, where: str, detail: bool = True) -> Decoded:
     """Decode a resource or a Bundle. A bad entry is reported and skipped; it never spoils the rest.
 
+    Without `detail` (an answer fetched from a FHIR server), problems do not quote what the server
+    sent: its OperationOutcome diagnostics go to the log, never into a card.
     Raises ValueError when the value is not JSON or not a FHIR resource at all.
     """
     try:
@@ -170,7 +176,7 @@ def decode(data: bytes, where: str) -> Decoded:
             single = _RESOURCE.decode(data)
         except msgspec.ValidationError as exc:
             raise ValueError(f"{where} ({kind}) could not be read: {exc}") from None
-        return _sorted([single], where)
+        return _sorted([single], where, detail)
     pairs: list[tuple[Resource | None, _EntrySearch | None]]
     try:
         bundle = _BUNDLE.decode(data)
@@ -183,7 +189,7 @@ def decode(data: bytes, where: str) -> Decoded:
         except msgspec.ValidationError as exc:
             raise ValueError(f"{where} is not a readable Bundle: {exc}") from None
         bundle = _Bundle(resourceType=raw.resourceType, link=raw.link)
-        pairs, problems = _entries_one_by_one(raw, where)
+        pairs, problems = _entries_one_by_one(raw, where, detail)
     next_url = next((link.url for link in bundle.link or () if link.relation == "next" and link.url), None)
     resources: list[Resource] = []
     for resource, search in pairs:
@@ -193,28 +199,33 @@ def decode(data: bytes, where: str) -> Decoded:
             problems.append(f"{where}: entry marked as search outcome but is a {resource.resourceType}")
             continue
         resources.append(resource)
-    result = _sorted(resources, where)
+    result = _sorted(resources, where, detail)
     result.problems[:0] = problems
     result.next_url = next_url
     return result
 
 
 def _entries_one_by_one(
-    raw: _RawBundle, where: str
+    raw: _RawBundle, where: str, detail: bool
 ) -> tuple[list[tuple[Resource | None, _EntrySearch | None]], list[str]]:
     pairs: list[tuple[Resource | None, _EntrySearch | None]] = []
     problems = []
     for index, data in enumerate(raw.entry or ()):
         try:
             entry = _ENTRY.decode(data)
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            problems.append(f"{where}: entry {index} could not be read and was skipped ({exc})")
+        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
+            why = f" ({exc})" if detail else ""
+            problems.append(f"{where}: entry {index} could not be read and was skipped{why}")
             continue
         pairs.append((entry.resource, entry.search))
     return pairs, problems
 
 
-def _sorted(resources: list[Resource], where: str) -> Decoded:
+_SEVERITIES = {"fatal", "error", "warning", "information"}
+_ISSUE_CODE = re.compile(r"^[a-z][a-z-]{0,39}$")
+
+
+def _sorted(resources: list[Resource], where: str, detail: bool = True) -> Decoded:
     """Split OperationOutcomes (data problems, never data) from the resources."""
     kept = []
     problems = []
@@ -224,7 +235,12 @@ def _sorted(resources: list[Resource], where: str) -> Decoded:
                 text = (
                     issue.diagnostics or (issue.details.text if issue.details else None) or issue.code or "?"
                 )
-                problems.append(f"{where}: the FHIR server reported {issue.severity or 'an issue'}: {text}")
+                severity = issue.severity if issue.severity in _SEVERITIES else "an issue"
+                if not detail:
+                    log.info("%s: the FHIR server reported %s: %.300r", where, severity, text)
+                    code = issue.code if issue.code and _ISSUE_CODE.match(issue.code) else "unknown"
+                    text = f"issue code {code} (details in the service log)"
+                problems.append(f"{where}: the FHIR server reported {severity}: {text}")
             if not resource.issue:
                 problems.append(f"{where}: the FHIR server returned an empty OperationOutcome")
         else:

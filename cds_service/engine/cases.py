@@ -145,8 +145,8 @@ async def run_cases(
     """Run cases against `ruleset` (which need not be the one serving: reload tests a candidate aside).
     on_result(result) is called after each case, for progress lines."""
     from cds_service.config import Settings
-    from cds_service.data.fetch import new_client
     from cds_service.data.prefetch import FetchSettings
+    from cds_service.data.upstream import Upstreams
     from cds_service.engine import RuleEngine
     from cds_service.pipeline import Runtime
 
@@ -154,7 +154,7 @@ async def run_cases(
     runtime = Runtime(
         settings=Settings(rules_dir=ruleset.directory),
         engine=RuleEngine(ruleset, durable),
-        client=new_client(),
+        upstreams=Upstreams(),
         fetch=FetchSettings(deadline_seconds=1.0, max_pages=1, without_token=False),
     )
     results = []
@@ -165,7 +165,7 @@ async def run_cases(
             if on_result is not None:
                 on_result(result)
     finally:
-        await runtime.client.aclose()
+        await runtime.upstreams.aclose()
     return results
 
 

@@ -140,10 +140,9 @@ async def evaluate(request: Request, service: str | None = None, as_of: str | No
         del document[key]
     service_id = service or _service_for_hook(runtime.services, document.get("hook"))
     moment = _moment(as_of) if as_of else fixtures.default_as_of(document)
-    # Chart links on the cards point back at the address this browser reached the service by.
-    public_url = str(request.base_url).rstrip("/")
+    # Chart links on the cards point at the configured public URL: the Host header is the caller's.
     answer = await call_service(
-        runtime, service_id, orjson.dumps(document), now=moment, public_url=public_url
+        runtime, service_id, orjson.dumps(document), now=moment, public_url=runtime.settings.base_url
     )
     warnings = []
     try:

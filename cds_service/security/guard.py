@@ -13,7 +13,7 @@ from cds_service.config import Settings
 from cds_service.protocol.outcome import Issue, ProblemError
 from cds_service.security.errors import AuthError
 from cds_service.security.keys import KeyStore
-from cds_service.security.trust import load_trust
+from cds_service.security.trust import TrustedIssuer, load_trust
 from cds_service.security.verify import Caller, Policy, Verifier
 from cds_service.store.database import Store
 
@@ -30,6 +30,12 @@ class Guard:
     @property
     def insecure(self) -> bool:
         return self.verifier is None
+
+    def issuer(self, caller: Caller | None) -> TrustedIssuer | None:
+        """The trust-file entry of a verified caller (what it may fetch from); None with auth off."""
+        if caller is None or self.verifier is None:
+            return None
+        return self.verifier.issuers.get(caller.iss)
 
     @classmethod
     def create(cls, settings: Settings, store: Store, client: httpx.AsyncClient) -> Guard:
@@ -76,6 +82,16 @@ class Guard:
 
 _NOT_HEADER_SAFE = re.compile(r'[^\x20-\x7e]|["\\]')
 _DESCRIPTION_MAX = 200
+
+
+def keys_client() -> httpx.AsyncClient:
+    """The client JWKS URLs are fetched with: its own few connections, apart from the FHIR fetches'
+    pools, so that neither can starve the other."""
+    return httpx.AsyncClient(
+        limits=httpx.Limits(max_connections=4, max_keepalive_connections=4),
+        timeout=httpx.Timeout(10.0),
+        follow_redirects=False,
+    )
 
 
 class Unauthorized(ProblemError):

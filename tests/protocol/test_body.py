@@ -11,7 +11,9 @@ import pytest
 from tests.test_app import ORDER_SIGN, sandbox_order_sign
 
 GOOD = orjson.dumps(sandbox_order_sign())
-FEEDBACK = b'{"feedback": [{"card": "c", "outcome": "overridden", "outcomeTimestamp": "2026-01-01T00:00:00Z"}]}'
+FEEDBACK = (
+    b'{"feedback": [{"card": "c", "outcome": "overridden", "outcomeTimestamp": "2026-01-01T00:00:00Z"}]}'
+)
 
 
 NOT_UTF8 = [
