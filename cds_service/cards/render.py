@@ -14,6 +14,7 @@ from cds_service.engine import Evaluation, Finding
 from cds_service.engine.rulefile import Link
 from cds_service.facts.model import Facts
 from cds_service.facts.named import Fact
+from cds_service.markup import markdown_text
 from cds_service.protocol.discovery import IncompleteDataCard, ServiceDefinition
 from cds_service.protocol.response import SUMMARY_MAX, Card, CardsResponse
 from cds_service.store.database import IssuedCard
@@ -126,8 +127,11 @@ def _incomplete_data_card(template: IncompleteDataCard, facts: Facts, evaluation
     summary = template.summary.format(sources=", ".join(labels))
     if len(summary) > SUMMARY_MAX:
         summary = template.summary.format(sources=f"{len(labels)} data sources")
-    lines = [f"- **{label}**: {why}" for label, why in facts.unavailable.items()]
-    lines += [f"- {problem}" for problem in facts.problems]
+    # Reasons and problems quote the EHR (a resource type, a unit, an id): escaped, never rendered.
+    lines = [
+        f"- **{markdown_text(label)}**: {markdown_text(why)}" for label, why in facts.unavailable.items()
+    ]
+    lines += [f"- {markdown_text(problem)}" for problem in facts.problems]
     return Card.model_validate(
         {
             "summary": summary,
