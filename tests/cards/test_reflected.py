@@ -11,7 +11,6 @@ import httpx
 import pytest
 from markdown_it import MarkdownIt
 
-
 EVIL = "[click](https://evil.example/a) <img src=x onerror=alert(1)> **b** www.evil.example"
 # An EHR that renders Markdown with raw HTML allowed: the most a hostile string could get from it.
 PERMISSIVE = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
