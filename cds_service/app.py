@@ -30,7 +30,8 @@ from cds_service.pipeline import Runtime, call_service
 from cds_service.protocol.body import read_json_body
 from cds_service.protocol.feedback import parse_feedback
 from cds_service.protocol.outcome import ProblemError
-from cds_service.security.guard import INSECURE_WARNING, Guard, keys_client
+from cds_service.security.guard import INSECURE_WARNING, Guard, Unauthorized, keys_client
+from cds_service.security.refusals import Refusals
 from cds_service.security.verify import Caller
 from cds_service.store.database import AuditRow, ChartSnapshot, IssuedCard, Store, StoreError
 
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.store = store
         app.state.reloader = reloader
         app.state.guard = guard
+        app.state.refusals = refusals = Refusals()
         # Everything loaded at start-up lives for the whole process: move it out of the cyclic GC's
         # reach, or each collection walks it again and shows up as tail latency.
         gc.collect()
@@ -113,11 +115,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.fetch_allow_private:
             log.warning("%s", ALLOW_PRIVATE_WARNING)
         purging = asyncio.create_task(_purge_periodically(store, settings.audit_retention_days))
+        counting = asyncio.create_task(_write_refusals_periodically(store, refusals, settings))
         try:
             async with watching(reloader, settings.reload_interval_seconds):
                 yield
         finally:
             purging.cancel()
+            counting.cancel()
+            await _write_refusals(store, refusals)
             await runtime.aclose()
             await keys.aclose()
             store.close()
@@ -269,11 +274,20 @@ class _Call:
             audit.reason = type(error).__name__
         audit.latency_ms = (time.perf_counter() - self.started) * 1000
         guard: Guard = self.request.app.state.guard
-        try:
-            await run_in_threadpool(self.request.app.state.store.record_call, audit, self.issued, self.charts)
-        except Exception:
-            # The caller still gets the answer; the gap is logged loudly instead.
-            log.exception("could not write the audit row for %s %s", audit.endpoint, audit.hook_instance)
+        if isinstance(error, Unauthorized):
+            # Refused before the caller is known: counted, not written row by row (security/refusals.py).
+            client = self.request.client
+            self.request.app.state.refusals.add(
+                audit.at, client.host if client else None, error.reason, audit.endpoint
+            )
+        else:
+            try:
+                await run_in_threadpool(
+                    self.request.app.state.store.record_call, audit, self.issued, self.charts
+                )
+            except Exception:
+                # The caller still gets the answer; the gap is logged loudly instead.
+                log.exception("could not write the audit row for %s %s", audit.endpoint, audit.hook_instance)
         log.info(
             "%s%s service=%s status=%d issuer=%s %s %.1f ms",
             f"{INSECURE_WARNING} | " if guard.insecure else "",
@@ -297,6 +311,23 @@ async def _ping(store: Store) -> bool:
     except TimeoutError:
         log.warning("database did not answer a ping within %.0f s", HEALTH_PING_SECONDS)
         return False
+
+
+async def _write_refusals_periodically(store: Store, refusals: Refusals, settings: Settings) -> None:
+    while True:
+        await asyncio.sleep(settings.refusal_write_seconds)
+        await _write_refusals(store, refusals)
+
+
+async def _write_refusals(store: Store, refusals: Refusals) -> None:
+    counts = refusals.take()
+    if not counts:
+        return
+    try:
+        await run_in_threadpool(store.record_refusals, counts)
+    except Exception:
+        refusals.give_back(counts)
+        log.exception("could not write %d refused-call counts; kept for the next try", len(counts))
 
 
 async def _purge_periodically(store: Store, retention_days: float) -> None:

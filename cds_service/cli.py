@@ -96,6 +96,11 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--since", help="only calls at or after this time (ISO 8601, e.g. 2026-11-23T08:00Z)")
     audit.add_argument("--limit", type=int, help="at most this many rows")
     audit.add_argument("--json", action="store_true", help="one JSON object per line")
+    audit.add_argument(
+        "--refusals",
+        action="store_true",
+        help="the calls refused before their caller was known (401), counted per minute, source and reason",
+    )
     audit.set_defaults(run=_audit)
 
     report = sub.add_parser(
@@ -304,11 +309,31 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     try:
-        rows = store.audit(
-            patient_id=args.patient, hook_instance=args.hook_instance, since=since, limit=args.limit
-        )
+        if args.refusals:
+            rows = store.refusals(since=since)[: args.limit]
+        else:
+            rows = store.audit(
+                patient_id=args.patient, hook_instance=args.hook_instance, since=since, limit=args.limit
+            )
     finally:
         store.close()
+    if args.refusals:
+        for row in rows:
+            if args.json:
+                sys.stdout.buffer.write(
+                    orjson.dumps({str(k): v for k, v in row.items()}, default=str) + b"\n"
+                )
+            else:
+                minute = (
+                    row["minute"].isoformat(timespec="minutes")
+                    if hasattr(row["minute"], "isoformat")
+                    else row["minute"]
+                )
+                print(
+                    f"{minute} {row['endpoint']} source={row['source']} reason={row['reason']} count={row['count']}"
+                )
+        print(f"{sum(row['count'] for row in rows)} refused call(s)", file=sys.stderr)
+        return 0
     for row in rows:
         if args.json:
             # Column names come back as SQLAlchemy's str subclass, which orjson refuses as keys.

@@ -64,6 +64,9 @@ class Settings:
     jwt_max_lifetime_seconds: float = 600.0
     jwks_cache_seconds: float = 3600.0
     audit_retention_days: float = 365.0
+    # Calls refused before their caller is known are counted in memory and written this often, one row
+    # per minute, source address, reason and endpoint (security/refusals.py).
+    refusal_write_seconds: float = 10.0
     cors_origins: tuple[str, ...] = ("*",)
     log_level: str = "info"
     # Pages for people. The playground evaluates pasted requests without authentication and the
@@ -129,7 +132,7 @@ class Settings:
             raise ValueError("CDS_MAX_HEADERS must be at least 10")
         if self.keep_alive_seconds < 1:
             raise ValueError("CDS_KEEP_ALIVE_SECONDS must be at least 1")
-        for name in ("body_timeout_seconds", "header_timeout_seconds"):
+        for name in ("body_timeout_seconds", "header_timeout_seconds", "refusal_write_seconds"):
             if not (0 < getattr(self, name) < math.inf):
                 raise ValueError(f"CDS_{name.upper()} must be a positive number of seconds")
         if not (0 < self.chart_ttl_hours < math.inf):

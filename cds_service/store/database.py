@@ -17,9 +17,17 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
+from cds_service.security.refusals import RefusalCount
 from cds_service.store.postgres import connect_args
 from cds_service.store.report import FeedbackReport, feedback_report
-from cds_service.store.schema import audit_log, cards_issued, chart_snapshots, feedback, jwt_seen
+from cds_service.store.schema import (
+    audit_log,
+    cards_issued,
+    chart_snapshots,
+    feedback,
+    jwt_seen,
+    refused_calls,
+)
 from cds_service.store.startup import create_schema
 
 
@@ -144,6 +152,29 @@ class Store:
                 conn.execute(chart_snapshots.insert(), [dataclasses.asdict(chart) for chart in charts])
             conn.execute(audit_log.insert(), dataclasses.asdict(audit))
 
+    def record_refusals(self, counts: Sequence[RefusalCount]) -> None:
+        """Add refused-call counts to their (minute, source, reason, endpoint) rows, which other workers
+        may be adding to as well."""
+        if not counts:
+            return
+        key = ["minute", "source", "reason", "endpoint"]
+        dialect = self.engine.dialect.name
+        if dialect not in ("sqlite", "postgresql"):
+            raise StoreError(f"unsupported database dialect {dialect!r}: use SQLite or PostgreSQL")
+        insert = (sqlite if dialect == "sqlite" else postgresql).insert(refused_calls)
+        upsert = insert.on_conflict_do_update(
+            index_elements=key, set_={"count": refused_calls.c.count + insert.excluded.count}
+        )
+        with self.cards_engine.begin() as conn:
+            conn.execute(upsert, [dataclasses.asdict(count) for count in counts])
+
+    def refusals(self, since: datetime | None = None) -> list[dict[str, Any]]:
+        query = select(refused_calls).order_by(refused_calls.c.minute, refused_calls.c.source)
+        if since is not None:
+            query = query.where(refused_calls.c.minute >= since.astimezone(UTC))
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
     def save_charts(self, charts: Sequence[ChartSnapshot]) -> None:
         if not charts:
             return
@@ -192,6 +223,7 @@ class Store:
             audits = 0
             if audit_before is not None:
                 audits = conn.execute(delete(audit_log).where(audit_log.c.at < audit_before)).rowcount or 0
+                conn.execute(delete(refused_calls).where(refused_calls.c.minute < audit_before))
         return tokens, audits
 
     def audit(

@@ -92,3 +92,16 @@ audit_log = Table(
     Column("reason", String(512)),
     Column("process", Integer),
 )
+
+# Calls refused before their caller was known (401), counted per minute, source address, reason and
+# endpoint (security/refusals.py): a flood of refusals is a few rows a minute, not a row per call.
+refused_calls = Table(
+    "refused_calls",
+    metadata,
+    Column("minute", DateTime(timezone=True), nullable=False, index=True),
+    Column("source", String(64), nullable=False),
+    Column("reason", String(64), nullable=False),
+    Column("endpoint", String(16), nullable=False),
+    Column("count", Integer, nullable=False),
+    PrimaryKeyConstraint("minute", "source", "reason", "endpoint", name="pk_refused_calls"),
+)
