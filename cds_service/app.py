@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import math
 import os
 import time
 from collections.abc import AsyncIterator
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.reloader = reloader
         app.state.guard = guard
         app.state.refusals = refusals = Refusals()
+        app.state.health = _Health(store, settings.health_write_seconds)
         # Everything loaded at start-up lives for the whole process: move it out of the cyclic GC's
         # reach, or each collection walks it again and shows up as tail latency.
         gc.collect()
@@ -191,7 +193,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runtime: Runtime = request.app.state.runtime
         # Cards are still answered without the database, so the service stays up (200) and says
         # what is degraded: feedback cannot be acknowledged until the database is back.
-        database = "ok" if await _ping(request.app.state.store) else "unavailable"
+        database = await request.app.state.health.database()
         ruleset = runtime.engine.ruleset
         reload_state = request.app.state.reloader.state
         rules: dict[str, object] = {"name": ruleset.name, "version": ruleset.version, "hash": ruleset.hash}
@@ -305,12 +307,35 @@ class _Call:
 HEALTH_PING_SECONDS = 2.0
 
 
-async def _ping(store: Store) -> bool:
-    try:
-        return await asyncio.wait_for(run_in_threadpool(store.ping), HEALTH_PING_SECONDS)
-    except TimeoutError:
-        log.warning("database did not answer a ping within %.0f s", HEALTH_PING_SECONDS)
-        return False
+class _Health:
+    """What /healthz says of the database: "ok" when it takes a write, "read-only" when it can only be
+    read, "unavailable" otherwise. Checked at most every few seconds; callers meanwhile share the last
+    answer, or the check in flight."""
+
+    def __init__(self, store: Store, every_seconds: float) -> None:
+        self.store = store
+        # /healthz needs no token: it must not be a way to make the database write on demand.
+        self.every_seconds = every_seconds
+        self._checked = -math.inf
+        self._state = "unavailable"
+        self._lock = asyncio.Lock()
+
+    async def database(self) -> str:
+        async with self._lock:
+            if time.monotonic() - self._checked >= self.every_seconds:
+                self._state = await self._check()
+                self._checked = time.monotonic()
+            return self._state
+
+    async def _check(self) -> str:
+        try:
+            async with asyncio.timeout(HEALTH_PING_SECONDS):
+                if await run_in_threadpool(self.store.heartbeat, datetime.now(UTC), os.getpid()):
+                    return "ok"
+                return "read-only" if await run_in_threadpool(self.store.ping) else "unavailable"
+        except TimeoutError:
+            log.warning("database did not answer a write within %.0f s", HEALTH_PING_SECONDS)
+            return "unavailable"
 
 
 async def _write_refusals_periodically(store: Store, refusals: Refusals, settings: Settings) -> None:

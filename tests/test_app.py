@@ -196,6 +196,7 @@ def test_healthz_reports_a_hanging_database_as_unavailable_before_a_probe_times_
 
     # A database that neither answers nor refuses (a dropped network path) holds the ping thread.
     monkeypatch.setattr(Store, "ping", lambda self: time.sleep(3.0) or True)
+    monkeypatch.setattr(Store, "heartbeat", lambda self, now, process: time.sleep(3.0) or True)
     monkeypatch.setattr(app_module, "HEALTH_PING_SECONDS", 0.2)
     started = time.monotonic()
     response = http.get("/healthz")
@@ -395,3 +396,22 @@ def test_a_client_that_hangs_up_mid_body_is_a_logged_400_not_a_server_error(
     assert row["status"] == 400
     assert "closed the connection" in row["reason"]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_healthz_checks_a_write_at_most_every_few_seconds(
+    service_with: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cds_service.store.database import Store
+
+    writes: list[int] = []
+    real = Store.heartbeat
+
+    def counted(self: Store, now: Any, process: int) -> bool:
+        writes.append(process)
+        return real(self, now, process)
+
+    monkeypatch.setattr(Store, "heartbeat", counted)
+    http = service_with(health_write_seconds=3600)
+    for _ in range(20):
+        assert http.get("/healthz").json()["database"] == "ok"
+    assert len(writes) == 1  # an unauthenticated endpoint cannot make the database write on demand

@@ -7,12 +7,14 @@ block the event loop. A write returns only after COMMIT, so acknowledged data is
 from __future__ import annotations
 
 import dataclasses
+import logging
+import os
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, delete, event, select
+from sqlalchemy import Engine, create_engine, delete, event, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -25,10 +27,13 @@ from cds_service.store.schema import (
     cards_issued,
     chart_snapshots,
     feedback,
+    health_heartbeat,
     jwt_seen,
     refused_calls,
 )
 from cds_service.store.startup import create_schema
+
+log = logging.getLogger(__name__)
 
 
 class StoreError(Exception):
@@ -105,6 +110,12 @@ class Store:
             self.cards_engine = (
                 _engine(url, synchronous="NORMAL") if self.engine.dialect.name == "sqlite" else self.engine
             )
+            # Its own short lock wait, so that a stuck writer makes the check fail fast, not hang.
+            self._health_engine = (
+                _engine(url, synchronous="NORMAL", busy_seconds=1.0)
+                if self.engine.dialect.name == "sqlite"
+                else self.engine
+            )
             # Several processes may start at once on an empty database: see store/startup.py.
             create_schema(self.engine)
         except (SQLAlchemyError, ImportError, OSError, ValueError) as exc:
@@ -124,11 +135,28 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
         self.cards_engine.dispose()
+        self._health_engine.dispose()
 
     def ping(self) -> bool:
         try:
             with self.engine.connect() as conn:
                 conn.execute(select(1))
+        except SQLAlchemyError:
+            return False
+        return True
+
+    def heartbeat(self, now: datetime, process: int) -> bool:
+        """Whether the database takes a write: one row rewritten, waiting at most a second for a lock
+        (a read proves nothing when the disk is full, the file read-only or a writer stuck)."""
+        insert = (sqlite if self.engine.dialect.name == "sqlite" else postgresql).insert(health_heartbeat)
+        upsert = insert.on_conflict_do_update(index_elements=["id"], set_={"at": now, "process": process})
+        try:
+            with self._health_engine.begin() as conn:
+                if self.engine.dialect.name == "postgresql":
+                    conn.execute(
+                        text("SET LOCAL lock_timeout = '1s'; SET LOCAL statement_timeout = '1500ms'")
+                    )
+                conn.execute(upsert, {"id": 1, "at": now, "process": process})
         except SQLAlchemyError:
             return False
         return True
@@ -302,16 +330,31 @@ def _insert_ignoring(table: Any, key: Iterable[str], dialect: str) -> Any:
 _FEEDBACK_KEY: Iterable[str] = ("card_uuid", "outcome", "outcome_timestamp")
 
 
-def _engine(url: str, synchronous: str) -> Engine:
+def _private_file(path: Path) -> None:
+    """Create the SQLite file readable by its owner only (it holds lab values and override comments);
+    SQLite gives its -wal and -shm files the same mode. An existing file keeps its mode, with a warning
+    when others may read it."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        if path.is_file() and path.stat().st_mode & 0o077:
+            log.warning(
+                "%s can be read by other users (mode %o); chmod 600 it", path, path.stat().st_mode & 0o777
+            )
+
+
+def _engine(url: str, synchronous: str, busy_seconds: float | None = None) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True, future=True, connect_args=connect_args(parsed))
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+    if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
+        _private_file(Path(parsed.database).expanduser().resolve())
     # How long a writer waits for another process's lock: 30 s, or the URL's `timeout` in seconds
     # (sqlite:///cds.db?timeout=5, pysqlite's own parameter, which the PRAGMA below must not override).
-    timeout = parsed.query.get("timeout", "30")
-    busy_seconds = float(timeout if isinstance(timeout, str) else timeout[-1])
+    if busy_seconds is None:
+        timeout = parsed.query.get("timeout", "30")
+        busy_seconds = float(timeout if isinstance(timeout, str) else timeout[-1])
     engine = create_engine(url, future=True, connect_args={"timeout": busy_seconds})
 
     @event.listens_for(engine, "connect")

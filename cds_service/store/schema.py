@@ -105,3 +105,13 @@ refused_calls = Table(
     Column("count", Integer, nullable=False),
     PrimaryKeyConstraint("minute", "source", "reason", "endpoint", name="pk_refused_calls"),
 )
+
+# One row, rewritten by /healthz now and then: the database is ready only if it can be written, not
+# just read (a locked or read-only database refuses every signed call's replay check).
+health_heartbeat = Table(
+    "health_heartbeat",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("process", Integer, nullable=False),
+)

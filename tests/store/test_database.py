@@ -95,3 +95,47 @@ def test_record_feedback_counts_only_new_rows(database_url: str) -> None:
     assert store.record_feedback(rows[:2]) == 0  # a client's retry
     assert len(store.feedback()) == 3
     store.close()
+
+
+@pytest.mark.sqlite_only
+def test_heartbeat_is_a_write_and_fails_fast_when_writes_are_blocked(database_url: str) -> None:
+    import sqlite3
+    import time as clock
+
+    from sqlalchemy.engine import make_url
+
+    store = Store(database_url)
+    now = datetime(2026, 11, 23, 8, tzinfo=UTC)
+    assert store.heartbeat(now, 123)
+    assert store.heartbeat(now, 456)  # the same row, rewritten
+    # Another process holds the write lock: reads still work, writes do not.
+    holder = sqlite3.connect(make_url(database_url).database, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        started = clock.monotonic()
+        assert not store.heartbeat(now, 789)
+        assert clock.monotonic() - started < 5  # its own 1 s lock wait, not the 30 s of other writes
+        assert store.ping()
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert store.heartbeat(now, 789)
+    store.close()
+
+
+@pytest.mark.sqlite_only
+def test_a_new_sqlite_file_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    before = os.umask(0o022)  # the usual umask, which would give 0644
+    try:
+        store = Store(f"sqlite:///{tmp_path / 'new' / 'cds.db'}")
+        store.heartbeat(datetime(2026, 11, 23, tzinfo=UTC), 1)  # a write: the WAL and shared-memory files
+    finally:
+        os.umask(before)
+    for name in ("cds.db", "cds.db-wal", "cds.db-shm"):
+        mode = stat.S_IMODE((tmp_path / "new" / name).stat().st_mode)
+        assert mode == 0o600, (name, oct(mode))
+    assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o700
+    store.close()
