@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import logging
 import math
@@ -29,7 +30,7 @@ from cds_service.engine.reload import Reloader, watching
 from cds_service.pages import include_pages
 from cds_service.pipeline import Runtime, call_service
 from cds_service.protocol.body import read_json_body
-from cds_service.protocol.feedback import parse_feedback
+from cds_service.protocol.feedback import bound_feedback, parse_feedback
 from cds_service.protocol.outcome import ProblemError
 from cds_service.security.guard import INSECURE_WARNING, Guard, Unauthorized, keys_client
 from cds_service.security.refusals import Refusals
@@ -116,7 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.warning("%s", warning)
         if settings.fetch_allow_private:
             log.warning("%s", ALLOW_PRIVATE_WARNING)
-        purging = asyncio.create_task(_purge_periodically(store, settings.audit_retention_days))
+        purging = asyncio.create_task(_purge_periodically(store, settings))
         counting = asyncio.create_task(_write_refusals_periodically(store, refusals, settings))
         try:
             async with watching(reloader, settings.reload_interval_seconds):
@@ -177,8 +178,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 raise ProblemError.single(404, f"no CDS service with id {service_id!r}")
             body = await read_json_body(request, settings.max_body_bytes, settings.body_timeout_seconds)
             rows = parse_feedback(body, service_id)
+            store: Store = request.app.state.store
             try:
-                stored = await run_in_threadpool(request.app.state.store.record_feedback, rows)
+                owners = await run_in_threadpool(store.card_owners, [row.card_uuid for row in rows])
+            except Exception as exc:
+                log.exception("feedback for %s could not be checked", service_id)
+                raise ProblemError.single(
+                    503, "feedback could not be stored; nothing was recorded, please retry"
+                ) from exc
+            rows = bound_feedback(rows, owners, call.audit.issuer)
+            try:
+                stored = await run_in_threadpool(store.record_feedback, rows)
             except Exception as exc:
                 log.exception("feedback for %s could not be stored", service_id)
                 raise ProblemError.single(
@@ -251,7 +261,8 @@ class _Call:
         return caller
 
     def answered(self, answer: Any) -> None:
-        self.issued = answer.issued
+        # Cards remember whom they went to: feedback on them must come from the same issuer.
+        self.issued = [dataclasses.replace(card, issuer=self.audit.issuer) for card in answer.issued]
         self.charts = answer.charts
         self.audit.status = 200
         self.audit.hook_instance = answer.hook_instance
@@ -355,12 +366,17 @@ async def _write_refusals(store: Store, refusals: Refusals) -> None:
         log.exception("could not write %d refused-call counts; kept for the next try", len(counts))
 
 
-async def _purge_periodically(store: Store, retention_days: float) -> None:
-    """Forget expired token ids and audit rows past retention, at start-up and then hourly."""
+async def _purge_periodically(store: Store, settings: Settings) -> None:
+    """Forget expired token ids, and audit rows and feedback past retention, at start-up and then hourly."""
     while True:
         now = datetime.now(UTC)
         try:
-            tokens, audits = await run_in_threadpool(store.purge, now, now - timedelta(days=retention_days))
+            tokens, audits = await run_in_threadpool(
+                store.purge,
+                now,
+                now - timedelta(days=settings.audit_retention_days),
+                now - timedelta(days=settings.feedback_retention_days),
+            )
             if tokens or audits:
                 log.info("purged %d expired token ids and %d audit rows", tokens, audits)
         except Exception:

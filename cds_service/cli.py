@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -324,14 +325,7 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
                     orjson.dumps({str(k): v for k, v in row.items()}, default=str) + b"\n"
                 )
             else:
-                minute = (
-                    row["minute"].isoformat(timespec="minutes")
-                    if hasattr(row["minute"], "isoformat")
-                    else row["minute"]
-                )
-                print(
-                    f"{minute} {row['endpoint']} source={row['source']} reason={row['reason']} count={row['count']}"
-                )
+                print(_refusal_line(row))
         print(f"{sum(row['count'] for row in rows)} refused call(s)", file=sys.stderr)
         return 0
     for row in rows:
@@ -344,11 +338,18 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _refusal_line(row: dict[str, Any]) -> str:
+    minute = (
+        row["minute"].isoformat(timespec="minutes") if hasattr(row["minute"], "isoformat") else row["minute"]
+    )
+    return f"{minute} {row['endpoint']} source={row['source']} reason={row['reason']} count={row['count']}"
+
+
 def _audit_line(row: dict[str, Any]) -> str:
     rules = ",".join(f"{r['id']}@{r['version']}:{r['status']}" for r in row.get("rules") or ()) or "-"
     cards = ",".join(row.get("card_uuids") or ()) or "-"
     at = row["at"].isoformat(timespec="milliseconds") if hasattr(row["at"], "isoformat") else row["at"]
-    return (
+    return terminal_text(
         f"{at} {row['status']} {row['endpoint']} service={row['service_id'] or '-'} "
         f"hookInstance={row['hook_instance'] or '-'} patient={row['patient_id'] or '-'} "
         f"issuer={row['issuer'] or '-'} tenant={row['tenant'] or '-'} rules={rules} cards={cards} "
@@ -407,7 +408,7 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _report_text(report: FeedbackReport) -> str:
-    from cds_service.store.report import iso
+    from cds_service.store.report import NOT_OFFERED, iso
 
     scope = f"rule {report.rule_id}" if report.rule_id else "all rules"
     lines = [f"Cards issued from {iso(report.since)} to {iso(report.until)} (excluded), {scope}", ""]
@@ -435,7 +436,7 @@ def _report_text(report: FeedbackReport) -> str:
                     str(r.cards),
                     str(r.with_comment),
                     r.code or "-",
-                    r.display or _no_display(r),
+                    (r.display or _no_display(r)) + ("" if r.offered else f" {NOT_OFFERED}"),
                     r.system or "-",
                 ]
                 for r in reasons.top
@@ -450,7 +451,18 @@ def _report_text(report: FeedbackReport) -> str:
         "",
         f"Feedback for unknown cards (received in the period): {entries} on {unknown.cards} card(s)",
     ]
-    return "\n".join(lines) + "\n"
+    # Codes, displays and systems are the EHR's text: a terminal must not receive its escape sequences.
+    return "\n".join(terminal_text(line) for line in lines) + "\n"
+
+
+# Control characters (escape sequences included) and the bidirectional overrides that can make a line
+# read other than it is.
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+
+
+def terminal_text(text: str) -> str:
+    """Text safe to print to a terminal: every control character shown as '?'."""
+    return _UNPRINTABLE.sub("?", text)
 
 
 def _no_display(reason: Reason) -> str:

@@ -64,6 +64,8 @@ class Settings:
     jwt_max_lifetime_seconds: float = 600.0
     jwks_cache_seconds: float = 3600.0
     audit_retention_days: float = 365.0
+    # Feedback, and the record of the cards issued that it joins to, are deleted after this.
+    feedback_retention_days: float = 365.0
     # /healthz checks that the database takes a write at most this often per process (0: every time).
     health_write_seconds: float = 5.0
     # Calls refused before their caller is known are counted in memory and written this often, one row
@@ -123,6 +125,7 @@ class Settings:
             "jwt_max_lifetime_seconds",
             "jwks_cache_seconds",
             "audit_retention_days",
+            "feedback_retention_days",
             "health_write_seconds",
         ):
             if not (0 <= getattr(self, name) < math.inf):

@@ -415,3 +415,24 @@ def test_healthz_checks_a_write_at_most_every_few_seconds(
     for _ in range(20):
         assert http.get("/healthz").json()["database"] == "ok"
     assert len(writes) == 1  # an unauthenticated endpoint cannot make the database write on demand
+
+
+def test_chart_links_on_a_service_call_never_follow_the_host_header(service: Any, http: httpx.Client) -> None:
+    from tests.conftest import ROOT
+
+    request = (ROOT / "fhir_fixtures" / "requests" / "order-sign-500mg-day.json").read_bytes()
+    response = http.post(
+        ORDER_SIGN,
+        content=request,
+        headers={
+            "content-type": "application/json",
+            "Host": "evil.example",
+            "X-Forwarded-Host": "evil.example",
+        },
+    )
+    assert response.status_code == 200
+    links = [link["url"] for card in response.json()["cards"] for link in card.get("links", ())]
+    charts = [url for url in links if "/charts/" in url]
+    # No public URL is configured (auth is off): links name the address the service listens on.
+    assert charts and all(url.startswith(service.base_url + "/charts/") for url in charts), charts
+    assert "evil.example" not in response.text

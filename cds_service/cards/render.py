@@ -38,7 +38,7 @@ def render_response(
     """The response and the cards to record. Chart links get their snapshots from `charts` (read its
     `snapshots` afterwards, to store them); without it there is nowhere to keep a chart, and chart links
     are left out."""
-    produced: list[tuple[Card, str, str]] = []
+    produced: list[tuple[Card, str, str]] = []  # the card, the rule id and version that produced it
     incomplete = service.incomplete_data_card
     if incomplete is not None and (facts.unavailable or facts.problems):
         card = _incomplete_data_card(incomplete, facts, evaluation)
@@ -60,6 +60,7 @@ def render_response(
             patient_id=facts.patient_id,
             hook_instance=facts.hook_instance,
             issued_at=issued_at,
+            override_reasons=[[r.system or "", r.code] for r in card.overrideReasons or ()],
         )
         for card, rule_id, version in produced
     ]

@@ -50,6 +50,19 @@ class IssuedCard:
     patient_id: str | None
     hook_instance: str
     issued_at: datetime
+    issuer: str | None = None
+    # [system, code] of each override reason the card offered
+    override_reasons: list[list[str]] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class CardOwner:
+    """What feedback on a card is checked against: the service and issuer it went to, and the override
+    reasons it offered."""
+
+    service_id: str
+    issuer: str | None
+    override_reasons: frozenset[tuple[str, str]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +88,8 @@ class FeedbackRow:
     override_display: str | None
     user_comment: str | None
     received_at: datetime
+    issuer: str | None = None
+    reason_offered: bool | None = None
 
 
 @dataclasses.dataclass
@@ -242,10 +257,15 @@ class Store:
             ) from exc
         return row is not None
 
-    def purge(self, now: datetime, audit_before: datetime | None) -> tuple[int, int]:
-        """Forget expired token ids, expired chart data and audit rows older than the retention;
-        (tokens, audit rows) removed."""
+    def purge(
+        self, now: datetime, audit_before: datetime | None, feedback_before: datetime | None = None
+    ) -> tuple[int, int]:
+        """Forget expired token ids, expired chart data, audit rows older than their retention, and
+        feedback and issued cards older than theirs; (tokens, audit rows) removed."""
         with self.engine.begin() as conn:
+            if feedback_before is not None:
+                conn.execute(delete(feedback).where(feedback.c.received_at < feedback_before))
+                conn.execute(delete(cards_issued).where(cards_issued.c.issued_at < feedback_before))
             tokens = conn.execute(delete(jwt_seen).where(jwt_seen.c.expires_at < now)).rowcount or 0
             conn.execute(delete(chart_snapshots).where(chart_snapshots.c.expires_at <= now))
             audits = 0
@@ -286,6 +306,27 @@ class Store:
                 # RETURNING says whether the row went in; psycopg reports rowcount -1 for ON CONFLICT.
                 stored += conn.execute(insert.returning(feedback.c.id), value).first() is not None
         return stored
+
+    def card_owners(self, card_uuids: Iterable[str]) -> dict[str, CardOwner]:
+        """The cards among `card_uuids` that this service issued, with whom they went to."""
+        wanted = sorted(set(card_uuids))
+        if not wanted:
+            return {}
+        query = select(
+            cards_issued.c.card_uuid,
+            cards_issued.c.service_id,
+            cards_issued.c.issuer,
+            cards_issued.c.override_reasons,
+        ).where(cards_issued.c.card_uuid.in_(wanted))
+        with self.engine.connect() as conn:
+            return {
+                row.card_uuid: CardOwner(
+                    row.service_id,
+                    row.issuer,
+                    frozenset((system, code) for system, code in row.override_reasons or ()),
+                )
+                for row in conn.execute(query)
+            }
 
     def feedback(self, card_uuid: str | None = None) -> list[dict[str, Any]]:
         query = select(feedback).order_by(feedback.c.id)

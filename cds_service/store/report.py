@@ -34,6 +34,7 @@ from cds_service.store.schema import cards_issued, feedback
 
 DEFAULT_DAYS = 30
 NO_REASON = "no reason given"
+NOT_OFFERED = "(not a reason the card offered)"
 _EARLIEST = datetime.min.replace(tzinfo=UTC)
 _RULE_ID_LENGTH = 128  # cards_issued.rule_id
 
@@ -87,12 +88,15 @@ class Reason:
     display: str | None  # the most recent display sent for this coding, if any ever was
     cards: int
     with_comment: int
+    # False: the EHR sent a reason the card did not offer (kept, and shown apart).
+    offered: bool = True
 
     @property
     def label(self) -> str:
         if self.code is None:
             return NO_REASON
-        return self.display or self.code
+        shown = self.display or self.code
+        return shown if self.offered else f"{shown} {NOT_OFFERED}"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -101,6 +105,7 @@ class Reason:
             "display": self.display,
             "cards": self.cards,
             "with_comment": self.with_comment,
+            "offered": self.offered,
         }
 
 
@@ -266,6 +271,7 @@ def _latest_feedback(conn: Connection, since: datetime, until: datetime, rule_id
             feedback.c.override_code,
             feedback.c.override_display,
             comment.label("has_comment"),
+            feedback.c.reason_offered,
             cards_issued.c.rule_id,
             cards_issued.c.rule_version,
             cards_issued.c.service_id,
@@ -324,15 +330,18 @@ def _in_period(since: datetime, until: datetime, rule_id: str | None) -> Any:
 
 
 def _reasons(answered: _Answered, top: int) -> tuple[RuleReasons, ...]:
-    cards: dict[str, Counter[tuple[str | None, str | None]]] = defaultdict(Counter)
-    comments: dict[str, Counter[tuple[str | None, str | None]]] = defaultdict(Counter)
+    Key = tuple[str | None, str | None, bool]
+    cards: dict[str, Counter[Key]] = defaultdict(Counter)
+    comments: dict[str, Counter[Key]] = defaultdict(Counter)
     for row in answered.latest:
         if row.outcome != "overridden":
             continue
         # A reason without a code cannot be stored (the feedback is refused), so no code means no reason.
-        coding = (row.override_system, row.override_code) if row.override_code else (None, None)
-        cards[row.rule_id][coding] += 1
-        comments[row.rule_id][coding] += bool(row.has_comment)
+        # A reason the card did not offer is counted apart from the same coding offered.
+        offered = row.reason_offered is not False
+        key = (row.override_system, row.override_code, offered) if row.override_code else (None, None, True)
+        cards[row.rule_id][key] += 1
+        comments[row.rule_id][key] += bool(row.has_comment)
     result = []
     for rule_id in sorted(cards):
         ranked = sorted(cards[rule_id].items(), key=_reason_order)
@@ -342,9 +351,10 @@ def _reasons(answered: _Answered, top: int) -> tuple[RuleReasons, ...]:
                 code=code,
                 display=answered.displays.get((system, code)) if code else None,
                 cards=count,
-                with_comment=comments[rule_id][(system, code)],
+                with_comment=comments[rule_id][(system, code, offered)],
+                offered=offered,
             )
-            for (system, code), count in ranked[:top]
+            for (system, code, offered), count in ranked[:top]
         ]
         result.append(
             RuleReasons(
@@ -358,10 +368,10 @@ def _reasons(answered: _Answered, top: int) -> tuple[RuleReasons, ...]:
     return tuple(result)
 
 
-def _reason_order(item: tuple[tuple[str | None, str | None], int]) -> tuple[Any, ...]:
-    (system, code), count = item
+def _reason_order(item: tuple[tuple[str | None, str | None, bool], int]) -> tuple[Any, ...]:
+    (system, code, offered), count = item
     # Most frequent first; among equals, coded reasons before "no reason given", then by code.
-    return (-count, code is None, code or "", system or "")
+    return (-count, code is None, code or "", system or "", not offered)
 
 
 def _key(row: Any, by_service: bool) -> tuple[str, str, str | None]:

@@ -9,7 +9,7 @@ under one lock; whoever gets the lock next sees the committed tables and creates
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, inspect, text
 
 from cds_service.store.schema import metadata
 
@@ -25,6 +25,7 @@ def create_schema(engine: Engine) -> None:
         with engine.begin() as conn:
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
             metadata.create_all(conn)
+            add_missing_columns(conn)
     elif engine.dialect.name == "sqlite":
         # pysqlite opens no transaction before DDL on its own: take the write lock explicitly. Others
         # wait for it up to the busy timeout.
@@ -33,9 +34,25 @@ def create_schema(engine: Engine) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
             try:
                 metadata.create_all(conn)
+                add_missing_columns(conn)
             except BaseException:
                 conn.exec_driver_sql("ROLLBACK")
                 raise
             conn.exec_driver_sql("COMMIT")
     else:
         metadata.create_all(engine)
+
+
+def add_missing_columns(conn: Connection) -> None:
+    """Add the nullable columns a newer version declares to tables an older one created: the only kind
+    of schema change this service makes, so a database upgrades itself at start-up."""
+    inspector = inspect(conn)
+    for table in metadata.sorted_tables:
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            if not column.nullable:
+                raise RuntimeError(f"{table.name}.{column.name} is missing and cannot be added (NOT NULL)")
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}'))
