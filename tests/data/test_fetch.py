@@ -271,3 +271,20 @@ async def test_an_error_answer_is_not_read_or_quoted() -> None:
         with pytest.raises(FetchError) as failed:
             await fetch_query(client, "https://ehr.example/fhir", "Observation", "t", 10, "labs")
     assert str(failed.value) == "labs: the FHIR server answered HTTP 500"
+
+
+async def test_a_redirect_is_not_followed() -> None:
+    seen: list[str] = []
+
+    def ehr(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return httpx.Response(302, headers={"Location": "http://169.254.169.254/latest/meta-data/"})
+
+    async with Upstream(FetchPolicy()) as upstream:
+        client = httpx.AsyncClient(
+            transport=httpx.MockTransport(ehr), follow_redirects=upstream.client.follow_redirects
+        )
+        with pytest.raises(FetchError, match="answered HTTP 302"):
+            await fetch_query(client, "https://ehr.example/fhir", "Patient/p", "tok", 10, "patient")
+    assert seen == ["https://ehr.example/fhir/Patient/p"]
+    assert upstream.client.follow_redirects is False

@@ -8,6 +8,7 @@ import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,6 +23,7 @@ from tests.security.keys import (
     PUBLIC_URL,
     RSA_KID,
     TENANT,
+    default_trust,
     ec_key,
     mint,
     rsa_key,
@@ -474,3 +476,20 @@ def test_tokens_with_no_times_or_a_list_audience_get_a_401(
 def test_an_oversized_authorization_header_is_a_401_malformed_token(secured: httpx.Client) -> None:
     response = secured.get(DISCOVERY, headers={"Authorization": "Bearer " + "e" * 20_000})
     assert reason(response) == "malformed-token"
+
+
+def test_a_token_used_before_a_restart_is_still_a_replay_after_it(
+    settings: Any, tmp_path: Path, database_url: str
+) -> None:
+    import dataclasses
+
+    from tests.live import LiveService
+
+    secured_settings = dataclasses.replace(
+        settings, insecure_no_auth=False, trust_file=default_trust(tmp_path), public_url=PUBLIC_URL
+    )
+    token = token_for(DISCOVERY)
+    with LiveService(secured_settings) as first:
+        assert httpx.get(first.base_url + DISCOVERY, headers=auth(token)).status_code == 200
+    with LiveService(secured_settings) as second:  # a new process's worth of state, the same database
+        assert reason(httpx.get(second.base_url + DISCOVERY, headers=auth(token))) == "replayed"

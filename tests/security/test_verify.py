@@ -594,3 +594,14 @@ async def test_non_latin1_header_values_are_ordinary_refusals(
     problem = Unauthorized(error)
     problem.headers["WWW-Authenticate"].encode("latin-1")  # what Starlette does with a header
     assert problem.headers["WWW-Authenticate"].isascii()
+
+
+@pytest.mark.parametrize(
+    "kid", ["../../../../etc/passwd", "/etc/passwd", "ehr-jwks.json", "..", "ec-2026/../rsa-2026"]
+)
+async def test_a_kid_is_a_name_in_the_key_set_never_a_path(make_verifier: MakeVerifier, kid: str) -> None:
+    # Keys are looked up by kid in the issuer's key set; a kid that looks like a path reads nothing.
+    verifier = make_verifier()
+    error = await refused(verifier, bearer(token(kid=kid)))
+    assert error.reason == "unknown-kid"
+    assert verifier.first_use.used == {}  # type: ignore[attr-defined]
