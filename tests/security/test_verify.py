@@ -605,3 +605,34 @@ async def test_a_kid_is_a_name_in_the_key_set_never_a_path(make_verifier: MakeVe
     error = await refused(verifier, bearer(token(kid=kid)))
     assert error.reason == "unknown-kid"
     assert verifier.first_use.used == {}  # type: ignore[attr-defined]
+
+
+# Held since the review (issue 16): kept, with tests
+
+
+async def test_an_embedded_jwk_is_never_used_to_verify(make_verifier: MakeVerifier) -> None:
+    from tests.security.keys import public_jwk
+
+    attacker = ec_key("attacker")
+    forged = token(key=attacker, headers={"jwk": public_jwk(attacker, EC_KID, "ES384")})
+    error = await refused(make_verifier(), bearer(forged))
+    assert error.reason == "bad-signature"
+
+
+async def test_a_key_of_another_curve_does_not_verify(make_verifier: MakeVerifier) -> None:
+    # ES384 in the header, the P-384 key's kid, but signed with a P-256 key.
+    from jwt.algorithms import ECAlgorithm
+
+    header = {"alg": "ES384", "typ": "JWT", "kid": EC_KID}
+    claims = {"iss": ISSUER, "aud": AUD, "iat": T, "exp": T + 300, "jti": "curve"}
+    signing_input = f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(claims).encode())}"
+    signature = ECAlgorithm(ECAlgorithm.SHA384).sign(signing_input.encode(), ec256_key("curve"))
+    forged = f"{signing_input}.{b64url(signature)}"
+    error = await refused(make_verifier(), bearer(forged))
+    assert error.reason in ("bad-signature", "malformed-token", "algorithm-not-allowed")
+
+
+async def test_an_unknown_critical_header_is_refused(make_verifier: MakeVerifier) -> None:
+    signed = token(headers={"crit": ["x-must-understand"], "x-must-understand": True})
+    error = await refused(make_verifier(), bearer(signed))
+    assert error.reason in ("malformed-token", "bad-signature")
