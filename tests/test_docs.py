@@ -81,3 +81,20 @@ def test_relative_links_point_at_files_that_exist(path: Path) -> None:
         if re.match(r"^[a-z]+:", target):
             continue
         assert (path.parent / target).exists(), f"{path.name} links to {target}, which does not exist"
+
+
+def test_every_test_the_security_table_names_exists() -> None:
+    """docs/security.md names the test behind each protection: each must be a test in that file."""
+    text = (ROOT / "docs" / "security.md").read_text()
+    table = text.split("## Protections, settings and tests", 1)[1]
+    named = 0
+    for row in (line for line in table.splitlines() if line.startswith("| ") and "`" in line):
+        current = None
+        for reference in re.findall(r"`((?:tests/[\w/]+\.py)?::\w+|tests/[\w/]+\.py::\w+)`", row):
+            path, _, name = reference.partition("::")
+            current = path or current
+            assert current, f"{reference} names no file"
+            source = (ROOT / current).read_text()
+            assert re.search(rf"^(async )?def {name}\(", source, flags=re.M), f"{current}::{name} is not a test"
+            named += 1
+    assert named >= 40
