@@ -168,9 +168,8 @@ class Store:
         try:
             with self._health_engine.begin() as conn:
                 if self.engine.dialect.name == "postgresql":
-                    conn.execute(
-                        text("SET LOCAL lock_timeout = '1s'; SET LOCAL statement_timeout = '1500ms'")
-                    )
+                    conn.execute(text("SET LOCAL lock_timeout = '1s'"))
+                    conn.execute(text("SET LOCAL statement_timeout = '1500ms'"))
                 conn.execute(upsert, {"id": 1, "at": now, "process": process})
         except SQLAlchemyError:
             return False
