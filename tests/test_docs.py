@@ -95,6 +95,8 @@ def test_every_test_the_security_table_names_exists() -> None:
             current = path or current
             assert current, f"{reference} names no file"
             source = (ROOT / current).read_text()
-            assert re.search(rf"^(async )?def {name}\(", source, flags=re.M), f"{current}::{name} is not a test"
+            assert re.search(rf"^(async )?def {name}\(", source, flags=re.M), (
+                f"{current}::{name} is not a test"
+            )
             named += 1
     assert named >= 40

@@ -261,7 +261,14 @@ def test_the_json_form_names_the_period_and_every_figure(store: Store) -> None:
                 "rule_id": "r",
                 "overridden": 1,
                 "top": [
-                    {"system": OVERRIDE, "code": "c", "display": "Because", "cards": 1, "with_comment": 0}
+                    {
+                        "system": OVERRIDE,
+                        "code": "c",
+                        "display": "Because",
+                        "cards": 1,
+                        "with_comment": 0,
+                        "offered": True,
+                    }
                 ],
                 "more_reasons": 0,
                 "more_cards": 0,
