@@ -95,7 +95,7 @@ def test_every_test_the_security_table_names_exists() -> None:
             current = path or current
             assert current, f"{reference} names no file"
             source = (ROOT / current).read_text()
-            assert re.search(rf"^(async )?def {name}\(", source, flags=re.M), (
+            assert re.search(rf"^(async )?def {name}\(", source, flags=re.MULTILINE), (
                 f"{current}::{name} is not a test"
             )
             named += 1
