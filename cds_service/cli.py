@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import re
 import sys
@@ -210,9 +209,6 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     # Workers are separate processes that build their own Settings from the environment.
     os.environ.update(settings.to_env())
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     uvicorn.run(
         "cds_service.app:create_app",
         factory=True,
@@ -223,10 +219,26 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         # httptools, with the header size, count and time limits it lacks (http_server.py).
         http=LimitedHttpToolsProtocol,
         timeout_keep_alive=settings.keep_alive_seconds,
+        # Applied by uvicorn in every worker process too: a logging.basicConfig here would reach only
+        # this one, and the workers' own lines (one per call, refusals included) would be lost.
+        log_config=_log_config(settings.log_level),
         log_level=settings.log_level,
         access_log=False,
     )
     return 0
+
+
+def _log_config(level: str) -> dict[str, Any]:
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        # The process id says which worker wrote a line.
+        "formatters": {"plain": {"format": "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"}},
+        "handlers": {
+            "stderr": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}
+        },
+        "root": {"handlers": ["stderr"], "level": level.upper()},
+    }
 
 
 def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
