@@ -14,6 +14,7 @@ from cds_service.engine import Evaluation, Finding
 from cds_service.engine.rulefile import Link
 from cds_service.facts.model import Facts
 from cds_service.facts.named import Fact
+from cds_service.markup import markdown_text
 from cds_service.protocol.discovery import IncompleteDataCard, ServiceDefinition
 from cds_service.protocol.response import SUMMARY_MAX, Card, CardsResponse
 from cds_service.store.database import IssuedCard
@@ -37,7 +38,7 @@ def render_response(
     """The response and the cards to record. Chart links get their snapshots from `charts` (read its
     `snapshots` afterwards, to store them); without it there is nowhere to keep a chart, and chart links
     are left out."""
-    produced: list[tuple[Card, str, str]] = []
+    produced: list[tuple[Card, str, str]] = []  # the card, the rule id and version that produced it
     incomplete = service.incomplete_data_card
     announced = {label: why for label, why in facts.unavailable.items() if label not in facts.unannounced}
     if incomplete is not None and (announced or facts.problems):
@@ -60,6 +61,7 @@ def render_response(
             patient_id=facts.patient_id,
             hook_instance=facts.hook_instance,
             issued_at=issued_at,
+            override_reasons=[[r.system or "", r.code] for r in card.overrideReasons or ()],
         )
         for card, rule_id, version in produced
     ]
@@ -136,8 +138,9 @@ def _incomplete_data_card(
     summary = template.summary.format(sources=", ".join(labels))
     if len(summary) > SUMMARY_MAX:
         summary = template.summary.format(sources=f"{len(labels)} data sources")
-    lines = [f"- **{label}**: {why}" for label, why in unavailable.items()]
-    lines += [f"- {problem}" for problem in problems]
+    # Reasons and problems quote the EHR (a resource type, a unit, an id): escaped, never rendered.
+    lines = [f"- **{markdown_text(label)}**: {markdown_text(why)}" for label, why in unavailable.items()]
+    lines += [f"- {markdown_text(problem)}" for problem in problems]
     return Card.model_validate(
         {
             "summary": summary,

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from cds_service.facts.named import Fact, FactSpec
+from cds_service.markup import Markdown, markdown_text, plain_text
 
 # Formats that only set precision (".1f", ".0%"): a width or padding would break the length bound.
 _FORMAT = re.compile(r"^\.[0-3][f%]$")
@@ -91,7 +92,14 @@ def fill(
             return token[0]
         name = match.group(1).strip()
         limits = thresholds.get(name, ()) if thresholds else ()
-        return _render(name, match.group(2), facts, parameters, missing, limits)
+        value = _render(name, match.group(2), facts, parameters, missing, limits)
+        if name.startswith("param."):
+            return value  # the rule file's own text
+        if not markdown:
+            return plain_text(value)
+        # Anything else may quote the EHR (a unit, a route, an order's text, a resource id), unless it is
+        # Markdown the service put together with those parts escaped.
+        return value if isinstance(value, Markdown) else markdown_text(value)
 
     text = _PLACEHOLDER.sub(replace, template)
     return protect_units(text) if markdown else text
@@ -101,16 +109,17 @@ def fill(
 # EHR that renders the detail (as the spec asks) would show an italic "109/L". Values and units may carry
 # markdown on purpose (bold numbers), so only a "*" between two digits is escaped.
 _POWER = re.compile(r"(?<=\d)\*(?=\d)")
-_ESCAPED_POWER = re.compile(r"(?<=\d)\\\*(?=\d)")
+_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
 
 
 def protect_units(markdown_text: str) -> str:
     return _POWER.sub(r"\\*", markdown_text)
 
 
-def visible(markdown_text: str) -> str:
-    """The text as a reader sees it once rendered, for rule cases that quote it."""
-    return _ESCAPED_POWER.sub("*", markdown_text)
+def visible(markdown: str) -> str:
+    """The text as a reader sees it once rendered (backslash escapes undone), for rule cases that quote
+    it."""
+    return _ESCAPE.sub(r"\1", markdown)
 
 
 def format_number(value: float, spec: str | None = None, thresholds: Sequence[float] = ()) -> str:
@@ -263,4 +272,4 @@ def _value(fact: Fact, spec: str | None, thresholds: Sequence[float] = ()) -> st
     if isinstance(value, int | float):
         text = format_number(float(value), spec, thresholds)
         return f"{fact.comparator}{text}" if fact.comparator else text
-    return str(value)
+    return value if isinstance(value, str) else str(value)

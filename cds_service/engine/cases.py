@@ -219,8 +219,8 @@ async def run_cases(
     on_result(result) is called after each case, for progress lines. `now` is the time of the cases
     that do not give their own; a case with neither fails, rather than depend on the day it runs."""
     from cds_service.config import Settings
-    from cds_service.data.fetch import new_client
     from cds_service.data.prefetch import FetchSettings
+    from cds_service.data.upstream import Upstreams
     from cds_service.engine import RuleEngine
     from cds_service.pipeline import Runtime
 
@@ -228,7 +228,7 @@ async def run_cases(
     runtime = Runtime(
         settings=Settings(rules_dir=ruleset.directory),
         engine=RuleEngine(ruleset, durable),
-        client=new_client(),
+        upstreams=Upstreams(),
         fetch=FetchSettings(deadline_seconds=1.0, max_pages=1, without_token=False),
     )
     results = []
@@ -239,7 +239,7 @@ async def run_cases(
             if on_result is not None:
                 on_result(result)
     finally:
-        await runtime.client.aclose()
+        await runtime.upstreams.aclose()
     return results
 
 

@@ -19,7 +19,14 @@ from typing import Any, Literal
 
 from sqlalchemy import Column, String
 
-from cds_service.store.schema import audit_log, cards_issued, chart_snapshots, feedback, jwt_seen
+from cds_service.store.schema import (
+    audit_log,
+    cards_issued,
+    chart_snapshots,
+    feedback,
+    jwt_seen,
+    refused_calls,
+)
 
 Edge = Literal["request", "token", "clipped", "ours"]
 
@@ -39,6 +46,7 @@ LIMITS: tuple[Limit, ...] = (
     Limit(cards_issued.c.indicator, "ours", "card indicator (info, warning, critical)"),
     Limit(cards_issued.c.patient_id, "request", "context.patientId"),
     Limit(cards_issued.c.hook_instance, "request", "hookInstance"),
+    Limit(cards_issued.c.issuer, "ours", "trusted issuer (security/trust.py)"),
     Limit(feedback.c.service_id, "ours", "service id (the route answers only known services)"),
     Limit(feedback.c.card_uuid, "request", "feedback.card"),
     Limit(feedback.c.outcome, "request", "feedback.outcome"),
@@ -47,6 +55,7 @@ LIMITS: tuple[Limit, ...] = (
     Limit(feedback.c.override_system, "request", "feedback.overrideReason.reason.system"),
     Limit(feedback.c.override_display, "request", "feedback.overrideReason.reason.display"),
     Limit(feedback.c.user_comment, "request", "feedback.overrideReason.userComment"),
+    Limit(feedback.c.issuer, "ours", "trusted issuer (security/trust.py)"),
     Limit(chart_snapshots.c.token, "ours", "secrets.token_urlsafe (charts/links.py)"),
     Limit(chart_snapshots.c.chart_id, "ours", "chart id (charts/definition.py ChartId)"),
     Limit(jwt_seen.c.issuer, "ours", "trusted issuer (security/trust.py)"),
@@ -59,6 +68,9 @@ LIMITS: tuple[Limit, ...] = (
     Limit(audit_log.c.subject, "clipped", "the token's sub, recorded and never relied on"),
     Limit(audit_log.c.patient_id, "request", "context.patientId"),
     Limit(audit_log.c.reason, "clipped", "why a call was refused, which may quote the caller"),
+    Limit(refused_calls.c.source, "clipped", "the caller's address (security/refusals.py)"),
+    Limit(refused_calls.c.reason, "clipped", "a refusal's reason code (security/refusals.py)"),
+    Limit(refused_calls.c.endpoint, "ours", "discovery, service or feedback (app.py)"),
 )
 
 # The marker a clipped value ends with; the number is the length of the value before clipping.

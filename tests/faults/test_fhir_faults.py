@@ -102,6 +102,7 @@ def http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
         rules_dir=RULES,
         insecure_no_auth=True,
         fetch_deadline_seconds=DEADLINE,
+        fetch_allow_private=True,  # the test FHIR server is on loopback
     )
     with (
         LiveService(settings) as live,
