@@ -19,7 +19,7 @@ from typing import Literal
 
 from cds_service.calculations.base import Configured, ParameterError, Params, Threshold
 from cds_service.calculators.growth import Sample
-from cds_service.calculators.kdigo import Aki, AkiLimits, kdigo
+from cds_service.calculators.kdigo import AkiLimits, judge
 from cds_service.calculators.renal import (
     adjusted_weight,
     cockcroft_gault,
@@ -510,7 +510,7 @@ class AkiSettings:
             for index, p in enumerate(points)
         ]
         judged_from = facts.now - self.assessment_window
-        found, compared = _judge(samples, limits, judged_from, self._reach_hours)
+        found, compared = judge(samples, limits, judged_from, self._reach_hours)
         results = _results(points, unit)
         native = (
             "as reported"
@@ -675,44 +675,6 @@ class AcuteKidneyInjury:
             stage3_ratio=stage3,
             stage3_value=params.threshold("stage3_creatinine", analyte.unit, CREATININE),
         )
-
-
-def _judge(
-    samples: Sequence[Sample], limits: AkiLimits, judged_from: datetime, reach_hours: float
-) -> tuple[Aki | None, bool]:
-    """The worst AKI shown by a result on or after `judged_from`, and whether any such result had an
-    earlier one within reach to compare with.
-
-    kdigo() judges every sample it is given, so a rise found only among older results would be reported
-    as current. Giving it one pair at a time (an earlier result, then the judged one) keeps each finding
-    about the judged result; taking the worst over the pairs is kdigo's own choice for that result.
-    """
-    best: Aki | None = None
-    compared = False
-    for sample in samples:
-        if sample.time < judged_from:
-            continue
-        for earlier in samples:
-            hours = (sample.time - earlier.time).total_seconds() / 3600
-            if not 0 < hours <= reach_hours:
-                continue
-            compared = True
-            finding = kdigo([earlier, sample], limits)
-            if finding is not None and (best is None or _rank(finding) > _rank(best)):
-                best = finding
-    return best, compared
-
-
-def _rank(finding: Aki) -> tuple[int, datetime, bool, float, float]:
-    # Highest stage, then the newest result, then (as kdigo reports) the ratio criterion, the largest
-    # ratio, and the earliest of equal references (the longest span).
-    return (
-        finding.stage,
-        finding.value.time,
-        finding.criterion == "ratio",
-        finding.ratio,
-        -finding.reference.time.timestamp(),
-    )
 
 
 def _aki_missing(reason: str) -> dict[str, Fact]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import random
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -9,7 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cds_service.calculators.growth import Sample
-from cds_service.calculators.kdigo import AkiLimits, kdigo
+from cds_service.calculators.kdigo import AkiLimits, judge, kdigo
+from tests.calculators.kdigo_reference import reference_judge, reference_kdigo
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 UMOL_PER_MG_DL = 88.4
@@ -198,3 +202,161 @@ def test_findings_are_consistent(rows: list[tuple[int, int]]) -> None:
     assert 0 < aki.hours <= window
     assert aki.ratio == pytest.approx(aki.value.value / aki.reference.value)
     assert aki.rise == pytest.approx(aki.value.value - aki.reference.value)
+
+
+# --- linear in the number of results, with the results of the quadratic version ------------------------
+
+# Lab-like values (two decimals, many ties) at times in tenths of an hour (many equal times), so that
+# ties on value, time and position, and results exactly at a window's edge, all occur.
+_VALUES = st.integers(1, 600).map(lambda n: n / 100)
+_HOURS = st.integers(0, 4000).map(lambda n: n / 10)
+_WINDOWS = st.sampled_from([6.0, 24.0, 47.9, 48.0, 72.5, 168.0, 200.0])
+
+
+@st.composite
+def _limits(draw: st.DrawFn) -> AkiLimits:
+    ratio = draw(st.sampled_from([1.2, 1.5, 1.8]))
+    stage2 = ratio + draw(st.sampled_from([0.0, 0.5]))
+    return AkiLimits(
+        absolute_rise=draw(st.sampled_from([0.1, 0.3, 26.5])),
+        absolute_window_hours=draw(_WINDOWS),
+        ratio=ratio,
+        baseline_window_hours=draw(_WINDOWS),
+        stage2_ratio=stage2,
+        stage3_ratio=stage2 + draw(st.sampled_from([0.0, 1.0])),
+        stage3_value=draw(st.sampled_from([2.5, 4.0, 353.6])),
+    )
+
+
+def _samples(censored: st.SearchStrategy[bool]) -> st.SearchStrategy[list[Sample]]:
+    sample = st.builds(
+        lambda h, v, c, n: Sample(T0 + timedelta(hours=h), v, c, f"Observation/{n}"),
+        _HOURS,
+        _VALUES,
+        censored,
+        st.integers(0, 3),  # repeated refs: positions, not refs, must decide ties
+    )
+    return st.lists(sample, max_size=40)
+
+
+@given(_samples(st.booleans()), _limits())
+def test_kdigo_gives_what_the_quadratic_version_gives(samples: list[Sample], limits: AkiLimits) -> None:
+    assert kdigo(samples, limits) == reference_kdigo(samples, limits)
+
+
+@given(_samples(st.just(False)), _limits(), _HOURS, st.sampled_from([None, 24.0, 100.0, 400.0]))
+def test_judge_gives_what_the_quadratic_version_gives(
+    samples: list[Sample], limits: AkiLimits, judged_hours: float, reach: float | None
+) -> None:
+    reach_hours = reach or max(limits.absolute_window_hours, limits.baseline_window_hours)
+    judged_from = T0 + timedelta(hours=judged_hours)
+    found, compared = judge(samples, limits, judged_from, reach_hours)
+    expected, expected_compared = reference_judge(samples, limits, judged_from, reach_hours)
+    assert compared == expected_compared
+    assert found == expected
+    # Equal findings may still name different results (equal in time and value): the same one, by position.
+    if found is not None and expected is not None:
+        assert found.value is expected.value or samples.index(found.value) == samples.index(expected.value)
+        assert found.reference is expected.reference or samples.index(found.reference) == samples.index(
+            expected.reference
+        )
+
+
+def test_judge_refuses_censored_and_non_positive_samples() -> None:
+    with pytest.raises(ValueError, match="exact, positive"):
+        judge([at(0, 1.0), at(24, 2.0, censored=True)], MG_DL, T0, 168)
+    with pytest.raises(ValueError, match="exact, positive"):
+        judge([at(0, 0.0), at(24, 2.0)], MG_DL, T0, 168)
+
+
+class _Comparisons:
+    count = 0
+
+
+class _Value(float):
+    """A float that counts the comparisons made with it."""
+
+    def __lt__(self, other: object) -> bool:
+        _Comparisons.count += 1
+        return float.__lt__(self, other)  # type: ignore[operator]
+
+    def __gt__(self, other: object) -> bool:
+        _Comparisons.count += 1
+        return float.__gt__(self, other)  # type: ignore[operator]
+
+    def __le__(self, other: object) -> bool:
+        _Comparisons.count += 1
+        return float.__le__(self, other)  # type: ignore[operator]
+
+    def __ge__(self, other: object) -> bool:
+        _Comparisons.count += 1
+        return float.__ge__(self, other)  # type: ignore[operator]
+
+
+class _Time(datetime):
+    """A datetime that counts the comparisons made with it (arithmetic keeps the subclass)."""
+
+    def __lt__(self, other: object) -> bool:
+        _Comparisons.count += 1
+        return datetime.__lt__(self, other)  # type: ignore[operator]
+
+    def __gt__(self, other: object) -> bool:
+        _Comparisons.count += 1
+        return datetime.__gt__(self, other)  # type: ignore[operator]
+
+    def __le__(self, other: object) -> bool:
+        _Comparisons.count += 1
+        return datetime.__le__(self, other)  # type: ignore[operator]
+
+    def __ge__(self, other: object) -> bool:
+        _Comparisons.count += 1
+        return datetime.__ge__(self, other)  # type: ignore[operator]
+
+
+def _series(n: int) -> list[Sample]:
+    """n creatinines over 30 days in shuffled order, every window full: the AKI denial of service."""
+    rng = random.Random(n)
+    start = _Time(2026, 3, 1, 8, 0, tzinfo=UTC)
+    samples = [
+        Sample(start + timedelta(hours=720 * i / n), _Value(rng.randint(50, 400) / 100), False, str(i))
+        for i in range(n)
+    ]
+    rng.shuffle(samples)
+    return samples
+
+
+def _comparisons(judging: Callable[[list[Sample]], object], samples: list[Sample]) -> int:
+    _Comparisons.count = 0
+    judging(samples)
+    return _Comparisons.count
+
+
+def _judged(samples: list[Sample]) -> object:
+    return judge(samples, MG_DL, T0, 168)
+
+
+def _judged_by_reference(samples: list[Sample]) -> object:
+    return reference_judge(samples, MG_DL, T0, 168)
+
+
+def _bound(n: int) -> float:
+    """Comparisons allowed for n results: sorting shuffled times (n log2 n) and a constant per result."""
+    return n * (math.log2(n) + 50)
+
+
+def test_the_bound_catches_the_quadratic_versions() -> None:
+    # The instrument works: 4x the results, about 16x the comparisons, past the bound at only 400 results.
+    small, large = (_comparisons(_judged_by_reference, _series(n)) for n in (100, 400))
+    assert large > 12 * small
+    assert large > _bound(400)
+    assert _comparisons(lambda s: reference_kdigo(s, MG_DL), _series(400)) > _bound(400)
+
+
+@pytest.mark.parametrize("n", [200, 2_000, 16_000])
+def test_judging_is_linear_after_sorting(n: int) -> None:
+    assert _comparisons(_judged, _series(n)) <= _bound(n)
+
+
+@pytest.mark.parametrize("n", [200, 2_000, 16_000])
+def test_kdigo_is_linear_after_sorting(n: int) -> None:
+    assert _comparisons(lambda s: kdigo(s, MG_DL), _series(n)) <= _bound(n)
