@@ -134,8 +134,8 @@ def collect(analyte: Analyte, facts: Facts, units: Units, start: datetime) -> Se
                 continue
             try:
                 scale, offset = units.affine(native, analyte.unit, analyte.molar_mass, analyte.same_unit)
-            except UnknownUnit:
-                excluded.append(f"unit '{native}' of {ref} is not a UCUM unit this service knows")
+            except UnknownUnit as exc:
+                excluded.append(f"unit '{exc.shown}' of {ref} {exc.reason}")
                 continue
             except UnitError:
                 excluded.append(f"unit '{native}' of {ref} does not convert to {analyte.unit}")

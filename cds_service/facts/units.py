@@ -1,10 +1,13 @@
 """UCUM units: parsed by ucumvert, converted by pint; never a hand-typed factor.
 
 Parsing a code costs 1-2.5 ms and pint's `.to()` about 20 us, far too slow for every lab value of every
-request. So codes are parsed once (`parse`, cached), and each (from, to, molar mass) pair is reduced once
-to the affine map `y = scale * x + offset` that pint computes (`_affine`, cached); after warm-up a
-conversion is a dictionary lookup and a multiplication. Affine covers every UCUM unit the service
-reads, including the offset temperatures ([degF] -> Cel).
+request. So codes are parsed once (`parse`, cached: failures too, or a result with a bad unit would cost a
+parse every time it is read), and each (from, to, molar mass) pair is reduced once to the affine map
+`y = scale * x + offset` that pint computes (`_affine`, cached); after warm-up a conversion is a
+dictionary lookup and a multiplication. Affine covers every UCUM unit the service reads, including the
+offset temperatures ([degF] -> Cel). The caches are bounded (the EHR chooses the codes), and so is the
+length of a code worth parsing: ucumvert's parser takes longer than linear in the length (about 7 ms at
+64 characters, 200 ms at 1,000 for UCUM-like text), so longer codes are refused unparsed.
 """
 
 from __future__ import annotations
@@ -17,6 +20,11 @@ from typing import Any
 # 0.041666666666666664), and 2400 mg/d at 50 kg must be exactly 2.0 mg/kg/h for an inclusive limit.
 SIGNIFICANT = 12
 MOLAR_MASS_UNIT = "g/mol"
+# The longest code the rule pack, the fixtures and the captured EHR requests use is 16 characters
+# (mL/min/{1.73_m2}); four times that leaves room for long annotations and refuses text that only costs.
+MAX_CODE_LENGTH = 64
+PARSE_CACHE_SIZE = 4096
+_SHOWN_LENGTH = 40
 
 
 class UnitError(ValueError):
@@ -24,9 +32,12 @@ class UnitError(ValueError):
 
 
 class UnknownUnit(UnitError):
-    def __init__(self, code: str) -> None:
-        super().__init__(f"unit '{code}' is not a UCUM unit this service knows")
+    def __init__(self, code: str, reason: str = "is not a UCUM unit this service knows") -> None:
         self.code = code
+        self.reason = reason
+        # A refused code can be any length: the message names it by its start.
+        self.shown = code if len(code) <= _SHOWN_LENGTH else f"{code[:_SHOWN_LENGTH]}…"
+        super().__init__(f"unit '{self.shown}' {reason}")
 
 
 class NotConvertible(UnitError):
@@ -41,14 +52,32 @@ def _registry() -> Any:
     return PintUcumRegistry()
 
 
-@functools.lru_cache(maxsize=2048)
 def parse(code: str) -> Any:
-    """A UCUM code as a pint Quantity of magnitude 1 (or the code's own factor, e.g. 10*9/L)."""
+    """A UCUM code as a pint Quantity of magnitude 1 (or the code's own factor, e.g. 10*9/L).
+
+    Raises UnknownUnit for a code that is not UCUM (remembered: it is not parsed again) or is longer than
+    MAX_CODE_LENGTH (not parsed at all)."""
+    if len(code) > MAX_CODE_LENGTH:
+        raise UnknownUnit(
+            code, f"is {len(code):,} characters long; units longer than {MAX_CODE_LENGTH} are not read"
+        )
+    parsed = _parsed(code)
+    if parsed is _NOT_UCUM:
+        raise UnknownUnit(code)
+    return parsed
+
+
+_NOT_UCUM = object()
+
+
+@functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
+def _parsed(code: str) -> Any:
+    """`parse` without the length check, failures answered as _NOT_UCUM so that they are cached too."""
     registry = _registry()
     try:
         quantity = registry.from_ucum(code)
-    except Exception as exc:  # ucumvert raises lark and pint errors of many kinds; all mean "not UCUM"
-        raise UnknownUnit(code) from exc
+    except Exception:  # noqa: BLE001 (ucumvert raises lark and pint errors of many kinds; all mean "not UCUM")
+        return _NOT_UCUM
     if hasattr(quantity, "magnitude") and hasattr(quantity, "units"):  # a pint Quantity
         return quantity
     # An annotation alone ("{score}") is the unity in UCUM; ucumvert answers it with its parse token
@@ -76,7 +105,7 @@ def _affine(from_code: str, to_code: str, molar_mass: float | None) -> tuple[flo
     import pint
 
     target = parse(to_code)
-    parse(from_code)  # unknown codes raise UnknownUnit, which is not cached: it is cheap to raise again
+    parse(from_code)  # an unknown code raises UnknownUnit: not cached here, but parse() remembers it
 
     def at(x: float) -> float:
         quantity = _quantity(x, from_code)

@@ -8,6 +8,7 @@ import msgspec
 import pytest
 
 from cds_service.data.resources import CodeableConcept, Coding
+from cds_service.facts import units as units_module
 from tests.facts.support import LOINC, NOW, facts_of, fixture, observation
 
 FERRITIN = "2276-4"
@@ -223,3 +224,21 @@ def test_when_every_result_is_below_a_limit_the_maximum_is_too() -> None:
 def test_a_comparator_that_is_no_bound_is_not_used() -> None:
     facts = facts_of([observation("ad", FERRITIN, 900, "ug/L", comparator="ad")])
     assert facts["ferritin.worst"].missing == "Observation/ad has comparator 'ad', which bounds nothing"
+
+
+def test_a_hundred_results_with_one_bad_unit_parse_it_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    registry = units_module._registry()
+    parsed: list[str] = []
+    original = registry.from_ucum
+    monkeypatch.setattr(registry, "from_ucum", lambda code: parsed.append(code) or original(code))
+    bad, too_long = "ng/mL.ng/mL?", "ng/mL." * 200
+    labs = [
+        observation(f"r{n}", FERRITIN, 900 + n, bad if n % 2 else too_long, iso(timedelta(hours=n)))
+        for n in range(100)
+    ]
+    facts = facts_of(labs)
+    assert parsed.count(bad) == 1
+    assert too_long not in parsed
+    missing = facts["ferritin.worst"].missing or ""
+    assert "unit 'ng/mL.ng/mL?' of Observation/r1 is not a UCUM unit this service knows" in missing
+    assert f"unit '{too_long[:40]}…' of Observation/r0 is 1,200 characters long" in missing

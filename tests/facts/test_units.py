@@ -146,3 +146,46 @@ def test_an_annotation_alone_does_not_convert_through_a_molar_mass_and_says_so()
         with pytest.raises(NotConvertible, match="does not convert to g/dL"):
             units.convert(1.0, code, "g/dL", molar_mass=64458.0)
     assert units.convert(3.0, "{score}", "1") == 3.0
+
+
+def _counting_parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    registry = units_module._registry()
+    calls: list[str] = []
+    original = registry.from_ucum
+
+    def counting(code: str) -> Any:
+        calls.append(code)
+        return original(code)
+
+    monkeypatch.setattr(registry, "from_ucum", counting)
+    return calls
+
+
+def test_a_code_that_is_not_ucum_is_parsed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _counting_parses(monkeypatch)
+    code = "mg/dL.mg/dL?"  # used by no other test, so the first parse here is a real one
+    for _ in range(100):
+        with pytest.raises(UnknownUnit, match="is not a UCUM unit this service knows"):
+            parse(code)
+        with pytest.raises(UnknownUnit):
+            Units({}).convert(1.0, code, "mg/dL")
+    assert calls == [code]
+
+
+def test_a_code_too_long_to_be_a_unit_is_refused_unparsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _counting_parses(monkeypatch)
+    longest = "mg/dL." * 10 + "mmol"  # 64 characters of valid UCUM: read
+    assert len(longest) == units_module.MAX_CODE_LENGTH
+    assert str(parse(longest).units) == "milligram ** 10 * millimole / deciliter ** 10"
+    code = ("mg/dL." * 167)[:1000]
+    with pytest.raises(UnknownUnit) as refused:
+        parse(code)
+    assert calls == [longest]
+    # Named by its start, not echoed whole into every fact and card that mentions it.
+    assert str(refused.value) == (
+        f"unit '{code[:40]}…' is 1,000 characters long; units longer than 64 are not read"
+    )
+
+
+def test_the_parse_cache_is_bounded() -> None:
+    assert units_module._parsed.cache_info().maxsize == units_module.PARSE_CACHE_SIZE
