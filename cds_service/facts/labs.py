@@ -8,8 +8,10 @@ that does not convert are listed in the fact's `detail`, or in `missing` when no
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import math
+from collections.abc import Callable
 from datetime import datetime
 
 from cds_service.facts import numbers
@@ -166,12 +168,13 @@ def _derived(labs: Labs, analyte: Analyte, facts: Facts, units: Units, start: da
         return Series([], [pairing])
     factor = units.product_factor(first.unit, second.unit, analyte.unit)
     detail = f"derived from {first.label} x {second.label}"
+    nearest = _nearest_in_time(b)
     points = []
     unusable = []
     for p in a:
         if p.comparator is not None:
             continue  # a censored count times a percentage bounds nothing useful
-        q = min(b, key=lambda x: abs((x.time - p.time).total_seconds()))
+        q = nearest(p.time)
         if abs(q.time - p.time) > rule.within:
             continue
         value = tidy(p.value * q.value * factor)
@@ -185,6 +188,25 @@ def _derived(labs: Labs, analyte: Analyte, facts: Facts, units: Units, start: da
             Point(value, None, value, analyte.unit, max(p.time, q.time), p.evidence + q.evidence, detail)
         )
     return Series(points, unusable if points or unusable else [pairing])
+
+
+def _nearest_in_time(points: list[Point]) -> Callable[[datetime], Point]:
+    """The point nearest in time to a given time, the first in `points` of equally near ones; found by
+    bisection (log n), not by a pass over every point for every time asked about (n x m)."""
+    order = sorted(range(len(points)), key=lambda index: points[index].time)  # equal times: list order
+    times = [points[index].time for index in order]
+
+    def nearest(time: datetime) -> Point:
+        after = bisect.bisect_right(times, time)  # times[:after] <= time < times[after:]
+        options = []
+        if after < len(times):
+            options.append((times[after] - time, order[after]))
+        if after > 0:
+            first_equal = bisect.bisect_left(times, times[after - 1])
+            options.append((time - times[after - 1], order[first_equal]))
+        return points[min(options)[1]]
+
+    return nearest
 
 
 def _facts(analyte: Analyte, series: Series, now: datetime, reason: str, countable: bool) -> dict[str, Fact]:

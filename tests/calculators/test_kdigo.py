@@ -208,8 +208,8 @@ def test_findings_are_consistent(rows: list[tuple[int, int]]) -> None:
 
 # Lab-like values (two decimals, many ties) at times in tenths of an hour (many equal times), so that
 # ties on value, time and position, and results exactly at a window's edge, all occur.
-_VALUES = st.integers(1, 600).map(lambda n: n / 100)
-_HOURS = st.integers(0, 4000).map(lambda n: n / 10)
+_VALUES = st.integers(1, 600).map(lambda n: n / 100) | st.sampled_from([0.8, 1.0, 1.2, 1.6, 2.4])
+_HOURS = st.integers(0, 4000).map(lambda n: n / 10) | st.integers(0, 40).map(lambda n: n * 10.0)
 _WINDOWS = st.sampled_from([6.0, 24.0, 47.9, 48.0, 72.5, 168.0, 200.0])
 
 
@@ -254,12 +254,14 @@ def test_judge_gives_what_the_quadratic_version_gives(
     expected, expected_compared = reference_judge(samples, limits, judged_from, reach_hours)
     assert compared == expected_compared
     assert found == expected
-    # Equal findings may still name different results (equal in time and value): the same one, by position.
+    # Equal findings may still name different results (equal in time, value and ref): the same one.
     if found is not None and expected is not None:
-        assert found.value is expected.value or samples.index(found.value) == samples.index(expected.value)
-        assert found.reference is expected.reference or samples.index(found.reference) == samples.index(
-            expected.reference
-        )
+        assert _position(found.value, samples) == _position(expected.value, samples)
+        assert _position(found.reference, samples) == _position(expected.reference, samples)
+
+
+def _position(sample: Sample, samples: list[Sample]) -> int:
+    return next(index for index, candidate in enumerate(samples) if candidate is sample)
 
 
 def test_judge_refuses_censored_and_non_positive_samples() -> None:

@@ -6,9 +6,12 @@ from datetime import timedelta
 
 import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cds_service.data.resources import CodeableConcept, Coding
 from cds_service.facts import units as units_module
+from cds_service.facts.labs import Point, _nearest_in_time
 from tests.facts.support import LOINC, NOW, facts_of, fixture, observation
 
 FERRITIN = "2276-4"
@@ -242,3 +245,19 @@ def test_a_hundred_results_with_one_bad_unit_parse_it_once(monkeypatch: pytest.M
     missing = facts["ferritin.worst"].missing or ""
     assert "unit 'ng/mL.ng/mL?' of Observation/r1 is not a UCUM unit this service knows" in missing
     assert f"unit '{too_long[:40]}…' of Observation/r0 is 1,200 characters long" in missing
+
+
+@given(
+    st.lists(st.integers(0, 200), min_size=1, max_size=30),
+    st.integers(-20, 220),
+)
+def test_the_nearest_result_in_time_is_the_one_a_full_scan_finds(minutes: list[int], asked: int) -> None:
+    # Found by bisection since the ANC pairing scanned every percentage for every count (n x m); many
+    # equal times and equal distances, where the first in list order must win as it did.
+    points = [
+        Point(float(n), None, float(n), "%", NOW + timedelta(minutes=m), (f"Observation/{n}",))
+        for n, m in enumerate(minutes)
+    ]
+    time = NOW + timedelta(minutes=asked)
+    expected = min(points, key=lambda p: abs((p.time - time).total_seconds()))
+    assert _nearest_in_time(points)(time) is expected
