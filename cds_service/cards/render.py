@@ -127,8 +127,21 @@ def _summary(text: str, finding: Finding) -> str:
     # allowed to turn a clinical answer into an error.
     if len(text) <= SUMMARY_MAX:
         return text
-    log.warning("rule %s: summary of %d characters cut to %d", finding.rule_id, len(text), SUMMARY_MAX)
+    # Once per rule and process at WARNING: the same rule cuts the same way on every call for the same
+    # patient, and a line per call buries everything else in the log (and costs the call).
+    level = logging.DEBUG if finding.rule_id in _CUT_WARNED else logging.WARNING
+    _CUT_WARNED.add(finding.rule_id)
+    log.log(
+        level,
+        "rule %s: summary of %d characters cut to %d (said once per rule and worker; the rest at DEBUG)",
+        finding.rule_id,
+        len(text),
+        SUMMARY_MAX,
+    )
     return text[: SUMMARY_MAX - 1] + "…"
+
+
+_CUT_WARNED: set[str] = set()
 
 
 def _incomplete_data_card(
