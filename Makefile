@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: serve test test-fast rules lint clean
+.PHONY: serve test test-fast rules lint clean bench-ehr
 
 # Authentication is on: the CDS Hooks sandbox is trusted (or TRUST=your-trust.yaml), and calls must be
 # addressed to PUBLIC_URL. The playground and the feedback report pages are on, for local use, and FHIR
@@ -36,6 +36,12 @@ rules: $(STAMP)
 	$(BIN)/cds-service rules lint
 	$(BIN)/cds-service rules test
 	$(BIN)/cds-service rules regen
+
+# W1 as an EHR calls it, beside an empty FastAPI app and HealthChain (docs/performance.md); about 10
+# minutes, more on a busy machine. Needs wrk (apt-get install wrk); installs HealthChain into a bench-only
+# environment under ~/.cache on first use. Prints figures, asserts nothing.
+bench-ehr: $(STAMP)
+	$(BIN)/python bench/ehr.py $(BENCH_ARGS)
 
 # The pages' end-to-end tests drive Debian's Chromium through Playwright (which never downloads a
 # browser here). A fresh machine has none, so the test set-up installs it: as root, or through sudo.
