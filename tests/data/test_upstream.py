@@ -280,6 +280,7 @@ async def _stalling_then_answering(
         writer.close()
 
 
+@pytest.mark.integration
 async def test_fetches_cancelled_at_the_deadline_leave_no_connection_behind() -> None:
     """httpcore 1.0.9 (encode/httpcore#1093): a request cancelled while it waits for a connection it
     was just given leaves that connection in the pool for ever, never connected. Calls cancelled at the
