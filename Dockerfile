@@ -17,10 +17,17 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends gcc g++ make \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY pyproject.toml constraints.txt README.md ./
+COPY requirements/ ./requirements/
+# The locked build tools first (pip, setuptools, wheel), so that the builds below run without build
+# isolation, which would fetch unlocked ones.
+RUN pip install --no-cache-dir --require-hashes --no-deps -r requirements/build.txt
+# The runtime set only (no test packages), at the versions CI tests with: every download checked
+# against the lock's hashes, durable-rules compiled from its hashed sdist.
+RUN pip wheel --no-cache-dir --wheel-dir /wheels --require-hashes --no-deps --no-build-isolation \
+    -r requirements/runtime.txt
+COPY pyproject.toml README.md ./
 COPY cds_service ./cds_service
-# The runtime dependencies only (no `[test]` extra), at the versions CI tests with.
-RUN pip wheel --no-cache-dir --wheel-dir /wheels -c constraints.txt .
+RUN pip wheel --no-cache-dir --wheel-dir /wheels --no-deps --no-build-isolation .
 
 # --- runtime: no compiler, installs the wheels offline ---------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
@@ -31,10 +38,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN groupadd --system --gid 10001 cds \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
        --shell /usr/sbin/nologin cds
-# --no-index: only the wheels built above go in, nothing is resolved anew at this point.
+# --no-index: only the wheels made above go in, one version of each (the lock's), so nothing is
+# resolved anew; a dependency missing from the lock fails here, and `pip check` confirms the set. (Not
+# --require-hashes: the wheels compiled above have no hash in the lock, only their sdists.)
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    --mount=type=bind,source=constraints.txt,target=/tmp/constraints.txt \
-    pip install --no-cache-dir --no-index --find-links /wheels -c /tmp/constraints.txt cds-service
+    pip install --no-cache-dir --no-index --find-links /wheels cds-service \
+    && pip check
 WORKDIR /app
 # Rules and their test cases with the synthetic patients they name (`../fhir_fixtures/...`): a hot
 # reload runs the cases before it serves a change, and `cds-service rules test` works in the image.

@@ -68,7 +68,7 @@ PATH = f"/cds-services/{SERVICE}"
 ISSUER = "https://ehr.bench.example"
 WARM_UP = 50
 HEALTHCHAIN = "healthchain==0.16.1"
-# The same server stack as the project's (constraints.txt), so HealthChain runs on uvloop and httptools too.
+# The same server stack as the project's (requirements/runtime.txt), so HealthChain runs on uvloop and httptools too.
 HEALTHCHAIN_EXTRAS = ("uvloop==0.23.0", "httptools==0.9.0")
 WRK_THREADS, WRK_CONNECTIONS = 2, 16
 

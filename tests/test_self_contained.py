@@ -23,7 +23,7 @@ SHARED_PATH = re.compile(
     r"|[\"']\.\.[\"']\s*,\s*[\"']shared[\"']"
 )
 # What is tracked and read by people or programs: the product, its rules, tests, docs and build files.
-ROOTS = ["cds_service", "rules", "tests", "docs", "bench", "deploy", ".ci"]
+ROOTS = ["cds_service", "rules", "tests", "docs", "bench", "deploy", ".ci", "requirements"]
 FILES = ["Makefile", "README.md", "Dockerfile", "pyproject.toml", ".dockerignore"]
 SKIPPED_PARTS = {"__pycache__", ".pytest_cache", ".hypothesis"}
 

@@ -174,11 +174,38 @@ class _CheckedBackend(AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
+class _ReclaimingPool(httpcore.AsyncConnectionPool):
+    """httpcore's pool, reclaiming the connections that a cancelled request leaves behind.
+
+    httpcore 1.0.9 (encode/httpcore#1093, open): a request cancelled after the pool assigned it a new
+    connection, but before that connection connected, leaves the connection in the pool for ever:
+    neither closed, idle nor expired, and never available. Every fetch cancelled at the prefetch deadline
+    while others wait for a slot can leave one; once `max_connections` of them pile up, every later
+    fetch of that issuer waits out its deadline against a healthy FHIR server. Such a connection (never
+    connected, and held by no live request) is dropped here before requests are assigned."""
+
+    def _assign_requests_to_connections(self) -> list[httpcore.AsyncConnectionInterface]:
+        held = {id(request.connection) for request in self._requests if request.connection is not None}
+        for connection in list(self._connections):
+            if id(connection) not in held and _never_connected(connection):
+                self._connections.remove(connection)
+        return super()._assign_requests_to_connections()
+
+
+def _never_connected(connection: httpcore.AsyncConnectionInterface) -> bool:
+    # AsyncHTTPConnection before its first connect: no inner connection and no failure recorded.
+    return (
+        isinstance(connection, httpcore.AsyncHTTPConnection)
+        and getattr(connection, "_connection", True) is None
+        and getattr(connection, "_connect_failed", True) is False
+    )
+
+
 class _CheckedTransport(httpx.AsyncHTTPTransport):
     def __init__(self, policy: FetchPolicy, limits: httpx.Limits) -> None:
         super().__init__(limits=limits, trust_env=False)
         # httpx takes no network backend; the httpcore pool it drives does. Same settings as httpx's own.
-        self._pool = httpcore.AsyncConnectionPool(
+        self._pool = _ReclaimingPool(
             ssl_context=httpx.create_ssl_context(trust_env=False),
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,

@@ -256,3 +256,64 @@ async def test_one_issuers_busy_pool_does_not_hold_up_another(slow_and_fast: str
         hogging.cancel()
     finally:
         await upstreams.aclose()
+
+
+async def _stalling_then_answering(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stall: asyncio.Event
+) -> None:
+    """A tiny HTTP/1.1 origin: while `stall` is set, starts a chunked body and never ends it."""
+    body = b'{"resourceType":"Patient","id":"p1"}'
+    try:
+        while True:
+            await reader.readuntil(b"\r\n\r\n")
+            if stall.is_set():
+                writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n{\r\n")
+                await writer.drain()
+                while stall.is_set():
+                    await asyncio.sleep(0.02)
+                return
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+        return
+    finally:
+        writer.close()
+
+
+@pytest.mark.integration
+async def test_fetches_cancelled_at_the_deadline_leave_no_connection_behind() -> None:
+    """httpcore 1.0.9 (encode/httpcore#1093): a request cancelled while it waits for a connection it
+    was just given leaves that connection in the pool for ever, never connected. Calls cancelled at the
+    prefetch deadline against a stalling server filled the pool with them, and every later fetch timed
+    out against a healthy server (tests/faults/test_fhir_faults.py, under load)."""
+    stall = asyncio.Event()
+    stall.set()
+    server = await asyncio.start_server(lambda r, w: _stalling_then_answering(r, w, stall), "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/fhir/Patient/p1"
+
+    async def fetch(client: httpx.AsyncClient) -> None:
+        async with client.stream("GET", url) as response:
+            async for _ in response.aiter_raw():
+                pass
+
+    async def call(client: httpx.AsyncClient, fetches: int = 7) -> int:
+        # As prefetch.gather_data does: fetches at once, the unfinished cancelled at the deadline.
+        tasks = [asyncio.create_task(fetch(client)) for _ in range(fetches)]
+        done, pending = await asyncio.wait(tasks, timeout=0.3)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        return sum(1 for task in done if task.exception() is None)
+
+    try:
+        async with Upstream(FetchPolicy(allow_private=True), max_connections=4) as upstream:
+            for _ in range(3):  # each round cancels many fetches queued for the 4 connections
+                await asyncio.gather(*(call(upstream.client) for _ in range(10)))
+            stall.clear()
+            pool = upstream.client._transport._pool  # type: ignore[attr-defined]
+            stuck = [c for c in pool.connections if "CONNECTING" in repr(c)]
+            assert stuck == [], pool
+            assert await call(upstream.client) == 7
+    finally:
+        server.close()
+        await server.wait_closed()
