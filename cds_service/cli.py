@@ -674,7 +674,7 @@ def _rules_explain(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _rules_schema(args: argparse.Namespace, settings: Settings) -> int:
-    from cds_service.engine.rulefile import rule_file_schema
+    from cds_service.ruleformat.rulefile import rule_file_schema
 
     sys.stdout.buffer.write(
         orjson.dumps(rule_file_schema(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"

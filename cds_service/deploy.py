@@ -25,7 +25,7 @@ import yaml
 
 from cds_service.engine.cases import load_cases
 from cds_service.engine.ruleset import ruleset_hash
-from cds_service.engine.tree import rule_tree_files
+from cds_service.ruleformat.tree import rule_tree_files
 
 CONFIGMAP_FILE = "rules-configmap.yaml"
 VOLUME_FILE = "rules-volume.yaml"

@@ -15,7 +15,7 @@ from cds_service.facts.numbers import finite_facts
 
 # Type-only: importing the engine package from here would import this package back (a cycle).
 if TYPE_CHECKING:
-    from cds_service.engine.rulefile import RuleFile
+    from cds_service.ruleformat.rulefile import RuleFile
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,7 +19,7 @@ from cds_service.facts.named import Fact, FactSpec
 
 # Type-only: importing the engine package from here would import this package back (a cycle).
 if TYPE_CHECKING:
-    from cds_service.engine.rulefile import Parameter
+    from cds_service.ruleformat.rulefile import Parameter
 
 
 class ParameterError(ValueError):

@@ -8,15 +8,15 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from cds_service.cards.actions import ACTIONS, SuggestionContext
-from cds_service.cards.text import fill
 from cds_service.engine import Evaluation, Finding
-from cds_service.engine.rulefile import Link
 from cds_service.facts.model import Facts
 from cds_service.facts.named import Fact
 from cds_service.markup import markdown_text
 from cds_service.protocol.discovery import IncompleteDataCard, ServiceDefinition
 from cds_service.protocol.response import SUMMARY_MAX, Card, CardsResponse
+from cds_service.ruleformat.actions import ACTIONS, SuggestionContext
+from cds_service.ruleformat.rulefile import Link
+from cds_service.ruleformat.text import fill
 from cds_service.store.database import IssuedCard
 
 if TYPE_CHECKING:  # charts.links reads facts through the calculations, which import the engine

@@ -14,8 +14,8 @@ from pydantic import TypeAdapter
 
 from cds_service.engine.conditions import Compiled, CompileError, FieldMap, compile_condition
 from cds_service.engine.durable import DurableRules
-from cds_service.engine.rulefile import Condition, Parameter
 from cds_service.facts.named import Fact, FactSpec
+from cds_service.ruleformat.rulefile import Condition, Parameter
 
 SPECS = {
     spec.name: spec

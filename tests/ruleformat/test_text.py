@@ -8,9 +8,9 @@ from datetime import datetime
 
 import pytest
 
-from cds_service.cards.text import fill, format_number, longest, placeholders, template_problems
-from cds_service.engine.rulefile import Parameter
 from cds_service.facts.named import Fact, FactSpec
+from cds_service.ruleformat.rulefile import Parameter
+from cds_service.ruleformat.text import fill, format_number, longest, placeholders, template_problems
 
 SPECS = {
     spec.name: spec
@@ -334,7 +334,7 @@ def test_fill_marks_a_fact_the_request_did_not_produce() -> None:
 def test_ucum_powers_of_ten_in_a_detail_render_as_written_not_as_emphasis() -> None:
     from markdown_it import MarkdownIt
 
-    from cds_service.cards.text import protect_units, visible
+    from cds_service.ruleformat.text import protect_units, visible
 
     detail = "ANC **0.4 10*9/L** (<1 10*9/L); WBC 2 10*3/uL"
     protected = protect_units(detail)

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from fhir.resources.R4B.servicerequest import ServiceRequest
 
-from cds_service.cards.actions import ACTIONS, OrderLabTest, SuggestionContext
+from cds_service.ruleformat.actions import ACTIONS, OrderLabTest, SuggestionContext
 
 FERRITIN = {"code": "http://loinc.org|2276-4", "display": "Ferritin [Mass/volume] in Serum or Plasma"}
 
