@@ -5,17 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 from cds_service.calculations.base import Calculation, Configured, ParameterError, Params
 from cds_service.facts.catalog import FactCatalog
 from cds_service.facts.model import Facts
 from cds_service.facts.named import Fact, FactSpec, missing
 from cds_service.facts.numbers import finite_facts
-
-# Type-only: importing the engine package from here would import this package back (a cycle).
-if TYPE_CHECKING:
-    from cds_service.ruleformat.rulefile import RuleFile
+from cds_service.ruleformat.rulefile import RuleFile
 
 
 @dataclasses.dataclass(frozen=True)

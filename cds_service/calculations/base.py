@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from cds_service.calculators.tristate import Tri, compare
 from cds_service.facts.catalog import FactCatalog
 from cds_service.facts.model import Facts
 from cds_service.facts.named import Fact, FactSpec
-
-# Type-only: importing the engine package from here would import this package back (a cycle).
-if TYPE_CHECKING:
-    from cds_service.ruleformat.rulefile import Parameter
+from cds_service.ruleformat.rulefile import Parameter
 
 
 class ParameterError(ValueError):

@@ -57,7 +57,7 @@ LIMITS: tuple[Limit, ...] = (
     Limit(feedback.c.user_comment, "request", "feedback.overrideReason.userComment"),
     Limit(feedback.c.issuer, "ours", "trusted issuer (security/trust.py)"),
     Limit(chart_snapshots.c.token, "ours", "secrets.token_urlsafe (charts/links.py)"),
-    Limit(chart_snapshots.c.chart_id, "ours", "chart id (charts/definition.py ChartId)"),
+    Limit(chart_snapshots.c.chart_id, "ours", "chart id (ruleformat/rulefile.py ChartId)"),
     Limit(jwt_seen.c.issuer, "ours", "trusted issuer (security/trust.py)"),
     Limit(jwt_seen.c.jti, "token", "jti"),
     Limit(audit_log.c.endpoint, "ours", "discovery, service or feedback (app.py)"),

@@ -20,13 +20,12 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import String
 
-from cds_service.charts.definition import ChartId
 from cds_service.charts.links import TOKEN_BYTES
 from cds_service.config import Settings
 from cds_service.protocol.discovery import ServiceId
 from cds_service.protocol.feedback import parse_feedback
 from cds_service.protocol.outcome import ProblemError
-from cds_service.ruleformat.rulefile import RuleId, RuleVersion
+from cds_service.ruleformat.rulefile import ChartId, RuleId, RuleVersion
 from cds_service.security.trust import Issuer, Tenant
 from cds_service.store.database import Store
 from cds_service.store.limits import LIMITS, clip, field_width, problem, width
