@@ -27,12 +27,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from cds_service import __version__
 from cds_service.config import Settings
 from cds_service.data.upstream import ALLOW_PRIVATE_WARNING
-from cds_service.engine.reload import Reloader, watching
 from cds_service.pages import include_pages
 from cds_service.pipeline import Runtime, call_service
 from cds_service.protocol.body import read_json_body
 from cds_service.protocol.feedback import bound_feedback, parse_feedback
 from cds_service.protocol.outcome import ProblemError
+from cds_service.reload import Reloader, watching
 from cds_service.security.guard import INSECURE_WARNING, Guard, Unauthorized, keys_client
 from cds_service.security.refusals import Refusals
 from cds_service.security.verify import Caller

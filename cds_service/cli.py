@@ -615,7 +615,7 @@ def _table(
 
 
 def _rules_lint(args: argparse.Namespace, settings: Settings) -> int:
-    from cds_service.engine.lint import lint_rules
+    from cds_service.lint import lint_rules
 
     folder = args.path or settings.rules_dir
     problems = lint_rules(folder)
@@ -628,7 +628,7 @@ def _rules_lint(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _rules_test(args: argparse.Namespace, settings: Settings) -> int:
-    from cds_service.engine.cases import format_result, load_cases, run_cases
+    from cds_service.cases import format_result, load_cases, run_cases
     from cds_service.engine.durable import DurableRules
     from cds_service.engine.ruleset import load_ruleset
 
@@ -705,7 +705,7 @@ def _rules_doc(args: argparse.Namespace, settings: Settings) -> int:
 
 def _rules_configmap(args: argparse.Namespace, settings: Settings) -> int:
     from cds_service.deploy import ConfigMapError, rules_configmap
-    from cds_service.engine.lint import lint_rules
+    from cds_service.lint import lint_rules
 
     folder = args.path or settings.rules_dir
     # Only rules that lint clean are worth deploying: a pod would refuse them at start, and a running
@@ -731,7 +731,7 @@ def _rules_configmap(args: argparse.Namespace, settings: Settings) -> int:
 def _rules_regen(args: argparse.Namespace, settings: Settings) -> int:
     from cds_service.deploy import ConfigMapError
     from cds_service.derived import KUBERNETES, RULES_DOC, derived_files
-    from cds_service.engine.lint import lint_rules
+    from cds_service.lint import lint_rules
 
     folder = args.path or settings.rules_dir
     root: Path = args.root

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from cds_service.engine.cases import load_cases
+from cds_service.cases import load_cases
 from cds_service.engine.ruleset import ruleset_hash
 from cds_service.ruleformat.tree import rule_tree_files
 

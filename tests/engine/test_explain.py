@@ -8,8 +8,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from cds_service.cases import load_cases, request_body
 from cds_service.cli import main
-from cds_service.engine.cases import load_cases, request_body
 from cds_service.engine.durable import DurableRules
 from cds_service.engine.ruleset import load_ruleset
 from tests.conftest import RULES

@@ -21,8 +21,8 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cds_service.cases import format_result, load_cases, run_cases
 from cds_service.engine import RuleEngine
-from cds_service.engine.cases import format_result, load_cases, run_cases
 from cds_service.engine.ruleset import RuleSet, load_ruleset, ruleset_hash
 from cds_service.engine.source import SourceHash
 from cds_service.yamlfile import FileProblems
