@@ -7,11 +7,11 @@ import dataclasses
 
 from cds_service.data.fetch import ByteBudget, FetchError, fetch_query
 from cds_service.data.resources import Decoded, Resource, decode
-from cds_service.data.templates import fill_template
 from cds_service.data.upstream import Upstream
 from cds_service.protocol.discovery import ServiceDefinition
 from cds_service.protocol.outcome import Issue, ProblemError
 from cds_service.protocol.request import HookRequest
+from cds_service.protocol.templates import fill_template
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,9 +11,9 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
-from cds_service.data.templates import template_problems
 from cds_service.protocol.hooks import HOOK_CONTEXT
 from cds_service.protocol.response import SUMMARY_MAX
+from cds_service.protocol.templates import template_problems
 from cds_service.yamlfile import FileProblems, load_yaml, validation_problems
 
 Text = Annotated[str, StringConstraints(min_length=1)]
