@@ -19,7 +19,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from cds_service.security.refusals import RefusalCount
 from cds_service.store.limits import clip_row
 from cds_service.store.postgres import connect_args
 from cds_service.store.report import FeedbackReport, Offered, feedback_report
@@ -114,6 +113,17 @@ class AuditRow:
     card_uuids: list[str] | None = None
     reason: str | None = None
     process: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class RefusalCount:
+    """Calls refused in one minute from one source, for one reason, on one endpoint (security/refusals.py)."""
+
+    minute: datetime
+    source: str
+    reason: str
+    endpoint: str
+    count: int
 
 
 class Store:
