@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from cds_service.cards.render import render_response
+from cds_service.cards.render import Rendered, render_response
 from cds_service.charts.links import ChartLinks
 from cds_service.config import Settings
 from cds_service.data.prefetch import (
@@ -143,14 +143,33 @@ async def call_service(
         weight=evaluation.facts.get("patient.weight") or missing("patient.weight", "no body weight"),
         named=evaluation.facts,
     )
-    response, issued = render_response(service, facts, evaluation, issued_at=moment, charts=charts)
+    rendered = render_response(service, facts, evaluation, charts=charts)
     return Answer(
-        body=response.body(),
-        issued=issued,
+        body=rendered.response.body(),
+        issued=issued_cards(rendered, service.id, facts, moment),
         patient_id=request.patient_id,
         hook_instance=request.hook_instance,
         facts=facts,
         data=data,
         evaluation=evaluation,
-        charts=tuple(charts.snapshots.values()),
+        charts=rendered.charts,
     )
+
+
+def issued_cards(rendered: Rendered, service_id: str, facts: Facts, issued_at: datetime) -> list[IssuedCard]:
+    """The store's record of each card answered: which rule made it, for whom, and the override reasons
+    it offered (feedback is checked against them)."""
+    return [
+        IssuedCard(
+            card_uuid=item.card.uuid,
+            service_id=service_id,
+            rule_id=item.rule_id,
+            rule_version=item.rule_version,
+            indicator=item.card.indicator,
+            patient_id=facts.patient_id,
+            hook_instance=facts.hook_instance,
+            issued_at=issued_at,
+            override_reasons=[[r.system or "", r.code] for r in item.card.overrideReasons or ()],
+        )
+        for item in rendered.cards
+    ]

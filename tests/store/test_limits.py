@@ -136,10 +136,10 @@ def _feedback(field: str, length: int, filler: str = "1") -> bytes:
 def test_feedback_at_its_column_width_is_read_and_one_more_character_is_refused(field: str) -> None:
     limit = field_width(f"feedback.{field}")
     assert limit is not None
-    (row,) = parse_feedback(_feedback(field, limit), "anakinra-order-sign")
+    (row,) = parse_feedback(_feedback(field, limit))
     assert row.card_uuid
     with pytest.raises(ProblemError) as refused:
-        parse_feedback(_feedback(field, limit + 1), "anakinra-order-sign")
+        parse_feedback(_feedback(field, limit + 1))
     assert refused.value.status == 400
     (issue,) = refused.value.issues
     assert issue.expression == f"feedback[0].{field}"
