@@ -19,7 +19,8 @@ import orjson
 
 from cds_service.client_cli import add_client_commands
 from cds_service.config import Settings
-from cds_service.protocol.discovery import ServiceFileError, ServiceRegistry
+from cds_service.protocol.capture import captured_body
+from cds_service.protocol.discovery import ServiceFileError
 from cds_service.protocol.outcome import ProblemError
 from cds_service.yamlfile import FileProblems
 
@@ -391,7 +392,7 @@ async def _answer(settings: Settings, raw: bytes, service_id: str | None, now: d
     runtime = Runtime.create(settings)
     try:
         body, hook = _request_body(raw)
-        service = service_id or _service_for_hook(runtime.services, hook)
+        service = service_id or runtime.services.for_hook(hook, "give --service")
         return await call_service(runtime, service, body, now=now, public_url=settings.public_url)
     finally:
         await runtime.aclose()
@@ -784,19 +785,7 @@ def _request_body(raw: bytes) -> tuple[bytes, str | None]:
         document = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise ProblemError.single(400, f"the file is not valid JSON: {exc}") from None
-    if isinstance(document, dict) and isinstance(document.get("body"), dict) and "hook" not in document:
-        document = document["body"]
-        raw = orjson.dumps(document)
+    if (body := captured_body(document)) is not document:
+        document, raw = body, orjson.dumps(body)
     hook = document.get("hook") if isinstance(document, dict) else None
     return raw, hook if isinstance(hook, str) else None
-
-
-def _service_for_hook(services: ServiceRegistry, hook: str | None) -> str:
-    candidates = [s.id for s in services if s.hook == hook]
-    if len(candidates) == 1:
-        return candidates[0]
-    if not candidates:
-        raise ProblemError.single(400, f"no service answers hook {hook!r}; give --service")
-    raise ProblemError.single(
-        400, f"several services answer {hook!r} ({', '.join(candidates)}); give --service"
-    )

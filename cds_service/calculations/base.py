@@ -108,12 +108,6 @@ class Params:
             raise ParameterError(name, f"parameter {name!r} must be a text or a list of texts")
         return tuple(str(v) for v in values)
 
-    def flag(self, name: str) -> bool:
-        value = self.parameter(name).value
-        if not isinstance(value, bool):
-            raise ParameterError(name, f"parameter {name!r} must be true or false")
-        return value
-
     def threshold(self, name: str, unit: str, analyte: str | None = None) -> Threshold:
         """A numeric threshold for facts in `unit`, keeping the units it is stated in (`also`)."""
         parameter = self.parameter(name)
