@@ -665,12 +665,23 @@ def _rules_explain(args: argparse.Namespace, settings: Settings) -> int:
     answer = _answer_file(settings, args.request, args.service, args.now)
     if answer is None:
         return 1
+    # What strict FHIR R4 validation says of each draft order: the order is read leniently either way,
+    # and an integrator fixing the EHR's orders wants to see it.
+    orders = [(f"{o.resource_type}/{o.id}", o.validation_notes) for o in answer.facts.draft_orders]
     if args.json:
-        sys.stdout.buffer.write(
-            orjson.dumps(explain_json(answer.evaluation), option=orjson.OPT_INDENT_2) + b"\n"
-        )
+        report = explain_json(answer.evaluation)
+        report["draft_orders"] = [
+            {"order": order, "validation_notes": list(notes)} for order, notes in orders
+        ]
+        sys.stdout.buffer.write(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
     else:
         sys.stdout.write(explain_text(answer.evaluation))
+        if orders:
+            sys.stdout.write(
+                "\ndraft orders, as strict FHIR R4 validation sees them (each is read leniently):\n"
+            )
+        for order, notes in orders:
+            sys.stdout.write(f"  {order}: {'; '.join(notes) if notes else 'valid'}\n")
     return 0
 
 
