@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -65,3 +67,15 @@ def test_calculators_contract_names_every_other_module() -> None:
         name.removeprefix("cds_service.") for name in _contract("calculators-pure")["forbidden_modules"]
     }
     assert forbidden == siblings - {"calculators"}
+
+
+def test_every_package_declares_its_public_names() -> None:
+    for init in sorted((ROOT / "cds_service").glob("*/__init__.py")):
+        name = f"cds_service.{init.parent.name}"
+        package = importlib.import_module(name)
+        assert isinstance(getattr(package, "__all__", None), list), f"{name} declares no __all__"
+        for public in package.__all__:
+            # A package exports either its own names or its modules.
+            assert hasattr(package, public) or importlib.util.find_spec(f"{name}.{public}"), (
+                f"{name}.{public}"
+            )

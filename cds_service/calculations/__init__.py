@@ -13,6 +13,8 @@ from cds_service.facts.named import Fact, FactSpec, missing
 from cds_service.facts.numbers import finite_facts
 from cds_service.ruleformat.rulefile import RuleFile
 
+__all__ = ["CalculationProblem", "Calculations", "Configuration", "configure"]
+
 
 @dataclasses.dataclass(frozen=True)
 class Calculations:

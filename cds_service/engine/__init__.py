@@ -18,6 +18,8 @@ from cds_service.facts.named import Fact
 from cds_service.protocol.discovery import ServiceDefinition
 from cds_service.ruleformat.rulefile import CardTemplate, Parameter
 
+__all__ = ["Evaluation", "Finding", "Outcome", "RuleEngine", "Status"]
+
 Status = Literal["fired", "not-fired", "unknown"]
 
 
