@@ -2,7 +2,7 @@
 
 What goes in: every file of the rules directory, under `rules/`, and the fixture files its test cases
 name (`patient:`, `request:`, e.g. `../fhir_fixtures/patients/x.json`) at the same paths relative to
-it. A hot reload runs those cases before it serves a change (engine/reload.py); without the fixtures
+it. A hot reload runs those cases before it serves a change (cds_service/reload.py); without the fixtures
 every change would be rejected.
 
 ConfigMap keys cannot contain "/", so each file's key is its path with "/" spelt "__", and the

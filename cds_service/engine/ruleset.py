@@ -137,7 +137,7 @@ def rule_files(rules_dir: Path) -> list[Path]:
 
 def check_rules(rules_dir: Path) -> list[Problem]:
     """Every problem (errors and warnings) of the rule files, without compiling into durable-rules.
-    `rules lint` adds the case files' (engine/lint.py)."""
+    `rules lint` adds the case files' (cds_service/lint.py)."""
     return _check(rules_dir).problems
 
 

@@ -41,8 +41,8 @@ class Limit:
 LIMITS: tuple[Limit, ...] = (
     Limit(cards_issued.c.card_uuid, "ours", "uuid4 per card (cards/render.py)"),
     Limit(cards_issued.c.service_id, "ours", "service id (protocol/discovery.py ServiceId)"),
-    Limit(cards_issued.c.rule_id, "ours", "rule id (engine/rulefile.py RuleId)"),
-    Limit(cards_issued.c.rule_version, "ours", "rule version (engine/rulefile.py RuleVersion)"),
+    Limit(cards_issued.c.rule_id, "ours", "rule id (ruleformat/rulefile.py RuleId)"),
+    Limit(cards_issued.c.rule_version, "ours", "rule version (ruleformat/rulefile.py RuleVersion)"),
     Limit(cards_issued.c.indicator, "ours", "card indicator (info, warning, critical)"),
     Limit(cards_issued.c.patient_id, "request", "context.patientId"),
     Limit(cards_issued.c.hook_instance, "request", "hookInstance"),
