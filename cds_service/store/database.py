@@ -187,13 +187,6 @@ class Store:
             return False
         return True
 
-    def record_cards(self, cards: Sequence[IssuedCard]) -> None:
-        if not cards:
-            return
-        rows = [dataclasses.asdict(card) for card in cards]
-        with self.cards_engine.begin() as conn:
-            conn.execute(cards_issued.insert(), rows)
-
     def record_call(
         self, audit: AuditRow, cards: Sequence[IssuedCard] = (), charts: Sequence[ChartSnapshot] = ()
     ) -> None:
