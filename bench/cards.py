@@ -33,9 +33,9 @@ from typing import Any
 
 import orjson
 
+from cds_service.cases import load_cases, request_body
 from cds_service.config import Settings
 from cds_service.data.compose import hook_request
-from cds_service.engine.cases import load_cases, request_body
 from cds_service.engine.ruleset import RuleSet
 from cds_service.facts.named import Fact, missing
 from cds_service.facts.orders import normalise

@@ -22,9 +22,9 @@ from pathlib import Path
 import orjson
 from timing import summary, timed, timed_async
 
+from cds_service.cases import LoadedCase, load_cases, request_body
 from cds_service.config import Settings
 from cds_service.data.prefetch import gather_data
-from cds_service.engine.cases import LoadedCase, load_cases, request_body
 from cds_service.facts.build import build_facts
 from cds_service.facts.derive import named_facts
 from cds_service.pipeline import Runtime, call_service

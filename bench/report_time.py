@@ -22,7 +22,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine
 
-from cds_service.store.database import FeedbackRow, IssuedCard, Store
+from cds_service.store.database import AuditRow, FeedbackRow, IssuedCard, Store
 from cds_service.store.schema import metadata
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,7 +47,8 @@ def fill(store: Store, cards: int, answered: int, now: datetime) -> None:
         for n in range(cards)
     ]
     for start in range(0, cards, 10_000):
-        store.record_cards(issued[start : start + 10_000])
+        audit = AuditRow(at=now, endpoint="service", latency_ms=1.0, status=200)
+        store.record_call(audit, issued[start : start + 10_000])
     rows = []
     for n in range(answered):
         unknown = n % 20 == 0

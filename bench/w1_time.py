@@ -83,9 +83,9 @@ async def _stages(runtime: Runtime, n: int) -> dict[str, list[float]]:
             timedelta(hours=12),
             named["patient.weight"],
         )
-        return render_response(service, facts, evaluation, issued_at=NOW, charts=links)
+        return render_response(service, facts, evaluation, charts=links)
 
-    response, _ = render_response(service, facts, evaluation, issued_at=NOW)
+    response = render_response(service, facts, evaluation).response
     # What a long-running worker does after start-up: the rules and models are loaded for good.
     gc.collect()
     gc.freeze()

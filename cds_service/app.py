@@ -27,12 +27,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from cds_service import __version__
 from cds_service.config import Settings
 from cds_service.data.upstream import ALLOW_PRIVATE_WARNING
-from cds_service.engine.reload import Reloader, watching
 from cds_service.pages import include_pages
 from cds_service.pipeline import Runtime, call_service
 from cds_service.protocol.body import read_json_body
-from cds_service.protocol.feedback import bound_feedback, parse_feedback
+from cds_service.protocol.feedback import FeedbackItem, bound_feedback, parse_feedback
 from cds_service.protocol.outcome import ProblemError
+from cds_service.reload import Reloader, watching
 from cds_service.security.guard import INSECURE_WARNING, Guard, Unauthorized, keys_client
 from cds_service.security.refusals import Refusals
 from cds_service.security.verify import Caller
@@ -183,16 +183,18 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] |
             if runtime.services.get(service_id) is None:
                 raise ProblemError.single(404, f"no CDS service with id {service_id!r}")
             body = await read_json_body(request, settings.max_body_bytes, settings.body_timeout_seconds)
-            rows = parse_feedback(body, service_id)
+            items = parse_feedback(body)
             store: Store = request.app.state.store
             try:
-                owners = await run_in_threadpool(store.card_owners, [row.card_uuid for row in rows])
+                owners = await run_in_threadpool(store.card_owners, [item.card_uuid for item in items])
             except Exception as exc:
                 log.exception("feedback for %s could not be checked", service_id)
                 raise ProblemError.single(
                     503, "feedback could not be stored; nothing was recorded, please retry"
                 ) from exc
-            rows = bound_feedback(rows, owners, call.audit.issuer)
+            issuer = call.audit.issuer
+            bound = bound_feedback(items, owners, service_id, issuer)
+            rows = _feedback_rows(bound, service_id, issuer, received_at=datetime.now(UTC))
             try:
                 stored = await run_in_threadpool(store.record_feedback, rows)
             except Exception as exc:
@@ -230,6 +232,28 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] |
         return Response(orjson.dumps(body), media_type=JSON)
 
     return app
+
+
+def _feedback_rows(
+    items: Sequence[FeedbackItem], service_id: str, issuer: str | None, received_at: datetime
+) -> list[FeedbackRow]:
+    return [
+        FeedbackRow(
+            service_id=service_id,
+            card_uuid=item.card_uuid,
+            outcome=item.outcome,
+            outcome_timestamp=item.outcome_timestamp,
+            accepted_suggestions=item.accepted_suggestions,
+            override_code=item.override_code,
+            override_system=item.override_system,
+            override_display=item.override_display,
+            user_comment=item.user_comment,
+            received_at=received_at,
+            issuer=issuer,
+            reason_offered=item.reason_offered,
+        )
+        for item in items
+    ]
 
 
 def _problem_response(problem: ProblemError) -> Response:

@@ -19,7 +19,8 @@ import orjson
 
 from cds_service.client_cli import add_client_commands
 from cds_service.config import Settings
-from cds_service.protocol.discovery import ServiceFileError, ServiceRegistry
+from cds_service.protocol.capture import captured_body
+from cds_service.protocol.discovery import ServiceFileError
 from cds_service.protocol.outcome import ProblemError
 from cds_service.yamlfile import FileProblems
 
@@ -391,7 +392,7 @@ async def _answer(settings: Settings, raw: bytes, service_id: str | None, now: d
     runtime = Runtime.create(settings)
     try:
         body, hook = _request_body(raw)
-        service = service_id or _service_for_hook(runtime.services, hook)
+        service = service_id or runtime.services.for_hook(hook, "give --service")
         return await call_service(runtime, service, body, now=now, public_url=settings.public_url)
     finally:
         await runtime.aclose()
@@ -615,7 +616,7 @@ def _table(
 
 
 def _rules_lint(args: argparse.Namespace, settings: Settings) -> int:
-    from cds_service.engine.lint import lint_rules
+    from cds_service.lint import lint_rules
 
     folder = args.path or settings.rules_dir
     problems = lint_rules(folder)
@@ -628,7 +629,7 @@ def _rules_lint(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _rules_test(args: argparse.Namespace, settings: Settings) -> int:
-    from cds_service.engine.cases import format_result, load_cases, run_cases
+    from cds_service.cases import format_result, load_cases, run_cases
     from cds_service.engine.durable import DurableRules
     from cds_service.engine.ruleset import load_ruleset
 
@@ -664,17 +665,28 @@ def _rules_explain(args: argparse.Namespace, settings: Settings) -> int:
     answer = _answer_file(settings, args.request, args.service, args.now)
     if answer is None:
         return 1
+    # What strict FHIR R4 validation says of each draft order: the order is read leniently either way,
+    # and an integrator fixing the EHR's orders wants to see it.
+    orders = [(f"{o.resource_type}/{o.id}", o.validation_notes) for o in answer.facts.draft_orders]
     if args.json:
-        sys.stdout.buffer.write(
-            orjson.dumps(explain_json(answer.evaluation), option=orjson.OPT_INDENT_2) + b"\n"
-        )
+        report = explain_json(answer.evaluation)
+        report["draft_orders"] = [
+            {"order": order, "validation_notes": list(notes)} for order, notes in orders
+        ]
+        sys.stdout.buffer.write(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
     else:
         sys.stdout.write(explain_text(answer.evaluation))
+        if orders:
+            sys.stdout.write(
+                "\ndraft orders, as strict FHIR R4 validation sees them (each is read leniently):\n"
+            )
+        for order, notes in orders:
+            sys.stdout.write(f"  {order}: {'; '.join(notes) if notes else 'valid'}\n")
     return 0
 
 
 def _rules_schema(args: argparse.Namespace, settings: Settings) -> int:
-    from cds_service.engine.rulefile import rule_file_schema
+    from cds_service.ruleformat.rulefile import rule_file_schema
 
     sys.stdout.buffer.write(
         orjson.dumps(rule_file_schema(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
@@ -705,7 +717,7 @@ def _rules_doc(args: argparse.Namespace, settings: Settings) -> int:
 
 def _rules_configmap(args: argparse.Namespace, settings: Settings) -> int:
     from cds_service.deploy import ConfigMapError, rules_configmap
-    from cds_service.engine.lint import lint_rules
+    from cds_service.lint import lint_rules
 
     folder = args.path or settings.rules_dir
     # Only rules that lint clean are worth deploying: a pod would refuse them at start, and a running
@@ -731,7 +743,7 @@ def _rules_configmap(args: argparse.Namespace, settings: Settings) -> int:
 def _rules_regen(args: argparse.Namespace, settings: Settings) -> int:
     from cds_service.deploy import ConfigMapError
     from cds_service.derived import KUBERNETES, RULES_DOC, derived_files
-    from cds_service.engine.lint import lint_rules
+    from cds_service.lint import lint_rules
 
     folder = args.path or settings.rules_dir
     root: Path = args.root
@@ -784,19 +796,7 @@ def _request_body(raw: bytes) -> tuple[bytes, str | None]:
         document = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise ProblemError.single(400, f"the file is not valid JSON: {exc}") from None
-    if isinstance(document, dict) and isinstance(document.get("body"), dict) and "hook" not in document:
-        document = document["body"]
-        raw = orjson.dumps(document)
+    if (body := captured_body(document)) is not document:
+        document, raw = body, orjson.dumps(body)
     hook = document.get("hook") if isinstance(document, dict) else None
     return raw, hook if isinstance(hook, str) else None
-
-
-def _service_for_hook(services: ServiceRegistry, hook: str | None) -> str:
-    candidates = [s.id for s in services if s.hook == hook]
-    if len(candidates) == 1:
-        return candidates[0]
-    if not candidates:
-        raise ProblemError.single(400, f"no service answers hook {hook!r}; give --service")
-    raise ProblemError.single(
-        400, f"several services answer {hook!r} ({', '.join(candidates)}); give --service"
-    )

@@ -21,6 +21,8 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from cds_service.protocol.capture import captured_body
+
 ALGORITHM = "ES384"
 # Short-lived, like the sandbox's tokens: well inside the service's default maximum lifetime (600 s).
 TOKEN_LIFETIME_SECONDS = 300
@@ -124,8 +126,7 @@ def read_request(path: Path) -> dict[str, Any]:
         document = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise ClientError(f"{path}: not a readable JSON request ({exc})") from None
-    if isinstance(document, dict) and isinstance(document.get("body"), dict):
-        document = document["body"]
+    document = captured_body(document)
     if not isinstance(document, dict):
         raise ClientError(f"{path}: a hook request is a JSON object")
     return document

@@ -2,7 +2,7 @@
 
 What goes in: every file of the rules directory, under `rules/`, and the fixture files its test cases
 name (`patient:`, `request:`, e.g. `../fhir_fixtures/patients/x.json`) at the same paths relative to
-it. A hot reload runs those cases before it serves a change (engine/reload.py); without the fixtures
+it. A hot reload runs those cases before it serves a change (cds_service/reload.py); without the fixtures
 every change would be rejected.
 
 ConfigMap keys cannot contain "/", so each file's key is its path with "/" spelt "__", and the
@@ -23,9 +23,9 @@ from typing import Any
 
 import yaml
 
-from cds_service.engine.cases import load_cases
+from cds_service.cases import load_cases
 from cds_service.engine.ruleset import ruleset_hash
-from cds_service.engine.tree import rule_tree_files
+from cds_service.ruleformat.tree import rule_tree_files
 
 CONFIGMAP_FILE = "rules-configmap.yaml"
 VOLUME_FILE = "rules-volume.yaml"

@@ -16,8 +16,8 @@ import orjson
 from cds_service.deploy import CONFIGMAP_FILE, VOLUME_FILE, rules_configmap
 from cds_service.engine.docs import rule_pack_markdown
 from cds_service.engine.durable import DurableRules
-from cds_service.engine.rulefile import rule_file_schema
 from cds_service.engine.ruleset import load_ruleset
+from cds_service.ruleformat.rulefile import rule_file_schema
 
 REGEN_COMMAND = "cds-service rules regen"
 RULES_DOC = Path("docs/rules.md")

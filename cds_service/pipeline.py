@@ -11,10 +11,16 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from cds_service.cards.render import render_response
+from cds_service.cards.render import Rendered, render_response
 from cds_service.charts.links import ChartLinks
 from cds_service.config import Settings
-from cds_service.data.prefetch import FetchSettings, PatientData, gather_data
+from cds_service.data.prefetch import (
+    DataError,
+    FetchSettings,
+    PatientData,
+    RequiredDataUnavailable,
+    gather_data,
+)
 from cds_service.data.upstream import Upstreams
 from cds_service.engine import Evaluation, RuleEngine
 from cds_service.engine.durable import DurableRules, EngineError
@@ -23,7 +29,7 @@ from cds_service.facts.build import build_facts
 from cds_service.facts.model import Facts
 from cds_service.facts.named import missing
 from cds_service.protocol.discovery import ServiceRegistry
-from cds_service.protocol.outcome import ProblemError
+from cds_service.protocol.outcome import Issue, ProblemError
 from cds_service.protocol.request import parse_hook_request
 from cds_service.security.trust import TrustedIssuer
 from cds_service.store.database import ChartSnapshot, IssuedCard
@@ -75,6 +81,14 @@ class Runtime:
         self.engine.close()
 
 
+def data_problem(error: DataError) -> ProblemError:
+    """The data layer's refusal as the caller sees it: 412 when required data could not be had, 400
+    when what the caller sent cannot be used."""
+    status = 412 if isinstance(error, RequiredDataUnavailable) else 400
+    issues = [Issue(p.message, code=p.code, expression=p.expression) for p in error.problems]
+    return ProblemError(status, issues)
+
+
 @dataclasses.dataclass(frozen=True)
 class Answer:
     body: bytes
@@ -108,7 +122,10 @@ async def call_service(
     if service is None:
         raise ProblemError.single(404, f"no CDS service with id {service_id!r}; GET /cds-services lists them")
     request = parse_hook_request(body, service.hook)
-    data = await gather_data(service, request, runtime.upstreams.for_issuer(issuer), runtime.fetch)
+    try:
+        data = await gather_data(service, request, runtime.upstreams.for_issuer(issuer), runtime.fetch)
+    except DataError as exc:
+        raise data_problem(exc) from None
     moment = now or runtime.clock()
     facts = build_facts(service, request, data, now=moment)
     try:
@@ -126,14 +143,33 @@ async def call_service(
         weight=evaluation.facts.get("patient.weight") or missing("patient.weight", "no body weight"),
         named=evaluation.facts,
     )
-    response, issued = render_response(service, facts, evaluation, issued_at=moment, charts=charts)
+    rendered = render_response(service, facts, evaluation, charts=charts)
     return Answer(
-        body=response.body(),
-        issued=issued,
+        body=rendered.response.body(),
+        issued=issued_cards(rendered, service.id, facts, moment),
         patient_id=request.patient_id,
         hook_instance=request.hook_instance,
         facts=facts,
         data=data,
         evaluation=evaluation,
-        charts=tuple(charts.snapshots.values()),
+        charts=rendered.charts,
     )
+
+
+def issued_cards(rendered: Rendered, service_id: str, facts: Facts, issued_at: datetime) -> list[IssuedCard]:
+    """The store's record of each card answered: which rule made it, for whom, and the override reasons
+    it offered (feedback is checked against them)."""
+    return [
+        IssuedCard(
+            card_uuid=item.card.uuid,
+            service_id=service_id,
+            rule_id=item.rule_id,
+            rule_version=item.rule_version,
+            indicator=item.card.indicator,
+            patient_id=facts.patient_id,
+            hook_instance=facts.hook_instance,
+            issued_at=issued_at,
+            override_reasons=[[r.system or "", r.code] for r in item.card.overrideReasons or ()],
+        )
+        for item in rendered.cards
+    ]

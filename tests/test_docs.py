@@ -73,7 +73,7 @@ def test_the_quickstart_feedback_is_valid_cds_hooks_feedback() -> None:
     body = re.search(r"<<'EOF'\n(.*?)\nEOF", text, flags=re.DOTALL)
     assert body is not None
     rows = parse_feedback(
-        body.group(1).replace("<card uuid>", "3b1d2c8e-2f0a-4a53-9d7e-1c2b3a4d5e6f").encode(), "x"
+        body.group(1).replace("<card uuid>", "3b1d2c8e-2f0a-4a53-9d7e-1c2b3a4d5e6f").encode()
     )
     assert rows[0].outcome == "overridden" and rows[0].override_code == "dose-intended"
 

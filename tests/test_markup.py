@@ -8,8 +8,8 @@ import re
 import pytest
 from markdown_it import MarkdownIt
 
-from cds_service.cards.text import visible
 from cds_service.markup import markdown_text, plain_text
+from cds_service.ruleformat.text import visible
 
 # An EHR that renders card Markdown with raw HTML allowed: the most a hostile string could get from it.
 PERMISSIVE = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])

@@ -9,7 +9,8 @@ import orjson
 import pytest
 
 from cds_service.config import Settings
-from cds_service.pipeline import Runtime, call_service
+from cds_service.data.prefetch import DataProblem, RequiredDataUnavailable, UnreadableData
+from cds_service.pipeline import Runtime, call_service, data_problem
 from tests.conftest import RULES
 from tests.fhirserver import FhirTestServer
 from tests.invariants import response_problems
@@ -229,3 +230,35 @@ async def test_specimens_that_cannot_be_had_are_said_by_the_result_that_needs_th
     card = cards["gram-negative-bacteremia"]
     assert card["indicator"] == "info"
     assert "specimens could not be read: it was not prefetched and no fhirServer was given" in card["detail"]
+
+
+def test_the_data_layers_refusals_are_answered_400_and_412_with_their_issues() -> None:
+    unreadable = data_problem(
+        UnreadableData([DataProblem("not a FHIR resource", expression="prefetch.labs")])
+    )
+    refused = data_problem(
+        UnreadableData([DataProblem("private address", expression="fhirServer", code="security")])
+    )
+    missing = data_problem(
+        RequiredDataUnavailable([DataProblem("prefetch.patient: timed out", code="incomplete")])
+    )
+    assert (unreadable.status, refused.status, missing.status) == (400, 400, 412)
+    assert unreadable.outcome()["issue"] == [
+        {
+            "severity": "error",
+            "code": "invalid",
+            "diagnostics": "not a FHIR resource",
+            "expression": ["prefetch.labs"],
+        }
+    ]
+    assert refused.outcome()["issue"] == [
+        {
+            "severity": "error",
+            "code": "security",
+            "diagnostics": "private address",
+            "expression": ["fhirServer"],
+        }
+    ]
+    assert missing.outcome()["issue"] == [
+        {"severity": "error", "code": "incomplete", "diagnostics": "prefetch.patient: timed out"}
+    ]

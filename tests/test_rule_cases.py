@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from cds_service.engine.cases import LoadedCase, format_result, load_cases, run_cases
+from cds_service.cases import LoadedCase, format_result, load_cases, run_cases
 from cds_service.engine.durable import DurableRules
 from cds_service.engine.ruleset import RuleSet, load_ruleset
 from tests.conftest import RULES

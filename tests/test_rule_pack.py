@@ -6,7 +6,7 @@ from urllib.parse import parse_qsl
 
 import pytest
 
-from cds_service.engine.cases import load_cases
+from cds_service.cases import load_cases
 from cds_service.engine.citations import citation_problems
 from cds_service.engine.durable import DurableRules
 from cds_service.engine.ruleset import load_ruleset

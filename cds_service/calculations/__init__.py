@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 from cds_service.calculations.base import Calculation, Configured, ParameterError, Params
 from cds_service.facts.catalog import FactCatalog
 from cds_service.facts.model import Facts
 from cds_service.facts.named import Fact, FactSpec, missing
 from cds_service.facts.numbers import finite_facts
+from cds_service.ruleformat.rulefile import RuleFile
 
-# Type-only: importing the engine package from here would import this package back (a cycle).
-if TYPE_CHECKING:
-    from cds_service.engine.rulefile import RuleFile
+__all__ = ["CalculationProblem", "Calculations", "Configuration", "configure"]
 
 
 @dataclasses.dataclass(frozen=True)

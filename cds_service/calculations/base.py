@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from cds_service.calculators.tristate import Tri, compare
 from cds_service.facts.catalog import FactCatalog
 from cds_service.facts.model import Facts
 from cds_service.facts.named import Fact, FactSpec
-
-# Type-only: importing the engine package from here would import this package back (a cycle).
-if TYPE_CHECKING:
-    from cds_service.engine.rulefile import Parameter
+from cds_service.ruleformat.rulefile import Parameter
 
 
 class ParameterError(ValueError):
@@ -110,12 +107,6 @@ class Params:
         if any(not isinstance(v, str) for v in values):
             raise ParameterError(name, f"parameter {name!r} must be a text or a list of texts")
         return tuple(str(v) for v in values)
-
-    def flag(self, name: str) -> bool:
-        value = self.parameter(name).value
-        if not isinstance(value, bool):
-            raise ParameterError(name, f"parameter {name!r} must be true or false")
-        return value
 
     def threshold(self, name: str, unit: str, analyte: str | None = None) -> Threshold:
         """A numeric threshold for facts in `unit`, keeping the units it is stated in (`also`)."""

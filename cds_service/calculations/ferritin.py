@@ -19,7 +19,6 @@ import msgspec
 
 from cds_service.calculations.base import Configured, ParameterError, Params
 from cds_service.calculators.growth import Sample, Trend, trend
-from cds_service.cards.text import format_number, format_time
 from cds_service.facts.catalog import FactCatalog
 from cds_service.facts.knowledge import Analyte, MedicationClass, unavailable
 from cds_service.facts.labs import Point, collect, point_fact
@@ -28,6 +27,7 @@ from cds_service.facts.named import Fact, FactSpec, missing
 from cds_service.facts.orders import Normalised, is_medication, normalise, resolver
 from cds_service.facts.time import parse_datetime
 from cds_service.facts.units import tidy
+from cds_service.ruleformat.text import format_number, format_time
 
 __all__ = ["FERRITIN_RESPONSE", "FERRITIN_TREND", "FerritinResponse", "FerritinTrend"]
 

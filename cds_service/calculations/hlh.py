@@ -36,12 +36,12 @@ from cds_service.calculators.hlh import counts, hlh_status
 from cds_service.calculators.hscore import HScoreInputs, HScoreTable, hscore, probability
 from cds_service.calculators.mas2016 import classify
 from cds_service.calculators.tristate import Tri, any_of, at_least, compare
-from cds_service.cards.text import format_number, format_time
 from cds_service.facts.catalog import FactCatalog
 from cds_service.facts.knowledge import Analyte
 from cds_service.facts.model import Facts, LabValue
 from cds_service.facts.named import Fact, FactSpec, missing
 from cds_service.markup import Markdown, markdown_text
+from cds_service.ruleformat.text import format_number, format_time
 
 # The HLH-2004 criteria in the order of Henter's table; their display labels are rule parameters.
 CRITERIA = (

@@ -1,26 +1,24 @@
-"""An Evaluation and data gaps -> the CDS Hooks response, plus what the store records of each card."""
+"""An Evaluation and data gaps -> the CDS Hooks response, and which rule produced each card."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from cds_service.cards.actions import ACTIONS, SuggestionContext
-from cds_service.cards.text import fill
+from cds_service.charts.links import ChartLinks
 from cds_service.engine import Evaluation, Finding
-from cds_service.engine.rulefile import Link
 from cds_service.facts.model import Facts
 from cds_service.facts.named import Fact
 from cds_service.markup import markdown_text
 from cds_service.protocol.discovery import IncompleteDataCard, ServiceDefinition
 from cds_service.protocol.response import SUMMARY_MAX, Card, CardsResponse
-from cds_service.store.database import IssuedCard
-
-if TYPE_CHECKING:  # charts.links reads facts through the calculations, which import the engine
-    from cds_service.charts.links import ChartLinks
+from cds_service.ruleformat.actions import ACTIONS, SuggestionContext
+from cds_service.ruleformat.rulefile import Link
+from cds_service.ruleformat.text import fill
+from cds_service.store.database import ChartSnapshot
 
 # Where every card says which rule, at which version, of which ruleset, produced it (docs/cards.md).
 PROVENANCE_KEY = "cds-service-provenance"
@@ -28,44 +26,48 @@ PROVENANCE_KEY = "cds-service-provenance"
 log = logging.getLogger(__name__)
 
 
+@dataclasses.dataclass(frozen=True)
+class RenderedCard:
+    """A card of the response and the rule, at its version, that produced it."""
+
+    card: Card
+    rule_id: str
+    rule_version: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Rendered:
+    response: CardsResponse
+    cards: tuple[RenderedCard, ...]
+    # The data behind the chart links on the cards, one snapshot per chart linked to.
+    charts: tuple[ChartSnapshot, ...] = ()
+
+
 def render_response(
-    service: ServiceDefinition,
-    facts: Facts,
-    evaluation: Evaluation,
-    issued_at: datetime,
-    charts: ChartLinks | None = None,
-) -> tuple[CardsResponse, list[IssuedCard]]:
-    """The response and the cards to record. Chart links get their snapshots from `charts` (read its
-    `snapshots` afterwards, to store them); without it there is nowhere to keep a chart, and chart links
-    are left out."""
-    produced: list[tuple[Card, str, str]] = []  # the card, the rule id and version that produced it
+    service: ServiceDefinition, facts: Facts, evaluation: Evaluation, charts: ChartLinks | None = None
+) -> Rendered:
+    """The response, and what produced each of its cards. Chart links get their snapshots from `charts`;
+    without it there is nowhere to keep a chart, and chart links are left out."""
+    produced: list[RenderedCard] = []
     incomplete = service.incomplete_data_card
     announced = {label: why for label, why in facts.unavailable.items() if label not in facts.unannounced}
     if incomplete is not None and (announced or facts.problems):
         card = _incomplete_data_card(incomplete, announced, facts.problems, evaluation)
-        produced.append((card, incomplete.id, incomplete.version))
+        produced.append(RenderedCard(card, incomplete.id, incomplete.version))
     context = SuggestionContext(
         patient_id=facts.patient_id,
         facts=evaluation.facts,
         draft_orders={f"{o.resource_type}/{o.id}": o.raw for o in facts.draft_orders},
     )
     for finding in evaluation.findings():
-        produced.append((_card(finding, evaluation, context, charts), finding.rule_id, finding.rule_version))
-    issued = [
-        IssuedCard(
-            card_uuid=card.uuid,
-            service_id=service.id,
-            rule_id=rule_id,
-            rule_version=version,
-            indicator=card.indicator,
-            patient_id=facts.patient_id,
-            hook_instance=facts.hook_instance,
-            issued_at=issued_at,
-            override_reasons=[[r.system or "", r.code] for r in card.overrideReasons or ()],
+        produced.append(
+            RenderedCard(_card(finding, evaluation, context, charts), finding.rule_id, finding.rule_version)
         )
-        for card, rule_id, version in produced
-    ]
-    return CardsResponse(cards=[card for card, _, _ in produced]), issued
+    return Rendered(
+        response=CardsResponse(cards=[p.card for p in produced]),
+        cards=tuple(produced),
+        charts=tuple(charts.snapshots.values()) if charts is not None else (),
+    )
 
 
 def _card(

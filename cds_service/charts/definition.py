@@ -11,15 +11,14 @@ import dataclasses
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
+from cds_service.facts.catalog import FactCatalog
 from cds_service.facts.units import UnitError
+from cds_service.ruleformat.rulefile import ChartId
 from cds_service.yamlfile import FileProblems, Location, Problem, YamlDoc, load_yaml, validation_problems
-
-if TYPE_CHECKING:  # the rule file format imports ChartId from here, and must stay light
-    from cds_service.facts.catalog import FactCatalog
 
 CHARTS_DIR = "charts"
 # The unit dose steps are computed in (orders.py's canonical daily dose); a chart may draw another.
@@ -28,7 +27,6 @@ DAILY_DOSE_UNIT = "mg/d"
 MAX_PANELS = 6
 
 Text = Annotated[str, StringConstraints(min_length=1)]
-ChartId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9\-]{0,63}$")]
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")]
 
 

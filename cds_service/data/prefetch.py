@@ -7,11 +7,33 @@ import dataclasses
 
 from cds_service.data.fetch import ByteBudget, FetchError, fetch_query
 from cds_service.data.resources import Decoded, Resource, decode
-from cds_service.data.templates import fill_template
 from cds_service.data.upstream import Upstream
 from cds_service.protocol.discovery import ServiceDefinition
-from cds_service.protocol.outcome import Issue, ProblemError
 from cds_service.protocol.request import HookRequest
+from cds_service.protocol.templates import fill_template
+
+
+@dataclasses.dataclass(frozen=True)
+class DataProblem:
+    message: str
+    expression: str | None = None  # where in the call, e.g. "prefetch.labs"
+    code: str | None = None  # a FHIR issue-type code when the status's own does not say it
+
+
+class DataError(Exception):
+    """The call's data cannot be used; the face answers the caller (pipeline.py: 400 or 412)."""
+
+    def __init__(self, problems: list[DataProblem]) -> None:
+        super().__init__("; ".join(problem.message for problem in problems))
+        self.problems = problems
+
+
+class UnreadableData(DataError):
+    """A prefetch value that is not FHIR, or a fhirServer the policy does not allow: the caller's to fix."""
+
+
+class RequiredDataUnavailable(DataError):
+    """Data a service requires could not be had (not prefetched, and the fetch failed or was impossible)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,11 +62,11 @@ async def gather_data(
     service: ServiceDefinition, request: HookRequest, upstream: Upstream, settings: FetchSettings
 ) -> PatientData:
     """Resolve every prefetch key of `service`, fetching through `upstream` (the caller's pool and
-    policy). Raises ProblemError(400) for unreadable prefetch values and a fhirServer the policy does
-    not allow, and ProblemError(412) when required data cannot be had."""
+    policy). Raises UnreadableData for unreadable prefetch values and a fhirServer the policy does
+    not allow, and RequiredDataUnavailable when required data cannot be had."""
     data = PatientData(values={}, problems=[], unavailable={}, fetched=[])
     to_fetch: dict[str, str] = {}
-    bad: list[Issue] = []
+    bad: list[DataProblem] = []
     carried = _carried_types(service)
     for key, item in service.prefetch.items():
         expected = _expected_type(item.query)
@@ -56,7 +78,7 @@ async def gather_data(
             try:
                 decoded = decode(raw, f"prefetch.{key}")
             except ValueError as exc:
-                bad.append(Issue(str(exc), expression=f"prefetch.{key}"))
+                bad.append(DataProblem(str(exc), expression=f"prefetch.{key}"))
                 continue
             _keep(data, key, decoded, expected, carried)
             continue
@@ -69,7 +91,7 @@ async def gather_data(
         else:
             to_fetch[key] = query
     if bad:
-        raise ProblemError(400, bad)
+        raise UnreadableData(bad)
     # Refuse before fetching anything when required data is already known to be out of reach.
     _refuse_if_required_missing(service, data)
     if to_fetch:
@@ -77,7 +99,7 @@ async def gather_data(
         refusal = upstream.policy.refusal(request.fhir_server)
         if refusal:
             # Only when something must be fetched: a fhirServer that is never contacted harms no one.
-            raise ProblemError(400, [Issue(refusal, code="security", expression="fhirServer")])
+            raise UnreadableData([DataProblem(refusal, expression="fhirServer", code="security")])
         await _fetch_all(data, to_fetch, request, upstream, settings, service)
         _refuse_if_required_missing(service, data)
     return data
@@ -85,14 +107,14 @@ async def gather_data(
 
 def _refuse_if_required_missing(service: ServiceDefinition, data: PatientData) -> None:
     missing = [
-        Issue(
+        DataProblem(
             f"prefetch.{key} ({service.prefetch[key].query}) could not be obtained: {why}", code="incomplete"
         )
         for key, why in data.unavailable.items()
         if service.prefetch[key].required
     ]
     if missing:
-        raise ProblemError(412, missing)
+        raise RequiredDataUnavailable(missing)
 
 
 def _why_not_fetchable(request: HookRequest, settings: FetchSettings) -> str | None:

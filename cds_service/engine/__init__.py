@@ -11,12 +11,14 @@ from collections.abc import Mapping
 from typing import Literal
 
 from cds_service.engine.durable import DurableRules
-from cds_service.engine.rulefile import CardTemplate, Parameter
 from cds_service.engine.ruleset import Rule, RuleSet
 from cds_service.facts.derive import named_facts
 from cds_service.facts.model import Facts
 from cds_service.facts.named import Fact
 from cds_service.protocol.discovery import ServiceDefinition
+from cds_service.ruleformat.rulefile import CardTemplate, Parameter
+
+__all__ = ["Evaluation", "Finding", "Outcome", "RuleEngine", "Status"]
 
 Status = Literal["fired", "not-fired", "unknown"]
 

@@ -15,7 +15,8 @@ import dataclasses
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from cds_service.engine.rulefile import (
+from cds_service.facts.named import Fact, FactSpec
+from cds_service.ruleformat.rulefile import (
     All,
     Any_,
     Comparison,
@@ -27,7 +28,6 @@ from cds_service.engine.rulefile import (
     Parameter,
     Present,
 )
-from cds_service.facts.named import Fact, FactSpec
 
 # A durable-rules expression, or a constant once simplified.
 Expr = dict[str, Any] | bool

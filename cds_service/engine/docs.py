@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from cds_service.charts.definition import ChartDefinition
-from cds_service.engine.rulefile import (
+from cds_service.engine.ruleset import RuleSet
+from cds_service.ruleformat.rulefile import (
     All,
     Any_,
     CardTemplate,
@@ -19,7 +20,6 @@ from cds_service.engine.rulefile import (
     Parameter,
     Present,
 )
-from cds_service.engine.ruleset import RuleSet
 
 HEADER = """\
 # The rule pack

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from cds_service.cards.text import format_number, format_time
 from cds_service.engine import Evaluation, Outcome
 from cds_service.facts.named import Fact
+from cds_service.ruleformat.text import format_number, format_time
 
 _STATUS = {"fired": "FIRED", "not-fired": "not fired", "unknown": "COULD NOT EVALUATE"}
 

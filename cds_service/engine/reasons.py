@@ -8,8 +8,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from cds_service.engine.rulefile import RuleFile
 from cds_service.engine.ruleset import rule_files
+from cds_service.ruleformat.rulefile import RuleFile
 from cds_service.yamlfile import FileProblems, load_yaml
 
 Offered = dict[tuple[str, str], tuple[str | None, str]]

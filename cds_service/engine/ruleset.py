@@ -16,13 +16,15 @@ from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
 from cds_service.calculations import Calculations, configure
 from cds_service.calculations.registry import CALCULATIONS
-from cds_service.cards.actions import ACTIONS
-from cds_service.cards.text import longest, template_problems
 from cds_service.charts.definition import ChartDefinition, load_charts
 from cds_service.engine.citations import citation_problems
 from cds_service.engine.conditions import Compiled, CompileError, Converter, FieldMap, compile_condition
 from cds_service.engine.durable import CompiledRuleset, DurableRules
-from cds_service.engine.rulefile import (
+from cds_service.facts.catalog import FactCatalog, load_catalog
+from cds_service.protocol.discovery import ServiceFileError, ServiceRegistry, load_services
+from cds_service.protocol.response import SUMMARY_MAX
+from cds_service.ruleformat.actions import ACTIONS
+from cds_service.ruleformat.rulefile import (
     All,
     Any_,
     CardTemplate,
@@ -31,10 +33,8 @@ from cds_service.engine.rulefile import (
     Not,
     RuleFile,
 )
-from cds_service.engine.tree import rule_tree_files
-from cds_service.facts.catalog import FactCatalog, load_catalog
-from cds_service.protocol.discovery import ServiceFileError, ServiceRegistry, load_services
-from cds_service.protocol.response import SUMMARY_MAX
+from cds_service.ruleformat.text import longest, template_problems
+from cds_service.ruleformat.tree import rule_tree_files
 from cds_service.yamlfile import FileProblems, Location, Problem, YamlDoc, load_yaml, validation_problems
 
 RULESET_FILE = "ruleset.yaml"
@@ -137,7 +137,7 @@ def rule_files(rules_dir: Path) -> list[Path]:
 
 def check_rules(rules_dir: Path) -> list[Problem]:
     """Every problem (errors and warnings) of the rule files, without compiling into durable-rules.
-    `rules lint` adds the case files' (engine/lint.py)."""
+    `rules lint` adds the case files' (cds_service/lint.py)."""
     return _check(rules_dir).problems
 
 
@@ -456,7 +456,7 @@ def _used_parameters(spec: RuleFile) -> set[str]:
 
 
 def _names(text: str) -> list[str]:
-    from cds_service.cards.text import placeholders
+    from cds_service.ruleformat.text import placeholders
 
     return [name for name, _ in placeholders(text)]
 

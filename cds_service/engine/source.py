@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from cds_service.engine.ruleset import CASES_SUFFIX
-from cds_service.engine.tree import rule_tree_files
+from cds_service.ruleformat.tree import rule_tree_files
 
 # The C parser when PyYAML has it: the case files are read again whenever they change.
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

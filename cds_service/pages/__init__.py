@@ -10,6 +10,8 @@ from starlette.staticfiles import StaticFiles
 
 from cds_service.config import Settings
 
+__all__ = ["include_pages"]
+
 
 def include_pages(app: FastAPI, settings: Settings) -> None:
     from cds_service.pages import chart

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from cds_service.cards.text import format_number
+from cds_service.ruleformat.text import format_number
 
 Resource = Mapping[str, Any]
 Row = tuple[str, str]

@@ -29,7 +29,7 @@ from cds_service.pages.markdown import to_html
 from cds_service.pages.orders import action_view, draft_orders
 from cds_service.pipeline import Answer, Runtime, call_service
 from cds_service.protocol.body import read_json_body
-from cds_service.protocol.discovery import ServiceRegistry
+from cds_service.protocol.capture import captured_body
 from cds_service.protocol.outcome import ProblemError
 
 log = logging.getLogger(__name__)
@@ -139,7 +139,7 @@ async def evaluate(request: Request, service: str | None = None, as_of: str | No
     removed = [key for key in EHR_ACCESS if key in document]
     for key in removed:
         del document[key]
-    service_id = service or _service_for_hook(runtime.services, document.get("hook"))
+    service_id = service or runtime.services.for_hook(document.get("hook"), "choose a service")
     moment = _moment(as_of) if as_of else fixtures.default_as_of(document)
     # Chart links on the cards point at the configured public URL: the Host header is the caller's.
     answer = await call_service(
@@ -215,9 +215,7 @@ def _hook_request(raw: bytes) -> dict[str, Any]:
         document = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise ProblemError.single(400, f"the request is not valid JSON: {exc}") from None
-    # A captured HTTP exchange (as in tests/fixtures/real-clients/) holds the hook request under "body".
-    if isinstance(document, dict) and isinstance(document.get("body"), dict) and "hook" not in document:
-        document = document["body"]
+    document = captured_body(document)
     if not isinstance(document, dict):
         raise ProblemError.single(400, "a hook request is a JSON object")
     return document
@@ -228,15 +226,6 @@ def _encoded(document: dict[str, Any]) -> bytes:
         return orjson.dumps(document)
     except orjson.JSONEncodeError:  # deeper than orjson writes: what it read at 255 levels, inside "body"
         raise ProblemError.single(400, "the request is nested too deeply to evaluate") from None
-
-
-def _service_for_hook(services: ServiceRegistry, hook: Any) -> str:
-    candidates = [s.id for s in services if s.hook == hook]
-    if len(candidates) == 1:
-        return candidates[0]
-    if not candidates:
-        raise ProblemError.single(400, f"no service answers hook {hook!r}; choose a service", "hook")
-    raise ProblemError.single(400, f"several services answer {hook!r} ({', '.join(candidates)}); choose one")
 
 
 def _moment(text: str) -> datetime:

@@ -11,9 +11,10 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
-from cds_service.data.templates import template_problems
 from cds_service.protocol.hooks import HOOK_CONTEXT
+from cds_service.protocol.outcome import ProblemError
 from cds_service.protocol.response import SUMMARY_MAX
+from cds_service.protocol.templates import template_problems
 from cds_service.yamlfile import FileProblems, load_yaml, validation_problems
 
 Text = Annotated[str, StringConstraints(min_length=1)]
@@ -108,6 +109,18 @@ class ServiceRegistry:
 
     def __iter__(self) -> Iterator[ServiceDefinition]:
         return iter(self.services.values())
+
+    def for_hook(self, hook: object, advice: str) -> str:
+        """The id of the one service answering `hook`; a 400 saying `advice` (how to name one) when
+        none or several do."""
+        candidates = [s.id for s in self if s.hook == hook]
+        if len(candidates) == 1:
+            return candidates[0]
+        if not candidates:
+            raise ProblemError.single(400, f"no service answers hook {hook!r}; {advice}", "hook")
+        raise ProblemError.single(
+            400, f"several services answer {hook!r} ({', '.join(candidates)}); {advice}"
+        )
 
     def with_extension(self, extension: dict[str, Any]) -> ServiceRegistry:
         """The same services, with `extension` on every discovery entry (e.g. the ruleset version)."""

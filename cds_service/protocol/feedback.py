@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import msgspec
 
 from cds_service.protocol.outcome import Issue, ProblemError
 from cds_service.store import limits
-from cds_service.store.database import CardOwner, FeedbackRow
+from cds_service.store.database import CardOwner
 
 
 class _Coding(msgspec.Struct):
@@ -44,7 +44,24 @@ class _Wire(msgspec.Struct):
 _DECODER = msgspec.json.Decoder(_Wire)
 
 
-def parse_feedback(body: bytes, service_id: str, now: datetime | None = None) -> list[FeedbackRow]:
+@dataclasses.dataclass(frozen=True)
+class FeedbackItem:
+    """One item of a feedback request, checked."""
+
+    card_uuid: str
+    outcome: str
+    outcome_timestamp: str
+    accepted_suggestions: list[str] | None
+    override_code: str | None
+    override_system: str | None
+    override_display: str | None
+    user_comment: str | None
+    # Whether the card offered the override reason given (bound_feedback); None: no reason given, or a
+    # card this service has no record of.
+    reason_offered: bool | None = None
+
+
+def parse_feedback(body: bytes) -> list[FeedbackItem]:
     """Decode and check a feedback request; raise ProblemError(400) naming every bad item."""
     try:
         wire = _DECODER.decode(body)
@@ -57,9 +74,8 @@ def parse_feedback(body: bytes, service_id: str, now: datetime | None = None) ->
     if not wire.feedback:
         raise ProblemError.single(400, "feedback must hold at least one item", expression="feedback")
 
-    received = now or datetime.now(UTC)
     issues: list[Issue] = []
-    rows: list[FeedbackRow] = []
+    items: list[FeedbackItem] = []
     for index, item in enumerate(wire.feedback):
         where = f"feedback[{index}]"
         item_issues = _item_issues(item, where)
@@ -67,9 +83,8 @@ def parse_feedback(body: bytes, service_id: str, now: datetime | None = None) ->
             issues.extend(item_issues)
             continue
         reason = item.overrideReason.reason if item.overrideReason else None
-        rows.append(
-            FeedbackRow(
-                service_id=service_id,
+        items.append(
+            FeedbackItem(
                 card_uuid=item.card,
                 outcome=item.outcome,
                 outcome_timestamp=item.outcomeTimestamp,
@@ -80,12 +95,11 @@ def parse_feedback(body: bytes, service_id: str, now: datetime | None = None) ->
                 override_system=reason.system if reason else None,
                 override_display=reason.display if reason else None,
                 user_comment=item.overrideReason.userComment if item.overrideReason else None,
-                received_at=received,
             )
         )
     if issues:
         raise ProblemError(400, issues)
-    return rows
+    return items
 
 
 def _item_issues(item: _Item, where: str) -> list[Issue]:
@@ -150,23 +164,23 @@ def _is_instant(value: Any) -> bool:
 
 
 def bound_feedback(
-    rows: list[FeedbackRow], owners: Mapping[str, CardOwner], issuer: str | None
-) -> list[FeedbackRow]:
-    """The rows, bound to who sent them and checked against the cards they name: feedback on a card
+    items: list[FeedbackItem], owners: Mapping[str, CardOwner], service_id: str, issuer: str | None
+) -> list[FeedbackItem]:
+    """The items, checked against the cards they name and who sent them: feedback on a card
     issued to another issuer or by another service is refused (400, nothing stored); an override reason
     the card did not offer is kept, flagged. A card this service has no record of (issued while its
     database was down, or never) is kept as it is, and the report counts it apart."""
     issues = []
     bound = []
-    for index, row in enumerate(rows):
+    for index, row in enumerate(items):
         owner = owners.get(row.card_uuid)
         offered: bool | None = None
         if owner is not None:
-            if owner.service_id != row.service_id or owner.issuer != issuer:
+            if owner.service_id != service_id or owner.issuer != issuer:
                 issues.append(
                     Issue(
                         f"feedback[{index}].card: card {row.card_uuid!r} was not issued to this caller by "
-                        f"{row.service_id!r}",
+                        f"{service_id!r}",
                         code="forbidden",
                         expression=f"feedback[{index}].card",
                     )
@@ -178,7 +192,7 @@ def bound_feedback(
                     code == row.override_code and row.override_system in (None, system)
                     for system, code in owner.override_reasons
                 )
-        bound.append(dataclasses.replace(row, issuer=issuer, reason_offered=offered))
+        bound.append(dataclasses.replace(row, reason_offered=offered))
     if issues:
         raise ProblemError(400, issues)
     return bound

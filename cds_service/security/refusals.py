@@ -8,24 +8,15 @@ added to what other workers wrote for the same key. Authenticated calls keep the
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import datetime
 
+from cds_service.store.database import RefusalCount
 from cds_service.store.limits import clip
 from cds_service.store.schema import refused_calls
 
 # Distinct keys held between two writes; past it, new sources are counted as "other". A flood from
 # many addresses then costs bounded memory and bounded rows.
 MAX_KEYS = 10_000
-
-
-@dataclasses.dataclass(frozen=True)
-class RefusalCount:
-    minute: datetime
-    source: str
-    reason: str
-    endpoint: str
-    count: int
 
 
 class Refusals:

@@ -19,7 +19,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from cds_service.security.refusals import RefusalCount
 from cds_service.store.limits import clip_row
 from cds_service.store.postgres import connect_args
 from cds_service.store.report import FeedbackReport, Offered, feedback_report
@@ -116,6 +115,17 @@ class AuditRow:
     process: int | None = None
 
 
+@dataclasses.dataclass(frozen=True)
+class RefusalCount:
+    """Calls refused in one minute from one source, for one reason, on one endpoint (security/refusals.py)."""
+
+    minute: datetime
+    source: str
+    reason: str
+    endpoint: str
+    count: int
+
+
 class Store:
     def __init__(self, url: str) -> None:
         self.url = url
@@ -176,13 +186,6 @@ class Store:
         except SQLAlchemyError:
             return False
         return True
-
-    def record_cards(self, cards: Sequence[IssuedCard]) -> None:
-        if not cards:
-            return
-        rows = [_row(card) for card in cards]
-        with self.cards_engine.begin() as conn:
-            conn.execute(cards_issued.insert(), rows)
 
     def record_call(
         self, audit: AuditRow, cards: Sequence[IssuedCard] = (), charts: Sequence[ChartSnapshot] = ()

@@ -25,11 +25,11 @@ from cds_service.calculations.exposure import (
 )
 from cds_service.calculators.tristate import Tri
 from cds_service.data.resources import Resource
-from cds_service.engine.rulefile import RuleFile
 from cds_service.facts.derive import named_facts
 from cds_service.facts.model import Facts
 from cds_service.facts.named import Fact
 from cds_service.facts.orders import resolver
+from cds_service.ruleformat.rulefile import RuleFile
 from cds_service.yamlfile import load_yaml
 from tests.conftest import RULES
 from tests.facts.support import LOINC, RXNORM, UCUM, catalog, make_facts, observation, resource

@@ -14,9 +14,9 @@ from cds_service.calculations.base import ParameterError, Params
 from cds_service.calculations.ferritin import FERRITIN_RESPONSE, FERRITIN_TREND
 from cds_service.calculations.registry import CALCULATIONS
 from cds_service.data.resources import Resource
-from cds_service.engine.rulefile import Parameter, RuleFile
 from cds_service.engine.ruleset import check_rules
 from cds_service.facts.named import Fact
+from cds_service.ruleformat.rulefile import Parameter, RuleFile
 from cds_service.yamlfile import load_yaml
 from tests.conftest import RULES
 from tests.facts.support import NOW, RXNORM, SNOMED, catalog, facts_of, make_facts, observation, resource

@@ -12,8 +12,8 @@ import pytest
 from cds_service.calculations.base import ParameterError, Params
 from cds_service.calculations.hlh import CRITERIA, Hlh, HlhSettings, clip, open_text, short_list
 from cds_service.calculators.hscore import probability
-from cds_service.engine.rulefile import Parameter, RuleFile
 from cds_service.facts.named import Fact
+from cds_service.ruleformat.rulefile import Parameter, RuleFile
 from cds_service.yamlfile import load_yaml
 from tests.conftest import RULES
 from tests.facts.support import SNOMED, catalog, facts_of, make_facts, observation, resource

@@ -12,9 +12,9 @@ import pytest
 
 from cds_service.calculations.base import ParameterError, Params
 from cds_service.calculations.infusion import Infusion, InfusionSettings
-from cds_service.engine.rulefile import RuleFile
 from cds_service.facts.model import Facts
 from cds_service.facts.named import Fact, missing
+from cds_service.ruleformat.rulefile import RuleFile
 from cds_service.yamlfile import load_yaml
 from tests.conftest import RULES
 from tests.facts.support import catalog

@@ -12,8 +12,8 @@ import pytest
 
 from cds_service.calculations.base import ParameterError, Params
 from cds_service.calculations.kidney import AcuteKidneyInjury, AkiSettings, Renal, RenalSettings
-from cds_service.engine.rulefile import Parameter, RuleFile
 from cds_service.facts.named import Fact, missing
+from cds_service.ruleformat.rulefile import Parameter, RuleFile
 from cds_service.yamlfile import load_yaml
 from tests.conftest import RULES
 from tests.facts.support import catalog, make_facts, observation

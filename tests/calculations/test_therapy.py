@@ -9,8 +9,8 @@ import pytest
 
 from cds_service.calculations.base import ParameterError, Params
 from cds_service.calculations.therapy import Therapy, TherapySettings
-from cds_service.engine.rulefile import RuleFile
 from cds_service.facts.named import Fact, missing
+from cds_service.ruleformat.rulefile import RuleFile
 from cds_service.yamlfile import load_yaml
 from tests.conftest import RULES
 from tests.facts.support import RXNORM, SNOMED, UCUM, catalog, make_facts, resource

@@ -80,7 +80,7 @@ async def test_rendering_without_a_place_for_charts_leaves_chart_links_out(
     answer = await ask("ferritin-rising", draft_order(400))
     service = runtime.services.get("anakinra-order-sign")
     assert service is not None
-    response, _ = render_response(service, answer.facts, answer.evaluation, issued_at=FIXTURE_NOW)
+    response = render_response(service, answer.facts, answer.evaluation).response
     cards = orjson.loads(response.body())["cards"]
     assert len(cards) == len(orjson.loads(answer.body)["cards"])
     assert not [c for c in cards if c.get("links")]

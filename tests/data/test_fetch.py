@@ -119,7 +119,7 @@ async def test_a_next_link_under_the_base_path_is_followed() -> None:
 
 
 async def test_a_query_that_leaves_the_base_path_is_not_sent() -> None:
-    from cds_service.data.templates import fill_template
+    from cds_service.protocol.templates import fill_template
 
     query = fill_template("Patient/{{context.patientId}}", {"patientId": "../../admin"})
     assert query is not None

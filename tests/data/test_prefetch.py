@@ -5,10 +5,9 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from cds_service.data.prefetch import FetchSettings, gather_data
+from cds_service.data.prefetch import FetchSettings, RequiredDataUnavailable, gather_data
 from cds_service.data.upstream import FetchPolicy, Upstream
 from cds_service.protocol.discovery import ServiceDefinition
-from cds_service.protocol.outcome import ProblemError
 from cds_service.protocol.request import parse_hook_request
 from tests.fhirserver import FhirTestServer
 from tests.test_app import _auth, sandbox_order_sign
@@ -39,9 +38,9 @@ async def test_required_data_out_of_reach_is_refused_before_any_fetch(fhir_serve
     )
     request = parse_hook_request(_request(fhir_server), "order-sign")
     async with Upstream(LOOPBACK) as client:
-        with pytest.raises(ProblemError) as refused:
+        with pytest.raises(RequiredDataUnavailable) as refused:
             await gather_data(service, request, client, SETTINGS)
-    assert refused.value.status == 412
+    assert [p.code for p in refused.value.problems] == ["incomplete"]
     assert "a context value its query needs is missing" in str(refused.value)
     assert fhir_server.requests == []
 
@@ -63,7 +62,7 @@ async def test_without_a_token_nothing_is_fetched_unless_allowed(fhir_server: Fh
     service = _service(patient={"query": "Patient/{{context.patientId}}"})
     request = parse_hook_request(_request(fhir_server, fhirAuthorization=None), "order-sign")
     async with Upstream(LOOPBACK) as client:
-        with pytest.raises(ProblemError, match="no fhirAuthorization was given"):
+        with pytest.raises(RequiredDataUnavailable, match="no fhirAuthorization was given"):
             await gather_data(service, request, client, SETTINGS)
         assert fhir_server.requests == []
         open_server = FetchSettings(deadline_seconds=1.0, max_pages=3, without_token=True)

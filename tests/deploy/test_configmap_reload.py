@@ -19,8 +19,8 @@ import yaml
 from cds_service.deploy import rules_configmap
 from cds_service.engine import RuleEngine
 from cds_service.engine.durable import DurableRules
-from cds_service.engine.reload import Reloader
 from cds_service.engine.ruleset import load_ruleset, ruleset_hash
+from cds_service.reload import Reloader
 from tests.conftest import ROOT
 from tests.deploy.kubelet import files_of, project
 from tests.engine.rulesdir import edit

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cds_service.cases import load_cases
 from cds_service.cli import main
 from cds_service.deploy import CONFIGMAP_FILE, HASH_ANNOTATION, VOLUME_FILE, ConfigMapError, rules_configmap
 from cds_service.derived import REGEN_COMMAND
-from cds_service.engine.cases import load_cases
 from cds_service.engine.ruleset import ruleset_hash
 from tests.conftest import ROOT, RULES
 from tests.deploy.kubelet import files_of, project

@@ -14,8 +14,8 @@ from pydantic import TypeAdapter
 
 from cds_service.engine.conditions import Compiled, CompileError, FieldMap, compile_condition
 from cds_service.engine.durable import DurableRules
-from cds_service.engine.rulefile import Condition, Parameter
 from cds_service.facts.named import Fact, FactSpec
+from cds_service.ruleformat.rulefile import Condition, Parameter
 
 SPECS = {
     spec.name: spec
@@ -473,9 +473,8 @@ def test_compile_errors(condition: dict[str, Any], message: str) -> None:
 @pytest.mark.parametrize(
     "condition",
     [
-        # BUG (cds_service/engine/conditions.py, _against_parameter, lines 186-199): a comparison
-        # with `param:` on a text, boolean or count fact skips the checks that the same comparison with
-        # `value:` gets (lines 169-176). Each of these compiles today; each should be a CompileError.
+        # A comparison with `param:` on a text, boolean or count fact gets the checks the same comparison
+        # with `value:` gets; once it skipped them and each of these compiled.
         {"fact": "order.route", "op": ">", "param": "route_word"},  # text has only == and !=
         {"fact": "order.route", "op": "==", "param": "route_not_a_value"},  # "IV" is not a route value
         {"fact": "order.route", "op": "==", "param": "min_results"},  # text compared with a number

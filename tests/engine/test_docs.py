@@ -9,8 +9,8 @@ import pytest
 from cds_service.derived import REGEN_COMMAND
 from cds_service.engine.docs import condition_text, rule_pack_markdown
 from cds_service.engine.durable import DurableRules
-from cds_service.engine.rulefile import RuleFile
 from cds_service.engine.ruleset import RuleSet, load_ruleset
+from cds_service.ruleformat.rulefile import RuleFile
 from tests.conftest import ROOT, RULES
 
 

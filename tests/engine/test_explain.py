@@ -8,8 +8,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from cds_service.cases import load_cases, request_body
 from cds_service.cli import main
-from cds_service.engine.cases import load_cases, request_body
 from cds_service.engine.durable import DurableRules
 from cds_service.engine.ruleset import load_ruleset
 from tests.conftest import RULES
@@ -87,3 +87,24 @@ def test_explain_evaluates_as_of_now_given(tmp_path: Path, capsys: pytest.Captur
     report = orjson.loads(capsys.readouterr().out)
     weight = next(f for r in report["rules"] for f in r["facts"] if f["name"] == "patient.weight")
     assert weight["value"] is None and "7 d" in weight["missing"], weight
+
+
+def test_explain_shows_what_strict_validation_says_of_each_draft_order(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    request = case_request(tmp_path, "3000 mg/day is above")
+    body = orjson.loads(Path(request[0]).read_bytes())
+    (order,) = body["context"]["draftOrders"]["entry"]
+    del order["resource"]["intent"]  # as the CDS Hooks sandbox sends them
+    Path(request[0]).write_bytes(orjson.dumps(body))
+    assert main(["rules", "explain", *request, "--rules-dir", str(RULES)]) == 0
+    out = capsys.readouterr().out
+    line = next(
+        line for line in out.splitlines() if line.startswith(f"  MedicationRequest/{order['resource']['id']}")
+    )
+    assert "intent" in line
+    assert "max-dose 1.3.0: FIRED" in out  # read leniently all the same
+    assert main(["rules", "explain", *request, "--rules-dir", str(RULES), "--json"]) == 0
+    (shown,) = orjson.loads(capsys.readouterr().out)["draft_orders"]
+    assert shown["order"] == f"MedicationRequest/{order['resource']['id']}"
+    assert any("intent" in note for note in shown["validation_notes"])

@@ -17,9 +17,9 @@ import httpx
 from cds_service.cards.render import PROVENANCE_KEY
 from cds_service.engine.ruleset import ruleset_hash
 from tests.engine.rulesdir import copy_rules
-from tests.engine.test_reload import wait_for
 from tests.security.test_http import dosed_order_sign
 from tests.test_app import ORDER_SIGN
+from tests.test_reload import wait_for
 
 OLD_SUMMARY = "is above the {param.max_daily_dose} mg/day maximum"
 NEW_SUMMARY = "exceeds the maximum of {param.max_daily_dose} mg/day"

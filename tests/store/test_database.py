@@ -184,7 +184,7 @@ def test_a_database_made_by_an_older_version_gains_the_new_columns(tmp_path: Pat
     card = IssuedCard(
         "c-new", "svc", "r", "1", "info", "p", "h", datetime(2026, 11, 2, tzinfo=UTC), "iss", [["s", "c"]]
     )
-    store.record_cards([card])
+    store.record_call(AuditRow(at=card.issued_at, endpoint="service", latency_ms=1.0, status=200), [card])
     owners = store.card_owners(["c-old", "c-new"])
     assert owners["c-old"].issuer is None and owners["c-new"].issuer == "iss"
     assert owners["c-new"].override_reasons == frozenset({("s", "c")})

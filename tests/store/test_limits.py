@@ -20,13 +20,12 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import String
 
-from cds_service.charts.definition import ChartId
 from cds_service.charts.links import TOKEN_BYTES
 from cds_service.config import Settings
-from cds_service.engine.rulefile import RuleId, RuleVersion
 from cds_service.protocol.discovery import ServiceId
 from cds_service.protocol.feedback import parse_feedback
 from cds_service.protocol.outcome import ProblemError
+from cds_service.ruleformat.rulefile import ChartId, RuleId, RuleVersion
 from cds_service.security.trust import Issuer, Tenant
 from cds_service.store.database import Store
 from cds_service.store.limits import LIMITS, clip, field_width, problem, width
@@ -137,10 +136,10 @@ def _feedback(field: str, length: int, filler: str = "1") -> bytes:
 def test_feedback_at_its_column_width_is_read_and_one_more_character_is_refused(field: str) -> None:
     limit = field_width(f"feedback.{field}")
     assert limit is not None
-    (row,) = parse_feedback(_feedback(field, limit), "anakinra-order-sign")
+    (row,) = parse_feedback(_feedback(field, limit))
     assert row.card_uuid
     with pytest.raises(ProblemError) as refused:
-        parse_feedback(_feedback(field, limit + 1), "anakinra-order-sign")
+        parse_feedback(_feedback(field, limit + 1))
     assert refused.value.status == 400
     (issue,) = refused.value.issues
     assert issue.expression == f"feedback[0].{field}"

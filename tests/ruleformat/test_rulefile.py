@@ -12,7 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from cds_service.derived import REGEN_COMMAND
-from cds_service.engine.rulefile import RuleFile, rule_file_schema
+from cds_service.ruleformat.rulefile import RuleFile, rule_file_schema
 from cds_service.yamlfile import load_yaml, validation_problems
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,9 +8,9 @@ from datetime import datetime
 
 import pytest
 
-from cds_service.cards.text import fill, format_number, longest, placeholders, template_problems
-from cds_service.engine.rulefile import Parameter
 from cds_service.facts.named import Fact, FactSpec
+from cds_service.ruleformat.rulefile import Parameter
+from cds_service.ruleformat.text import fill, format_number, longest, placeholders, template_problems
 
 SPECS = {
     spec.name: spec
@@ -95,9 +95,8 @@ def test_every_bad_placeholder_is_reported_once() -> None:
 
 
 def test_a_parameter_with_a_bad_format_is_a_template_problem() -> None:
-    # BUG (cds_service/cards/text.py, _placeholder_problem, lines 114-120): a format spec on a
-    # {param.*} placeholder is never checked, so lint accepts it and then longest() (called by lint on
-    # summaries, engine/ruleset.py line 323) and fill() raise ValueError: Invalid format specifier.
+    # A format spec on a {param.*} placeholder is checked like one on a fact: accepted by lint, it would
+    # make longest() (lint, on summaries) and fill() raise ValueError: Invalid format specifier.
     template = "Max {param.max_daily_dose:zz} mg/day"
     assert template_problems(template, SPECS, PARAMETERS) != []
 
@@ -232,9 +231,8 @@ def test_the_widest_values_reach_the_bound_exactly() -> None:
 
 @pytest.mark.parametrize("spec", [">30", ".20f", "030.1f", ".12e"])
 def test_a_format_spec_cannot_break_the_bound(spec: str) -> None:
-    # BUG (cds_service/cards/text.py, _width, line 158): a number is assumed 12 characters whatever its
-    # format spec, and template_problems accepts any spec format() accepts, so a width or precision in
-    # the spec makes a summary longer than lint proved (here 3.2 renders as 13-30 characters).
+    # A width or precision in a spec must not make a summary longer than lint proved (3.2 would render
+    # as 13-30 characters against the 12 a number is assumed to take).
     template = f"{{ferritin.worst:{spec}}}"
     if template_problems(template, SPECS, PARAMETERS):
         return  # refusing the spec is a fix too
@@ -334,7 +332,7 @@ def test_fill_marks_a_fact_the_request_did_not_produce() -> None:
 def test_ucum_powers_of_ten_in_a_detail_render_as_written_not_as_emphasis() -> None:
     from markdown_it import MarkdownIt
 
-    from cds_service.cards.text import protect_units, visible
+    from cds_service.ruleformat.text import protect_units, visible
 
     detail = "ANC **0.4 10*9/L** (<1 10*9/L); WBC 2 10*3/uL"
     protected = protect_units(detail)

@@ -18,11 +18,10 @@ import logging
 import signal
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 
+from cds_service.cases import format_result, load_cases, run_cases
 from cds_service.engine import RuleEngine
-from cds_service.engine.cases import format_result, load_cases, run_cases
 from cds_service.engine.ruleset import RuleSet, load_ruleset, ruleset_hash
 from cds_service.engine.source import SourceHash
 from cds_service.yamlfile import FileProblems
@@ -43,8 +42,6 @@ class ReloadResult:
 class ReloadState:
     """What /healthz shows about reloads."""
 
-    last_checked: datetime | None = None
-    last_reloaded: datetime | None = None
     rejected_hash: str | None = None  # ruleset hash of the rejected files
     rejected_errors: tuple[str, ...] = ()
     rejected_source_hash: str | None = None
@@ -75,7 +72,6 @@ class Reloader:
 
     async def _check(self, retry: bool) -> ReloadResult:
         started = time.perf_counter()
-        self.state.last_checked = datetime.now(UTC)
         source = self.source_hash()
         serving = self.engine.ruleset
         if source == self.state.serving_source_hash:
@@ -122,7 +118,6 @@ class Reloader:
         old = self.engine.swap(candidate)
         # Requests that began with the old ruleset finish within their fetch deadline; free it after.
         asyncio.get_running_loop().call_later(self.release_after_seconds, old.release, durable)
-        self.state.last_reloaded = datetime.now(UTC)
         log.info(
             "rules reloaded: %s %s (sha256 %s, was %s %s); %d cases passed in %.0f ms",
             candidate.name,

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from cds_service.cases import load_cases
 from cds_service.cli import main
-from cds_service.engine.cases import load_cases
 from cds_service.yamlfile import FileProblems
 from tests.conftest import RULES
 from tests.engine.rulesdir import copy_rules, edit

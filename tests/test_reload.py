@@ -12,8 +12,8 @@ import pytest
 
 from cds_service.engine import RuleEngine
 from cds_service.engine.durable import DurableRules
-from cds_service.engine.reload import Reloader
 from cds_service.engine.ruleset import load_ruleset
+from cds_service.reload import Reloader
 from tests.engine.rulesdir import copy_rules, edit
 from tests.processes import START_SECONDS, start_server, stop_group
 
@@ -172,7 +172,7 @@ async def test_putting_back_the_serving_content_after_a_reload_clears_the_reject
 async def test_a_rejected_change_is_tried_once_per_content(
     reloader: Reloader, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import cds_service.engine.reload as reload_module
+    import cds_service.reload as reload_module
 
     loads: list[Path] = []
     real = reload_module.load_cases
@@ -376,8 +376,8 @@ async def test_sighup_retries_a_change_already_rejected(
     import os
     import signal
 
-    import cds_service.engine.reload as reload_module
-    from cds_service.engine.reload import watching
+    import cds_service.reload as reload_module
+    from cds_service.reload import watching
 
     make_max_dose_critical(reloader.rules_dir)
     assert (await reloader.check()).outcome == "rejected"
@@ -399,7 +399,7 @@ async def test_sighup_checks_at_once_without_waiting_for_the_interval(reloader: 
     import os
     import signal
 
-    from cds_service.engine.reload import watching
+    from cds_service.reload import watching
 
     before = reloader.engine.ruleset
     edit(

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from fhir.resources.R4B.servicerequest import ServiceRequest
 
-from cds_service.cards.actions import ACTIONS, OrderLabTest, SuggestionContext
+from cds_service.ruleformat.actions import ACTIONS, OrderLabTest, SuggestionContext
 
 FERRITIN = {"code": "http://loinc.org|2276-4", "display": "Ferritin [Mass/volume] in Serum or Plasma"}
 
@@ -64,10 +64,9 @@ def test_every_bad_argument_is_reported() -> None:
     ids=["empty-code", "empty-system", "empty-display"],
 )
 def test_arguments_lint_accepts_build_a_valid_resource(arguments: dict[str, Any]) -> None:
-    # BUG (cds_service/cards/actions.py, argument_problems, lines 45-48): only checks that code contains
-    # "|" and that display is a str. An empty code or display passes lint, then build() raises
-    # pydantic.ValidationError (ServiceRequest.model_validate, line 79) while rendering the card; an
-    # empty system builds a Coding with system "" (FHIR: values are never empty strings).
+    # Lint refuses what build() cannot make valid FHIR from: an empty code or display would raise while
+    # the card is rendered, and an empty system would make a Coding with system "" (FHIR values are
+    # never empty strings).
     action = OrderLabTest()
     if action.argument_problems(arguments, {}, {}):
         return

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import yaml
 
-from cds_service.data.templates import fill_template, template_problems, token_value
+from cds_service.protocol.templates import fill_template, template_problems, token_value
 from tests.conftest import RULES
 
 CONTEXT: dict[str, Any] = {"patientId": "p1", "userId": "Practitioner/abc", "encounterId": "e1"}

@@ -12,8 +12,8 @@ from fhir.resources.R4B.medicationrequest import MedicationRequest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cds_service.cards.actions import ACTIONS, SuggestionContext, UpdateDraftOrder, updated_order, valid
 from cds_service.facts.named import Fact, FactSpec
+from cds_service.ruleformat.actions import ACTIONS, SuggestionContext, UpdateDraftOrder, updated_order, valid
 from tests.conftest import ROOT
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"

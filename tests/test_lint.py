@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from cds_service.cli import main
-from cds_service.engine.lint import lint_rules
+from cds_service.lint import lint_rules
 from tests.engine.rulesdir import copy_rules, edit
 
 FIRST_CASE = "  - name: 3000 mg/day is above the 2400 mg/day maximum\n    service: anakinra-order-sign\n"

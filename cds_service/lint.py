@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cds_service.engine.cases import case_problems
+from cds_service.cases import case_problems
 from cds_service.engine.ruleset import check_rule_pack
 from cds_service.yamlfile import Problem
 

@@ -11,12 +11,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, StringConstraints, Tag, model_validator
 
-from cds_service.charts.definition import ChartId
 from cds_service.store.limits import varchar
 from cds_service.store.schema import cards_issued
 
 Text = Annotated[str, StringConstraints(min_length=1)]
 RuleId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9\-]{0,63}$")]
+# A chart file's id (rules/charts), which a card's link may name.
+ChartId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9\-]{0,63}$")]
 FactName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")]
 ParamName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")]
 CalculationName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")]

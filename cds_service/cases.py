@@ -20,10 +20,10 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
-from cds_service.cards.text import format_number, visible
 from cds_service.data.compose import bundle_resources, hook_request
 from cds_service.engine.durable import DurableRules
 from cds_service.engine.ruleset import CASES_SUFFIX, PackNames, RuleSet
+from cds_service.ruleformat.text import format_number, visible
 from cds_service.yamlfile import FileProblems, Location, Problem, YamlDoc, load_yaml, validation_problems
 
 Text = Annotated[str, StringConstraints(min_length=1)]

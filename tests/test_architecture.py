@@ -1,0 +1,81 @@
+"""The import contracts in pyproject.toml ([tool.importlinter]) hold: the architecture as written down."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import ROOT
+
+CONTRACTS = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["importlinter"]
+
+
+def _lint_imports(cwd: Path, pythonpath: Path | None = None) -> subprocess.CompletedProcess[str]:
+    script = Path(sys.executable).with_name("lint-imports")
+    command = str(script) if script.exists() else shutil.which("lint-imports")
+    assert command, "lint-imports is not installed: pip install -e '.[test]'"
+    env = dict(os.environ)
+    if pythonpath is not None:
+        env["PYTHONPATH"] = str(pythonpath)
+    return subprocess.run(
+        [command, "--no-cache", "--no-logo", str(cwd / "pyproject.toml")],
+        check=False,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _contract(contract_id: str) -> dict[str, Any]:
+    return next(c for c in CONTRACTS["contracts"] if c["id"] == contract_id)
+
+
+def test_imports_keep_every_contract() -> None:
+    result = _lint_imports(ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_reach_back_breaks_a_contract(tmp_path: Path) -> None:
+    # The same check on a copy of the package with one import going the wrong way must fail, naming it:
+    # the contracts are read and applied, not passed vacuously.
+    shutil.copytree(
+        ROOT / "cds_service", tmp_path / "cds_service", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    outcome = tmp_path / "cds_service" / "protocol" / "outcome.py"
+    outcome.write_text(outcome.read_text(encoding="utf-8") + "\nimport cds_service.engine  # noqa\n")
+    result = _lint_imports(tmp_path, pythonpath=tmp_path)
+    assert result.returncode != 0
+    assert "cds_service.protocol.outcome -> cds_service.engine" in result.stdout
+
+
+def test_calculators_contract_names_every_other_module() -> None:
+    # A forbidden contract lists what it forbids; a module added later must not slip past it.
+    package = ROOT / "cds_service"
+    siblings = {p.stem for p in package.glob("*.py") if p.stem != "__init__"}
+    siblings |= {p.name for p in package.iterdir() if (p / "__init__.py").exists()}
+    forbidden = {
+        name.removeprefix("cds_service.") for name in _contract("calculators-pure")["forbidden_modules"]
+    }
+    assert forbidden == siblings - {"calculators"}
+
+
+def test_every_package_declares_its_public_names() -> None:
+    for init in sorted((ROOT / "cds_service").glob("*/__init__.py")):
+        name = f"cds_service.{init.parent.name}"
+        package = importlib.import_module(name)
+        assert isinstance(getattr(package, "__all__", None), list), f"{name} declares no __all__"
+        for public in package.__all__:
+            # A package exports either its own names or its modules.
+            assert hasattr(package, public) or importlib.util.find_spec(f"{name}.{public}"), (
+                f"{name}.{public}"
+            )
