@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from cds_service.cards.actions import ACTIONS, SuggestionContext
+from cds_service.cards.merge import merged_card
 from cds_service.cards.text import fill
 from cds_service.engine import Evaluation, Finding
 from cds_service.engine.rulefile import Link
@@ -37,38 +38,63 @@ def render_response(
     """The response and the cards to record. Chart links get their snapshots from `charts` (read its
     `snapshots` afterwards, to store them); without it there is nowhere to keep a chart, and chart links
     are left out."""
-    produced: list[tuple[Card, str, str]] = []
+    # Each card with the rules it speaks for, the first being the one its provenance names.
+    produced: list[tuple[Card, list[tuple[str, str]]]] = []
+    plan = evaluation.response
     incomplete = service.incomplete_data_card
     announced = {label: why for label, why in facts.unavailable.items() if label not in facts.unannounced}
-    if incomplete is not None and (announced or facts.problems):
+    speaks = plan is None or plan.speaks
+    if incomplete is not None and speaks and (announced or facts.problems):
         card = _incomplete_data_card(incomplete, announced, facts.problems, evaluation)
-        produced.append((card, incomplete.id, incomplete.version))
+        produced.append((card, [(incomplete.id, incomplete.version)]))
     context = SuggestionContext(
         patient_id=facts.patient_id,
         facts=evaluation.facts,
         draft_orders={f"{o.resource_type}/{o.id}": o.raw for o in facts.draft_orders},
     )
-    for finding in evaluation.findings():
-        produced.append((_card(finding, evaluation, context, charts), finding.rule_id, finding.rule_version))
+    findings = evaluation.findings()
+    shown = {f.rule_id for f in plan.shown} if plan is not None else {f.rule_id for f in findings}
+    merged = [f for f in plan.merged] if plan is not None else []
+    dropped = plan.dropped if plan is not None else {}
+    for finding in findings:
+        if finding.rule_id in shown:
+            decision = plan.decision(finding.rule_id) if plan is not None else None
+            skip = {index for (rule, index) in dropped if rule == finding.rule_id}
+            recommend = decision is None or decision.not_recommended_by is None
+            card = _card(finding, evaluation, context, charts, skip, recommend)
+            produced.append((card, [(finding.rule_id, finding.rule_version)]))
+        elif merged and finding.rule_id == merged[0].rule_id and plan is not None and plan.merge:
+            first = merged[0]
+            extension = _provenance(first.rule_id, first.rule_version, evaluation)
+            card = merged_card(plan, evaluation, context, lambda link: _link(link, charts), extension)
+            produced.append((card, [(f.rule_id, f.rule_version) for f in merged]))
     issued = [
         IssuedCard(
             card_uuid=card.uuid,
             service_id=service.id,
-            rule_id=rule_id,
-            rule_version=version,
+            rule_id=rules[0][0],
+            rule_version=rules[0][1],
             indicator=card.indicator,
             patient_id=facts.patient_id,
             hook_instance=facts.hook_instance,
             issued_at=issued_at,
+            also=tuple(rules[1:]),
         )
-        for card, rule_id, version in produced
+        for card, rules in produced
     ]
-    return CardsResponse(cards=[card for card, _, _ in produced]), issued
+    return CardsResponse(cards=[card for card, _ in produced]), issued
 
 
 def _card(
-    finding: Finding, evaluation: Evaluation, context: SuggestionContext, charts: ChartLinks | None
+    finding: Finding,
+    evaluation: Evaluation,
+    context: SuggestionContext,
+    charts: ChartLinks | None,
+    skip: Collection[int] = (),
+    recommend: bool = True,
 ) -> Card:
+    """The card of one finding; `skip`: suggestions another card of the response already offers;
+    `recommend` False: another card says not to recommend any of its suggestions."""
     template = finding.template
     facts: Mapping[str, Fact] = evaluation.facts
     card: dict[str, Any] = {
@@ -86,7 +112,9 @@ def _card(
             template.detail, facts, finding.parameters, finding.missing, True, finding.thresholds
         )
     suggestions = []
-    for suggestion in template.suggestions:
+    for index, suggestion in enumerate(template.suggestions):
+        if index in skip:
+            continue
         actions = ACTIONS[suggestion.action].build(suggestion.arguments, context)
         if actions is None:
             continue
@@ -97,7 +125,7 @@ def _card(
             "uuid": str(uuid.uuid4()),
             "actions": actions,
         }
-        if suggestion.isRecommended:
+        if suggestion.isRecommended and recommend:
             item["isRecommended"] = True
         suggestions.append(item)
     if suggestions:
