@@ -49,7 +49,15 @@ from cds_service.facts.coding import raw_list
 from cds_service.facts.knowledge import MedicationClass, Medications, duration_text, unavailable
 from cds_service.facts.model import DraftOrder, Facts
 from cds_service.facts.named import Fact, FactSpec, missing
-from cds_service.facts.orders import Json, Normalised, Resolver, is_medication, normalise, resolver
+from cds_service.facts.orders import (
+    Json,
+    Normalised,
+    Resolver,
+    being_ordered,
+    is_medication,
+    normalise,
+    resolver,
+)
 from cds_service.facts.time import after, duration_days, parse_datetime
 from cds_service.facts.units import Units, tidy
 
@@ -109,7 +117,7 @@ class ExposureSettings:
         if gap is not None:
             for name in ("exposure.recent", "exposure.days_high", "exposure.prior_orders"):
                 out[name] = missing(name, gap)
-            out["exposure.recent_or_ordered"] = self._ordered(ordered) or missing(
+            out["exposure.recent_or_ordered"] = self._ordered(ordered, facts.hook) or missing(
                 "exposure.recent_or_ordered", gap
             )
             out["exposure.daily_dose"] = self._draft_dose(ordered) or missing("exposure.daily_dose", gap)
@@ -118,7 +126,7 @@ class ExposureSettings:
         courses = prior_courses(facts, self.drug, self.medications, self.units, resolve, weight, draft_id)
         recent = self._recent(courses, facts.now)
         out["exposure.recent"] = recent
-        out["exposure.recent_or_ordered"] = self._ordered(ordered) or dataclasses.replace(
+        out["exposure.recent_or_ordered"] = self._ordered(ordered, facts.hook) or dataclasses.replace(
             recent, name="exposure.recent_or_ordered"
         )
         out["exposure.daily_dose"] = self._draft_dose(ordered) or self._current_dose(courses, facts.now)
@@ -128,14 +136,14 @@ class ExposureSettings:
 
     # --- the draft order ----------------------------------------------------------------------------
 
-    def _ordered(self, ordered: Normalised | None) -> Fact | None:
+    def _ordered(self, ordered: Normalised | None, hook: str) -> Fact | None:
         if ordered is None:
             return None
         return Fact(
             "exposure.recent_or_ordered",
             True,
             evidence=(ordered.reference,),
-            detail=f"a draft {self.drug.label} order is being signed ({ordered.summary})",
+            detail=f"this {self.drug.label} order is {being_ordered(hook)} ({ordered.summary})",
         )
 
     def _draft_dose(self, ordered: Normalised | None) -> Fact | None:

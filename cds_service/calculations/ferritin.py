@@ -233,7 +233,7 @@ class _Trend:
         if result.first is None or result.last is None:
             reason = f"No {label} in the last {span}"
             if window.older is not None and not window.note:
-                reason += f" (newest {format_time(window.older)})"
+                reason += f" (last on {format_time(window.older)})"
         elif result.status == "single":
             reason = f"Only one {label} in the last {span} ({_at(by_ref[str(result.first.ref)], unit)})"
         elif result.status == "too-close":

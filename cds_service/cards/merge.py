@@ -11,19 +11,16 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from cds_service.cards.actions import ACTIONS, SuggestionContext
+from cds_service.cards.summary import compose_summary
 from cds_service.cards.text import fill
 from cds_service.engine.rulefile import DataNeededMerge, Link
-from cds_service.protocol.response import SUMMARY_MAX, Card
+from cds_service.protocol.response import Card
 
 if TYPE_CHECKING:  # the engine package imports the cards it plans
     from cds_service.engine import Evaluation, Finding
     from cds_service.engine.response import ResponsePlan
 
 PROVENANCE_KEY = "cds-service-provenance"
-# A check's name is at most 32 characters (DataNeeded.check): one name and "+99 more" always fit where
-# the summary leaves this much room, which lint checks (summary_room).
-CHECKS_WIDTH = 32 + len(" +99 more")
-COUNT_WIDTH = 2
 
 
 def merged_card(
@@ -42,10 +39,10 @@ def merged_card(
     checks = list(dict.fromkeys(f.template.data_needed.check for f in findings if f.template.data_needed))
     items: dict[str, tuple[str, list[str]]] = {}
     for finding in findings:
-        for need in _needs(finding, facts):
+        for need in _needs(finding, evaluation):
             key = need.casefold().rstrip(". ")
             held = items.setdefault(key, (need, []))
-            unblocks = _unblocks(finding, facts)
+            unblocks = _unblocks(finding, evaluation)
             if unblocks not in held[1]:
                 held[1].append(unblocks)
     lines = [f"- **{_capital(need)}**: needed for {'; '.join(uses)}." for need, uses in items.values()]
@@ -64,6 +61,7 @@ def merged_card(
                     finding.parameters,
                     finding.missing,
                     thresholds=finding.thresholds,
+                    units=evaluation.units,
                 ),
                 "uuid": str(uuid.uuid4()),
                 "actions": actions,
@@ -104,40 +102,34 @@ def merged_card(
     return Card.model_validate(card)
 
 
-def compose_summary(template: str, checks: Sequence[str]) -> str:
-    """The summary with as many check names as fit in the 140 characters, then "+N more"; never a cut
-    word (lint proves that one name and "+99 more" always fit)."""
-    count = str(len(checks))
-    for shown in range(len(checks), 0, -1):
-        rest = len(checks) - shown
-        names = ", ".join(checks[:shown]) + (f" +{rest} more" if rest else "")
-        text = template.replace("{count}", count).replace("{checks}", names)
-        if len(text) <= SUMMARY_MAX:
-            return text
-    return template.replace("{count}", count).replace("{checks}", f"{count} checks")
-
-
-def summary_room(template: str) -> int:
-    """The longest the merged summary can be: the template with the widest count and check list lint
-    assumes (a template longer than SUMMARY_MAX with them fails lint)."""
-    return len(template.replace("{count}", "9" * COUNT_WIDTH).replace("{checks}", "x" * CHECKS_WIDTH))
-
-
-def _needs(finding: Finding, facts: Any) -> list[str]:
+def _needs(finding: Finding, evaluation: Evaluation) -> list[str]:
     needed = finding.template.data_needed
     assert needed is not None
+    facts, units = evaluation.facts, evaluation.units
     if needed.needs.strip() == "{missing}":
         # Each reason the rule could not evaluate is its own item, so that one missing weight asked for
         # by two rules is listed once.
         reasons = finding.missing_reasons or (finding.missing,)
-        return [fill("{missing}", facts, finding.parameters, reason, True) for reason in reasons if reason]
-    return [fill(needed.needs, facts, finding.parameters, finding.missing, True, finding.thresholds)]
+        return [
+            fill("{missing}", facts, finding.parameters, reason, True, units=units)
+            for reason in reasons
+            if reason
+        ]
+    return [fill(needed.needs, facts, finding.parameters, finding.missing, True, finding.thresholds, units)]
 
 
-def _unblocks(finding: Finding, facts: Any) -> str:
+def _unblocks(finding: Finding, evaluation: Evaluation) -> str:
     needed = finding.template.data_needed
     assert needed is not None
-    return fill(needed.unblocks, facts, finding.parameters, finding.missing, True, finding.thresholds)
+    return fill(
+        needed.unblocks,
+        evaluation.facts,
+        finding.parameters,
+        finding.missing,
+        True,
+        finding.thresholds,
+        evaluation.units,
+    )
 
 
 def _capital(text: str) -> str:
@@ -147,8 +139,8 @@ def _capital(text: str) -> str:
 
 
 def _sources(findings: Sequence[Finding]) -> str:
-    """Every reference the merged cards cite, once each: by work, without the section each card quoted."""
-    parts = [part.split(" (")[0].strip() for f in findings for part in f.template.source.label.split(";")]
+    """Every reference the merged cards cite, once each."""
+    parts = [part.strip() for f in findings for part in f.template.source.label.split(";")]
     return "; ".join(dict.fromkeys(p for p in parts if p))
 
 

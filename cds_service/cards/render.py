@@ -100,7 +100,15 @@ def _card(
     card: dict[str, Any] = {
         "uuid": str(uuid.uuid4()),
         "summary": _summary(
-            fill(template.summary, facts, finding.parameters, finding.missing, thresholds=finding.thresholds),
+            fill(
+                template.summary,
+                facts,
+                finding.parameters,
+                finding.missing,
+                thresholds=finding.thresholds,
+                units=evaluation.units,
+                fit=evaluation.specs,
+            ),
             finding,
         ),
         "indicator": template.indicator,
@@ -109,7 +117,13 @@ def _card(
     }
     if template.detail:
         card["detail"] = fill(
-            template.detail, facts, finding.parameters, finding.missing, True, finding.thresholds
+            template.detail,
+            facts,
+            finding.parameters,
+            finding.missing,
+            True,
+            finding.thresholds,
+            evaluation.units,
         )
     suggestions = []
     for index, suggestion in enumerate(template.suggestions):
@@ -120,7 +134,12 @@ def _card(
             continue
         item: dict[str, Any] = {
             "label": fill(
-                suggestion.label, facts, finding.parameters, finding.missing, thresholds=finding.thresholds
+                suggestion.label,
+                facts,
+                finding.parameters,
+                finding.missing,
+                thresholds=finding.thresholds,
+                units=evaluation.units,
             ),
             "uuid": str(uuid.uuid4()),
             "actions": actions,

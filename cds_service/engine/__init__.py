@@ -16,7 +16,8 @@ from cds_service.engine.rulefile import CardTemplate, Parameter
 from cds_service.engine.ruleset import SCOPE_PREFIX, Rule, RuleSet
 from cds_service.facts.derive import named_facts
 from cds_service.facts.model import Facts
-from cds_service.facts.named import Fact
+from cds_service.facts.named import Fact, FactSpec
+from cds_service.facts.units import Units
 from cds_service.protocol.discovery import ServiceDefinition
 
 Status = Literal["fired", "not-fired", "unknown"]
@@ -58,6 +59,14 @@ class Evaluation:
     scopes: Mapping[str, bool] = dataclasses.field(default_factory=dict)  # ruleset.yaml scopes that hold
     # What the response shows of the findings, and why (engine/response.py); None for a bare evaluation.
     response: ResponsePlan | None = None
+    units: Units | None = None  # how card text writes units (rules/facts/units.yaml display)
+    # The fact catalog's specs: the widths a summary's placeholders are held to (cards/text.py fill).
+    specs: Mapping[str, FactSpec] = dataclasses.field(default_factory=dict)
+
+    def unit_text(self, code: str | None) -> str:
+        if self.units is None:
+            return code or ""
+        return self.units.text(code)
 
     def findings(self) -> list[Finding]:
         findings = []
@@ -141,7 +150,16 @@ class RuleEngine:
                 )
         else:
             scopes = {name: False for name in ruleset.scopes}
-        evaluation = Evaluation(ruleset.name, ruleset.version, ruleset.hash, named, tuple(outcomes), scopes)
+        evaluation = Evaluation(
+            ruleset.name,
+            ruleset.version,
+            ruleset.hash,
+            named,
+            tuple(outcomes),
+            scopes,
+            None,
+            ruleset.catalog.units,
+        )
         plan = plan_response(
             evaluation.findings(), evaluation.outcomes, scopes, service.speaks_when, ruleset.response, named
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
@@ -16,7 +17,8 @@ from pydantic import ValidationError
 from cds_service.calculations import Calculations, configure
 from cds_service.calculations.registry import CALCULATIONS
 from cds_service.cards.actions import ACTIONS
-from cds_service.cards.text import longest, template_problems
+from cds_service.cards.summary import summary_room
+from cds_service.cards.text import MISSING_WIDTH, WIDTH, longest, template_problems
 from cds_service.charts.definition import ChartDefinition, load_charts
 from cds_service.engine.citations import citation_problems
 from cds_service.engine.conditions import Compiled, CompileError, Converter, FieldMap, compile_condition
@@ -279,16 +281,26 @@ def _check(rules_dir: Path) -> _Checked:
     for problem in configuration.problems:
         problems.append(docs[problem.rule_id].problem(problem.location, problem.message))
     catalog = dataclasses.replace(catalog, specs={**catalog.specs, **configuration.specs})
+    problems.extend(_display_problems(rules_dir, catalog))
     charts, chart_problems = load_charts(
         rules_dir, catalog, {i: spec.parameters for i, spec in by_id.items()}
     )
     problems.extend(chart_problems)
     scopes = _checked_scopes(info, info_doc, catalog, fields, problems)
+    problems.extend(_merge_problems(info, info_doc))
     if info is not None and info_doc is not None and services is not None:
         problems.extend(_service_scope_problems(rules_dir, services, info))
     for doc, spec in parsed:
         rule = _checked_rule(
-            doc, spec, catalog, services, fields, problems, configuration.used.get(spec.id), set(charts)
+            doc,
+            spec,
+            catalog,
+            services,
+            fields,
+            problems,
+            configuration.used.get(spec.id),
+            set(charts),
+            set(declared),
         )
         _response_problems(doc, spec, info, declared, problems)
         if rule is None:
@@ -324,6 +336,7 @@ def _checked_rule(
     problems: list[Problem],
     calculation_parameters: set[str] | None = None,
     charts: Collection[str] = (),
+    rule_ids: Collection[str] = (),
 ) -> Rule | None:
     before = len(problems)
     if doc.path.stem != spec.id:
@@ -342,6 +355,14 @@ def _checked_rule(
             if not _known_unit(catalog, unit):
                 problems.append(
                     doc.problem(("parameters", name), f"parameter {name!r}: {unit!r} is not a UCUM unit")
+                )
+            elif unit not in catalog.units.display:
+                problems.append(
+                    doc.problem(
+                        ("parameters", name),
+                        f"parameter {name!r}: unit {unit!r} has no display form in rules/facts/units.yaml "
+                        "(display:), so card text could not write it as people do",
+                    )
                 )
     compiled = None
     try:
@@ -372,11 +393,14 @@ def _checked_rule(
         if name not in used:
             problems.append(doc.problem(("parameters", name), f"parameter {name!r} is not used", "warning"))
     known_charts = charts
-    _check_card(doc, ("card",), spec.card, spec, catalog, problems, known_charts)
+    ids = rule_ids
+    _check_card(doc, ("card",), spec.card, spec, catalog, problems, known_charts, ids)
     for index, variant in enumerate(spec.variants):
-        _check_card(doc, ("variants", index, "card"), variant.card, spec, catalog, problems, known_charts)
+        _check_card(
+            doc, ("variants", index, "card"), variant.card, spec, catalog, problems, known_charts, ids
+        )
     if spec.unknown.card is not None:
-        _check_card(doc, ("unknown", "card"), spec.unknown.card, spec, catalog, problems, known_charts)
+        _check_card(doc, ("unknown", "card"), spec.unknown.card, spec, catalog, problems, known_charts, ids)
     if len(problems) > before and any(p.severity == "error" for p in problems[before:]):
         return None
     assert compiled is not None
@@ -490,6 +514,31 @@ def _names(text: str) -> list[str]:
     return [name for name, _ in placeholders(text)]
 
 
+_FILE_NAME = re.compile(r"\b[\w.-]+\.(?:ya?ml|md|json|py)\b|\bseeds?\s*0*\d+\b", re.IGNORECASE)
+
+
+def _literal_texts(card: CardTemplate) -> list[tuple[Location, str]]:
+    """A card's template texts without their placeholders: what the author wrote, that every card shows."""
+    from cds_service.cards.text import _PLACEHOLDER
+
+    texts: list[tuple[Location, str]] = [(("summary",), card.summary), (("detail",), card.detail or "")]
+    texts += [(("suggestions", i, "label"), s.label) for i, s in enumerate(card.suggestions)]
+    if card.data_needed is not None:
+        texts += [(("data_needed", "check"), card.data_needed.check)]
+        texts += [(("data_needed", "unblocks"), card.data_needed.unblocks)]
+    return [(where, _PLACEHOLDER.sub(" ", text)) for where, text in texts]
+
+
+def _internal_name(text: str, rule_ids: Collection[str]) -> str | None:
+    found = _FILE_NAME.search(text)
+    if found:
+        return found.group(0)
+    for rule_id in rule_ids:
+        if "-" in rule_id and re.search(rf"(?<![\w-]){re.escape(rule_id)}(?![\w-])", text):
+            return rule_id
+    return None
+
+
 def _check_card(
     doc: YamlDoc,
     location: Location,
@@ -498,6 +547,7 @@ def _check_card(
     catalog: FactCatalog,
     problems: list[Problem],
     charts: Collection[str] = (),
+    rule_ids: Collection[str] = (),
 ) -> None:
     for index, link in enumerate(card.links):
         if link.chart is not None and link.chart not in charts:
@@ -506,6 +556,16 @@ def _check_card(
             problems.append(
                 doc.problem(
                     where, f"{'.'.join(map(str, where))}: unknown chart {link.chart!r} (known: {known})"
+                )
+            )
+    for where, text in [(("source", "label"), card.source.label), *_literal_texts(card)]:
+        named = _internal_name(text, rule_ids)
+        if named:
+            problems.append(
+                doc.problem(
+                    (*location, *where),
+                    f"card text names {named!r}, an internal name: cite sources as readers know them "
+                    "(author, year, title) and say what a check does, not its rule or file name",
                 )
             )
     texts: list[tuple[Location, str]] = [(("summary",), card.summary), (("detail",), card.detail or "")]
@@ -518,13 +578,14 @@ def _check_card(
         for message in template_problems(text, catalog.specs, spec.parameters):
             problems.append(doc.problem(loc, message))
     if not template_problems(card.summary, catalog.specs, spec.parameters):
-        worst = longest(card.summary, catalog.specs, spec.parameters)
+        worst = longest(card.summary, catalog.specs, spec.parameters, catalog.units)
         if worst > SUMMARY_MAX:
             problems.append(
                 doc.problem(
                     (*location, "summary"),
                     f"summary can reach {worst} characters with the widest values; CDS Hooks allows "
-                    f"{SUMMARY_MAX} (numbers count 12, units 10, times 16, {{missing}} 120)",
+                    f"{SUMMARY_MAX} (numbers count 12, units 10, times 16, a fact's .missing "
+                    f"{WIDTH['missing']}, {{missing}} {MISSING_WIDTH}, texts their declared width)",
                 )
             )
     for index, suggestion in enumerate(card.suggestions):
@@ -584,6 +645,48 @@ def _checked_scopes(
         except CompileError as exc:
             problems.append(doc.problem(where, f"scope {name!r}: {exc}"))
     return compiled
+
+
+def _display_problems(rules_dir: Path, catalog: FactCatalog) -> list[Problem]:
+    """Every unit a fact can print has a display form (rules/facts/units.yaml `display`)."""
+    shown = catalog.units.display
+    wanting = sorted({spec.unit for spec in catalog.specs.values() if spec.unit and spec.unit not in shown})
+    path = rules_dir / "facts" / "units.yaml"
+    return [
+        Problem(path, 1, f"unit {unit!r} of the facts has no display form (add it under display:)")
+        for unit in wanting
+    ]
+
+
+def _merge_problems(info: RulesetFile | None, doc: YamlDoc | None) -> list[Problem]:
+    """The merged card's texts: only their own placeholders, and a summary that always fits."""
+    if info is None or doc is None or info.response.data_needed is None:
+        return []
+    merge = info.response.data_needed
+    where = ("response", "data_needed")
+    problems = []
+    for key, text, allowed in (
+        ("summary", merge.summary, {"count", "checks"}),
+        ("detail", merge.detail, {"items"}),
+    ):
+        used = set(re.findall(r"\{([^{}]*)\}", text))
+        if used - allowed:
+            names = ", ".join(f"{{{n}}}" for n in sorted(allowed))
+            problems.append(
+                doc.problem(
+                    (*where, key), f"{key}: unknown placeholder(s) {sorted(used - allowed)}; use {names}"
+                )
+            )
+    room = summary_room(merge.summary)
+    if room > SUMMARY_MAX:
+        problems.append(
+            doc.problem(
+                (*where, "summary"),
+                f"summary can reach {room} characters with 99 checks and one check name of 32 characters; "
+                f"CDS Hooks allows {SUMMARY_MAX}",
+            )
+        )
+    return problems
 
 
 def _service_scope_problems(rules_dir: Path, services: ServiceRegistry, info: RulesetFile) -> list[Problem]:
