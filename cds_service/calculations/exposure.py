@@ -171,7 +171,9 @@ class ExposureSettings:
                 name, f"daily dose of the draft order unknown: {ordered.why['daily_dose']}", evidence
             )
         if dose < self.high_dose:
-            below = f"the draft order is {_n(dose)} mg/d, below the high dose of {_n(self.high_dose)} mg/d"
+            below = (
+                f"the draft order is {_n(dose)} mg/day, below the high dose of {_n(self.high_dose)} mg/day"
+            )
             return Fact(name, 0.0, unit="d", evidence=evidence, detail=below)
         planned = planned_duration(draft.raw, now, self.units)
         if planned is None:
@@ -182,7 +184,7 @@ class ExposureSettings:
                 evidence,
             )
         days, where = planned
-        detail = f"{_n(days)} days planned ({where}) at {_n(dose)} mg/d"
+        detail = f"{_n(days)} days planned ({where}) at {_n(dose)} mg/day"
         return Fact(name, days, unit="d", evidence=evidence, detail=detail)
 
     # --- prior orders -------------------------------------------------------------------------------
@@ -241,7 +243,7 @@ class ExposureSettings:
                 periods.append((course.start, end))
                 counted.append(course)
         days = tidy(union_seconds(periods) / _DAY)
-        high = f"{_n(self.high_dose)} mg/d"
+        high = f"{_n(self.high_dose)} mg/day"
         detail = f"{_n(days)} days at >= {high}" + (
             f": {'; '.join(c.describe() for c in counted)}" if counted else ""
         )
@@ -366,6 +368,11 @@ class NeutrophilSettings:
     within: float  # hours
     low: Threshold
     severe: Threshold
+    units: Units
+
+    @property
+    def unit_text(self) -> str:
+        return self.units.text(self.unit)
 
     def compute(self, named: Mapping[str, Fact], facts: Facts) -> dict[str, Fact]:
         name = "neutrophils.current"
@@ -377,7 +384,7 @@ class NeutrophilSettings:
         age = tidy((facts.now - latest.time).total_seconds() / 3600)
         value = latest.native_value if latest.native_value is not None else float(latest.value)
         shown = f"{latest.comparator or ''}{_n(value)}"
-        shown += f" {latest.native_unit or latest.unit}"
+        shown = self.units.quantity(shown, latest.native_unit or latest.unit)
         when = f"{latest.time:%Y-%m-%d %H:%M}"
         if age > self.within:
             return {
@@ -405,8 +412,7 @@ class NeutrophilSettings:
             return {name: Fact(name, none, detail=latest.missing)}
         age = tidy((facts.now - latest.time).total_seconds() / 3600)
         value = f"{latest.comparator or ''}{_n(float(latest.value))}"
-        unit = "x10^9/L" if self.unit == "10*9/L" else self.unit
-        text = f"last {self.label} {value} {unit}, {_n(age)} h ago"
+        text = f"last {self.label} {value} {self.unit_text}, {_n(age)} h ago"
         if self.severe.compare(latest, "<") is Tri.MET:
             text += f": severe (<{_n(self.severe.value)})"
         elif self.low.compare(latest, "<") is Tri.MET:
@@ -456,6 +462,7 @@ class Neutrophils:
             within,
             params.threshold("neutropenia", analyte.unit, _ANALYTE),
             params.threshold("severe_neutropenia", analyte.unit, _ANALYTE),
+            catalog.units,
         )
 
 

@@ -132,7 +132,7 @@ class TherapySettings:
             return missing(name, weight.missing or "the weight is only a bound", total.evidence)
         kilograms = self.units.convert(float(kg), weight.unit or "kg", "kg")
         rate = self.units.convert(float(value) / kilograms, "mg/kg/d", "mg/kg/h")
-        detail = f"{float(value):g} mg/d at {kilograms:g} kg" + (
+        detail = f"{float(value):g} mg/day at {kilograms:g} kg" + (
             f" (weight of {weight.time:%Y-%m-%d})" if weight.time else ""
         )
         return Fact(

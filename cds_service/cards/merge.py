@@ -110,10 +110,11 @@ def _needs(finding: Finding, evaluation: Evaluation) -> list[str]:
         # Each reason the rule could not evaluate is its own item, so that one missing weight asked for
         # by two rules is listed once.
         reasons = finding.missing_reasons or (finding.missing,)
+        parts = [part.strip() for reason in reasons for part in reason.split("; ")]
         return [
-            fill("{missing}", facts, finding.parameters, reason, True, units=units)
-            for reason in reasons
-            if reason
+            fill("{missing}", facts, finding.parameters, part, True, units=units)
+            for part in dict.fromkeys(parts)
+            if part
         ]
     return [fill(needed.needs, facts, finding.parameters, finding.missing, True, finding.thresholds, units)]
 

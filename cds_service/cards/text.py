@@ -255,6 +255,8 @@ def width(
     fact, attribute = _split(name, specs)
     if fact not in specs:
         return WIDTH["text"]
+    if attribute == "detail" and specs[fact].detail_width is not None:
+        return specs[fact].detail_width or 0
     if attribute is not None:
         return WIDTH[attribute]
     fact_spec = specs[fact]

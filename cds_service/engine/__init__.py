@@ -97,7 +97,9 @@ class Evaluation:
         return "; ".join(self.missing_reasons(outcome))
 
     def missing_reasons(self, outcome: Outcome) -> tuple[str, ...]:
-        needed = [self.facts[name] for name in outcome.rule.compiled.reads if name in self.facts]
+        # Facts read only as "false when missing" never leave the condition undecided: not named.
+        names = outcome.rule.undecided_by or outcome.rule.compiled.reads
+        needed = [self.facts[name] for name in names if name in self.facts]
         return tuple(dict.fromkeys(f.missing for f in needed if f.value is None and f.missing))
 
 
@@ -156,9 +158,9 @@ class RuleEngine:
             ruleset.hash,
             named,
             tuple(outcomes),
-            scopes,
-            None,
-            ruleset.catalog.units,
+            scopes=scopes,
+            units=ruleset.catalog.units,
+            specs=ruleset.catalog.specs,
         )
         plan = plan_response(
             evaluation.findings(), evaluation.outcomes, scopes, service.speaks_when, ruleset.response, named

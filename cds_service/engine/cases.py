@@ -58,6 +58,9 @@ class ExpectedFact(_Strict):
     unit: str | None = None
     missing: bool | None = Field(default=None, description="true: the fact could not be computed")
     missing_contains: str | None = None
+    value_contains: list[str] = Field(
+        default_factory=list, description="text each found in a text fact's value (e.g. hlh.evidence)"
+    )
     tolerance: float = 1e-6
 
 
@@ -527,6 +530,9 @@ def _fact_failures(name: str, wanted: ExpectedFact | float | str | bool, fact: A
         ) or fact.value == wanted.value
         if not same:
             failures.append(f"fact {name}: expected {_shown(wanted.value, wanted.unit)}, got {shown}")
+    for fragment in wanted.value_contains:
+        if not isinstance(fact.value, str) or fragment not in fact.value:
+            failures.append(f"fact {name}: expected a value containing {fragment!r}, got {shown}")
     if wanted.unit is not None and fact.unit != wanted.unit:
         failures.append(f"fact {name}: expected unit {wanted.unit}, got {fact.unit}")
     return failures

@@ -157,17 +157,23 @@ def _duplicates(
         (_SEVERITY[f.template.indicator], index, f) for index, f in enumerate(shown)
     ]
     cards += [(_SEVERITY["info"], len(shown) + index, f) for index, f in enumerate(merged)]
-    kept: dict[tuple[Any, ...], str] = {}
+    kept: dict[tuple[Any, ...], tuple[str, int, bool, int]] = {}
     dropped: dict[tuple[str, int], str] = {}
-    for _, _, finding in sorted(cards, key=lambda item: (item[0], item[1])):
+    for severity, _, finding in sorted(cards, key=lambda item: (item[0], item[1])):
         for index, suggestion in enumerate(finding.template.suggestions):
             key = suggestion_key(suggestion, facts)
             if key is None:
                 continue
-            if key in kept:
-                dropped[(finding.rule_id, index)] = kept[key]
+            held = kept.get(key)
+            if held is None:
+                kept[key] = (finding.rule_id, index, suggestion.isRecommended, severity)
+            elif suggestion.isRecommended and not held[2] and held[3] == severity:
+                # The same test, recommended by this card and not by the other of the same indicator: the
+                # recommendation is kept with it.
+                dropped[(held[0], held[1])] = finding.rule_id
+                kept[key] = (finding.rule_id, index, True, severity)
             else:
-                kept[key] = finding.rule_id
+                dropped[(finding.rule_id, index)] = held[0]
     return dropped
 
 

@@ -29,6 +29,8 @@ from cds_service.engine.rulefile import (
     CardTemplate,
     Comparison,
     Condition,
+    In,
+    Is,
     Not,
     ResponseSettings,
     RuleFile,
@@ -64,6 +66,9 @@ class Rule:
     # number with enough digits to stay on the side of them it is on (2.004, not 2.00, against 2).
     thresholds: Mapping[str, tuple[float, ...]] = dataclasses.field(default_factory=dict)
     signal: Compiled | None = None  # the `signal` that lets the rule speak outside its scopes
+    # The facts whose absence can leave the condition undecided (read by a leaf whose if_missing is
+    # "unknown"): what a could-not-evaluate card lists as missing, not facts the rule reads as false.
+    undecided_by: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
@@ -410,7 +415,16 @@ def _checked_rule(
     reads = tuple(
         dict.fromkeys([*compiled.reads, *variant_reads, *signal_reads, *(name for name in shown if name)])
     )
-    return Rule(spec, doc.path, compiled, reads, tuple(variants), _thresholds(spec, catalog), signal)
+    undecided_by = tuple(
+        dict.fromkeys(
+            leaf.fact
+            for _, leaf in _leaves(spec.when, ())
+            if isinstance(leaf, Comparison | Is | In) and leaf.if_missing == "unknown"
+        )
+    )
+    return Rule(
+        spec, doc.path, compiled, reads, tuple(variants), _thresholds(spec, catalog), signal, undecided_by
+    )
 
 
 def _thresholds(spec: RuleFile, catalog: FactCatalog) -> dict[str, tuple[float, ...]]:

@@ -582,8 +582,9 @@ def _summary(
         parts.append("continuous")
     if bag and "rate" in values:
         parts.append(f"at {values['rate']:g} mL/h")
-    if "daily_dose" in values and parts[:1] != [f"{values['daily_dose']:g} mg/d"]:
-        parts.append(f"= {values['daily_dose']:g} mg/d")
+    daily = units.quantity(f"{values['daily_dose']:g}", "mg/d") if "daily_dose" in values else None
+    if daily is not None and parts[:1] != [daily]:
+        parts.append(f"= {daily}")
     if route:
         parts.append(f"({route})")
     return " ".join(parts) or "no dose given"
