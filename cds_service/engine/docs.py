@@ -51,8 +51,10 @@ def rule_pack_markdown(ruleset: RuleSet) -> str:
         lines += [f"**Speaks when:** {scopes}.", ""]
         if spec.signal is not None:
             lines += [
-                f"**Signal:** also for any patient when {condition_text(spec.signal.when, spec.parameters)}: "
-                f"{_cell(spec.signal.why)}",
+                (
+                    f"**Signal:** also for any patient when {condition_text(spec.signal.when, spec.parameters)}: "
+                    f"{_cell(spec.signal.why)}"
+                ),
                 "",
             ]
         if spec.provides:
@@ -187,11 +189,13 @@ def _response_section(ruleset: RuleSet) -> str:
             lines.append(f"- `{service.id}` ({service.hook}) speaks as its rules do.")
     lines += ["", '<a id="response"></a>', "", "## Response: one voice", ""]
     lines += [
-        "Of the cards the rules ask for, a response shows those whose rule is in scope (one of its "
-        "`speaks_when` scopes holds, or its `signal` does); a card hides, or withdraws isRecommended from, "
-        "the cards it `supersedes`; no suggestion is offered twice (the same test, the same order: the card "
-        "with the higher indicator keeps it). `cds-service rules explain` and the playground say what "
-        "became of each card.",
+        (
+            "Of the cards the rules ask for, a response shows those whose rule is in scope (one of its "
+            "`speaks_when` scopes holds, or its `signal` does); a card hides, or withdraws isRecommended from, "
+            "the cards it `supersedes`; no suggestion is offered twice (the same test, the same order: the card "
+            "with the higher indicator keeps it). `cds-service rules explain` and the playground say what "
+            "became of each card."
+        ),
         "",
     ]
     merge = settings.response.data_needed if settings is not None else None

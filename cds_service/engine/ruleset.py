@@ -266,11 +266,13 @@ def _check(rules_dir: Path) -> _Checked:
         problems.append(Problem(rules_dir, 1, "no rule files (*.yaml) in this directory"))
     parsed: list[tuple[YamlDoc, RuleFile]] = []
     declared: dict[str, tuple[str, ...] | None] = {}
+    unreadable = False  # a file whose rule id is unknown: names of other rules cannot be checked against it
     for path in files:
         try:
             doc = load_yaml(path)
         except FileProblems as exc:
             problems.extend(exc.problems)
+            unreadable = True
             continue
         declared.update(_declared(doc.data))
         try:
@@ -307,7 +309,7 @@ def _check(rules_dir: Path) -> _Checked:
             set(charts),
             set(declared),
         )
-        _response_problems(doc, spec, info, declared, problems)
+        _response_problems(doc, spec, info, None if unreadable else declared, problems)
         if rule is None:
             continue
         if spec.id in rules:
@@ -726,7 +728,7 @@ def _response_problems(
     doc: YamlDoc,
     spec: RuleFile,
     info: RulesetFile | None,
-    declared: Mapping[str, object],
+    declared: Mapping[str, object] | None,
     problems: list[Problem],
 ) -> None:
     """speaks_when names scopes that exist; a card supersedes rules that exist (not its own); only an
@@ -744,7 +746,7 @@ def _response_problems(
             where = (*location, "supersedes", index, "rule")
             if entry.rule == spec.id:
                 problems.append(doc.problem(where, f"a card cannot supersede its own rule ({spec.id})"))
-            elif entry.rule not in declared:
+            elif declared is not None and entry.rule not in declared:
                 problems.append(doc.problem(where, f"unknown rule {entry.rule!r}"))
         if card.data_needed is not None:
             where = (*location, "data_needed")

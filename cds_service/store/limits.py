@@ -19,7 +19,14 @@ from typing import Any, Literal
 
 from sqlalchemy import Column, String
 
-from cds_service.store.schema import audit_log, cards_issued, chart_snapshots, feedback, jwt_seen
+from cds_service.store.schema import (
+    audit_log,
+    cards_issued,
+    chart_snapshots,
+    feedback,
+    jwt_seen,
+    merged_card_rules,
+)
 
 Edge = Literal["request", "token", "clipped", "ours"]
 
@@ -39,6 +46,9 @@ LIMITS: tuple[Limit, ...] = (
     Limit(cards_issued.c.indicator, "ours", "card indicator (info, warning, critical)"),
     Limit(cards_issued.c.patient_id, "request", "context.patientId"),
     Limit(cards_issued.c.hook_instance, "request", "hookInstance"),
+    Limit(merged_card_rules.c.card_uuid, "ours", "uuid4 per card (cards/merge.py)"),
+    Limit(merged_card_rules.c.rule_id, "ours", "rule id (engine/rulefile.py RuleId)"),
+    Limit(merged_card_rules.c.rule_version, "ours", "rule version (engine/rulefile.py RuleVersion)"),
     Limit(feedback.c.service_id, "ours", "service id (the route answers only known services)"),
     Limit(feedback.c.card_uuid, "request", "feedback.card"),
     Limit(feedback.c.outcome, "request", "feedback.outcome"),

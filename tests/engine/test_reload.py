@@ -21,9 +21,12 @@ from tests.processes import START_SECONDS, start_server, stop_group
 pytestmark = pytest.mark.integration
 
 SUMMARY = "Anakinra {order.daily_dose} mg/day is above the {param.max_daily_dose} mg/day maximum"
-# The author's change: the over-the-maximum card becomes critical. Every case expecting a warning from
-# max-dose above 2400 mg/day then fails until the cases say critical too.
-WARNING_CARD = 'card:\n  indicator: warning\n  summary: "Anakinra {order.daily_dose} mg/day is above'
+# The author's change: the over-the-maximum card (the first variant: above 2400 mg/day with a weight)
+# becomes critical. Every case expecting a warning from max-dose above 2400 mg/day then fails until the
+# cases say critical too.
+WARNING_CARD = (
+    '    card:\n      indicator: warning\n      summary: "Anakinra {order.daily_dose} mg/day is above'
+)
 CRITICAL_CARD = WARNING_CARD.replace("warning", "critical")
 CASES_EXPECTING_WARNING = {
     "max-dose.cases.yaml": '- rule: max-dose\n          indicator: warning\n          summary_contains: ["3000',
@@ -133,7 +136,7 @@ async def test_fixing_only_the_cases_of_a_rejected_change_serves_it(reloader: Re
     assert result.outcome == "reloaded", result.errors
     served = reloader.engine.ruleset
     assert served is not before and served.hash == result.hash == rejected.hash != before.hash
-    assert served.rules["max-dose"].spec.card.indicator == "critical"
+    assert served.rules["max-dose"].spec.variants[0].card.indicator == "critical"
     assert reloader.state.rejected_hash is None and reloader.state.rejected_errors == ()
 
 
