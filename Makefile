@@ -10,7 +10,9 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 .PHONY: serve test test-fast rules lint clean
 
 # Authentication is on: the CDS Hooks sandbox is trusted (or TRUST=your-trust.yaml), and calls must be
-# addressed to PUBLIC_URL. The playground and the feedback report pages are on, for local use.
+# addressed to PUBLIC_URL. The playground and the feedback report pages are on, for local use, and FHIR
+# servers on loopback or private addresses may be fetched from (a local FHIR server; the service says so
+# loudly at start-up). Never in production: docs/security.md.
 # The port and the public URL tokens are checked against (aud) move together: `make serve PORT=9000` or
 # `CDS_PORT=9000 make serve`; a public URL given explicitly (PUBLIC_URL=... or CDS_PUBLIC_URL) wins. The
 # `cds-service client` commands default to the same URL by the same rule (cds_service/config.py).
@@ -19,7 +21,7 @@ PORT       ?= $(or $(CDS_PORT),8080)
 PUBLIC_URL ?= $(or $(CDS_PUBLIC_URL),http://127.0.0.1:$(PORT))
 
 serve: $(STAMP)
-	$(BIN)/cds-service serve --trust $(TRUST) --port $(PORT) --public-url $(PUBLIC_URL) --playground --report-page
+	CDS_FETCH_ALLOW_PRIVATE=1 $(BIN)/cds-service serve --trust $(TRUST) --port $(PORT) --public-url $(PUBLIC_URL) --playground --report-page
 
 test: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -41,7 +41,7 @@ async def measure(runtime: Runtime, loaded: LoadedCase, share: int) -> dict[str,
     medication = service.medication
     body = request_body(loaded, ruleset)
     request = parse_hook_request(body, service.hook)
-    data = await gather_data(service, request, runtime.client, runtime.fetch)
+    data = await gather_data(service, request, runtime.upstreams.for_issuer(None), runtime.fetch)
     facts = build_facts(service, request, data, now=loaded.case.now)
     named = named_facts(ruleset.catalog, facts, medication)
     base = dict(named)

@@ -64,7 +64,7 @@ async def _stages(runtime: Runtime, n: int) -> dict[str, list[float]]:
     service = ruleset.services.get(SERVICE)
     assert service is not None
     request = parse_hook_request(body, service.hook)
-    data = await gather_data(service, request, runtime.client, runtime.fetch)
+    data = await gather_data(service, request, runtime.upstreams.for_issuer(None), runtime.fetch)
     facts = build_facts(service, request, data, now=NOW)
     named = named_facts(ruleset.catalog, facts, service.medication)
     base = dict(named)
@@ -93,7 +93,7 @@ async def _stages(runtime: Runtime, n: int) -> dict[str, list[float]]:
         "orjson.loads floor": timed(lambda: orjson.loads(body), n),
         "decode": timed(lambda: parse_hook_request(body, service.hook), n),
         "prefetch": await timed_async(
-            lambda: gather_data(service, request, runtime.client, runtime.fetch), n
+            lambda: gather_data(service, request, runtime.upstreams.for_issuer(None), runtime.fetch), n
         ),
         "facts": timed(lambda: build_facts(service, request, data, now=NOW), n),
         "named facts": timed(lambda: named_facts(ruleset.catalog, facts, service.medication), n),

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import logging
+import math
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -24,13 +26,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cds_service import __version__
 from cds_service.config import Settings
+from cds_service.data.upstream import ALLOW_PRIVATE_WARNING
 from cds_service.engine.reload import Reloader, watching
 from cds_service.pages import include_pages
 from cds_service.pipeline import Runtime, call_service
 from cds_service.protocol.body import read_json_body
-from cds_service.protocol.feedback import parse_feedback
+from cds_service.protocol.feedback import bound_feedback, parse_feedback
 from cds_service.protocol.outcome import ProblemError
-from cds_service.security.guard import INSECURE_WARNING, Guard
+from cds_service.security.guard import INSECURE_WARNING, Guard, Unauthorized, keys_client
+from cds_service.security.refusals import Refusals
 from cds_service.security.verify import Caller
 from cds_service.store.database import AuditRow, ChartSnapshot, FeedbackRow, IssuedCard, Store, StoreError
 
@@ -84,10 +88,12 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] |
         if clock is not None:
             runtime.clock = clock
         store = Store(settings.database_url)
+        keys = keys_client()
         try:
-            guard = Guard.create(settings, store, runtime.client)
+            guard = Guard.create(settings, store, keys)
         except BaseException:
             await runtime.aclose()
+            await keys.aclose()
             store.close()
             raise
         reloader = Reloader(runtime.engine, settings.rules_dir)
@@ -95,6 +101,8 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] |
         app.state.store = store
         app.state.reloader = reloader
         app.state.guard = guard
+        app.state.refusals = refusals = Refusals()
+        app.state.health = _Health(store, settings.health_write_seconds)
         # Everything loaded at start-up lives for the whole process: move it out of the cyclic GC's
         # reach, or each collection walks it again and shows up as tail latency.
         gc.collect()
@@ -111,13 +119,19 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] |
         )
         for warning in ruleset.warnings:
             log.warning("%s", warning)
-        purging = asyncio.create_task(_purge_periodically(store, settings.audit_retention_days))
+        if settings.fetch_allow_private:
+            log.warning("%s", ALLOW_PRIVATE_WARNING)
+        purging = asyncio.create_task(_purge_periodically(store, settings))
+        counting = asyncio.create_task(_write_refusals_periodically(store, refusals, settings))
         try:
             async with watching(reloader, settings.reload_interval_seconds):
                 yield
         finally:
             purging.cancel()
+            counting.cancel()
+            await _write_refusals(store, refusals)
             await runtime.aclose()
+            await keys.aclose()
             store.close()
 
     app = FastAPI(
@@ -149,13 +163,13 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] |
     @app.post("/cds-services/{service_id}", summary="Call a CDS service", openapi_extra=_SERVICE_CALL_SCHEMA)
     async def service_call(service_id: str, request: Request) -> Response:
         async with _Call(request, "service", service_id) as call:
-            await call.authenticate(f"/cds-services/{service_id}")
+            caller = await call.authenticate(f"/cds-services/{service_id}")
             runtime: Runtime = request.app.state.runtime
-            body = await read_json_body(request, settings.max_body_bytes)
-            # Chart links on cards point here. The Host header is the caller's to choose, so it is used
-            # only when no public URL is configured, which authentication does not allow.
-            public_url = settings.public_url or str(request.base_url).rstrip("/")
-            answer = await call_service(runtime, service_id, body, public_url=public_url)
+            body = await read_json_body(request, settings.max_body_bytes, settings.body_timeout_seconds)
+            guard: Guard = request.app.state.guard
+            answer = await call_service(
+                runtime, service_id, body, public_url=settings.base_url, issuer=guard.issuer(caller)
+            )
             call.answered(answer)
             return Response(answer.body, media_type=JSON)
 
@@ -168,10 +182,19 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] |
             runtime: Runtime = request.app.state.runtime
             if runtime.services.get(service_id) is None:
                 raise ProblemError.single(404, f"no CDS service with id {service_id!r}")
-            body = await read_json_body(request, settings.max_body_bytes)
+            body = await read_json_body(request, settings.max_body_bytes, settings.body_timeout_seconds)
             rows = parse_feedback(body, service_id)
+            store: Store = request.app.state.store
             try:
-                stored = await run_in_threadpool(request.app.state.store.record_feedback, rows)
+                owners = await run_in_threadpool(store.card_owners, [row.card_uuid for row in rows])
+            except Exception as exc:
+                log.exception("feedback for %s could not be checked", service_id)
+                raise ProblemError.single(
+                    503, "feedback could not be stored; nothing was recorded, please retry"
+                ) from exc
+            rows = bound_feedback(rows, owners, call.audit.issuer)
+            try:
+                stored = await run_in_threadpool(store.record_feedback, rows)
             except Exception as exc:
                 log.exception("feedback for %s could not be stored", service_id)
                 raise ProblemError.single(
@@ -187,7 +210,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] |
         runtime: Runtime = request.app.state.runtime
         # Cards are still answered without the database, so the service stays up (200) and says
         # what is degraded: feedback cannot be acknowledged until the database is back.
-        database = "ok" if await _ping(request.app.state.store) else "unavailable"
+        database = await request.app.state.health.database()
         ruleset = runtime.engine.ruleset
         reload_state = request.app.state.reloader.state
         rules: dict[str, object] = {"name": ruleset.name, "version": ruleset.version, "hash": ruleset.hash}
@@ -245,7 +268,8 @@ class _Call:
         return caller
 
     def answered(self, answer: Any) -> None:
-        self.issued = answer.issued
+        # Cards remember whom they went to: feedback on them must come from the same issuer.
+        self.issued = [dataclasses.replace(card, issuer=self.audit.issuer) for card in answer.issued]
         self.charts = answer.charts
         self.audit.status = 200
         self.audit.hook_instance = answer.hook_instance
@@ -287,11 +311,20 @@ class _Call:
             audit.reason = type(error).__name__
         audit.latency_ms = (time.perf_counter() - self.started) * 1000
         guard: Guard = self.request.app.state.guard
-        try:
-            await run_in_threadpool(self.request.app.state.store.record_call, audit, self.issued, self.charts)
-        except Exception:
-            # The caller still gets the answer; the gap is logged loudly instead.
-            log.exception("could not write the audit row for %s %s", audit.endpoint, audit.hook_instance)
+        if isinstance(error, Unauthorized):
+            # Refused before the caller is known: counted, not written row by row (security/refusals.py).
+            client = self.request.client
+            self.request.app.state.refusals.add(
+                audit.at, client.host if client else None, error.reason, audit.endpoint
+            )
+        else:
+            try:
+                await run_in_threadpool(
+                    self.request.app.state.store.record_call, audit, self.issued, self.charts
+                )
+            except Exception:
+                # The caller still gets the answer; the gap is logged loudly instead.
+                log.exception("could not write the audit row for %s %s", audit.endpoint, audit.hook_instance)
         log.info(
             "%s%s service=%s status=%d issuer=%s %s %.1f ms",
             f"{INSECURE_WARNING} | " if guard.insecure else "",
@@ -309,20 +342,65 @@ class _Call:
 HEALTH_PING_SECONDS = 2.0
 
 
-async def _ping(store: Store) -> bool:
+class _Health:
+    """What /healthz says of the database: "ok" when it takes a write, "read-only" when it can only be
+    read, "unavailable" otherwise. Checked at most every few seconds; callers meanwhile share the last
+    answer, or the check in flight."""
+
+    def __init__(self, store: Store, every_seconds: float) -> None:
+        self.store = store
+        # /healthz needs no token: it must not be a way to make the database write on demand.
+        self.every_seconds = every_seconds
+        self._checked = -math.inf
+        self._state = "unavailable"
+        self._lock = asyncio.Lock()
+
+    async def database(self) -> str:
+        async with self._lock:
+            if time.monotonic() - self._checked >= self.every_seconds:
+                self._state = await self._check()
+                self._checked = time.monotonic()
+            return self._state
+
+    async def _check(self) -> str:
+        try:
+            async with asyncio.timeout(HEALTH_PING_SECONDS):
+                if await run_in_threadpool(self.store.heartbeat, datetime.now(UTC), os.getpid()):
+                    return "ok"
+                return "read-only" if await run_in_threadpool(self.store.ping) else "unavailable"
+        except TimeoutError:
+            log.warning("database did not answer a write within %.0f s", HEALTH_PING_SECONDS)
+            return "unavailable"
+
+
+async def _write_refusals_periodically(store: Store, refusals: Refusals, settings: Settings) -> None:
+    while True:
+        await asyncio.sleep(settings.refusal_write_seconds)
+        await _write_refusals(store, refusals)
+
+
+async def _write_refusals(store: Store, refusals: Refusals) -> None:
+    counts = refusals.take()
+    if not counts:
+        return
     try:
-        return await asyncio.wait_for(run_in_threadpool(store.ping), HEALTH_PING_SECONDS)
-    except TimeoutError:
-        log.warning("database did not answer a ping within %.0f s", HEALTH_PING_SECONDS)
-        return False
+        await run_in_threadpool(store.record_refusals, counts)
+    except Exception:
+        refusals.give_back(counts)
+        log.exception("could not write %d refused-call counts; kept for the next try", len(counts))
 
 
-async def _purge_periodically(store: Store, retention_days: float) -> None:
-    """Forget expired token ids and audit rows past retention, at start-up and then hourly."""
+async def _purge_periodically(store: Store, settings: Settings) -> None:
+    """Forget expired token ids, and audit rows and feedback past retention, at start-up and then hourly."""
     while True:
         now = datetime.now(UTC)
         try:
-            tokens, audits = await run_in_threadpool(store.purge, now, now - timedelta(days=retention_days))
+            tokens, audits = await run_in_threadpool(
+                store.purge,
+                now,
+                now - timedelta(days=settings.audit_retention_days),
+                now - timedelta(days=settings.feedback_retention_days),
+            )
             if tokens or audits:
                 log.info("purged %d expired token ids and %d audit rows", tokens, audits)
         except Exception:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
-import logging
 import os
+import re
 import socket
 import sys
 from datetime import UTC, datetime
@@ -112,6 +112,11 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--since", help="only calls at or after this time (ISO 8601, e.g. 2026-11-23T08:00Z)")
     audit.add_argument("--limit", type=int, help="at most this many rows")
     audit.add_argument("--json", action="store_true", help="one JSON object per line")
+    audit.add_argument(
+        "--refusals",
+        action="store_true",
+        help="the calls refused before their caller was known (401), counted per minute, source and reason",
+    )
     audit.set_defaults(run=_audit)
 
     report = sub.add_parser(
@@ -221,7 +226,9 @@ def _parser() -> argparse.ArgumentParser:
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    from cds_service.data.upstream import ALLOW_PRIVATE_WARNING
     from cds_service.engine.ruleset import check_rules
+    from cds_service.http_server import LimitedHttpToolsProtocol
     from cds_service.security.guard import INSECURE_WARNING
     from cds_service.security.trust import load_trust
     from cds_service.store.database import Store, StoreError
@@ -246,6 +253,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         load_trust(settings.trust_file)
     if settings.insecure_no_auth:
         print(f"WARNING: {INSECURE_WARNING}", file=sys.stderr)
+    if settings.fetch_allow_private:
+        print(f"WARNING: {ALLOW_PRIVATE_WARNING}", file=sys.stderr)
     try:
         Store(settings.database_url).close()
     except StoreError as exc:
@@ -253,9 +262,6 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     # Workers are separate processes that build their own Settings from the environment.
     os.environ.update(settings.to_env())
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     uvicorn.run(
         "cds_service.app:create_app",
         factory=True,
@@ -263,7 +269,12 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         port=settings.port,
         workers=settings.workers,
         loop="uvloop",
-        http="httptools",
+        # httptools, with the header size, count and time limits it lacks (http_server.py).
+        http=LimitedHttpToolsProtocol,
+        timeout_keep_alive=settings.keep_alive_seconds,
+        # Applied by uvicorn in every worker process too: a logging.basicConfig here would reach only
+        # this one, and the workers' own lines (one per call, refusals included) would be lost.
+        log_config=_log_config(settings.log_level),
         log_level=settings.log_level,
         access_log=False,
     )
@@ -313,6 +324,19 @@ def _public_port_mismatch(settings: Settings) -> str | None:
         f"{settings.port}: tokens must be addressed (aud) to {settings.public_url}/cds-services...; "
         "give both the same port (make serve PORT=N moves both)"
     )
+
+
+def _log_config(level: str) -> dict[str, Any]:
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        # The process id says which worker wrote a line.
+        "formatters": {"plain": {"format": "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"}},
+        "handlers": {
+            "stderr": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}
+        },
+        "root": {"handlers": ["stderr"], "level": level.upper()},
+    }
 
 
 def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
@@ -395,11 +419,24 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     try:
-        rows = store.audit(
-            patient_id=args.patient, hook_instance=args.hook_instance, since=since, limit=args.limit
-        )
+        if args.refusals:
+            rows = store.refusals(since=since)[: args.limit]
+        else:
+            rows = store.audit(
+                patient_id=args.patient, hook_instance=args.hook_instance, since=since, limit=args.limit
+            )
     finally:
         store.close()
+    if args.refusals:
+        for row in rows:
+            if args.json:
+                sys.stdout.buffer.write(
+                    orjson.dumps({str(k): v for k, v in row.items()}, default=str) + b"\n"
+                )
+            else:
+                print(_refusal_line(row))
+        print(f"{sum(row['count'] for row in rows)} refused call(s)", file=sys.stderr)
+        return 0
     for row in rows:
         if args.json:
             # Column names come back as SQLAlchemy's str subclass, which orjson refuses as keys.
@@ -410,12 +447,19 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _refusal_line(row: dict[str, Any]) -> str:
+    minute = (
+        row["minute"].isoformat(timespec="minutes") if hasattr(row["minute"], "isoformat") else row["minute"]
+    )
+    return f"{minute} {row['endpoint']} source={row['source']} reason={row['reason']} count={row['count']}"
+
+
 def _audit_line(row: dict[str, Any]) -> str:
     # A service call lists each rule's status; a feedback call each card's rule and outcome.
     rules = ",".join(_audit_rule(r) for r in row.get("rules") or ()) or "-"
     cards = ",".join(row.get("card_uuids") or ()) or "-"
     at = row["at"].isoformat(timespec="milliseconds") if hasattr(row["at"], "isoformat") else row["at"]
-    return (
+    return terminal_text(
         f"{at} {row['status']} {row['endpoint']} service={row['service_id'] or '-'} "
         f"hookInstance={row['hook_instance'] or '-'} patient={row['patient_id'] or '-'} "
         f"issuer={row['issuer'] or '-'} tenant={row['tenant'] or '-'} rules={rules} cards={cards} "
@@ -484,7 +528,7 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _report_text(report: FeedbackReport) -> str:
-    from cds_service.store.report import iso
+    from cds_service.store.report import NOT_OFFERED, iso
 
     scope = f"rule {report.rule_id}" if report.rule_id else "all rules"
     lines = [f"Cards issued from {iso(report.since)} to {iso(report.until)} (excluded), {scope}", ""]
@@ -512,7 +556,8 @@ def _report_text(report: FeedbackReport) -> str:
                     str(r.cards),
                     str(r.with_comment),
                     r.code or "-",
-                    r.display or r.offered or _no_display(r),
+                    (r.display or r.offered_display or _no_display(r))
+                    + ("" if r.offered else f" {NOT_OFFERED}"),
                     r.system or "-",
                 ]
                 for r in reasons.top
@@ -527,7 +572,18 @@ def _report_text(report: FeedbackReport) -> str:
         "",
         f"Feedback for unknown cards (received in the period): {entries} on {unknown.cards} card(s)",
     ]
-    return "\n".join(lines) + "\n"
+    # Codes, displays and systems are the EHR's text: a terminal must not receive its escape sequences.
+    return "\n".join(terminal_text(line) for line in lines) + "\n"
+
+
+# Control characters (escape sequences included) and the bidirectional overrides that can make a line
+# read other than it is.
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+
+
+def terminal_text(text: str) -> str:
+    """Text safe to print to a terminal: every control character shown as '?'."""
+    return _UNPRINTABLE.sub("?", text)
 
 
 def _no_display(reason: Reason) -> str:

@@ -32,7 +32,25 @@ class Settings:
     fetch_max_pages: int = 10
     # Without a token the FHIR server is not contacted: the EHR chose not to authorise us.
     fetch_without_token: bool = False
+    # For issuers without fhir_servers in the trust file (and with auth off): also fetch from loopback
+    # and private addresses. Local development only (data/upstream.py).
+    fetch_allow_private: bool = False
+    # Bytes one FHIR answer, and all the answers to one call, may hold; reading stops there.
+    fetch_max_answer_bytes: int = 8 * 1024 * 1024
+    fetch_max_call_bytes: int = 32 * 1024 * 1024
+    # Connections to FHIR servers, per calling issuer (each issuer has its own pool).
+    fetch_max_connections: int = 16
     max_body_bytes: int = 5 * 1024 * 1024
+    # A body must arrive within this, from the first read (a slow client holds a worker's connection).
+    body_timeout_seconds: float = 10.0
+    # The request line and headers together, and how many headers (431 past either); the Authorization
+    # header alone is refused past 8 KB, before any decoding (security/verify.py).
+    max_header_bytes: int = 32 * 1024
+    max_headers: int = 100
+    # A request's headers must arrive within this, from the connection's opening or the previous answer.
+    header_timeout_seconds: float = 10.0
+    # An idle keep-alive connection is closed after this many seconds (uvicorn's timeout_keep_alive).
+    keep_alive_seconds: int = 5
     # How often the rules directory is checked for changes (0 turns hot reload off; SIGHUP checks at once).
     reload_interval_seconds: float = 2.0
     # Authentication (CDS Hooks "Trusting CDS Clients") is on unless explicitly turned off.
@@ -46,6 +64,13 @@ class Settings:
     jwt_max_lifetime_seconds: float = 600.0
     jwks_cache_seconds: float = 3600.0
     audit_retention_days: float = 365.0
+    # Feedback, and the record of the cards issued that it joins to, are deleted after this.
+    feedback_retention_days: float = 365.0
+    # /healthz checks that the database takes a write at most this often per process (0: every time).
+    health_write_seconds: float = 5.0
+    # Calls refused before their caller is known are counted in memory and written this often, one row
+    # per minute, source address, reason and endpoint (security/refusals.py).
+    refusal_write_seconds: float = 10.0
     cors_origins: tuple[str, ...] = ("*",)
     log_level: str = "info"
     # Pages for people. The playground evaluates pasted requests without authentication and the
@@ -76,6 +101,12 @@ class Settings:
             raise ValueError("CDS_FETCH_DEADLINE_SECONDS must be a positive number of seconds")
         if self.fetch_max_pages < 1:
             raise ValueError("CDS_FETCH_MAX_PAGES must be at least 1")
+        if self.fetch_max_answer_bytes < 1024 or self.fetch_max_call_bytes < self.fetch_max_answer_bytes:
+            raise ValueError(
+                "CDS_FETCH_MAX_ANSWER_BYTES must be at least 1024, and CDS_FETCH_MAX_CALL_BYTES at least that"
+            )
+        if self.fetch_max_connections < 1:
+            raise ValueError("CDS_FETCH_MAX_CONNECTIONS must be at least 1")
         if self.workers < 1:
             raise ValueError("CDS_WORKERS (--workers) must be at least 1")
         if not (0 < self.port < 65536):
@@ -94,13 +125,34 @@ class Settings:
             "jwt_max_lifetime_seconds",
             "jwks_cache_seconds",
             "audit_retention_days",
+            "feedback_retention_days",
+            "health_write_seconds",
         ):
             if not (0 <= getattr(self, name) < math.inf):
                 raise ValueError(f"CDS_{name.upper()} must be a non-negative number")
         if self.max_body_bytes < 1024:
             raise ValueError("CDS_MAX_BODY_BYTES must be at least 1024")
+        if self.max_header_bytes < 8 * 1024:
+            raise ValueError("CDS_MAX_HEADER_BYTES must be at least 8192 (a token alone may take 8 KB)")
+        if self.max_headers < 10:
+            raise ValueError("CDS_MAX_HEADERS must be at least 10")
+        if self.keep_alive_seconds < 1:
+            raise ValueError("CDS_KEEP_ALIVE_SECONDS must be at least 1")
+        for name in ("body_timeout_seconds", "header_timeout_seconds", "refusal_write_seconds"):
+            if not (0 < getattr(self, name) < math.inf):
+                raise ValueError(f"CDS_{name.upper()} must be a positive number of seconds")
         if not (0 < self.chart_ttl_hours < math.inf):
             raise ValueError("CDS_CHART_TTL_HOURS must be a positive number of hours")
+
+    @property
+    def base_url(self) -> str:
+        """Where clients reach the service, for links on cards and pages: the public URL, else the bind
+        address (loopback for a wildcard). Never the Host header, which the caller chooses."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}"
 
     def auth_problem(self) -> str | None:
         """Why authentication cannot be set up from these settings, or None."""

@@ -11,13 +11,11 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-import httpx
-
 from cds_service.cards.render import render_response
 from cds_service.charts.links import ChartLinks
 from cds_service.config import Settings
-from cds_service.data.fetch import new_client
 from cds_service.data.prefetch import FetchSettings, PatientData, gather_data
+from cds_service.data.upstream import Upstreams
 from cds_service.engine import Evaluation, RuleEngine
 from cds_service.engine.durable import DurableRules, EngineError
 from cds_service.engine.ruleset import load_ruleset
@@ -27,6 +25,7 @@ from cds_service.facts.named import missing
 from cds_service.protocol.discovery import ServiceRegistry
 from cds_service.protocol.outcome import ProblemError
 from cds_service.protocol.request import parse_hook_request
+from cds_service.security.trust import TrustedIssuer
 from cds_service.store.database import ChartSnapshot, IssuedCard
 
 log = logging.getLogger(__name__)
@@ -38,7 +37,8 @@ class Runtime:
 
     settings: Settings
     engine: RuleEngine
-    client: httpx.AsyncClient
+    # The FHIR servers' connection pools, one per calling issuer.
+    upstreams: Upstreams
     fetch: FetchSettings
     # "Now" for every call that is not given its own time: the wall clock, or a test's fixed instant.
     clock: Callable[[], datetime] = dataclasses.field(default=lambda: datetime.now(UTC))
@@ -60,16 +60,18 @@ class Runtime:
         return cls(
             settings=settings,
             engine=RuleEngine(ruleset, durable),
-            client=new_client(),
+            upstreams=Upstreams(settings.fetch_allow_private, settings.fetch_max_connections),
             fetch=FetchSettings(
                 deadline_seconds=settings.fetch_deadline_seconds,
                 max_pages=settings.fetch_max_pages,
                 without_token=settings.fetch_without_token,
+                max_answer_bytes=settings.fetch_max_answer_bytes,
+                max_call_bytes=settings.fetch_max_call_bytes,
             ),
         )
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        await self.upstreams.aclose()
         self.engine.close()
 
 
@@ -92,11 +94,13 @@ async def call_service(
     body: bytes,
     now: datetime | None = None,
     public_url: str | None = None,
+    issuer: TrustedIssuer | None = None,
 ) -> Answer:
     """Answer one hook call. Raises ProblemError for anything the caller must fix (400/404/412).
 
     `public_url` is where the service is reached, for the chart links on cards; without one they point
-    at the configured host and port."""
+    at the configured host and port. `issuer` is the verified caller's trust-file entry: data is fetched
+    through its pool and under its fhir_servers (None: auth off, any public https server)."""
     engine = runtime.engine
     # One ruleset for the whole request, even if a reload swaps in another while we fetch data.
     ruleset = engine.ruleset
@@ -104,7 +108,7 @@ async def call_service(
     if service is None:
         raise ProblemError.single(404, f"no CDS service with id {service_id!r}; GET /cds-services lists them")
     request = parse_hook_request(body, service.hook)
-    data = await gather_data(service, request, runtime.client, runtime.fetch)
+    data = await gather_data(service, request, runtime.upstreams.for_issuer(issuer), runtime.fetch)
     moment = now or runtime.clock()
     facts = build_facts(service, request, data, now=moment)
     try:
@@ -117,7 +121,7 @@ async def call_service(
         definitions=ruleset.charts,
         catalog=ruleset.catalog,
         facts=facts,
-        base_url=public_url or f"http://{settings.host}:{settings.port}",
+        base_url=public_url or settings.base_url,
         ttl=timedelta(hours=settings.chart_ttl_hours),
         weight=evaluation.facts.get("patient.weight") or missing("patient.weight", "no body weight"),
         named=evaluation.facts,

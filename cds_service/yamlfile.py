@@ -61,13 +61,25 @@ def load_yaml(path: Path) -> YamlDoc:
     return parse_yaml(text, path)
 
 
+# Rule, service, case and trust files are a few KB. A file far beyond that, or aliases that expand a
+# short file into millions of values (each `&a [*b, *b, ...]` level multiplies), would take a running
+# service's memory and time at the next hot reload: refused with the file's name instead.
+MAX_YAML_CHARACTERS = 1024 * 1024
+MAX_YAML_VALUES = 100_000  # counted as every value is seen by what reads the data, aliases expanded
+MAX_YAML_DEPTH = 100
+
+
 def parse_yaml(text: str, path: Path) -> YamlDoc:
+    if len(text) > MAX_YAML_CHARACTERS:
+        raise FileProblems(
+            [Problem(path, 1, f"the file has {len(text)} characters; at most {MAX_YAML_CHARACTERS}")]
+        )
     try:
-        return _parse(text, _FAST_LOADER, path)
-    except yaml.YAMLError:
-        pass
-    # libyaml words errors tersely ("did not find expected key"): say what is wrong as PyYAML does.
-    try:
+        try:
+            return _parse(text, _FAST_LOADER, path)
+        except yaml.YAMLError:
+            pass
+        # libyaml words errors tersely ("did not find expected key"): say what is wrong as PyYAML does.
         return _parse(text, yaml.SafeLoader, path)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -75,6 +87,8 @@ def parse_yaml(text: str, path: Path) -> YamlDoc:
         raise FileProblems([Problem(path, line, f"YAML: {exc.problem or exc}")]) from exc
     except yaml.YAMLError as exc:
         raise FileProblems([Problem(path, 1, f"YAML: {exc}")]) from exc
+    except RecursionError:
+        raise FileProblems([Problem(path, 1, f"YAML: nested deeper than {MAX_YAML_DEPTH} levels")]) from None
 
 
 # libyaml parses the rule pack about 15 times faster than PyYAML's Python parser, into the same nodes
@@ -88,12 +102,58 @@ def _parse(text: str, loader_class: type[yaml.SafeLoader], path: Path) -> YamlDo
     try:
         node = loader.get_single_node()
         if node is not None:
+            # Sized before constructing: aliases are counted, never expanded.
+            _check_size(node, path)
             # Before constructing, which merges `<<:` keys into their mappings: lines are the keys' own.
             _walk(node, (), lines)
         data = loader.construct_document(node) if node is not None else None
     finally:
         loader.dispose()
     return YamlDoc(path, data, text, lines)
+
+
+def _check_size(root: yaml.Node, path: Path) -> None:
+    """Refuse a document whose values, aliases expanded, number more than MAX_YAML_VALUES, that nests
+    deeper than MAX_YAML_DEPTH, or that refers to itself. Each node is sized once (memoised), so the
+    check itself costs the file's size, not its expansion."""
+    sizes: dict[int, int] = {}
+    in_progress: set[int] = set()
+
+    def size(node: yaml.Node, depth: int) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in in_progress:
+            raise FileProblems([Problem(path, node.start_mark.line + 1, "YAML: an alias refers to itself")])
+        if depth > MAX_YAML_DEPTH:
+            raise FileProblems(
+                [Problem(path, node.start_mark.line + 1, f"YAML: nested deeper than {MAX_YAML_DEPTH} levels")]
+            )
+        in_progress.add(key)
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        total = 1
+        for child in children:
+            total += size(child, depth + 1)
+            if total > MAX_YAML_VALUES:
+                raise FileProblems(
+                    [
+                        Problem(
+                            path,
+                            node.start_mark.line + 1,
+                            f"YAML: the document expands to more than {MAX_YAML_VALUES} values "
+                            "(aliases are expanded wherever they are used)",
+                        )
+                    ]
+                )
+        in_progress.discard(key)
+        sizes[key] = total
+        return total
+
+    size(root, 0)
 
 
 def _walk(node: yaml.Node, loc: Location, lines: dict[Location, int]) -> None:

@@ -77,8 +77,11 @@ def database_url(database_backend: str, tmp_path: Path) -> str:
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    # The suite at large runs without authentication; tests/security covers it, with keys it makes.
-    return Settings(database_url=database_url, rules_dir=RULES, insecure_no_auth=True)
+    # The suite at large runs without authentication; tests/security covers it, with keys it makes. The
+    # test FHIR server listens on loopback, which is refused unless allowed (tests/data/test_upstream.py).
+    return Settings(
+        database_url=database_url, rules_dir=RULES, insecure_no_auth=True, fetch_allow_private=True
+    )
 
 
 def _check_invariants(response: httpx.Response) -> None:

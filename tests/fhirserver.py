@@ -4,8 +4,8 @@ It implements only the reads and searches the CDS service issues, but with the b
 server where clients tend to get it wrong: paging with absolute ``next`` links, prefixed date
 searches against timezone-aware instants, and token searches with or without a system. Knob
 attributes (``required_token``, ``delay_seconds``, ``fail_status``, ``include_outcome``,
-``garbage``, ``raw_body``, ``stall_body``, ``wrong_type``, ``next_link``) let a test make the server
-misbehave at runtime; ``requests`` records what was sent.
+``garbage``, ``raw_body``, ``stall_body``, ``padded_body``, ``wrong_type``, ``next_link``) let a test
+make the server misbehave at runtime; ``requests`` records what was sent.
 """
 
 from __future__ import annotations
@@ -308,6 +308,9 @@ class FhirApp:
         # Send the headers and the start of a Bundle, then nothing more until this is reset or the
         # server stops: a server that hangs mid-answer.
         self.stall_body: bool = False
+        # Answer a Bundle padded to this many bytes, streamed without a Content-Length; -1: never ending
+        # (until this is reset or the server stops).
+        self.padded_body: int | None = None
         # A read answers a resource of this type instead, a search a Bundle holding one of this type.
         self.wrong_type: str | None = None
         # The `next` link of every search page: "self" (the same page again, forever) or this URL.
@@ -344,7 +347,21 @@ class FhirApp:
             return Response(self.raw_body, media_type=self.raw_content_type)
         if self.stall_body:
             return StreamingResponse(self._stalled_body(), media_type=FHIR_JSON)
+        if self.padded_body is not None:
+            return StreamingResponse(self._padded(self.padded_body), media_type=FHIR_JSON)
         return None
+
+    async def _padded(self, size: int) -> AsyncIterator[bytes]:
+        head, tail = b'{"resourceType": "Bundle", "type": "searchset", "padding": "', b'"}'
+        yield head
+        piece = b"x" * 65536
+        left = size - len(head) - len(tail)
+        while (size < 0 or left > 0) and self.padded_body is not None and not self._stopping.is_set():
+            chunk = piece if size < 0 else piece[: max(0, min(left, len(piece)))]
+            left -= len(chunk)
+            yield chunk
+            await asyncio.sleep(0)  # let a reset, or the server's shutdown, be seen
+        yield tail
 
     async def _stalled_body(self) -> AsyncIterator[bytes]:
         yield b'{"resourceType": "Bundle", "type": "searchset", "entry": ['

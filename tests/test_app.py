@@ -236,6 +236,7 @@ def test_healthz_reports_a_hanging_database_as_unavailable_before_a_probe_times_
 
     # A database that neither answers nor refuses (a dropped network path) holds the ping thread.
     monkeypatch.setattr(Store, "ping", lambda self: time.sleep(3.0) or True)
+    monkeypatch.setattr(Store, "heartbeat", lambda self, now, process: time.sleep(3.0) or True)
     monkeypatch.setattr(app_module, "HEALTH_PING_SECONDS", 0.2)
     started = time.monotonic()
     response = http.get("/healthz")
@@ -377,7 +378,9 @@ def test_server_reported_outcomes_are_data_problems(http: httpx.Client, fhir_ser
     (card,) = [
         c for c in response.json()["cards"] if c["extension"][PROVENANCE_KEY]["ruleId"] == "incomplete-data"
     ]
-    assert "search truncated" in card["detail"]
+    # What the server said stays in the service log: a card names only the FHIR issue code.
+    assert "search truncated" not in card["detail"]
+    assert "the FHIR server reported warning: issue code incomplete" in card["detail"]
 
 
 def test_hook_instance_is_any_uuid(http: httpx.Client) -> None:
@@ -440,3 +443,43 @@ def test_a_client_that_hangs_up_mid_body_is_a_logged_400_not_a_server_error(
     assert row["status"] == 400
     assert "closed the connection" in row["reason"]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_healthz_checks_a_write_at_most_every_few_seconds(
+    service_with: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cds_service.store.database import Store
+
+    writes: list[int] = []
+    real = Store.heartbeat
+
+    def counted(self: Store, now: Any, process: int) -> bool:
+        writes.append(process)
+        return real(self, now, process)
+
+    monkeypatch.setattr(Store, "heartbeat", counted)
+    http = service_with(health_write_seconds=3600)
+    for _ in range(20):
+        assert http.get("/healthz").json()["database"] == "ok"
+    assert len(writes) == 1  # an unauthenticated endpoint cannot make the database write on demand
+
+
+def test_chart_links_on_a_service_call_never_follow_the_host_header(service: Any, http: httpx.Client) -> None:
+    from tests.conftest import ROOT
+
+    request = (ROOT / "fhir_fixtures" / "requests" / "order-sign-500mg-day.json").read_bytes()
+    response = http.post(
+        ORDER_SIGN,
+        content=request,
+        headers={
+            "content-type": "application/json",
+            "Host": "evil.example",
+            "X-Forwarded-Host": "evil.example",
+        },
+    )
+    assert response.status_code == 200
+    links = [link["url"] for card in response.json()["cards"] for link in card.get("links", ())]
+    charts = [url for url in links if "/charts/" in url]
+    # No public URL is configured (auth is off): links name the address the service listens on.
+    assert charts and all(url.startswith(service.base_url + "/charts/") for url in charts), charts
+    assert "evil.example" not in response.text

@@ -179,9 +179,11 @@ def test_cards_and_feedback_sent_over_http(
         }
     ]
     (reasons,) = report["override_reasons"]
+    # The incomplete-data card offers no override reason: "dup" is kept, flagged as not offered.
     assert reasons["top"] == [
         {"system": "http://example.org/override", "code": "dup", "display": "Duplicate",
-         "offered_display": None, "label": "Duplicate", "cards": 1, "with_comment": 1}
+         "offered_display": None, "label": "Duplicate (not a reason the card offered)", "cards": 1,
+         "with_comment": 1, "offered": False}
     ]  # fmt: skip
     assert report["feedback_for_unknown_cards"] == {"entries": 1, "cards": 1}
     assert "PHI" not in out
@@ -259,3 +261,42 @@ def test_a_bare_override_code_is_shown_with_the_rule_files_display(
         None,
         "Dose reviewed with rheumatology",
     )
+
+
+def test_ehr_text_reaches_the_terminal_without_its_control_characters(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # An override display that would clear the screen, recolour it and reverse the line's reading order.
+    hostile = "\x1b[2J\x1b[31mall fine\x07\u202eenod\r\n"
+    _seed(
+        database_url,
+        [("max-dose", "1.1.0", "anakinra-order-sign", T0 + timedelta(days=1))],
+        [_feedback("c0", "overridden", "code\x1b[0m", hostile)],
+    )
+    status, out, _ = _run(capsys, *PERIOD)
+    assert status == 0
+    assert "all fine" in out
+    assert not any(ch in out for ch in "\x1b\x07\r\u202e"), repr(out)
+    assert out.count("\n") == len(out.splitlines())  # no line was split or rewound
+
+
+def test_a_reason_the_card_did_not_offer_is_shown_apart(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import dataclasses
+
+    _seed(
+        database_url,
+        [("max-dose", "1.1.0", "anakinra-order-sign", T0 + timedelta(days=1))] * 2,
+        [
+            _feedback("c0", "overridden", "dose-reviewed", "Dose reviewed"),
+            dataclasses.replace(
+                _feedback("c1", "overridden", "dose-reviewed", "Dose reviewed"), reason_offered=False
+            ),
+        ],
+    )
+    status, out, _ = _run(capsys, *PERIOD)
+    assert status == 0
+    lines = [line for line in out.splitlines() if "Dose reviewed" in line]
+    assert len(lines) == 2
+    assert sum("(not a reason the card offered)" in line for line in lines) == 1

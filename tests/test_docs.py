@@ -175,3 +175,22 @@ def test_the_quickstart_evaluates_the_saved_request_when_the_playground_does() -
         as_of = default_as_of(orjson.loads(raw))
         assert datetime.fromisoformat(words[words.index("--now") + 1]) == as_of, command
         assert f"{as_of:%Y-%m-%d %H:%M} UTC" in text  # what the page shows beside Evaluate
+
+
+def test_every_test_the_security_table_names_exists() -> None:
+    """docs/security.md names the test behind each protection: each must be a test in that file."""
+    text = (ROOT / "docs" / "security.md").read_text()
+    table = text.split("## Protections, settings and tests", 1)[1]
+    named = 0
+    for row in (line for line in table.splitlines() if line.startswith("| ") and "`" in line):
+        current = None
+        for reference in re.findall(r"`((?:tests/[\w/]+\.py)?::\w+|tests/[\w/]+\.py::\w+)`", row):
+            path, _, name = reference.partition("::")
+            current = path or current
+            assert current, f"{reference} names no file"
+            source = (ROOT / current).read_text()
+            assert re.search(rf"^(async )?def {name}\(", source, flags=re.MULTILINE), (
+                f"{current}::{name} is not a test"
+            )
+            named += 1
+    assert named >= 40

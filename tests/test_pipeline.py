@@ -20,7 +20,7 @@ FERRITIN = "http://loinc.org|2276-4"
 
 @pytest.fixture
 async def runtime() -> AsyncIterator[Runtime]:
-    runtime = Runtime.create(Settings(rules_dir=RULES))
+    runtime = Runtime.create(Settings(rules_dir=RULES, fetch_allow_private=True))
     yield runtime
     await runtime.aclose()
 

@@ -59,7 +59,7 @@ def replaced(document: Any, path: tuple[Any, ...], value: Any) -> Any:
 
 @pytest.fixture
 async def runtime() -> AsyncIterator[Runtime]:
-    runtime = Runtime.create(Settings(rules_dir=RULES, fetch_deadline_seconds=0.2))
+    runtime = Runtime.create(Settings(rules_dir=RULES, fetch_deadline_seconds=0.2, fetch_allow_private=True))
     yield runtime
     await runtime.aclose()
 

@@ -41,6 +41,7 @@ from cds_service.facts.catalog import FactCatalog
 from cds_service.facts.knowledge import Analyte
 from cds_service.facts.model import Facts, LabValue
 from cds_service.facts.named import Fact, FactSpec, missing
+from cds_service.markup import Markdown, markdown_text
 
 # The HLH-2004 criteria in the order of Henter's table; their display labels are rule parameters.
 CRITERIA = (
@@ -237,7 +238,10 @@ class HlhSettings:
             )
         lines = [self._line(c) for c in criteria]
         out["hlh.evidence"] = Fact(
-            "hlh.evidence", clip("\n".join(lines), EVIDENCE_WIDTH), evidence=everything, detail=counted
+            "hlh.evidence",
+            Markdown(clip("\n".join(lines), EVIDENCE_WIDTH)),
+            evidence=everything,
+            detail=counted,
         )
         # A test already done whose result could not be compared is not asked for again: it is named, and
         # its evidence line says why it does not decide the criterion.
@@ -523,7 +527,8 @@ class HlhSettings:
         return Tri.UNKNOWN, None
 
     def _line(self, criterion: Criterion) -> str:
-        return f"- **{self.labels[criterion.key]}**: {criterion.text}"
+        # The label is the rule file's; the text quotes results as the EHR reported them.
+        return f"- **{self.labels[criterion.key]}**: {markdown_text(criterion.text)}"
 
     # --- HScore and MAS 2016 ------------------------------------------------------------------------
 
@@ -952,7 +957,11 @@ def short_list(labels: Sequence[str], width: int) -> str:
 
 def clip(text: str, width: int) -> str:
     """`text` cut to `width` characters, so that a fact never renders wider than its spec says."""
-    return text if len(text) <= width else text[: width - 1] + "…"
+    if len(text) <= width:
+        return text
+    cut = text[: width - 1]
+    # Never end on half of a Markdown escape.
+    return (cut[:-1] if cut.endswith("\\") and not cut.endswith("\\\\") else cut) + "…"
 
 
 def _value(fact: Fact) -> str:

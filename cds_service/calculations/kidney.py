@@ -33,6 +33,7 @@ from cds_service.facts.labs import Point, collect
 from cds_service.facts.model import Facts
 from cds_service.facts.named import Fact, FactSpec, missing
 from cds_service.facts.units import Units, tidy
+from cds_service.markup import Markdown, markdown_text
 
 # The analytes (rules/facts/analytes.yaml) these calculations read; their facts are creatinine.latest etc.
 CREATININE = "creatinine"
@@ -210,10 +211,13 @@ class RenalSettings:
             )
         # A creatinine reported as a bound ("<0.3") bounds the clearance the other way.
         comparator = _FLIP.get(creatinine.comparator or "")
-        detail = (
-            f"Cockcroft-Gault **{comparator or ''}{value:.1f} mL/min** from age {_n(years)} years; "
-            f"{weight_text}{_when(weight)}; creatinine {_reported(creatinine, mg_dl)}{_when(creatinine)}; "
-            f"sex {sex_text}"
+        # Bold figure, then the inputs as the EHR gave them (escaped: a unit or a sex is the EHR's text).
+        detail = Markdown(
+            f"Cockcroft-Gault **{comparator or ''}{value:.1f} mL/min** "
+            + markdown_text(
+                f"from age {_n(years)} years; {weight_text}{_when(weight)}; "
+                f"creatinine {_reported(creatinine, mg_dl)}{_when(creatinine)}; sex {sex_text}"
+            )
         )
         # tidy() only removes float noise (29.999999999999996 is 30); the value is not rounded for display.
         return Fact(
@@ -550,9 +554,12 @@ class AkiSettings:
                 f"a rise of {_shown(found.rise)} {unit} from {lowest} {window} "
                 f"(KDIGO: ≥ {_shown(limits.absolute_rise)} {unit} within {window})"
             )
-        detail = (
-            f"KDIGO stage **{found.stage}**: creatinine {shown_value} {unit} at {value.time:%Y-%m-%d %H:%M} "
-            f"({value.evidence[0]}) is {why}. Compared in {unit}, {native}. Results: {results}."
+        detail = Markdown(
+            f"KDIGO stage **{found.stage}**: "
+            + markdown_text(
+                f"creatinine {shown_value} {unit} at {value.time:%Y-%m-%d %H:%M} ({value.evidence[0]}) is "
+                f"{why}. Compared in {unit}, {native}. Results: {results}."
+            )
         )
         evidence = (reference.evidence[0], value.evidence[0])
         return {

@@ -192,7 +192,9 @@ class UpdateDraftOrder:
                 else type(exc).__name__
             )
             log.warning(
-                "draft %s cannot be rewritten as a valid order (%s): no update offered", data["order"], where
+                "draft %.200r cannot be rewritten as a valid order (%s): no update offered",
+                data["order"],
+                where,
             )
             return None
         return [

@@ -15,6 +15,7 @@ from cds_service.engine import Evaluation, Finding
 from cds_service.engine.rulefile import Link
 from cds_service.facts.model import Facts
 from cds_service.facts.named import Fact
+from cds_service.markup import markdown_text
 from cds_service.protocol.discovery import IncompleteDataCard, ServiceDefinition
 from cds_service.protocol.response import SUMMARY_MAX, Card, CardsResponse
 from cds_service.store.database import IssuedCard
@@ -78,6 +79,7 @@ def render_response(
             patient_id=facts.patient_id,
             hook_instance=facts.hook_instance,
             issued_at=issued_at,
+            override_reasons=[[r.system or "", r.code] for r in card.overrideReasons or ()],
             also=tuple(rules[1:]),
         )
         for card, rules in produced
@@ -183,8 +185,9 @@ def _incomplete_data_card(
     summary = template.summary.format(sources=", ".join(labels))
     if len(summary) > SUMMARY_MAX:
         summary = template.summary.format(sources=f"{len(labels)} data sources")
-    lines = [f"- **{label}**: {why}" for label, why in unavailable.items()]
-    lines += [f"- {problem}" for problem in problems]
+    # Reasons and problems quote the EHR (a resource type, a unit, an id): escaped, never rendered.
+    lines = [f"- **{markdown_text(label)}**: {markdown_text(why)}" for label, why in unavailable.items()]
+    lines += [f"- {markdown_text(problem)}" for problem in problems]
     return Card.model_validate(
         {
             "summary": summary,

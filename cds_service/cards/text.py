@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from cds_service.facts.named import Fact, FactSpec
 from cds_service.facts.units import Units
+from cds_service.markup import Markdown, markdown_text, plain_text
 
 # Formats that only set precision (".1f", ".0%"): a width or padding would break the length bound.
 _FORMAT = re.compile(r"^\.[0-3][f%]$")
@@ -107,12 +108,22 @@ def fill(
             continue
         name, spec = match.group(1).strip(), match.group(2)
         limits = thresholds.get(name, ()) if thresholds else ()
-        value = _prose(
-            _render(name, spec, facts, parameters, missing, limits, units.text if units else _as_is), units
-        )
+        rendered = _render(name, spec, facts, parameters, missing, limits, units.text if units else _as_is)
+        value = _prose(rendered, units)
+        if name.startswith("param."):
+            parts.append(value)  # the rule file's own text
+            continue
         if fit is not None and _open(name, fit):
             value = shorten(value, width(name, spec, fit, parameters, units))
-        parts.append(value)
+        if not markdown:
+            parts.append(plain_text(value))
+        elif isinstance(rendered, Markdown):
+            # Markdown the service put together with its EHR parts escaped (prose knows units' escaped
+            # spellings, so "10\*9/L" there is written "×10⁹/L" too).
+            parts.append(value)
+        else:
+            # Anything else may quote the EHR (a unit, a route, an order's text, a resource id).
+            parts.append(markdown_text(value))
     parts.append(_prose(template[last:], units))
     text = "".join(parts)
     return protect_units(text) if markdown else text
@@ -150,16 +161,17 @@ def _prose(text: str, units: Units | None) -> str:
 # EHR that renders the detail (as the spec asks) would show an italic "109/L". Values and units may carry
 # markdown on purpose (bold numbers), so only a "*" between two digits is escaped.
 _POWER = re.compile(r"(?<=\d)\*(?=\d)")
-_ESCAPED_POWER = re.compile(r"(?<=\d)\\\*(?=\d)")
+_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
 
 
 def protect_units(markdown_text: str) -> str:
     return _POWER.sub(r"\\*", markdown_text)
 
 
-def visible(markdown_text: str) -> str:
-    """The text as a reader sees it once rendered, for rule cases that quote it."""
-    return _ESCAPED_POWER.sub("*", markdown_text)
+def visible(markdown: str) -> str:
+    """The text as a reader sees it once rendered (backslash escapes undone), for rule cases that quote
+    it."""
+    return _ESCAPE.sub(r"\1", markdown)
 
 
 def format_number(value: float, spec: str | None = None, thresholds: Sequence[float] = ()) -> str:
@@ -329,4 +341,4 @@ def _value(fact: Fact, spec: str | None, thresholds: Sequence[float] = ()) -> st
     if isinstance(value, int | float):
         text = format_number(float(value), spec, thresholds)
         return f"{fact.comparator}{text}" if fact.comparator else text
-    return str(value)
+    return value if isinstance(value, str) else str(value)

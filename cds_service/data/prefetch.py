@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
-import httpx
-
-from cds_service.data.fetch import FetchError, fetch_query
+from cds_service.data.fetch import ByteBudget, FetchError, fetch_query
 from cds_service.data.resources import Decoded, Resource, decode
 from cds_service.data.templates import fill_template
+from cds_service.data.upstream import Upstream
 from cds_service.protocol.discovery import ServiceDefinition
 from cds_service.protocol.outcome import Issue, ProblemError
 from cds_service.protocol.request import HookRequest
@@ -20,6 +19,9 @@ class FetchSettings:
     deadline_seconds: float
     max_pages: int
     without_token: bool
+    # What one answer, and all the answers to one call, may hold; reading stops there.
+    max_answer_bytes: int = 8 * 1024 * 1024
+    max_call_bytes: int = 32 * 1024 * 1024
 
 
 @dataclasses.dataclass
@@ -35,10 +37,11 @@ class PatientData:
 
 
 async def gather_data(
-    service: ServiceDefinition, request: HookRequest, client: httpx.AsyncClient, settings: FetchSettings
+    service: ServiceDefinition, request: HookRequest, upstream: Upstream, settings: FetchSettings
 ) -> PatientData:
-    """Resolve every prefetch key of `service`. Raises ProblemError(400) for unreadable prefetch values
-    and ProblemError(412) when required data cannot be had."""
+    """Resolve every prefetch key of `service`, fetching through `upstream` (the caller's pool and
+    policy). Raises ProblemError(400) for unreadable prefetch values and a fhirServer the policy does
+    not allow, and ProblemError(412) when required data cannot be had."""
     data = PatientData(values={}, problems=[], unavailable={}, fetched=[])
     to_fetch: dict[str, str] = {}
     bad: list[Issue] = []
@@ -70,7 +73,12 @@ async def gather_data(
     # Refuse before fetching anything when required data is already known to be out of reach.
     _refuse_if_required_missing(service, data)
     if to_fetch:
-        await _fetch_all(data, to_fetch, request, client, settings, service)
+        assert request.fhir_server is not None
+        refusal = upstream.policy.refusal(request.fhir_server)
+        if refusal:
+            # Only when something must be fetched: a fhirServer that is never contacted harms no one.
+            raise ProblemError(400, [Issue(refusal, code="security", expression="fhirServer")])
+        await _fetch_all(data, to_fetch, request, upstream, settings, service)
         _refuse_if_required_missing(service, data)
     return data
 
@@ -99,15 +107,24 @@ async def _fetch_all(
     data: PatientData,
     queries: dict[str, str],
     request: HookRequest,
-    client: httpx.AsyncClient,
+    upstream: Upstream,
     settings: FetchSettings,
     service: ServiceDefinition,
 ) -> None:
     assert request.fhir_server is not None
     token = request.fhir_authorization.access_token if request.fhir_authorization else None
+    budget = ByteBudget(settings.max_answer_bytes, settings.max_call_bytes)
     tasks = {
         key: asyncio.ensure_future(
-            fetch_query(client, request.fhir_server, query, token, settings.max_pages, f"prefetch.{key}")
+            fetch_query(
+                upstream.client,
+                request.fhir_server,
+                query,
+                token,
+                settings.max_pages,
+                f"prefetch.{key}",
+                budget,
+            )
         )
         for key, query in queries.items()
     }

@@ -14,10 +14,14 @@ left out and named in a problem, because something the rules need is then missin
 
 from __future__ import annotations
 
+import logging
+import re
 from typing import Any
 
 import msgspec
 from msgspec import inspect
+
+log = logging.getLogger(__name__)
 
 
 class Coding(msgspec.Struct, frozen=True):
@@ -157,15 +161,19 @@ class Decoded(msgspec.Struct):
     next_url: str | None = None
 
 
-def decode(data: bytes, where: str) -> Decoded:
+def decode(data: bytes, where: str, detail: bool = True) -> Decoded:
     """Decode a resource or a Bundle. A bad entry is reported and skipped; it never spoils the rest.
 
+    Without `detail` (an answer fetched from a FHIR server), problems do not quote what the server
+    sent: its OperationOutcome diagnostics go to the log, never into a card.
     Raises ValueError when the value is not JSON or not a FHIR resource at all.
     """
     try:
         kind = _KIND.decode(data).resourceType
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise ValueError(f"{where} is not a FHIR resource: {exc}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{where} is not usable JSON: a string is not UTF-8") from None
     except RecursionError:
         raise ValueError(f"{where} is not usable JSON: nested too deeply") from None
     if kind is None:
@@ -177,8 +185,9 @@ def decode(data: bytes, where: str) -> Decoded:
             # _KIND read it, so it is JSON: only its shape is wrong somewhere.
             single, left_out = _salvaged(msgspec.json.decode(data), where)
             if single is None:
-                raise ValueError(f"{where} ({kind}) could not be read: {exc}") from None
-        result = _sorted([single], where)
+                why = f": {exc}" if detail else ""
+                raise ValueError(f"{where} ({kind}) could not be read{why}") from None
+        result = _sorted([single], where, detail)
         result.problems[:0] = left_out
         return result
     pairs: list[tuple[Resource | None, _EntrySearch | None]]
@@ -193,7 +202,7 @@ def decode(data: bytes, where: str) -> Decoded:
         except msgspec.ValidationError as exc:
             raise ValueError(f"{where} is not a readable Bundle: {exc}") from None
         bundle = _Bundle(resourceType=raw.resourceType, link=raw.link)
-        pairs, problems = _entries_one_by_one(raw, where)
+        pairs, problems = _entries_one_by_one(raw, where, detail)
     next_url = next((link.url for link in bundle.link or () if link.relation == "next" and link.url), None)
     resources: list[Resource] = []
     for resource, search in pairs:
@@ -203,30 +212,31 @@ def decode(data: bytes, where: str) -> Decoded:
             problems.append(f"{where}: entry marked as search outcome but is a {resource.resourceType}")
             continue
         resources.append(resource)
-    result = _sorted(resources, where)
+    result = _sorted(resources, where, detail)
     result.problems[:0] = problems
     result.next_url = next_url
     return result
 
 
 def _entries_one_by_one(
-    raw: _RawBundle, where: str
+    raw: _RawBundle, where: str, detail: bool
 ) -> tuple[list[tuple[Resource | None, _EntrySearch | None]], list[str]]:
     pairs: list[tuple[Resource | None, _EntrySearch | None]] = []
     problems = []
     for index, data in enumerate(raw.entry or ()):
         try:
             entry = _ENTRY.decode(data)
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
             try:
                 document = msgspec.json.decode(data)
-            except (msgspec.DecodeError, RecursionError):
+            except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
                 document = None
             resource, salvage = _salvaged(
                 document.get("resource") if isinstance(document, dict) else None, where
             )
-            if resource is None:
-                problems.append(f"{where}: entry {index} could not be read and was skipped ({exc})")
+            if resource is None or not isinstance(document, dict):
+                why = f" ({exc})" if detail else ""
+                problems.append(f"{where}: entry {index} could not be read and was skipped{why}")
                 continue
             problems.extend(salvage)
             search = document.get("search")
@@ -316,7 +326,11 @@ def _leaf_fits(value: Any, shape: inspect.Type) -> bool:
     return isinstance(shape, inspect.AnyType)
 
 
-def _sorted(resources: list[Resource], where: str) -> Decoded:
+_SEVERITIES = {"fatal", "error", "warning", "information"}
+_ISSUE_CODE = re.compile(r"^[a-z][a-z-]{0,39}$")
+
+
+def _sorted(resources: list[Resource], where: str, detail: bool = True) -> Decoded:
     """Split OperationOutcomes (data problems, never data) from the resources."""
     kept = []
     problems = []
@@ -326,7 +340,12 @@ def _sorted(resources: list[Resource], where: str) -> Decoded:
                 text = (
                     issue.diagnostics or (issue.details.text if issue.details else None) or issue.code or "?"
                 )
-                problems.append(f"{where}: the FHIR server reported {issue.severity or 'an issue'}: {text}")
+                severity = issue.severity if issue.severity in _SEVERITIES else "an issue"
+                if not detail:
+                    log.info("%s: the FHIR server reported %s: %.300r", where, severity, text)
+                    code = issue.code if issue.code and _ISSUE_CODE.match(issue.code) else "unknown"
+                    text = f"issue code {code} (details in the service log)"
+                problems.append(f"{where}: the FHIR server reported {severity}: {text}")
             if not resource.issue:
                 problems.append(f"{where}: the FHIR server returned an empty OperationOutcome")
         else:

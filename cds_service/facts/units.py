@@ -14,6 +14,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from cds_service.markup import markdown_text
+
 # Results are rounded to this many significant digits: pint's factors are binary floats (1/24 h is
 # 0.041666666666666664), and 2400 mg/d at 50 kg must be exactly 2.0 mg/kg/h for an inclusive limit.
 SIGNIFICANT = 12
@@ -42,6 +44,10 @@ def _spellings(
             shown.setdefault(seen, written)
     if not shown:
         return None
+    # Card detail is Markdown, and text the service composed there has its EHR parts escaped ("10\*9/L",
+    # "\[degF\]"): the escaped spelling is written as people write it too.
+    for spelling, text in list(shown.items()):
+        shown.setdefault(markdown_text(spelling), text)
     alternatives = "|".join(re.escape(s) for s in sorted(shown, key=len, reverse=True))
     return re.compile(rf"(?<![A-Za-z_\]\[*^])(?:{alternatives})(?![A-Za-z0-9_\[])"), shown
 

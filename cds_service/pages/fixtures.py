@@ -41,8 +41,8 @@ _FHIR_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 # The rules look back 24-72 h from "now": evaluating just after the newest result sees the chart as the
 # clinician did, whatever the wall clock says about synthetic data.
 AFTER_LATEST = timedelta(hours=1)
-# A plain file name, short enough for any file system (a 251-character name was an OSError, a 500).
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+# A fixture's name: a plain file name, short enough for any file system (a longer one is no fixture).
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -130,7 +130,10 @@ async def evaluate(request: Request, service: str | None = None, as_of: str | No
     Refusals come back as the service would send them: the same status and OperationOutcome."""
     runtime: Runtime = request.app.state.runtime
     raw = await read_json_body(
-        request, runtime.settings.max_body_bytes, empty="the request is empty: build one or paste one"
+        request,
+        runtime.settings.max_body_bytes,
+        runtime.settings.body_timeout_seconds,
+        empty="the request is empty: build one or paste one",
     )
     document = _hook_request(raw)
     removed = [key for key in EHR_ACCESS if key in document]
@@ -138,9 +141,10 @@ async def evaluate(request: Request, service: str | None = None, as_of: str | No
         del document[key]
     service_id = service or _service_for_hook(runtime.services, document.get("hook"))
     moment = _moment(as_of) if as_of else fixtures.default_as_of(document)
-    # Chart links on the cards point back at the address this browser reached the service by.
-    public_url = str(request.base_url).rstrip("/")
-    answer = await call_service(runtime, service_id, _encoded(document), now=moment, public_url=public_url)
+    # Chart links on the cards point at the configured public URL: the Host header is the caller's.
+    answer = await call_service(
+        runtime, service_id, _encoded(document), now=moment, public_url=runtime.settings.base_url
+    )
     warnings = []
     try:
         await run_in_threadpool(request.app.state.store.save_charts, answer.charts)

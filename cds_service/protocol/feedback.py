@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -9,7 +11,7 @@ import msgspec
 
 from cds_service.protocol.outcome import Issue, ProblemError
 from cds_service.store import limits
-from cds_service.store.database import FeedbackRow
+from cds_service.store.database import CardOwner, FeedbackRow
 
 
 class _Coding(msgspec.Struct):
@@ -145,3 +147,38 @@ def _is_instant(value: Any) -> bool:
     except (TypeError, ValueError):
         return False
     return "T" in value
+
+
+def bound_feedback(
+    rows: list[FeedbackRow], owners: Mapping[str, CardOwner], issuer: str | None
+) -> list[FeedbackRow]:
+    """The rows, bound to who sent them and checked against the cards they name: feedback on a card
+    issued to another issuer or by another service is refused (400, nothing stored); an override reason
+    the card did not offer is kept, flagged. A card this service has no record of (issued while its
+    database was down, or never) is kept as it is, and the report counts it apart."""
+    issues = []
+    bound = []
+    for index, row in enumerate(rows):
+        owner = owners.get(row.card_uuid)
+        offered: bool | None = None
+        if owner is not None:
+            if owner.service_id != row.service_id or owner.issuer != issuer:
+                issues.append(
+                    Issue(
+                        f"feedback[{index}].card: card {row.card_uuid!r} was not issued to this caller by "
+                        f"{row.service_id!r}",
+                        code="forbidden",
+                        expression=f"feedback[{index}].card",
+                    )
+                )
+                continue
+            if row.override_code is not None:
+                # An EHR may echo the code without its system.
+                offered = any(
+                    code == row.override_code and row.override_system in (None, system)
+                    for system, code in owner.override_reasons
+                )
+        bound.append(dataclasses.replace(row, issuer=issuer, reason_offered=offered))
+    if issues:
+        raise ProblemError(400, issues)
+    return bound

@@ -18,6 +18,7 @@ _ISSUE_CODE = {
     403: "forbidden",
     404: "not-found",
     405: "not-supported",
+    408: "timeout",
     412: "incomplete",
     413: "too-costly",
     415: "not-supported",

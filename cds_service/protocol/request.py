@@ -73,6 +73,8 @@ def parse_hook_request(body: bytes, expected_hook: str) -> HookRequest:
         raise ProblemError.single(400, f"Request does not follow CDS Hooks 2.0: {exc}") from None
     except msgspec.DecodeError as exc:
         raise ProblemError.single(400, f"Request body is not valid JSON: {exc}") from None
+    except UnicodeDecodeError:
+        raise ProblemError.single(400, "Request body is not valid JSON: a string is not UTF-8") from None
     except RecursionError:
         raise ProblemError.single(400, "Request body is not usable JSON: nested too deeply") from None
 

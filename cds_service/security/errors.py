@@ -9,3 +9,9 @@ class AuthError(Exception):
         super().__init__(message)
         self.reason = reason
         self.message = message
+
+
+def shown(value: object, width: int = 80) -> str:
+    """A value from the token, quoted for a message and cut to `width` characters: the caller chose it."""
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 4] + "...'"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime
 
 import httpx
@@ -12,7 +13,7 @@ from cds_service.config import Settings
 from cds_service.protocol.outcome import Issue, ProblemError
 from cds_service.security.errors import AuthError
 from cds_service.security.keys import KeyStore
-from cds_service.security.trust import load_trust
+from cds_service.security.trust import TrustedIssuer, load_trust
 from cds_service.security.verify import Caller, Policy, Verifier
 from cds_service.store.database import Store
 
@@ -29,6 +30,12 @@ class Guard:
     @property
     def insecure(self) -> bool:
         return self.verifier is None
+
+    def issuer(self, caller: Caller | None) -> TrustedIssuer | None:
+        """The trust-file entry of a verified caller (what it may fetch from); None with auth off."""
+        if caller is None or self.verifier is None:
+            return None
+        return self.verifier.issuers.get(caller.iss)
 
     @classmethod
     def create(cls, settings: Settings, store: Store, client: httpx.AsyncClient) -> Guard:
@@ -73,15 +80,29 @@ class Guard:
             raise Unauthorized(exc) from None
 
 
+_NOT_HEADER_SAFE = re.compile(r'[^\x20-\x7e]|["\\]')
+_DESCRIPTION_MAX = 200
+
+
+def keys_client() -> httpx.AsyncClient:
+    """The client JWKS URLs are fetched with: its own few connections, apart from the FHIR fetches'
+    pools, so that neither can starve the other."""
+    return httpx.AsyncClient(
+        limits=httpx.Limits(max_connections=4, max_keepalive_connections=4),
+        timeout=httpx.Timeout(10.0),
+        follow_redirects=False,
+    )
+
+
 class Unauthorized(ProblemError):
     """401 with the reason in the OperationOutcome and in WWW-Authenticate (RFC 6750)."""
 
     def __init__(self, error: AuthError) -> None:
         super().__init__(401, [Issue(diagnostics=f"{error.message} ({error.reason})", code="login")])
         self.reason = error.reason
-        # A header value is Latin-1 without control characters; the message may quote the caller's token
-        # (an alg of "ES384\u00e9"), so it is escaped to ASCII here (the body keeps it as it is).
-        description = error.message.replace('"', "'").encode("unicode_escape").decode("ascii")
+        # A header is Latin-1 on the wire and the message quotes the token (its alg, kid, iss): only
+        # printable ASCII goes in, the whole message is in the OperationOutcome.
+        description = _NOT_HEADER_SAFE.sub("?", error.message)[:_DESCRIPTION_MAX]
         self.headers = {
             "WWW-Authenticate": f'Bearer error="invalid_token", error_description="{description}"'
         }

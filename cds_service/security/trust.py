@@ -4,6 +4,7 @@
       jwks_url: https://sandbox.cds-hooks.org/.well-known/jwks.json   # or jwks_file: keys.json
       jku: [https://sandbox.cds-hooks.org/.well-known/jwks.json]       # jku headers honoured, optional
       tenant: sandbox                                                  # recorded in the audit trail
+      fhir_servers: [https://ehr.example.org/fhir]                     # optional: fetched from only there
 
 YAML or JSON (JSON is YAML). A relative `jwks_file` is relative to the trust file.
 """
@@ -46,6 +47,9 @@ class _Entry(BaseModel):
     jwks_url: Text | None = None
     jku: list[Text] = Field(default_factory=list)
     tenant: Tenant | None = None
+    # Base URLs this issuer's calls may have data fetched from (data/upstream.py); without the key, any
+    # https server on a public address.
+    fhir_servers: list[Text] | None = None
 
     @model_validator(mode="after")
     def _one_key_source(self) -> _Entry:
@@ -56,6 +60,20 @@ class _Entry(BaseModel):
                 raise ValueError(f"{url!r}: key URLs must be https (http only for localhost)")
         return self
 
+    @model_validator(mode="after")
+    def _fhir_server_bases(self) -> _Entry:
+        for url in self.fhir_servers or ():
+            parts = urlsplit(url)
+            if not _https_or_local(url):
+                raise ValueError(f"fhir_servers: {url!r} must be https (http only for localhost)")
+            if parts.query or parts.fragment or parts.username or parts.password:
+                raise ValueError(
+                    f"fhir_servers: {url!r} must be a base URL: no credentials, query or fragment"
+                )
+            if any(segment in (".", "..") for segment in parts.path.split("/")):
+                raise ValueError(f"fhir_servers: {url!r} has '.' or '..' segments")
+        return self
+
 
 @dataclasses.dataclass(frozen=True)
 class TrustedIssuer:
@@ -64,6 +82,7 @@ class TrustedIssuer:
     jwks_url: str | None
     jku: tuple[str, ...]
     tenant: str | None
+    fhir_servers: tuple[str, ...] | None = None
 
 
 def load_trust(path: Path) -> dict[str, TrustedIssuer]:
@@ -85,7 +104,14 @@ def load_trust(path: Path) -> dict[str, TrustedIssuer]:
             if not jwks_file.is_file():
                 problems.append(doc.problem((index, "jwks_file"), f"no such file: {jwks_file}"))
         issuers[entry.iss] = TrustedIssuer(
-            entry.iss, jwks_file, entry.jwks_url, tuple(entry.jku), entry.tenant
+            entry.iss,
+            jwks_file,
+            entry.jwks_url,
+            tuple(entry.jku),
+            entry.tenant,
+            fhir_servers=tuple(url.rstrip("/") for url in entry.fhir_servers)
+            if entry.fhir_servers is not None
+            else None,
         )
     if not issuers:
         problems.append(Problem(path, 1, "no trusted issuers: every call would be refused"))

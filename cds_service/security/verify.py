@@ -15,11 +15,18 @@ from typing import Any
 
 import jwt
 
-from cds_service.security.errors import AuthError
+from cds_service.security.errors import AuthError, shown
 from cds_service.security.keys import KeyStore
 from cds_service.security.trust import TrustedIssuer
 from cds_service.store import limits
 
+# Longest Authorization header read. Real tokens are about 1 KB (the sandbox's: 0.8 KB); the check comes
+# before any decoding, so a megabyte header costs a length comparison, not seconds of base64 and JSON on
+# the event loop while every other request waits.
+MAX_AUTHORIZATION = 8192
+# Times are seconds since 1970 up to the year 9999: beyond, no datetime holds them (and NaN, inf or 1e20
+# would slip past every comparison or raise on conversion).
+_LAST_SECOND = 253402300799
 # jti -> False if it was seen before (a replay); must be shared by every worker process.
 ReplayCheck = Callable[[str, str, datetime], Awaitable[bool]]
 
@@ -67,10 +74,10 @@ class Verifier:
         if alg not in self.policy.algorithms:
             raise AuthError(
                 "algorithm-not-allowed",
-                f"alg {alg!r} is not accepted; use one of {', '.join(self.policy.algorithms)}",
+                f"alg {shown(alg)} is not accepted; use one of {', '.join(self.policy.algorithms)}",
             )
         if str(header.get("typ", "")).upper() != "JWT":
-            raise AuthError("wrong-type", f"typ must be JWT, not {header.get('typ')!r}")
+            raise AuthError("wrong-type", f"typ must be JWT, not {shown(header.get('typ'))}")
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
             raise AuthError("missing-kid", "the token header has no kid")
@@ -81,14 +88,17 @@ class Verifier:
         iss = unverified.get("iss")
         issuer = self.issuers.get(iss) if isinstance(iss, str) else None
         if issuer is None:
-            raise AuthError("unknown-issuer", f"issuer {iss!r} is not trusted by this service")
+            raise AuthError("unknown-issuer", f"issuer {shown(iss)} is not trusted by this service")
         key = await self.keys.key(issuer, kid, jku)
         if not key.suits(alg):
-            raise AuthError("algorithm-not-allowed", f"key {kid!r} is not a key for {alg}")
+            raise AuthError("algorithm-not-allowed", f"key {shown(kid)} is not a key for {alg}")
         claims = self._checked_signature(token, key.jwk, alg, audience)
+        if claims.get("aud") != audience:
+            # PyJWT accepts a list holding the audience; a token for this endpoint names only it.
+            raise AuthError("wrong-audience", f"aud must be the one string {audience!r}")
         caller = self._checked_times(claims, issuer, kid, alg, now)
         if not await self.first_use(caller.iss, caller.jti, caller.expires_at):
-            raise AuthError("replayed", f"token jti {caller.jti!r} was already used")
+            raise AuthError("replayed", f"token jti {shown(caller.jti)} was already used")
         return caller
 
     def _checked_signature(self, token: str, key: jwt.PyJWK, alg: str, audience: str) -> dict[str, Any]:
@@ -104,7 +114,7 @@ class Verifier:
         except jwt.InvalidAudienceError:
             claims = _unverified_claims(token)
             raise AuthError(
-                "wrong-audience", f"aud {claims.get('aud')!r} is not this endpoint ({audience})"
+                "wrong-audience", f"aud {shown(claims.get('aud'))} is not this endpoint ({audience})"
             ) from None
         except jwt.InvalidSignatureError:
             raise AuthError("bad-signature", "the token's signature does not verify") from None
@@ -123,9 +133,8 @@ class Verifier:
             if name not in claims:
                 raise AuthError("missing-claim", f"the token has no {name!r} claim")
         exp, iat, jti = claims["exp"], claims["iat"], claims["jti"]
-        nbf = claims.get("nbf", iat)
-        if not all(_is_time(v) for v in (exp, iat, nbf)):
-            # NaN passes every comparison below, and 1e20 is no datetime: both are malformed, not a 500.
+        nbf = claims.get("nbf")
+        if not all(_seconds(v) for v in (exp, iat)) or (nbf is not None and not _seconds(nbf)):
             raise AuthError(
                 "malformed-token", "exp, iat and nbf must be finite numbers of seconds since 1970"
             )
@@ -141,7 +150,7 @@ class Verifier:
             raise AuthError("expired", f"the token expired at {_iso(exp)}")
         if iat > moment + leeway:
             raise AuthError("issued-in-future", f"the token is issued in the future ({_iso(iat)})")
-        if nbf > moment + leeway:
+        if nbf is not None and nbf > moment + leeway:
             raise AuthError("not-yet-valid", f"the token is not valid before {_iso(nbf)}")
         if exp - iat > self.policy.max_lifetime_seconds:
             raise AuthError(
@@ -155,11 +164,7 @@ class Verifier:
         )
 
 
-# The last second datetime can hold (9999-12-31T23:59:59Z).
-_LAST_SECOND = 253_402_300_799
-
-
-def _is_time(value: Any) -> bool:
+def _seconds(value: Any) -> bool:
     return (
         isinstance(value, int | float)
         and not isinstance(value, bool)
@@ -175,6 +180,11 @@ def _utc_now() -> datetime:
 def _bearer(authorization: str | None) -> str:
     if not authorization:
         raise AuthError("missing-token", "no Authorization header; send Authorization: Bearer <JWT>")
+    if len(authorization) > MAX_AUTHORIZATION:
+        raise AuthError(
+            "malformed-token",
+            f"the Authorization header is {len(authorization)} characters; at most {MAX_AUTHORIZATION} are read",
+        )
     scheme, _, token = authorization.strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthError("malformed-token", "the Authorization header must be 'Bearer <JWT>'")

@@ -7,16 +7,19 @@ block the event loop. A write returns only after COMMIT, so acknowledged data is
 from __future__ import annotations
 
 import dataclasses
+import logging
+import os
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, delete, event, select
+from sqlalchemy import Engine, create_engine, delete, event, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
+from cds_service.security.refusals import RefusalCount
 from cds_service.store.limits import clip_row
 from cds_service.store.postgres import connect_args
 from cds_service.store.report import FeedbackReport, Offered, feedback_report
@@ -25,10 +28,14 @@ from cds_service.store.schema import (
     cards_issued,
     chart_snapshots,
     feedback,
+    health_heartbeat,
     jwt_seen,
     merged_card_rules,
+    refused_calls,
 )
 from cds_service.store.startup import create_schema, retry_while_locked
+
+log = logging.getLogger(__name__)
 
 
 class StoreError(Exception):
@@ -45,6 +52,9 @@ class IssuedCard:
     patient_id: str | None
     hook_instance: str
     issued_at: datetime
+    issuer: str | None = None
+    # [system, code] of each override reason the card offered
+    override_reasons: list[list[str]] | None = None
     # The other rules (id, version) a merged card speaks for; the first rule is rule_id above.
     also: tuple[tuple[str, str], ...] = ()
 
@@ -58,6 +68,16 @@ def _card_rows(cards: Sequence[IssuedCard]) -> tuple[list[dict[str, Any]], list[
         for rule_id, version in card.also
     ]
     return issued, others
+
+
+@dataclasses.dataclass(frozen=True)
+class CardOwner:
+    """What feedback on a card is checked against: the service and issuer it went to, and the override
+    reasons it offered."""
+
+    service_id: str
+    issuer: str | None
+    override_reasons: frozenset[tuple[str, str]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +103,8 @@ class FeedbackRow:
     override_display: str | None
     user_comment: str | None
     received_at: datetime
+    issuer: str | None = None
+    reason_offered: bool | None = None
 
 
 @dataclasses.dataclass
@@ -119,6 +141,12 @@ class Store:
             self.cards_engine = (
                 _engine(url, synchronous="NORMAL") if self.engine.dialect.name == "sqlite" else self.engine
             )
+            # Its own short lock wait, so that a stuck writer makes the check fail fast, not hang.
+            self._health_engine = (
+                _engine(url, synchronous="NORMAL", busy_seconds=1.0)
+                if self.engine.dialect.name == "sqlite"
+                else self.engine
+            )
             # Several processes may start at once on an empty database: see store/startup.py.
             create_schema(self.engine, _busy_seconds(url))
         except (SQLAlchemyError, ImportError, OSError, ValueError) as exc:
@@ -138,11 +166,27 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
         self.cards_engine.dispose()
+        self._health_engine.dispose()
 
     def ping(self) -> bool:
         try:
             with self.engine.connect() as conn:
                 conn.execute(select(1))
+        except SQLAlchemyError:
+            return False
+        return True
+
+    def heartbeat(self, now: datetime, process: int) -> bool:
+        """Whether the database takes a write: one row rewritten, waiting at most a second for a lock
+        (a read proves nothing when the disk is full, the file read-only or a writer stuck)."""
+        insert = (sqlite if self.engine.dialect.name == "sqlite" else postgresql).insert(health_heartbeat)
+        upsert = insert.on_conflict_do_update(index_elements=["id"], set_={"at": now, "process": process})
+        try:
+            with self._health_engine.begin() as conn:
+                if self.engine.dialect.name == "postgresql":
+                    conn.execute(text("SET LOCAL lock_timeout = '1s'"))
+                    conn.execute(text("SET LOCAL statement_timeout = '1500ms'"))
+                conn.execute(upsert, {"id": 1, "at": now, "process": process})
         except SQLAlchemyError:
             return False
         return True
@@ -172,6 +216,29 @@ class Store:
             # The audit row is the record of the call: a value too long or not storable (a token's sub, a
             # path naming no service) is clipped rather than failing it (store/limits.py).
             conn.execute(audit_log.insert(), clip_row(audit_log, dataclasses.asdict(audit)))
+
+    def record_refusals(self, counts: Sequence[RefusalCount]) -> None:
+        """Add refused-call counts to their (minute, source, reason, endpoint) rows, which other workers
+        may be adding to as well."""
+        if not counts:
+            return
+        key = ["minute", "source", "reason", "endpoint"]
+        dialect = self.engine.dialect.name
+        if dialect not in ("sqlite", "postgresql"):
+            raise StoreError(f"unsupported database dialect {dialect!r}: use SQLite or PostgreSQL")
+        insert = (sqlite if dialect == "sqlite" else postgresql).insert(refused_calls)
+        upsert = insert.on_conflict_do_update(
+            index_elements=key, set_={"count": refused_calls.c.count + insert.excluded.count}
+        )
+        with self.cards_engine.begin() as conn:
+            conn.execute(upsert, [dataclasses.asdict(count) for count in counts])
+
+    def refusals(self, since: datetime | None = None) -> list[dict[str, Any]]:
+        query = select(refused_calls).order_by(refused_calls.c.minute, refused_calls.c.source)
+        if since is not None:
+            query = query.where(refused_calls.c.minute >= since.astimezone(UTC))
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
 
     def save_charts(self, charts: Sequence[ChartSnapshot]) -> None:
         if not charts:
@@ -212,15 +279,21 @@ class Store:
             ) from exc
         return row is not None
 
-    def purge(self, now: datetime, audit_before: datetime | None) -> tuple[int, int]:
-        """Forget expired token ids, expired chart data and audit rows older than the retention;
-        (tokens, audit rows) removed."""
+    def purge(
+        self, now: datetime, audit_before: datetime | None, feedback_before: datetime | None = None
+    ) -> tuple[int, int]:
+        """Forget expired token ids, expired chart data, audit rows older than their retention, and
+        feedback and issued cards older than theirs; (tokens, audit rows) removed."""
         with self.engine.begin() as conn:
+            if feedback_before is not None:
+                conn.execute(delete(feedback).where(feedback.c.received_at < feedback_before))
+                conn.execute(delete(cards_issued).where(cards_issued.c.issued_at < feedback_before))
             tokens = conn.execute(delete(jwt_seen).where(jwt_seen.c.expires_at < now)).rowcount or 0
             conn.execute(delete(chart_snapshots).where(chart_snapshots.c.expires_at <= now))
             audits = 0
             if audit_before is not None:
                 audits = conn.execute(delete(audit_log).where(audit_log.c.at < audit_before)).rowcount or 0
+                conn.execute(delete(refused_calls).where(refused_calls.c.minute < audit_before))
         return tokens, audits
 
     def audit(
@@ -255,6 +328,27 @@ class Store:
                 # RETURNING says whether the row went in; psycopg reports rowcount -1 for ON CONFLICT.
                 stored += conn.execute(insert.returning(feedback.c.id), value).first() is not None
         return stored
+
+    def card_owners(self, card_uuids: Iterable[str]) -> dict[str, CardOwner]:
+        """The cards among `card_uuids` that this service issued, with whom they went to."""
+        wanted = sorted(set(card_uuids))
+        if not wanted:
+            return {}
+        query = select(
+            cards_issued.c.card_uuid,
+            cards_issued.c.service_id,
+            cards_issued.c.issuer,
+            cards_issued.c.override_reasons,
+        ).where(cards_issued.c.card_uuid.in_(wanted))
+        with self.engine.connect() as conn:
+            return {
+                row.card_uuid: CardOwner(
+                    row.service_id,
+                    row.issuer,
+                    frozenset((system, code) for system, code in row.override_reasons or ()),
+                )
+                for row in conn.execute(query)
+            }
 
     def feedback(self, card_uuid: str | None = None) -> list[dict[str, Any]]:
         query = select(feedback).order_by(feedback.c.id)
@@ -325,13 +419,28 @@ def _insert_ignoring(table: Any, key: Iterable[str], dialect: str) -> Any:
 _FEEDBACK_KEY: Iterable[str] = ("card_uuid", "outcome", "outcome_timestamp")
 
 
-def _engine(url: str, synchronous: str) -> Engine:
+def _private_file(path: Path) -> None:
+    """Create the SQLite file readable by its owner only (it holds lab values and override comments);
+    SQLite gives its -wal and -shm files the same mode. An existing file keeps its mode, with a warning
+    when others may read it."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        if path.is_file() and path.stat().st_mode & 0o077:
+            log.warning(
+                "%s can be read by other users (mode %o); chmod 600 it", path, path.stat().st_mode & 0o777
+            )
+
+
+def _engine(url: str, synchronous: str, busy_seconds: float | None = None) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True, future=True, connect_args=connect_args(parsed))
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
-    busy_seconds = _busy_seconds(url)
+    if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
+        _private_file(Path(parsed.database).expanduser().resolve())
+    if busy_seconds is None:
+        busy_seconds = _busy_seconds(url)
     engine = create_engine(url, future=True, connect_args={"timeout": busy_seconds})
 
     @event.listens_for(engine, "connect")

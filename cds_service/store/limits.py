@@ -26,6 +26,7 @@ from cds_service.store.schema import (
     feedback,
     jwt_seen,
     merged_card_rules,
+    refused_calls,
 )
 
 Edge = Literal["request", "token", "clipped", "ours"]
@@ -46,6 +47,7 @@ LIMITS: tuple[Limit, ...] = (
     Limit(cards_issued.c.indicator, "ours", "card indicator (info, warning, critical)"),
     Limit(cards_issued.c.patient_id, "request", "context.patientId"),
     Limit(cards_issued.c.hook_instance, "request", "hookInstance"),
+    Limit(cards_issued.c.issuer, "ours", "trusted issuer (security/trust.py)"),
     Limit(merged_card_rules.c.card_uuid, "ours", "uuid4 per card (cards/merge.py)"),
     Limit(merged_card_rules.c.rule_id, "ours", "rule id (engine/rulefile.py RuleId)"),
     Limit(merged_card_rules.c.rule_version, "ours", "rule version (engine/rulefile.py RuleVersion)"),
@@ -57,6 +59,7 @@ LIMITS: tuple[Limit, ...] = (
     Limit(feedback.c.override_system, "request", "feedback.overrideReason.reason.system"),
     Limit(feedback.c.override_display, "request", "feedback.overrideReason.reason.display"),
     Limit(feedback.c.user_comment, "request", "feedback.overrideReason.userComment"),
+    Limit(feedback.c.issuer, "ours", "trusted issuer (security/trust.py)"),
     Limit(chart_snapshots.c.token, "ours", "secrets.token_urlsafe (charts/links.py)"),
     Limit(chart_snapshots.c.chart_id, "ours", "chart id (charts/definition.py ChartId)"),
     Limit(jwt_seen.c.issuer, "ours", "trusted issuer (security/trust.py)"),
@@ -69,6 +72,9 @@ LIMITS: tuple[Limit, ...] = (
     Limit(audit_log.c.subject, "clipped", "the token's sub, recorded and never relied on"),
     Limit(audit_log.c.patient_id, "request", "context.patientId"),
     Limit(audit_log.c.reason, "clipped", "why a call was refused, which may quote the caller"),
+    Limit(refused_calls.c.source, "clipped", "the caller's address (security/refusals.py)"),
+    Limit(refused_calls.c.reason, "clipped", "a refusal's reason code (security/refusals.py)"),
+    Limit(refused_calls.c.endpoint, "ours", "discovery, service or feedback (app.py)"),
 )
 
 # The marker a clipped value ends with; the number is the length of the value before clipping.

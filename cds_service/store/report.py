@@ -42,6 +42,7 @@ from cds_service.store.schema import cards_issued, feedback, merged_card_rules
 
 DEFAULT_DAYS = 30
 NO_REASON = "no reason given"
+NOT_OFFERED = "(not a reason the card offered)"
 _EARLIEST = datetime.min.replace(tzinfo=UTC)
 _RULE_ID_LENGTH = 128  # cards_issued.rule_id
 
@@ -98,23 +99,29 @@ class Reason:
     display: str | None  # the most recent display sent for this coding, if any ever was
     cards: int
     with_comment: int
-    offered: str | None = None  # the display the rule file gives this code, for codes sent without one
+    offered_display: str | None = (
+        None  # the display the rule file gives this code, for codes sent without one
+    )
+    # False: the EHR sent a reason the card did not offer (kept, and shown apart).
+    offered: bool = True
 
     @property
     def label(self) -> str:
         if self.code is None:
             return NO_REASON
-        return self.display or self.offered or self.code
+        shown = self.display or self.offered_display or self.code
+        return shown if self.offered else f"{shown} {NOT_OFFERED}"
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "system": self.system,
             "code": self.code,
             "display": self.display,
-            "offered_display": self.offered,
+            "offered_display": self.offered_display,
             "label": self.label,
             "cards": self.cards,
             "with_comment": self.with_comment,
+            "offered": self.offered,
         }
 
 
@@ -284,6 +291,7 @@ def _latest_feedback(conn: Connection, since: datetime, until: datetime, rule_id
             feedback.c.override_code,
             feedback.c.override_display,
             comment.label("has_comment"),
+            feedback.c.reason_offered,
             rows.c.rule_id,
             rows.c.rule_version,
             rows.c.service_id,
@@ -363,16 +371,19 @@ def _in_period(rows: Subquery, since: datetime, until: datetime, rule_id: str | 
     return condition if rule_id is None else and_(condition, rows.c.rule_id == rule_id)
 
 
-def _reasons(answered: _Answered, top: int, offered: Offered) -> tuple[RuleReasons, ...]:
-    cards: dict[str, Counter[tuple[str | None, str | None]]] = defaultdict(Counter)
-    comments: dict[str, Counter[tuple[str | None, str | None]]] = defaultdict(Counter)
+def _reasons(answered: _Answered, top: int, displays: Offered) -> tuple[RuleReasons, ...]:
+    Key = tuple[str | None, str | None, bool]
+    cards: dict[str, Counter[Key]] = defaultdict(Counter)
+    comments: dict[str, Counter[Key]] = defaultdict(Counter)
     for row in answered.latest:
         if row.outcome != "overridden":
             continue
         # A reason without a code cannot be stored (the feedback is refused), so no code means no reason.
-        coding = (row.override_system, row.override_code) if row.override_code else (None, None)
-        cards[row.rule_id][coding] += 1
-        comments[row.rule_id][coding] += bool(row.has_comment)
+        # A reason the card did not offer is counted apart from the same coding offered.
+        offered = row.reason_offered is not False
+        key = (row.override_system, row.override_code, offered) if row.override_code else (None, None, True)
+        cards[row.rule_id][key] += 1
+        comments[row.rule_id][key] += bool(row.has_comment)
     result = []
     for rule_id in sorted(cards):
         ranked = sorted(cards[rule_id].items(), key=_reason_order)
@@ -382,10 +393,11 @@ def _reasons(answered: _Answered, top: int, offered: Offered) -> tuple[RuleReaso
                 code=code,
                 display=answered.displays.get((system, code)) if code else None,
                 cards=count,
-                with_comment=comments[rule_id][(system, code)],
-                offered=_offered(offered, rule_id, system, code),
+                with_comment=comments[rule_id][(system, code, offered)],
+                offered=offered,
+                offered_display=_offered(displays, rule_id, system, code),
             )
-            for (system, code), count in ranked[:top]
+            for (system, code, offered), count in ranked[:top]
         ]
         result.append(
             RuleReasons(
@@ -410,10 +422,10 @@ def _offered(offered: Offered, rule_id: str, system: str | None, code: str | Non
     return found[1]
 
 
-def _reason_order(item: tuple[tuple[str | None, str | None], int]) -> tuple[Any, ...]:
-    (system, code), count = item
+def _reason_order(item: tuple[tuple[str | None, str | None, bool], int]) -> tuple[Any, ...]:
+    (system, code, offered), count = item
     # Most frequent first; among equals, coded reasons before "no reason given", then by code.
-    return (-count, code is None, code or "", system or "")
+    return (-count, code is None, code or "", system or "", not offered)
 
 
 def _key(row: Any, by_service: bool) -> tuple[str, str, str | None]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     DateTime,
     Float,
@@ -29,6 +30,10 @@ cards_issued = Table(
     Column("patient_id", String(128)),
     Column("hook_instance", String(64), nullable=False, index=True),
     Column("issued_at", DateTime(timezone=True), nullable=False, index=True),
+    # Who the card was issued to (None with authentication off), and the override reasons it offered
+    # as [system, code] pairs: feedback is checked against both.
+    Column("issuer", String(512)),
+    Column("override_reasons", JSON),
 )
 
 # The other rules a card speaks for, when the response merged several rules' cards into one (the card's
@@ -57,6 +62,10 @@ feedback = Table(
     Column("override_display", String(256)),
     Column("user_comment", Text),
     Column("received_at", DateTime(timezone=True), nullable=False),
+    # Who sent it, and whether its override reason is one the card offered (None: no reason, or a card
+    # this service does not know).
+    Column("issuer", String(512)),
+    Column("reason_offered", Boolean),
     # A client that retries the same feedback must not double-count it.
     UniqueConstraint("card_uuid", "outcome", "outcome_timestamp", name="uq_feedback_once"),
 )
@@ -103,4 +112,27 @@ audit_log = Table(
     Column("status", Integer, nullable=False),
     Column("reason", String(512)),
     Column("process", Integer),
+)
+
+# Calls refused before their caller was known (401), counted per minute, source address, reason and
+# endpoint (security/refusals.py): a flood of refusals is a few rows a minute, not a row per call.
+refused_calls = Table(
+    "refused_calls",
+    metadata,
+    Column("minute", DateTime(timezone=True), nullable=False, index=True),
+    Column("source", String(64), nullable=False),
+    Column("reason", String(64), nullable=False),
+    Column("endpoint", String(16), nullable=False),
+    Column("count", Integer, nullable=False),
+    PrimaryKeyConstraint("minute", "source", "reason", "endpoint", name="pk_refused_calls"),
+)
+
+# One row, rewritten by /healthz now and then: the database is ready only if it can be written, not
+# just read (a locked or read-only database refuses every signed call's replay check).
+health_heartbeat = Table(
+    "health_heartbeat",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("process", Integer, nullable=False),
 )

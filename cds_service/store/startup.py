@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import OperationalError
 
 from cds_service.store.schema import metadata
@@ -42,6 +42,7 @@ def create_schema(engine: Engine, wait_seconds: float = 30.0) -> None:
         with engine.begin() as conn:
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
             metadata.create_all(conn)
+            add_missing_columns(conn)
     elif engine.dialect.name == "sqlite":
         retry_while_locked(lambda: _create_sqlite(engine), wait_seconds)
     else:
@@ -56,6 +57,7 @@ def _create_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
         try:
             metadata.create_all(conn)
+            add_missing_columns(conn)
         except BaseException:
             conn.exec_driver_sql("ROLLBACK")
             raise
@@ -82,3 +84,18 @@ def is_locked(exc: BaseException) -> bool:
     if isinstance(code, int):
         return code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
     return isinstance(error, sqlite3.OperationalError) and "locked" in str(error)
+
+
+def add_missing_columns(conn: Connection) -> None:
+    """Add the nullable columns a newer version declares to tables an older one created: the only kind
+    of schema change this service makes, so a database upgrades itself at start-up."""
+    inspector = inspect(conn)
+    for table in metadata.sorted_tables:
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            if not column.nullable:
+                raise RuntimeError(f"{table.name}.{column.name} is missing and cannot be added (NOT NULL)")
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}'))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from cds_service.data.fetch import new_client
 from cds_service.data.prefetch import FetchSettings, gather_data
+from cds_service.data.upstream import FetchPolicy, Upstream
 from cds_service.protocol.discovery import ServiceDefinition
 from cds_service.protocol.outcome import ProblemError
 from cds_service.protocol.request import parse_hook_request
@@ -14,6 +14,8 @@ from tests.fhirserver import FhirTestServer
 from tests.test_app import _auth, sandbox_order_sign
 
 SETTINGS = FetchSettings(deadline_seconds=1.0, max_pages=3, without_token=False)
+# The test FHIR server listens on loopback.
+LOOPBACK = FetchPolicy(allow_private=True)
 
 
 def _service(**prefetch: dict[str, object]) -> ServiceDefinition:
@@ -36,7 +38,7 @@ async def test_required_data_out_of_reach_is_refused_before_any_fetch(fhir_serve
         labs={"query": "Observation?patient={{context.patientId}}", "required": False},
     )
     request = parse_hook_request(_request(fhir_server), "order-sign")
-    async with new_client() as client:
+    async with Upstream(LOOPBACK) as client:
         with pytest.raises(ProblemError) as refused:
             await gather_data(service, request, client, SETTINGS)
     assert refused.value.status == 412
@@ -50,7 +52,7 @@ async def test_optional_data_out_of_reach_is_named_and_the_rest_fetched(fhir_ser
         encounter={"query": "Encounter/{{context.encounterId}}", "required": False},
     )
     request = parse_hook_request(_request(fhir_server), "order-sign")
-    async with new_client() as client:
+    async with Upstream(LOOPBACK) as client:
         data = await gather_data(service, request, client, SETTINGS)
     assert [r.id for r in data.values["patient"]] == ["mas-f1"]
     assert data.unavailable == {"encounter": "a context value its query needs is missing"}
@@ -60,7 +62,7 @@ async def test_optional_data_out_of_reach_is_named_and_the_rest_fetched(fhir_ser
 async def test_without_a_token_nothing_is_fetched_unless_allowed(fhir_server: FhirTestServer) -> None:
     service = _service(patient={"query": "Patient/{{context.patientId}}"})
     request = parse_hook_request(_request(fhir_server, fhirAuthorization=None), "order-sign")
-    async with new_client() as client:
+    async with Upstream(LOOPBACK) as client:
         with pytest.raises(ProblemError, match="no fhirAuthorization was given"):
             await gather_data(service, request, client, SETTINGS)
         assert fhir_server.requests == []
@@ -101,7 +103,7 @@ async def test_a_procedure_sent_with_the_conditions_is_kept_once_and_an_unasked_
     prefetch["conditions"] = _bundle(CONDITION, CRRT, allergy)
     prefetch["procedures"] = _bundle(CRRT)
     request = parse_hook_request(_request(fhir_server, prefetch=prefetch), "order-sign")
-    async with new_client() as client:
+    async with Upstream(LOOPBACK) as client:
         data = await gather_data(_sign_service(), request, client, SETTINGS)
     assert [r.resourceType for r in data.values["conditions"]] == ["Condition", "Procedure"]
     assert data.problems == [
@@ -116,7 +118,7 @@ async def test_without_prefetch_the_dialysis_procedures_and_encounters_are_fetch
     prefetch = {key: None for key in _sign_service().prefetch if key not in ("procedures", "encounters")}
     request = parse_hook_request(_request(fhir_server, prefetch=prefetch), "order-sign")
     request.context["patientId"] = "renal-crrt1"
-    async with new_client() as client:
+    async with Upstream(LOOPBACK) as client:
         data = await gather_data(_sign_service(), request, client, SETTINGS)
     assert sorted(data.fetched) == ["encounters", "procedures"]
     assert [r.id for r in data.values["procedures"]] == ["renal-crrt1-crrt"]

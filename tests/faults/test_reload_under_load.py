@@ -23,6 +23,7 @@ from tests.test_app import ORDER_SIGN
 
 OLD_SUMMARY = "is above the {param.max_daily_dose} mg/day maximum"
 NEW_SUMMARY = "exceeds the maximum of {param.max_daily_dose} mg/day"
+OLD_QUOTED, NEW_QUOTED = "is above the 2400 mg/day maximum", "exceeds the maximum of 2400 mg/day"
 ANSWERS_PER_PHASE = 3
 
 
@@ -96,7 +97,10 @@ def test_a_rule_file_broken_under_load_never_disturbs_serving(tmp_path: Path, se
         wait_for(rejected)
         load.more_answers()
         phases["failing-case"] = len(load.answers)
-        # A valid change.
+        # A valid change, and the cases that quote the old wording updated with it.
+        for cases in rules.glob("*.cases.yaml"):
+            text = cases.read_text(encoding="utf-8")
+            cases.write_text(text.replace(OLD_QUOTED, NEW_QUOTED), encoding="utf-8")
         path.write_text(good.replace(OLD_SUMMARY, NEW_SUMMARY), encoding="utf-8")
         new = ruleset_hash(rules)
         wait_for(lambda: http.get("/healthz").json()["rules"]["hash"] == new)
@@ -113,5 +117,5 @@ def test_a_rule_file_broken_under_load_never_disturbs_serving(tmp_path: Path, se
     assert served[switched:] == [{new}] * (len(served) - switched)
     # The content changed with the hash: the same card, in the new wording.
     summaries = [summary for _, _, summary in load.answers]
-    assert all("is above the 2400 mg/day maximum" in s for s in summaries[:switched])
-    assert all("exceeds the maximum of 2400 mg/day" in s for s in summaries[switched:])
+    assert all(OLD_QUOTED in s for s in summaries[:switched])
+    assert all(NEW_QUOTED in s for s in summaries[switched:])

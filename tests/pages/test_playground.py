@@ -157,6 +157,10 @@ def test_building_from_unknown_names_is_404_and_never_reads_outside_the_fixtures
         {"patient": "ferritin-rising", "service": "no-such-service"},
         {"patient": "ferritin-rising", "service": "anakinra-order-sign", "order": "nothing"},
         {"saved": "../patients/ferritin-rising"},
+        # Names too long for a file system once raised "File name too long" (issue 16).
+        {"saved": "a" * 300},
+        {"patient": "a" * 300, "service": "anakinra-order-sign"},
+        {"patient": "ferritin-rising", "service": "anakinra-order-sign", "order": "o" * 300},
     ):
         response = playground.get("/playground/api/request", params=params)
         assert response.status_code == 404, params
@@ -349,7 +353,7 @@ def test_chart_links_on_the_cards_open_although_no_card_is_recorded(
     charts = [link["url"] for link in links if "/charts/" in link["url"]]
     assert charts, f"no chart link on any card: {links}"
     for url in charts:
-        # The link points back at the address the playground was reached by.
+        # The link points at the service's configured address (here, the one it listens on).
         assert url.startswith(str(playground.base_url).rstrip("/") + "/charts/")
         assert playground.get(url).status_code == 200
     store = Store(settings.database_url)
@@ -442,3 +446,21 @@ def _visible(cards: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
         )
         for card in cards
     )
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:8080", "127.0.0.1:1"])
+def test_chart_links_never_follow_the_host_header(
+    service_with: Callable[..., httpx.Client], host: str
+) -> None:
+    public = "https://cds.example.org"
+    client = service_with(playground=True, public_url=public)
+    response = client.post(
+        "/playground/api/evaluate",
+        content=REQUEST_500.read_bytes(),
+        headers={"content-type": "application/json", "Host": host, "X-Forwarded-Host": host},
+    )
+    assert response.status_code == 200, response.text
+    links = [link["url"] for view in response.json()["cards"] for link in view["card"].get("links", ())]
+    charts = [url for url in links if "/charts/" in url]
+    assert charts and all(url.startswith(public + "/charts/") for url in charts), charts
+    assert host not in response.text

@@ -235,7 +235,10 @@ def test_cards_and_feedback_sent_over_http_in_the_default_period(client: httpx.C
     assert row == [
         "incomplete-data", "1.0.0", "3", "2", "2 of 3", "1", "1", "50.0 %", "50.0 %",
     ]  # fmt: skip
-    assert page.tables["reasons-table"][1:] == [["Known", "already-known", "1", "1 of 1", "0"]]
+    # The card (incomplete data) offers no override reason: the one given is shown as not offered.
+    assert page.tables["reasons-table"][1:] == [
+        ["Known (not a reason the card offered)", "already-known", "1", "1 of 1", "0"]
+    ]
     since = datetime.fromisoformat(page.inputs["since"]["value"] or "")
     until = datetime.fromisoformat(page.inputs["until"]["value"] or "")
     assert until - since == timedelta(days=30)

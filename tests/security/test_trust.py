@@ -238,3 +238,39 @@ def test_unreadable_trust_file(tmp_path: Path) -> None:
     [(line, message)] = _problems(tmp_path / "absent.yaml")
     assert line == 1
     assert "cannot read" in message
+
+
+def test_fhir_servers_are_loaded_as_base_urls(tmp_path: Path) -> None:
+    path = _trust(
+        tmp_path,
+        """\
+- iss: https://ehr.example.org
+  jwks_file: keys.json
+  fhir_servers: [https://ehr.example.org/fhir/, http://localhost:8080/fhir]
+- iss: https://other.example.org
+  jwks_file: keys.json
+""",
+    )
+    issuers = load_trust(path)
+    assert issuers["https://ehr.example.org"].fhir_servers == (
+        "https://ehr.example.org/fhir",
+        "http://localhost:8080/fhir",
+    )
+    assert issuers["https://other.example.org"].fhir_servers is None  # no key: the default policy
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://ehr.example.org/fhir", "must be https"),
+        ("https://ehr.example.org/fhir?tenant=1", "must be a base URL"),
+        ("https://user:pw@ehr.example.org/fhir", "must be a base URL"),
+        ("https://ehr.example.org/fhir/../admin", "'..' segments"),
+    ],
+)
+def test_bad_fhir_servers_are_reported_at_their_line(tmp_path: Path, url: str, why: str) -> None:
+    path = _trust(
+        tmp_path, f"- iss: https://ehr.example.org\n  jwks_file: keys.json\n  fhir_servers: ['{url}']\n"
+    )
+    ((line, message),) = _problems(path)
+    assert line in (1, 3) and why in message

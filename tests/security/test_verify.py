@@ -518,3 +518,133 @@ async def test_real_sandbox_token_with_a_flipped_signature_bit_is_refused(
     now = datetime.fromtimestamp(claims["iat"] + 5, UTC)
     error = await refused(sandbox_verifier, bearer(f"{head}.{payload}.{flipped}"), SANDBOX_AUD, now)
     assert error.reason == "bad-signature"
+
+
+# Numbers that are no times, and claims of the wrong shape (issue 16)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"iat": float("nan")},  # NaN compares false: it once skipped the lifetime check
+        {"exp": float("nan")},
+        {"exp": float("inf")},
+        {"exp": 1e20},  # past the year 9999: no datetime holds it
+        {"iat": float("-inf")},
+        {"iat": -1.0},
+        {"iat": T, "exp": T + 300, "claims": {"nbf": "yesterday"}},
+        {"claims": {"nbf": float("nan")}},
+        {"claims": {"nbf": True}},
+        {"exp": True},
+    ],
+)
+async def test_times_that_are_no_finite_seconds_are_malformed(
+    make_verifier: MakeVerifier, changes: dict[str, Any]
+) -> None:
+    verifier = make_verifier()
+    error = await refused(verifier, bearer(token(**changes)))
+    assert error.reason == "malformed-token", error.message
+    assert verifier.first_use.used == {}  # type: ignore[attr-defined]
+
+
+async def test_nan_iat_with_a_far_exp_does_not_bypass_the_lifetime(make_verifier: MakeVerifier) -> None:
+    error = await refused(make_verifier(), bearer(token(iat=float("nan"), exp=T + 10 * 365 * 86400)))
+    assert error.reason == "malformed-token"
+
+
+async def test_nbf_in_the_future_is_refused_and_a_past_one_accepted(make_verifier: MakeVerifier) -> None:
+    error = await refused(make_verifier(), bearer(token(claims={"nbf": T + 120})))
+    assert error.reason == "not-yet-valid"
+    caller = await make_verifier().verify(bearer(token(claims={"nbf": T - 1})), AUD, NOW)
+    assert caller.iss == ISSUER
+
+
+@pytest.mark.parametrize("aud", [[AUD], [AUD, PUBLIC_URL + "/cds-services"], [PUBLIC_URL + "/x", AUD]])
+async def test_audience_list_is_refused_even_when_it_holds_this_endpoint(
+    make_verifier: MakeVerifier, aud: list[str]
+) -> None:
+    verifier = make_verifier()
+    error = await refused(verifier, bearer(token(aud=aud)))
+    assert error.reason == "wrong-audience"
+    assert verifier.first_use.used == {}  # type: ignore[attr-defined]
+
+
+async def test_an_oversized_authorization_header_is_refused_before_decoding(
+    make_verifier: MakeVerifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import jwt
+
+    def never(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the token was decoded")
+
+    monkeypatch.setattr(jwt, "get_unverified_header", never)
+    monkeypatch.setattr(jwt, "decode", never)
+    error = await refused(make_verifier(), "Bearer " + "a" * 8200)
+    assert error.reason == "malformed-token"
+    assert "8207 characters" in error.message
+
+
+async def test_a_token_of_ordinary_size_is_under_the_limit(make_verifier: MakeVerifier) -> None:
+    from cds_service.security.verify import MAX_AUTHORIZATION
+
+    padded = token(claims={"pad": "x" * 5000})
+    assert len(bearer(padded)) < MAX_AUTHORIZATION
+    assert (await make_verifier().verify(bearer(padded), AUD, NOW)).iss == ISSUER
+
+
+@pytest.mark.parametrize(
+    "header", [{"alg": "ES384\u2603"}, {"kid": "k\u2603\u0000"}, {"typ": "J\u00e9WT\u2603"}]
+)
+async def test_non_latin1_header_values_are_ordinary_refusals(
+    make_verifier: MakeVerifier, header: dict[str, Any]
+) -> None:
+    from cds_service.security.guard import Unauthorized
+
+    claims = {"iss": ISSUER + "\u2603", "aud": AUD, "iat": T, "exp": T + 300, "jti": "j"}
+    forged = unsigned({"alg": "ES384", "typ": "JWT", "kid": EC_KID, **header}, claims, b"sig")
+    error = await refused(make_verifier(), bearer(forged))
+    problem = Unauthorized(error)
+    problem.headers["WWW-Authenticate"].encode("latin-1")  # what Starlette does with a header
+    assert problem.headers["WWW-Authenticate"].isascii()
+
+
+@pytest.mark.parametrize(
+    "kid", ["../../../../etc/passwd", "/etc/passwd", "ehr-jwks.json", "..", "ec-2026/../rsa-2026"]
+)
+async def test_a_kid_is_a_name_in_the_key_set_never_a_path(make_verifier: MakeVerifier, kid: str) -> None:
+    # Keys are looked up by kid in the issuer's key set; a kid that looks like a path reads nothing.
+    verifier = make_verifier()
+    error = await refused(verifier, bearer(token(kid=kid)))
+    assert error.reason == "unknown-kid"
+    assert verifier.first_use.used == {}  # type: ignore[attr-defined]
+
+
+# Held since the review (issue 16): kept, with tests
+
+
+async def test_an_embedded_jwk_is_never_used_to_verify(make_verifier: MakeVerifier) -> None:
+    from tests.security.keys import public_jwk
+
+    attacker = ec_key("attacker")
+    forged = token(key=attacker, headers={"jwk": public_jwk(attacker, EC_KID, "ES384")})
+    error = await refused(make_verifier(), bearer(forged))
+    assert error.reason == "bad-signature"
+
+
+async def test_a_key_of_another_curve_does_not_verify(make_verifier: MakeVerifier) -> None:
+    # ES384 in the header, the P-384 key's kid, but signed with a P-256 key.
+    from jwt.algorithms import ECAlgorithm
+
+    header = {"alg": "ES384", "typ": "JWT", "kid": EC_KID}
+    claims = {"iss": ISSUER, "aud": AUD, "iat": T, "exp": T + 300, "jti": "curve"}
+    signing_input = f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(claims).encode())}"
+    signature = ECAlgorithm(ECAlgorithm.SHA384).sign(signing_input.encode(), ec256_key("curve"))
+    forged = f"{signing_input}.{b64url(signature)}"
+    error = await refused(make_verifier(), bearer(forged))
+    assert error.reason in ("bad-signature", "malformed-token", "algorithm-not-allowed")
+
+
+async def test_an_unknown_critical_header_is_refused(make_verifier: MakeVerifier) -> None:
+    signed = token(headers={"crit": ["x-must-understand"], "x-must-understand": True})
+    error = await refused(make_verifier(), bearer(signed))
+    assert error.reason in ("malformed-token", "bad-signature")

@@ -74,6 +74,9 @@ OURS: dict[str, Callable[[int], bool]] = {
     "audit_log.endpoint": lambda w: max(map(len, ("discovery", "service", "feedback"))) <= w,
     "audit_log.issuer": lambda w: not _accepts(Issuer, "https://" + "i" * (w - 7)),
     "audit_log.tenant": lambda w: not _accepts(Tenant, "t" * (w + 1)),
+    "cards_issued.issuer": lambda w: not _accepts(Issuer, "https://" + "i" * (w - 7)),
+    "feedback.issuer": lambda w: not _accepts(Issuer, "https://" + "i" * (w - 7)),
+    "refused_calls.endpoint": lambda w: max(map(len, ("discovery", "service", "feedback"))) <= w,
 }
 
 

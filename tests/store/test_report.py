@@ -252,7 +252,7 @@ def test_a_bare_override_code_is_shown_with_the_display_the_rule_offers(store: S
     answer(store, cards[2], "overridden", code="dose-reviewed", system="http://ehr.example/reasons")
     answer(store, cards[3], "overridden", code="weight-incorrect", display="Weight is wrong (EHR text)")
     (reasons,) = store.feedback_report(SINCE, UNTIL, offered=offered).reasons
-    shown = {(r.system, r.code): (r.display, r.offered, r.label) for r in reasons.top}
+    shown = {(r.system, r.code): (r.display, r.offered_display, r.label) for r in reasons.top}
     assert shown == {
         (None, "dose-reviewed"): (None, "Dose reviewed with rheumatology", "Dose reviewed with rheumatology"),
         (OVERRIDE, "dose-reviewed"): (
@@ -332,6 +332,7 @@ def test_the_json_form_names_the_period_and_every_figure(store: Store) -> None:
                         "label": "Because",
                         "cards": 1,
                         "with_comment": 0,
+                        "offered": True,
                     }
                 ],
                 "more_reasons": 0,
