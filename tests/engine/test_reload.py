@@ -28,10 +28,21 @@ WARNING_CARD = (
     '    card:\n      indicator: warning\n      summary: "Anakinra {order.daily_dose} mg/day is above'
 )
 CRITICAL_CARD = WARNING_CARD.replace("warning", "critical")
-CASES_EXPECTING_WARNING = {
-    "max-dose.cases.yaml": '- rule: max-dose\n          indicator: warning\n          summary_contains: ["3000',
-    "infusion-build.cases.yaml": "- rule: max-dose\n          indicator: warning\n      facts:",
-}
+CASES_EXPECTING_WARNING = [
+    (
+        "max-dose.cases.yaml",
+        '- rule: max-dose\n          indicator: warning\n          summary_contains: ["3000',
+    ),
+    # The case where max-dose's card suppresses the build card (issue 15): the same variant.
+    (
+        "max-dose.cases.yaml",
+        (
+            '- rule: max-dose\n          indicator: warning\n          summary_contains: ["3000 mg/day", "2400 mg/day"]'
+            "\n      no_cards: [infusion-build]"
+        ),
+    ),
+    ("infusion-build.cases.yaml", "- rule: max-dose\n          indicator: warning\n      facts:"),
+]
 
 
 def make_max_dose_critical(rules: Path) -> None:
@@ -39,7 +50,7 @@ def make_max_dose_critical(rules: Path) -> None:
 
 
 def expect_critical_in_the_cases(rules: Path) -> None:
-    for name, expectation in CASES_EXPECTING_WARNING.items():
+    for name, expectation in CASES_EXPECTING_WARNING:
         edit(rules / name, expectation, expectation.replace("warning", "critical"))
 
 
