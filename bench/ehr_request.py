@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from w1 import w1_request
 
-from cds_service.data.templates import fill_template
+from cds_service.protocol.templates import fill_template
 from tests.fhirserver import BASE_PATH, FhirApp
 
 SERVICE_FILE = ROOT / "rules" / "services" / "anakinra-order-sign.yaml"

@@ -316,14 +316,11 @@ class _Call:
             # The feedback is stored; the audit row still names the cards, only not their rules.
             log.exception("could not look up the rules of the cards the feedback is about")
             rules = {}
+        # A merged card speaks for several rules: one entry per rule, so the feedback counts for each.
         self.audit.rules = [
-            {
-                "id": rules.get(row.card_uuid, (None, None))[0],
-                "version": rules.get(row.card_uuid, (None, None))[1],
-                "card": row.card_uuid,
-                "outcome": row.outcome,
-            }
+            {"id": rule_id, "version": version, "card": row.card_uuid, "outcome": row.outcome}
             for row in rows
+            for rule_id, version in rules.get(row.card_uuid) or [(None, None)]
         ]
 
     async def __aexit__(

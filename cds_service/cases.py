@@ -46,6 +46,11 @@ class ExpectedCard(_Strict):
         default_factory=list,
         description='text each found in the compact JSON of some suggested resource, e.g. \'"end":"2026-12-01"\'',
     )
+    speaks_for: list[str] = Field(
+        default_factory=list,
+        description="rule ids the card's provenance lists (a card merging several rules' cards lists each)",
+    )
+    recommended: int | None = Field(default=None, description="number of suggestions marked isRecommended")
 
 
 class ExpectedFact(_Strict):
@@ -53,6 +58,9 @@ class ExpectedFact(_Strict):
     unit: str | None = None
     missing: bool | None = Field(default=None, description="true: the fact could not be computed")
     missing_contains: str | None = None
+    value_contains: list[str] = Field(
+        default_factory=list, description="text each found in a text fact's value (e.g. hlh.evidence)"
+    )
     tolerance: float = 1e-6
 
 
@@ -62,6 +70,12 @@ class Expectation(_Strict):
     only_cards: bool = Field(default=False, description="no cards besides those listed")
     outcomes: dict[str, Literal["fired", "not-fired", "unknown"]] = Field(default_factory=dict)
     facts: dict[str, ExpectedFact | float | str | bool] = Field(default_factory=dict)
+    response: dict[str, str] = Field(
+        default_factory=dict,
+        description="what the response step did with a rule's card: shown, merged, out-of-scope, "
+        "service-silent, 'suppressed by <rule>' or 'not-recommended by <rule>'",
+    )
+    no_cards_at_all: bool = Field(default=False, description="the response holds no card at all")
 
 
 class Case(_Strict):
@@ -186,6 +200,7 @@ def _name_problems(doc: YamlDoc, at: Location, case: Case, names: PackNames) -> 
     ]
     named += [(("expect", "no_cards", i), rule_id) for i, rule_id in enumerate(expect.no_cards)]
     named += [(("expect", "outcomes", rule_id), rule_id) for rule_id in expect.outcomes]
+    named += [(("expect", "response", rule_id), rule_id) for rule_id in expect.response]
     for location, rule_id in named:
         if rule_id not in names.rules:
             problem(location, f"unknown rule {rule_id!r}{_did_you_mean(rule_id, names.rules)}")
@@ -271,6 +286,7 @@ async def run_case(runtime: Any, loaded: LoadedCase, now: datetime | None = None
     cards = orjson.loads(answer.body)["cards"]
     failures += _check(case.expect, cards, answer.evaluation)
     failures += _suggestion_failures(cards, orjson.loads(body))
+    failures += _duplicate_failures(cards)
     return CaseResult(loaded, failures, time.perf_counter() - started)
 
 
@@ -293,8 +309,18 @@ def _check(expect: Expectation, cards: list[dict[str, Any]], evaluation: Any) ->
     failures: list[str] = []
     by_rule: dict[str, list[dict[str, Any]]] = {}
     for card in cards:
-        rule_id = card.get("extension", {}).get("cds-service-provenance", {}).get("ruleId", "?")
-        by_rule.setdefault(rule_id, []).append(card)
+        for rule_id in speaks_for(card):
+            by_rule.setdefault(rule_id, []).append(card)
+    if expect.no_cards_at_all and cards:
+        failures.append(f"expected no card at all, got {'; '.join(repr(c['summary']) for c in cards)}")
+    plan = getattr(evaluation, "response", None)
+    for rule_id, wanted_fate in expect.response.items():
+        decision = plan.decision(rule_id) if plan is not None else None
+        got = _fate(decision)
+        if got is None or (got != wanted_fate and not got.startswith(f"{wanted_fate}: ")):
+            failures.append(
+                f"expected {rule_id} {wanted_fate!r} in the response, got {got or 'no card asked for'}"
+            )
     for wanted in expect.cards:
         candidates = by_rule.get(wanted.rule, [])
         if not any(not _card_mismatch(wanted, card) for card in candidates):
@@ -313,6 +339,49 @@ def _check(expect: Expectation, cards: list[dict[str, Any]], evaluation: Any) ->
             failures.append(f"expected {rule_id} {status}, got {statuses.get(rule_id, 'not run')}")
     for name, wanted_fact in expect.facts.items():
         failures += _fact_failures(name, wanted_fact, evaluation.facts.get(name))
+    return failures
+
+
+def speaks_for(card: dict[str, Any]) -> list[str]:
+    """The rules a card speaks for: every rule a merged card lists, else its one rule."""
+    provenance = card.get("extension", {}).get("cds-service-provenance", {})
+    listed = [r.get("ruleId", "?") for r in provenance.get("rules") or () if isinstance(r, dict)]
+    return listed or [provenance.get("ruleId", "?")]
+
+
+def _fate(decision: Any) -> str | None:
+    if decision is None:
+        return None
+    if decision.fate == "suppressed":
+        return f"suppressed by {decision.by}"
+    if decision.not_recommended_by is not None:
+        return f"not-recommended by {decision.not_recommended_by}: {decision.fate}"
+    return decision.fate
+
+
+def _duplicate_failures(cards: list[dict[str, Any]]) -> list[str]:
+    """Checked on every case: one response never suggests the same test, or the same order, twice."""
+    seen: dict[str, str] = {}
+    failures = []
+    for card in cards:
+        for suggestion in card.get("suggestions") or ():
+            for action in suggestion.get("actions") or ():
+                resource = action.get("resource")
+                if not isinstance(resource, dict):
+                    continue
+                if resource.get("resourceType") == "ServiceRequest":
+                    key = orjson.dumps(resource.get("code"), option=orjson.OPT_SORT_KEYS).decode()
+                else:
+                    key = orjson.dumps(
+                        [action.get("type"), resource.get("resourceType"), _dosing(resource)]
+                    ).decode()
+                if key in seen:
+                    failures.append(
+                        f"suggestion {suggestion.get('label')!r} of {card['summary']!r} repeats "
+                        f"{seen[key]!r} of the same response"
+                    )
+                else:
+                    seen[key] = str(suggestion.get("label"))
     return failures
 
 
@@ -341,6 +410,13 @@ def _card_mismatch(wanted: ExpectedCard, card: dict[str, Any]) -> list[str]:
     for fragment in wanted.suggestion_resources_contain:
         if not any(fragment in resource for resource in resources):
             reasons.append(f"no suggested resource contains {fragment!r}")
+    listed = speaks_for(card)
+    for rule_id in wanted.speaks_for:
+        if rule_id not in listed:
+            reasons.append(f"the card does not speak for {rule_id} (it speaks for {', '.join(listed)})")
+    recommended = sum(bool(s.get("isRecommended")) for s in card.get("suggestions") or ())
+    if wanted.recommended is not None and recommended != wanted.recommended:
+        reasons.append(f"{recommended} suggestions marked isRecommended instead of {wanted.recommended}")
     return reasons
 
 
@@ -454,6 +530,10 @@ def _fact_failures(name: str, wanted: ExpectedFact | float | str | bool, fact: A
         ) or fact.value == wanted.value
         if not same:
             failures.append(f"fact {name}: expected {_shown(wanted.value, wanted.unit)}, got {shown}")
+    for fragment in wanted.value_contains:
+        # A value may be Markdown with the EHR's parts escaped: quoted as a reader sees it rendered.
+        if not isinstance(fact.value, str) or fragment not in visible(fact.value):
+            failures.append(f"fact {name}: expected a value containing {fragment!r}, got {shown}")
     if wanted.unit is not None and fact.unit != wanted.unit:
         failures.append(f"fact {name}: expected unit {wanted.unit}, got {fact.unit}")
     return failures

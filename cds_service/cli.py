@@ -189,6 +189,11 @@ def _parser() -> argparse.ArgumentParser:
     schema = rules.add_parser(
         "schema", help="print the JSON Schema of rule files (docs/rule-file.schema.json)"
     )
+    schema.add_argument(
+        "--ruleset",
+        action="store_true",
+        help="the schema of rules/ruleset.yaml instead (scopes, response step; docs/ruleset-file.schema.json)",
+    )
     schema.set_defaults(run=_rules_schema, rules_dir=None, database_url=None)
     doc = rules.add_parser("doc", help="print the rule pack as Markdown (docs/rules.md)")
     doc.add_argument("path", nargs="?", type=Path, help="rules directory (default: --rules-dir)")
@@ -206,7 +211,7 @@ def _parser() -> argparse.ArgumentParser:
     regen = rules.add_parser(
         "regen",
         help="after a rule change: write every file generated from the rules (docs/rules.md, the "
-        "Kubernetes ConfigMap, docs/rule-file.schema.json)",
+        "Kubernetes ConfigMap, docs/rule-file.schema.json, docs/ruleset-file.schema.json)",
     )
     regen.add_argument("path", nargs="?", type=Path, help="rules directory (default: --rules-dir)")
     regen.add_argument(
@@ -686,11 +691,10 @@ def _rules_explain(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _rules_schema(args: argparse.Namespace, settings: Settings) -> int:
-    from cds_service.ruleformat.rulefile import rule_file_schema
+    from cds_service.ruleformat.rulefile import rule_file_schema, ruleset_file_schema
 
-    sys.stdout.buffer.write(
-        orjson.dumps(rule_file_schema(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
-    )
+    schema = ruleset_file_schema() if args.ruleset else rule_file_schema()
+    sys.stdout.buffer.write(orjson.dumps(schema, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
     return 0
 
 

@@ -2,7 +2,7 @@
 
 After a rule change these must follow, or the suite fails on drift: docs/rules.md (what each rule
 does), deploy/kubernetes/rules-configmap.yaml and rules-volume.yaml (the rules as deployed), and
-docs/rule-file.schema.json (the format, for editors; it follows the code rather than the rules, but
+docs/rule-file.schema.json and docs/ruleset-file.schema.json (the formats, for editors; it follows the code rather than the rules, but
 one command for all means nothing is forgotten).
 """
 
@@ -17,11 +17,12 @@ from cds_service.deploy import CONFIGMAP_FILE, VOLUME_FILE, rules_configmap
 from cds_service.engine.docs import rule_pack_markdown
 from cds_service.engine.durable import DurableRules
 from cds_service.engine.ruleset import load_ruleset
-from cds_service.ruleformat.rulefile import rule_file_schema
+from cds_service.ruleformat.rulefile import rule_file_schema, ruleset_file_schema
 
 REGEN_COMMAND = "cds-service rules regen"
 RULES_DOC = Path("docs/rules.md")
 SCHEMA_DOC = Path("docs/rule-file.schema.json")
+RULESET_SCHEMA_DOC = Path("docs/ruleset-file.schema.json")
 KUBERNETES = Path("deploy/kubernetes")
 
 
@@ -37,6 +38,10 @@ class Derived:
 
 def schema_json() -> bytes:
     return orjson.dumps(rule_file_schema(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+
+
+def ruleset_schema_json() -> bytes:
+    return orjson.dumps(ruleset_file_schema(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
 
 
 def rules_markdown(rules_dir: Path) -> str:
@@ -60,4 +65,5 @@ def derived_files(rules_dir: Path) -> list[Derived]:
         Derived(KUBERNETES / CONFIGMAP_FILE, configmap.configmap.encode()),
         Derived(KUBERNETES / VOLUME_FILE, configmap.volume.encode()),
         Derived(SCHEMA_DOC, schema_json()),
+        Derived(RULESET_SCHEMA_DOC, ruleset_schema_json()),
     ]

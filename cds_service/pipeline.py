@@ -170,6 +170,7 @@ def issued_cards(rendered: Rendered, service_id: str, facts: Facts, issued_at: d
             hook_instance=facts.hook_instance,
             issued_at=issued_at,
             override_reasons=[[r.system or "", r.code] for r in item.card.overrideReasons or ()],
+            also=item.also,
         )
         for item in rendered.cards
     ]

@@ -25,7 +25,37 @@ ORDER_SIGN = "/cds-services/anakinra-order-sign"
 
 
 def sandbox_order_sign() -> dict[str, Any]:
+    """The body the CDS Hooks sandbox sent: its draft names no drug, so the service answers no card."""
     return copy.deepcopy(sandbox_capture("order-sign-request.json")["body"])
+
+
+def sandbox_anakinra_order_sign() -> dict[str, Any]:
+    """The sandbox's body with its draft naming anakinra (by RxNorm, as the sandbox's Rx View would), and
+    a daily dose: an order the service speaks about."""
+    body = sandbox_order_sign()
+    draft = body["context"]["draftOrders"]["entry"][0]["resource"]
+    draft["medicationCodeableConcept"] = {
+        "coding": [
+            {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "72435", "display": "anakinra"}
+        ],
+        "text": "anakinra",
+    }
+    draft["dosageInstruction"] = [
+        {
+            "route": {"coding": [{"system": "http://snomed.info/sct", "code": "47625008"}], "text": "IV"},
+            "doseAndRate": [
+                {
+                    "rateQuantity": {
+                        "value": 600,
+                        "unit": "mg/d",
+                        "system": "http://unitsofmeasure.org",
+                        "code": "mg/d",
+                    }
+                }
+            ],
+        }
+    ]
+    return body
 
 
 def outcome_text(response: httpx.Response) -> str:
@@ -55,11 +85,19 @@ def test_sandbox_order_sign_capture_replays_to_a_valid_answer(http: httpx.Client
     headers = {k: v for k, v in capture["headers"].items() if k in ("content-type", "accept", "origin")}
     response = http.post(ORDER_SIGN, content=orjson.dumps(capture["body"]), headers=headers)
     assert response.status_code == 200
+    # Its draft names no drug: an order-sign call for an order that is not anakinra gets no card at all,
+    # not even the one naming the data it lacked (issue 15).
+    assert response.json() == {"cards": []}
+    assert response.headers["access-control-allow-origin"] == "*"
+
+
+def test_the_capture_with_an_anakinra_draft_names_the_data_it_lacked(http: httpx.Client) -> None:
+    response = http.post(ORDER_SIGN, json=sandbox_anakinra_order_sign())
+    assert response.status_code == 200
     cards = response.json()["cards"]
     # The capture prefetched patient and labs only: the optional data it lacked is named, not ignored.
-    assert [c["extension"]["cds-service-provenance"]["ruleId"] for c in cards] == ["incomplete-data"]
-    assert "medication orders" in cards[0]["summary"] and "conditions" in cards[0]["summary"]
-    assert response.headers["access-control-allow-origin"] == "*"
+    (data,) = [c for c in cards if c["extension"]["cds-service-provenance"]["ruleId"] == "incomplete-data"]
+    assert "medication orders" in data["summary"] and "conditions" in data["summary"]
 
 
 def test_complete_prefetch_gets_an_empty_card_list(http: httpx.Client) -> None:
@@ -228,7 +266,7 @@ def _auth(token: str = "secret-token-123") -> dict[str, Any]:
 def _fetching_request(
     server: FhirTestServer, patient: str = "mas-f1", token: str = "secret-token-123"
 ) -> dict:
-    body = sandbox_order_sign()
+    body = sandbox_anakinra_order_sign()
     body["context"]["patientId"] = patient
     body["fhirServer"] = server.base_url
     body["fhirAuthorization"] = _auth(token)
@@ -316,7 +354,9 @@ def test_optional_data_that_fails_gives_a_card_not_an_error(
     fhir_server.fail_status = 503
     response = http.post(ORDER_SIGN, json=body)
     assert response.status_code == 200
-    (card,) = response.json()["cards"]
+    (card,) = [
+        c for c in response.json()["cards"] if c["extension"][PROVENANCE_KEY]["ruleId"] == "incomplete-data"
+    ]
     assert card["indicator"] == "info"
     assert "medication orders" in card["summary"] and "answered HTTP 503" in card["detail"]
 

@@ -13,7 +13,7 @@ import pytest
 from cds_service.cli import main
 from cds_service.store.database import AuditRow, FeedbackRow, IssuedCard, Store
 from tests.conftest import RULES
-from tests.test_app import ORDER_SIGN, sandbox_order_sign
+from tests.test_app import ORDER_SIGN, sandbox_anakinra_order_sign
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 PERIOD = ["--since", "2026-11-01T00:00:00Z", "--until", "2026-12-01T00:00:00Z"]
@@ -130,14 +130,21 @@ def test_cards_and_feedback_sent_over_http(
     http: httpx.Client, database_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cards = []
+
+    def data_card(body: dict[str, Any]) -> dict[str, Any]:
+        answer = http.post(ORDER_SIGN, json=body).json()["cards"]
+        (card,) = [
+            c for c in answer if c["extension"]["cds-service-provenance"]["ruleId"] == "incomplete-data"
+        ]
+        return card
+
     for call in range(4):
-        body = sandbox_order_sign() | {"hookInstance": f"0b1c2d3e-0000-4000-8000-00000000000{call}"}
-        (card,) = http.post(ORDER_SIGN, json=body).json()["cards"]
-        cards.append(card["uuid"])
+        body = sandbox_anakinra_order_sign() | {"hookInstance": f"0b1c2d3e-0000-4000-8000-00000000000{call}"}
+        cards.append(data_card(body)["uuid"])
     # The EHR calls again for the first hookInstance (order-select does as the selection changes): a
     # fresh copy of the same advice, which does not count again.
-    again = sandbox_order_sign() | {"hookInstance": "0b1c2d3e-0000-4000-8000-000000000000"}
-    assert len(http.post(ORDER_SIGN, json=again).json()["cards"]) == 1
+    again = sandbox_anakinra_order_sign() | {"hookInstance": "0b1c2d3e-0000-4000-8000-000000000000"}
+    assert data_card(again)["uuid"] not in cards
     feedback: list[dict[str, Any]] = [
         {"card": cards[0], "outcome": "accepted", "outcomeTimestamp": "2026-11-23T10:00:00Z",
          "acceptedSuggestions": [{"id": "s1"}]},
@@ -156,7 +163,8 @@ def test_cards_and_feedback_sent_over_http(
     # The same feedback sent again changes nothing.
     assert http.post(ORDER_SIGN + "/feedback", json={"feedback": feedback}).status_code == 200
 
-    status, out, _ = _run(capsys, "--json")
+    # The call's other cards (the build, the checks waiting for data) have rows of their own: one rule here.
+    status, out, _ = _run(capsys, "--json", "--rule", "incomplete-data")
     assert status == 0
     report = orjson.loads(out)
     assert report["rows"] == [

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -19,7 +20,7 @@ from cds_service.config import Settings
 from cds_service.store.database import Store
 from tests.conftest import ROOT, sandbox_capture
 from tests.processes import START_SECONDS, kill_group, start_server, stop_group
-from tests.test_app import ORDER_SIGN, sandbox_order_sign
+from tests.test_app import ORDER_SIGN, sandbox_anakinra_order_sign
 
 FEEDBACK = ORDER_SIGN + "/feedback"
 
@@ -50,23 +51,27 @@ def test_sandbox_feedback_capture_is_accepted_and_stored(http: httpx.Client, set
     assert row["accepted_suggestions"] == ["429312ed-e707-414a-a772-98b8bbb3b808"]
 
 
+def _rule(card: dict[str, Any]) -> str:
+    return str(card["extension"]["cds-service-provenance"]["ruleId"])
+
+
 def test_feedback_joins_to_the_rule_that_issued_the_card(http: httpx.Client, settings: Settings) -> None:
-    response = http.post(ORDER_SIGN, json=sandbox_order_sign())
-    (card,) = response.json()["cards"]
+    body = sandbox_anakinra_order_sign()
+    response = http.post(ORDER_SIGN, json=body)
+    (card,) = [c for c in response.json()["cards"] if _rule(c) == "incomplete-data"]
     # Real clients send the reason's Coding without a display.
     reason = {"code": "not-relevant", "system": "http://example.org/override"}
     assert (
         http.post(FEEDBACK, json={"feedback": [_overridden(card["uuid"], reason, "seen")]}).status_code == 200
     )
     store = Store(settings.database_url)
-    (issued,) = store.issued_cards()
-    assert issued["card_uuid"] == card["uuid"]
+    (issued,) = [row for row in store.issued_cards() if row["card_uuid"] == card["uuid"]]
     assert (issued["rule_id"], issued["rule_version"], issued["patient_id"]) == (
         "incomplete-data",
         "1.0.0",
         "p1",
     )
-    assert issued["hook_instance"] == sandbox_order_sign()["hookInstance"]
+    assert issued["hook_instance"] == body["hookInstance"]
     (row,) = store.feedback(card["uuid"])
     assert (row["override_code"], row["override_display"], row["user_comment"]) == (
         "not-relevant",
@@ -76,7 +81,8 @@ def test_feedback_joins_to_the_rule_that_issued_the_card(http: httpx.Client, set
 
 
 def test_the_feedback_audit_row_names_each_card_and_its_rule(http: httpx.Client, settings: Settings) -> None:
-    (card,) = http.post(ORDER_SIGN, json=sandbox_order_sign()).json()["cards"]
+    cards = http.post(ORDER_SIGN, json=sandbox_anakinra_order_sign()).json()["cards"]
+    (card,) = [c for c in cards if _rule(c) == "incomplete-data"]
     body = {"feedback": [_overridden(card["uuid"], {"code": "not-relevant"}), _overridden("never-issued")]}
     assert http.post(FEEDBACK, json=body).status_code == 200
     (audit,) = [row for row in Store(settings.database_url).audit() if row["endpoint"] == "feedback"]
@@ -85,6 +91,34 @@ def test_the_feedback_audit_row_names_each_card_and_its_rule(http: httpx.Client,
         {"id": "incomplete-data", "version": "1.0.0", "card": card["uuid"], "outcome": "overridden"},
         {"id": None, "version": None, "card": "never-issued", "outcome": "overridden"},
     ]
+
+
+def test_feedback_on_a_merged_card_counts_for_each_rule_it_speaks_for(
+    http: httpx.Client, settings: Settings
+) -> None:
+    """Several rules' requests for data become one card (issue 15): it is recorded for every rule it speaks
+    for, and feedback on it is attributed to each, in the audit trail and in the report."""
+    cards = http.post(ORDER_SIGN, json=sandbox_anakinra_order_sign()).json()["cards"]
+    (merged,) = [c for c in cards if c["extension"]["cds-service-provenance"].get("rules")]
+    provenance = merged["extension"]["cds-service-provenance"]
+    spoken = [(r["ruleId"], r["ruleVersion"]) for r in provenance["rules"]]
+    assert len(spoken) >= 2 and spoken[0] == (provenance["ruleId"], provenance["ruleVersion"])
+    assert provenance["mergedInto"]["id"] == "data-needed"
+    store = Store(settings.database_url)
+    assert store.card_rules([merged["uuid"]])[merged["uuid"]] == [spoken[0], *sorted(spoken[1:])]
+    reason = {"code": "data-not-available"}
+    assert http.post(FEEDBACK, json={"feedback": [_overridden(merged["uuid"], reason)]}).status_code == 200
+    (audit,) = [row for row in store.audit() if row["endpoint"] == "feedback"]
+    assert sorted((r["id"], r["version"]) for r in audit["rules"]) == sorted(spoken)
+    assert {r["card"] for r in audit["rules"]} == {merged["uuid"]}
+    now = datetime.now(UTC)
+    report = store.feedback_report(now - timedelta(days=1), now + timedelta(days=1))
+    rows = {(row.rule_id, row.rule_version): row for row in report.rows}
+    for rule in spoken:
+        assert (rows[rule].issued, rows[rule].overridden) == (1, 1), rule
+    # The merged card's own override reasons are offered for each rule it speaks for (shown by code alone).
+    reasons = {r.rule_id: r for r in report.reasons}
+    assert all(reasons[rule_id].top[0].code == "data-not-available" for rule_id, _ in spoken)
 
 
 def test_repeated_feedback_is_stored_once(http: httpx.Client, settings: Settings) -> None:
@@ -164,7 +198,8 @@ def test_acknowledged_feedback_survives_a_killed_process(database_url: str) -> N
     process = _start_process(database_url, port)
     try:
         base = f"http://127.0.0.1:{port}"
-        card = httpx.post(base + ORDER_SIGN, json=sandbox_order_sign()).json()["cards"][0]["uuid"]
+        answer = httpx.post(base + ORDER_SIGN, json=sandbox_anakinra_order_sign()).json()
+        card = answer["cards"][0]["uuid"]
         acknowledged = [_overridden(card)] + [_overridden(f"card-{i}") for i in range(20)]
         for item in acknowledged:
             assert httpx.post(base + FEEDBACK, json={"feedback": [item]}).status_code == 200
@@ -176,7 +211,9 @@ def test_acknowledged_feedback_survives_a_killed_process(database_url: str) -> N
     try:
         store = Store(database_url)
         assert sorted(r["card_uuid"] for r in store.feedback()) == sorted(i["card"] for i in acknowledged)
-        assert [c["card_uuid"] for c in store.issued_cards()] == [card]
+        assert sorted(c["card_uuid"] for c in store.issued_cards()) == sorted(
+            c["uuid"] for c in answer["cards"]
+        )
         # The restarted service still knows the feedback: resending it adds nothing.
         assert (
             httpx.post(f"http://127.0.0.1:{port}{FEEDBACK}", json={"feedback": acknowledged}).status_code
@@ -195,7 +232,7 @@ def test_feedback_that_cannot_be_stored_is_not_acknowledged(http: httpx.Client, 
     assert response.status_code == 503
     assert "nothing was recorded" in response.json()["issue"][0]["diagnostics"]
     # Cards are still answered: recording them is not the clinician's problem.
-    assert http.post(ORDER_SIGN, json=sandbox_order_sign()).status_code == 200
+    assert http.post(ORDER_SIGN, json=sandbox_anakinra_order_sign()).status_code == 200
 
 
 @pytest.mark.integration  # serve with two worker processes

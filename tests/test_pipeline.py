@@ -14,7 +14,7 @@ from cds_service.pipeline import Runtime, call_service, data_problem
 from tests.conftest import RULES
 from tests.fhirserver import FhirTestServer
 from tests.invariants import response_problems
-from tests.test_app import _fetching_request, sandbox_order_sign
+from tests.test_app import _fetching_request, sandbox_anakinra_order_sign, sandbox_order_sign
 
 FERRITIN = "http://loinc.org|2276-4"
 
@@ -72,7 +72,7 @@ async def test_prefetched_and_fetched_keys_mix(runtime: Runtime, fhir_server: Fh
 
 
 async def test_a_wrong_resource_type_is_reported_not_used(runtime: Runtime) -> None:
-    body = sandbox_order_sign()
+    body = sandbox_anakinra_order_sign()
     body["prefetch"]["conditions"] = {
         "resourceType": "Bundle",
         "entry": [{"resource": {"resourceType": "Patient"}}],
@@ -81,8 +81,13 @@ async def test_a_wrong_resource_type_is_reported_not_used(runtime: Runtime) -> N
     answer = await call_service(runtime, "anakinra-order-sign", orjson.dumps(body))
     assert answer.facts.conditions == []
     assert answer.facts.problems == ["prefetch.conditions: a Patient was sent where Condition was asked for"]
-    (card,) = orjson.loads(answer.body)["cards"]
+    (card,) = [c for c in orjson.loads(answer.body)["cards"] if _rule(c) == "incomplete-data"]
     assert "a Patient was sent where Condition was asked for" in card["detail"]
+    # The same bad data beside an order that is not anakinra: the order-sign call is silent.
+    body["context"]["draftOrders"] = sandbox_order_sign()["context"]["draftOrders"]
+    silent = await call_service(runtime, "anakinra-order-sign", orjson.dumps(body))
+    assert silent.facts.problems == answer.facts.problems
+    assert orjson.loads(silent.body) == {"cards": []}
 
 
 async def test_the_sandbox_draft_order_is_read_leniently(runtime: Runtime) -> None:
@@ -91,8 +96,15 @@ async def test_the_sandbox_draft_order_is_read_leniently(runtime: Runtime) -> No
     assert (order.resource_type, order.id) == ("MedicationRequest", "request-123")
     assert order.raw["status"] == "draft"
     assert any("intent" in note for note in order.validation_notes)
-    # The data-quality card says only what is true of the capture: the prefetch keys it did not send.
     assert answer.facts.problems == []
+    # Its draft names no drug: no card, not even one about the data the capture lacked.
+    assert answer.evaluation.facts["order.present"].value is False
+    assert orjson.loads(answer.body) == {"cards": []}
+    # Named anakinra, the same capture is read as far as it goes, and the data-quality card says only what
+    # is true of it: the prefetch keys it did not send.
+    answer = await call_service(runtime, "anakinra-order-sign", orjson.dumps(sandbox_anakinra_order_sign()))
+    assert answer.facts.problems == []
+    assert answer.evaluation.facts["order.present"].value is True
     (card,) = [c for c in orjson.loads(answer.body)["cards"] if _rule(c) == "incomplete-data"]
     assert card["summary"] == (
         "Could not read medication orders, conditions, procedures, encounters: some checks could not run"
@@ -119,9 +131,19 @@ async def test_a_sandbox_shaped_anakinra_order_is_read_and_used_without_a_data_c
     assert "incomplete-data" not in {_rule(c) for c in cards}
     facts = answer.evaluation.facts
     assert facts["order.present"].value is True
-    assert "doseQuantity" in (facts["order.daily_dose"].missing or "")
+    # The sandbox's {pill} is said to be a unit the service does not know, never echoed.
+    assert (
+        facts["order.daily_dose"].missing
+        == "the dose is in an unrecognised unit, neither a mass nor a volume"
+    )
+    assert all("{pill}" not in f"{c['summary']} {c.get('detail', '')}" for c in cards)
     statuses = {o.rule.id: o.status for o in answer.evaluation.outcomes}
-    assert statuses["max-dose"] == "unknown" and "max-dose" in {_rule(c) for c in cards}
+    assert statuses["max-dose"] == "unknown"
+    # It says so in the one card that lists what is missing, which speaks for max-dose among others.
+    (merged,) = [c for c in cards if c["extension"]["cds-service-provenance"].get("rules")]
+    spoken = {r["ruleId"] for r in merged["extension"]["cds-service-provenance"]["rules"]}
+    assert "max-dose" in spoken and "max-dose" not in {_rule(c) for c in cards}
+    assert "maximum dose" in merged["summary"] and "unrecognised unit" in merged["detail"]
 
 
 @pytest.mark.parametrize("name", ["order-sign-sandbox-aspirin", "order-select-sandbox-aspirin"])
@@ -209,8 +231,19 @@ async def test_specimens_that_cannot_be_had_are_said_by_the_result_that_needs_th
     service = runtime.engine.ruleset.services.get("anakinra-order-sign")
     assert service is not None
     bundle = orjson.loads((ROOT / "fhir_fixtures/patients/infection-gram-stain-blood.json").read_bytes())
+    # An anakinra order being signed: without one the order-sign service is silent.
+    order = {
+        "resourceType": "MedicationRequest",
+        "id": "draft-1",
+        "status": "draft",
+        "intent": "order",
+        "medicationCodeableConcept": {"text": "anakinra"},
+        "dosageInstruction": [
+            {"route": {"text": "IV"}, "doseAndRate": [{"rateQuantity": {"value": 600, "code": "mg/d"}}]}
+        ],
+    }
     body = hook_request(
-        service, bundle_resources(bundle), None, "0b6d7c0e-3a55-4d4b-9a34-5f5d0f3d1c2e", "Practitioner/x"
+        service, bundle_resources(bundle), order, "0b6d7c0e-3a55-4d4b-9a34-5f5d0f3d1c2e", "Practitioner/x"
     )
     del body["prefetch"]["specimens"]
     answer = await call_service(

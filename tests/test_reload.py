@@ -21,16 +21,28 @@ from tests.processes import START_SECONDS, start_server, stop_group
 pytestmark = pytest.mark.integration
 
 SUMMARY = "Anakinra {order.daily_dose} mg/day is above the {param.max_daily_dose} mg/day maximum"
-# The author's change: the over-the-daily-maximum card (a variant) becomes critical. Every case expecting a warning from
-# max-dose above 2400 mg/day then fails until the cases say critical too.
+# The author's change: the over-the-maximum card (the first variant: above 2400 mg/day with a weight)
+# becomes critical. Every case expecting a warning from max-dose above 2400 mg/day then fails until the
+# cases say critical too.
 WARNING_CARD = (
     '    card:\n      indicator: warning\n      summary: "Anakinra {order.daily_dose} mg/day is above'
 )
 CRITICAL_CARD = WARNING_CARD.replace("warning", "critical")
-CASES_EXPECTING_WARNING = {
-    "max-dose.cases.yaml": '- rule: max-dose\n          indicator: warning\n          summary_contains: ["3000',
-    "infusion-build.cases.yaml": "- rule: max-dose\n          indicator: warning\n      facts:",
-}
+CASES_EXPECTING_WARNING = [
+    (
+        "max-dose.cases.yaml",
+        '- rule: max-dose\n          indicator: warning\n          summary_contains: ["3000',
+    ),
+    # The case where max-dose's card suppresses the build card (issue 15): the same variant.
+    (
+        "max-dose.cases.yaml",
+        (
+            '- rule: max-dose\n          indicator: warning\n          summary_contains: ["3000 mg/day", "2400 mg/day"]'
+            "\n      no_cards: [infusion-build]"
+        ),
+    ),
+    ("infusion-build.cases.yaml", "- rule: max-dose\n          indicator: warning\n      facts:"),
+]
 
 
 def make_max_dose_critical(rules: Path) -> None:
@@ -38,7 +50,7 @@ def make_max_dose_critical(rules: Path) -> None:
 
 
 def expect_critical_in_the_cases(rules: Path) -> None:
-    for name, expectation in CASES_EXPECTING_WARNING.items():
+    for name, expectation in CASES_EXPECTING_WARNING:
         edit(rules / name, expectation, expectation.replace("warning", "critical"))
 
 

@@ -49,7 +49,15 @@ from cds_service.facts.coding import raw_list
 from cds_service.facts.knowledge import MedicationClass, Medications, duration_text, unavailable
 from cds_service.facts.model import DraftOrder, Facts
 from cds_service.facts.named import Fact, FactSpec, missing
-from cds_service.facts.orders import Json, Normalised, Resolver, is_medication, normalise, resolver
+from cds_service.facts.orders import (
+    Json,
+    Normalised,
+    Resolver,
+    being_ordered,
+    is_medication,
+    normalise,
+    resolver,
+)
 from cds_service.facts.time import after, duration_days, parse_datetime
 from cds_service.facts.units import Units, tidy
 
@@ -109,7 +117,7 @@ class ExposureSettings:
         if gap is not None:
             for name in ("exposure.recent", "exposure.days_high", "exposure.prior_orders"):
                 out[name] = missing(name, gap)
-            out["exposure.recent_or_ordered"] = self._ordered(ordered) or missing(
+            out["exposure.recent_or_ordered"] = self._ordered(ordered, facts.hook) or missing(
                 "exposure.recent_or_ordered", gap
             )
             out["exposure.daily_dose"] = self._draft_dose(ordered) or missing("exposure.daily_dose", gap)
@@ -118,7 +126,7 @@ class ExposureSettings:
         courses = prior_courses(facts, self.drug, self.medications, self.units, resolve, weight, draft_id)
         recent = self._recent(courses, facts.now)
         out["exposure.recent"] = recent
-        out["exposure.recent_or_ordered"] = self._ordered(ordered) or dataclasses.replace(
+        out["exposure.recent_or_ordered"] = self._ordered(ordered, facts.hook) or dataclasses.replace(
             recent, name="exposure.recent_or_ordered"
         )
         out["exposure.daily_dose"] = self._draft_dose(ordered) or self._current_dose(courses, facts.now)
@@ -128,14 +136,14 @@ class ExposureSettings:
 
     # --- the draft order ----------------------------------------------------------------------------
 
-    def _ordered(self, ordered: Normalised | None) -> Fact | None:
+    def _ordered(self, ordered: Normalised | None, hook: str) -> Fact | None:
         if ordered is None:
             return None
         return Fact(
             "exposure.recent_or_ordered",
             True,
             evidence=(ordered.reference,),
-            detail=f"a draft {self.drug.label} order is being signed ({ordered.summary})",
+            detail=f"this {self.drug.label} order is {being_ordered(hook)} ({ordered.summary})",
         )
 
     def _draft_dose(self, ordered: Normalised | None) -> Fact | None:
@@ -163,7 +171,9 @@ class ExposureSettings:
                 name, f"daily dose of the draft order unknown: {ordered.why['daily_dose']}", evidence
             )
         if dose < self.high_dose:
-            below = f"the draft order is {_n(dose)} mg/d, below the high dose of {_n(self.high_dose)} mg/d"
+            below = (
+                f"the draft order is {_n(dose)} mg/day, below the high dose of {_n(self.high_dose)} mg/day"
+            )
             return Fact(name, 0.0, unit="d", evidence=evidence, detail=below)
         planned = planned_duration(draft.raw, now, self.units)
         if planned is None:
@@ -174,7 +184,7 @@ class ExposureSettings:
                 evidence,
             )
         days, where = planned
-        detail = f"{_n(days)} days planned ({where}) at {_n(dose)} mg/d"
+        detail = f"{_n(days)} days planned ({where}) at {_n(dose)} mg/day"
         return Fact(name, days, unit="d", evidence=evidence, detail=detail)
 
     # --- prior orders -------------------------------------------------------------------------------
@@ -233,7 +243,7 @@ class ExposureSettings:
                 periods.append((course.start, end))
                 counted.append(course)
         days = tidy(union_seconds(periods) / _DAY)
-        high = f"{_n(self.high_dose)} mg/d"
+        high = f"{_n(self.high_dose)} mg/day"
         detail = f"{_n(days)} days at >= {high}" + (
             f": {'; '.join(c.describe() for c in counted)}" if counted else ""
         )
@@ -358,6 +368,11 @@ class NeutrophilSettings:
     within: float  # hours
     low: Threshold
     severe: Threshold
+    units: Units
+
+    @property
+    def unit_text(self) -> str:
+        return self.units.text(self.unit)
 
     def compute(self, named: Mapping[str, Fact], facts: Facts) -> dict[str, Fact]:
         name = "neutrophils.current"
@@ -369,7 +384,7 @@ class NeutrophilSettings:
         age = tidy((facts.now - latest.time).total_seconds() / 3600)
         value = latest.native_value if latest.native_value is not None else float(latest.value)
         shown = f"{latest.comparator or ''}{_n(value)}"
-        shown += f" {latest.native_unit or latest.unit}"
+        shown = self.units.quantity(shown, latest.native_unit or latest.unit)
         when = f"{latest.time:%Y-%m-%d %H:%M}"
         if age > self.within:
             return {
@@ -397,8 +412,7 @@ class NeutrophilSettings:
             return {name: Fact(name, none, detail=latest.missing)}
         age = tidy((facts.now - latest.time).total_seconds() / 3600)
         value = f"{latest.comparator or ''}{_n(float(latest.value))}"
-        unit = "x10^9/L" if self.unit == "10*9/L" else self.unit
-        text = f"last {self.label} {value} {unit}, {_n(age)} h ago"
+        text = f"last {self.label} {value} {self.unit_text}, {_n(age)} h ago"
         if self.severe.compare(latest, "<") is Tri.MET:
             text += f": severe (<{_n(self.severe.value)})"
         elif self.low.compare(latest, "<") is Tri.MET:
@@ -448,6 +462,7 @@ class Neutrophils:
             within,
             params.threshold("neutropenia", analyte.unit, _ANALYTE),
             params.threshold("severe_neutropenia", analyte.unit, _ANALYTE),
+            catalog.units,
         )
 
 

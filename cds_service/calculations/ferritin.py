@@ -233,7 +233,7 @@ class _Trend:
         if result.first is None or result.last is None:
             reason = f"No {label} in the last {span}"
             if window.older is not None and not window.note:
-                reason += f" (newest {format_time(window.older)})"
+                reason += f" (last on {format_time(window.older)})"
         elif result.status == "single":
             reason = f"Only one {label} in the last {span} ({_at(by_ref[str(result.first.ref)], unit)})"
         elif result.status == "too-close":
@@ -528,7 +528,7 @@ class _Response:
         points = window.points
         after = [p for p in points if p.time >= assess_from]
         if not after:
-            reason = f"No {label} since {format_time(assess_from)}; response cannot be assessed"
+            reason = f"No {label} since {format_time(assess_from)}: the response cannot be assessed"
             reason += f" ({window.note})" if window.note else ""
             return {name: missing(name, reason) for name in names}
         latest = after[-1]
@@ -539,8 +539,8 @@ class _Response:
         rest = [f"{n}.{s}" for s in _FERRITIN_FACTS if s != "latest"]
         if baseline is None:
             reason = (
-                f"No {label} between {format_time(earliest)} and {_at(latest, unit)} to compare with; "
-                "response cannot be assessed"
+                f"No {label} between {format_time(earliest)} and {_at(latest, unit)} to compare with: "
+                "the response cannot be assessed"
             )
             out.update({name: missing(name, reason, latest.evidence) for name in rest})
             return out

@@ -190,6 +190,9 @@ class HlhSettings:
             )
         unmeasured = [c for c in by_state[Tri.UNKNOWN] if not c.measured]
         undecided = [c for c in by_state[Tri.UNKNOWN] if c.measured]
+        # Of those not measured in the window, the ones with an older result: "none in the last 14 days
+        # (last on DATE)", not "not yet measured".
+        last = {c.key: when for c in unmeasured if (when := self._last_before(named, c.key)) is not None}
         out["hlh.unmeasured"] = Fact(
             "hlh.unmeasured",
             len(unmeasured),
@@ -204,7 +207,11 @@ class HlhSettings:
         out["hlh.open"] = Fact(
             "hlh.open",
             open_text(
-                [self.labels[c.key] for c in unmeasured], [self.labels[c.key] for c in undecided], OPEN_WIDTH
+                [self.labels[c.key] for c in unmeasured if c.key not in last],
+                [self.labels[c.key] for c in undecided],
+                OPEN_WIDTH,
+                [(self.labels[key], when) for key, when in last.items()],
+                self._window_text(list(last)),
             ),
             evidence=tuple(e for c in undecided for e in c.evidence),
         )
@@ -246,6 +253,24 @@ class HlhSettings:
         out.update(self._hscore(named, criteria))
         out.update(self._mas2016(named))
         return out
+
+    def _last_before(self, named: Mapping[str, Fact], key: str) -> datetime | None:
+        """The newest result before the lookback window of a criterion's analytes that have none in it."""
+        times = [
+            fact.time
+            for analyte in _ANALYTES.get(key, ())
+            if (fact := named.get(f"{analyte}.count")) is not None
+            and fact.value == 0
+            and fact.time is not None
+        ]
+        return max(times, default=None)
+
+    def _window_text(self, keys: Sequence[str]) -> str:
+        for key in keys:
+            for analyte in _ANALYTES.get(key, ()):
+                if analyte in self.catalog.analytes:
+                    return self.catalog.analytes[analyte].window_text
+        return ""
 
     # --- the eight criteria ------------------------------------------------------------------------
 
@@ -362,8 +387,8 @@ class HlhSettings:
             return Criterion(
                 "hemophagocytosis",
                 Tri.UNKNOWN,
-                "unknown: no hemophagocytosis result (no verified code for the finding exists; list the "
-                "local pathology codes in the parameter hemophagocytosis_codes)",
+                "unknown: no hemophagocytosis result read (no standard code exists for the finding, and no "
+                "local pathology code is configured)",
             )
         labs = _results(facts, self.hemophagocytosis_codes, facts.now - self.window)
         if not labs:
@@ -394,8 +419,8 @@ class HlhSettings:
             return Criterion(
                 "nk_activity",
                 Tri.UNKNOWN,
-                "unknown: no NK-cell activity result (no LOINC code exists; list the local codes in the "
-                "parameter nk_activity_codes)",
+                "unknown: no NK-cell activity result read (no LOINC code exists for it, and no local code "
+                "is configured)",
             )
         labs = _results(facts, self.nk_codes, facts.now - self.window)
         if not labs:
@@ -858,19 +883,64 @@ _ITEM = {
 }
 
 
-def open_text(unmeasured: Sequence[str], undecided: Sequence[str], width: int) -> str:
-    """ "2 not yet measured (NK activity, hemophagocytosis), 1 not comparable (sCD25)", within `width`."""
-    if not undecided:
+# The lab analytes each criterion reads (the others read conditions or pathology results).
+_ANALYTES = {
+    "fever": ("temperature",),
+    "cytopenias": ("hemoglobin", "platelets", "anc", "wbc"),
+    "tg_fibrinogen": ("triglycerides", "fibrinogen"),
+    "ferritin": ("ferritin",),
+    "scd25": ("scd25",),
+}
+
+
+def open_text(
+    unmeasured: Sequence[str],
+    undecided: Sequence[str],
+    width: int,
+    stale: Sequence[tuple[str, datetime]] = (),
+    window: str = "",
+) -> str:
+    """ "1 none in the last 14 days (ferritin last on 2026-10-01), 2 not yet measured (NK activity,
+    hemophagocytosis), 1 not comparable (sCD25)", within `width`: lists are shortened ("+2 more"), then
+    left out, before any word would be cut."""
+    groups: list[list[str]] = []
+    if stale:
+        newest = max(when for _, when in stale)
+        head = f"{len(stale)} none in the last {window}".rstrip()
+        labels = [label for label, _ in stale]
+        short = f"{len(stale)} none in {window}".rstrip()
+        groups.append(
+            [f"{head} ({text} last on {newest:%Y-%m-%d})" for text in _lists(labels)]
+            + [f"{head} (last on {newest:%Y-%m-%d})", f"{short} (last {newest:%Y-%m-%d})", short]
+        )
+    if unmeasured or not (stale or undecided):
         head = f"{len(unmeasured)} not yet measured"
-        return head + (f" ({short_list(unmeasured, width - len(head) - 3)})" if unmeasured else "")
-    tail = f"{len(undecided)} not comparable"
-    if not unmeasured:
-        return f"{tail} ({short_list(undecided, width - len(tail) - 3)})"
-    head = f"{len(unmeasured)} not yet measured"
-    room = width - len(head) - len(tail) - 8  # " (", "), ", " (", ")"
-    second = short_list(undecided, max(room // 2, 8))
-    first = short_list(unmeasured, room - len(second))
-    return clip(f"{head} ({first}), {tail} ({second})", width)
+        groups.append([f"{head} ({text})" for text in _lists(unmeasured)] + [head])
+    if undecided:
+        head = f"{len(undecided)} not comparable"
+        groups.append([f"{head} ({text})" for text in _lists(undecided)] + [head])
+    chosen = [0] * len(groups)
+    while True:
+        text = ", ".join(group[i] for group, i in zip(groups, chosen, strict=True))
+        if len(text) <= width:
+            return text
+        # Shorten the longest part that still can be; the date of the older results goes last.
+        candidates = [k for k, group in enumerate(groups) if chosen[k] + 1 < len(group)]
+        if not candidates:
+            return clip(text, width)
+        dated = 0 if stale else -1
+        longest = max(candidates, key=lambda k: (k != dated, len(groups[k][chosen[k]])))
+        chosen[longest] += 1
+
+
+def _lists(labels: Sequence[str]) -> list[str]:
+    """`labels` joined, then with fewer shown and "+N more", longest first."""
+    if not labels:
+        return []
+    return [
+        ", ".join(labels[:shown]) + (f" +{len(labels) - shown} more" if shown < len(labels) else "")
+        for shown in range(len(labels), 0, -1)
+    ]
 
 
 def short_list(labels: Sequence[str], width: int) -> str:

@@ -35,7 +35,7 @@ from cds_service.facts.units import Units
 
 PROBLEMS = ("unbuildable", "violates", "undescribed", "above-maximum", "ok")
 BUILD_WIDTH = 80  # "2400 mg/day as 800 mg in 250 mL NS q8h at 31.25 mL/h (3.2 mg/mL)" and longer diluents
-SC_WIDTH = 40  # "100 mg subcutaneous every 48 h (50 mg/day)"
+SC_WIDTH = 48  # "1000 mg subcutaneous every 168 h (10000 mg/day)"
 _TOLERANCE = 1e-9
 
 

@@ -183,9 +183,9 @@ class RenalSettings:
                 )
             )
         if absent:
-            labels = ", ".join(label for label, _ in absent)
-            reasons = "; ".join(reason for _, reason in absent)
-            return missing(name, f"missing {labels} ({reasons})")
+            # Each input's own reason, so that a card listing what is missing names the weight once even
+            # when another check needs it too ("no body weight in the last 7 days").
+            return missing(name, "; ".join(dict.fromkeys(reason for _, reason in absent)))
         assert years is not None and kg is not None and mg_dl is not None
         evidence = (*creatinine.evidence, *weight.evidence)
         if self.weight_basis != "actual":

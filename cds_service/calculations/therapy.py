@@ -28,7 +28,7 @@ from cds_service.facts.coding import raw_list
 from cds_service.facts.knowledge import MedicationClass, Medications, unavailable
 from cds_service.facts.model import Facts
 from cds_service.facts.named import Fact, FactSpec, missing
-from cds_service.facts.orders import Json, Normalised, is_medication, normalise, resolver
+from cds_service.facts.orders import Json, Normalised, being_ordered, is_medication, normalise, resolver
 from cds_service.facts.units import Units, tidy
 
 # FHIR MedicationRequest codes: the status of an order in force, and intents that are not orders.
@@ -93,7 +93,7 @@ class TherapySettings:
             len(counted),
             comparator=">=" if gap is not None else None,
             evidence=evidence,
-            detail=listing or f"no {label} order in force or being signed",
+            detail=listing or f"no {label} order in force or {being_ordered(facts.hook)}",
         )
         routes = sorted({c.order.route or "not given" for c in counted})
         out = {
@@ -132,7 +132,7 @@ class TherapySettings:
             return missing(name, weight.missing or "the weight is only a bound", total.evidence)
         kilograms = self.units.convert(float(kg), weight.unit or "kg", "kg")
         rate = self.units.convert(float(value) / kilograms, "mg/kg/d", "mg/kg/h")
-        detail = f"{float(value):g} mg/d at {kilograms:g} kg" + (
+        detail = f"{float(value):g} mg/day at {kilograms:g} kg" + (
             f" (weight of {weight.time:%Y-%m-%d})" if weight.time else ""
         )
         return Fact(

@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
+from cds_service.cards.merge import merged_card
 from cds_service.charts.links import ChartLinks
 from cds_service.engine import Evaluation, Finding
 from cds_service.facts.model import Facts
@@ -33,6 +34,8 @@ class RenderedCard:
     card: Card
     rule_id: str
     rule_version: str
+    # A merged card speaks for several rules: the others, after the one its provenance names.
+    also: tuple[tuple[str, str], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,9 +52,11 @@ def render_response(
     """The response, and what produced each of its cards. Chart links get their snapshots from `charts`;
     without it there is nowhere to keep a chart, and chart links are left out."""
     produced: list[RenderedCard] = []
+    plan = evaluation.response
     incomplete = service.incomplete_data_card
     announced = {label: why for label, why in facts.unavailable.items() if label not in facts.unannounced}
-    if incomplete is not None and (announced or facts.problems):
+    speaks = plan is None or plan.speaks
+    if incomplete is not None and speaks and (announced or facts.problems):
         card = _incomplete_data_card(incomplete, announced, facts.problems, evaluation)
         produced.append(RenderedCard(card, incomplete.id, incomplete.version))
     context = SuggestionContext(
@@ -59,10 +64,23 @@ def render_response(
         facts=evaluation.facts,
         draft_orders={f"{o.resource_type}/{o.id}": o.raw for o in facts.draft_orders},
     )
-    for finding in evaluation.findings():
-        produced.append(
-            RenderedCard(_card(finding, evaluation, context, charts), finding.rule_id, finding.rule_version)
-        )
+    findings = evaluation.findings()
+    shown = {f.rule_id for f in plan.shown} if plan is not None else {f.rule_id for f in findings}
+    merged = [f for f in plan.merged] if plan is not None else []
+    dropped = plan.dropped if plan is not None else {}
+    for finding in findings:
+        if finding.rule_id in shown:
+            decision = plan.decision(finding.rule_id) if plan is not None else None
+            skip = {index for (rule, index) in dropped if rule == finding.rule_id}
+            recommend = decision is None or decision.not_recommended_by is None
+            card = _card(finding, evaluation, context, charts, skip, recommend)
+            produced.append(RenderedCard(card, finding.rule_id, finding.rule_version))
+        elif merged and finding.rule_id == merged[0].rule_id and plan is not None and plan.merge:
+            first = merged[0]
+            extension = _provenance(first.rule_id, first.rule_version, evaluation)
+            card = merged_card(plan, evaluation, context, lambda link: _link(link, charts), extension)
+            also = tuple((f.rule_id, f.rule_version) for f in merged[1:])
+            produced.append(RenderedCard(card, first.rule_id, first.rule_version, also))
     return Rendered(
         response=CardsResponse(cards=[p.card for p in produced]),
         cards=tuple(produced),
@@ -71,14 +89,29 @@ def render_response(
 
 
 def _card(
-    finding: Finding, evaluation: Evaluation, context: SuggestionContext, charts: ChartLinks | None
+    finding: Finding,
+    evaluation: Evaluation,
+    context: SuggestionContext,
+    charts: ChartLinks | None,
+    skip: Collection[int] = (),
+    recommend: bool = True,
 ) -> Card:
+    """The card of one finding; `skip`: suggestions another card of the response already offers;
+    `recommend` False: another card says not to recommend any of its suggestions."""
     template = finding.template
     facts: Mapping[str, Fact] = evaluation.facts
     card: dict[str, Any] = {
         "uuid": str(uuid.uuid4()),
         "summary": _summary(
-            fill(template.summary, facts, finding.parameters, finding.missing, thresholds=finding.thresholds),
+            fill(
+                template.summary,
+                facts,
+                finding.parameters,
+                finding.missing,
+                thresholds=finding.thresholds,
+                units=evaluation.units,
+                fit=evaluation.specs,
+            ),
             finding,
         ),
         "indicator": template.indicator,
@@ -87,21 +120,34 @@ def _card(
     }
     if template.detail:
         card["detail"] = fill(
-            template.detail, facts, finding.parameters, finding.missing, True, finding.thresholds
+            template.detail,
+            facts,
+            finding.parameters,
+            finding.missing,
+            True,
+            finding.thresholds,
+            evaluation.units,
         )
     suggestions = []
-    for suggestion in template.suggestions:
+    for index, suggestion in enumerate(template.suggestions):
+        if index in skip:
+            continue
         actions = ACTIONS[suggestion.action].build(suggestion.arguments, context)
         if actions is None:
             continue
         item: dict[str, Any] = {
             "label": fill(
-                suggestion.label, facts, finding.parameters, finding.missing, thresholds=finding.thresholds
+                suggestion.label,
+                facts,
+                finding.parameters,
+                finding.missing,
+                thresholds=finding.thresholds,
+                units=evaluation.units,
             ),
             "uuid": str(uuid.uuid4()),
             "actions": actions,
         }
-        if suggestion.isRecommended:
+        if suggestion.isRecommended and recommend:
             item["isRecommended"] = True
         suggestions.append(item)
     if suggestions:

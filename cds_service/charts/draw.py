@@ -130,7 +130,7 @@ def _panel(ax: Any, panel: Payload, colours: Any) -> int:
     """Draw one panel; returns how many results were left out as not drawable."""
     ax.set_title(panel["title"], loc="left", y=1.0, pad=4)
     log = panel["scale"] == "log"
-    ax.set_ylabel(unit_text(panel["unit"]) + (" (log scale)" if log else ""))
+    ax.set_ylabel(unit_text(panel) + (" (log scale)" if log else ""))
     drawn = False
     left_out = 0
     for series in panel["series"]:
@@ -177,7 +177,7 @@ def _panel(ax: Any, panel: Payload, colours: Any) -> int:
         else:
             _linear_axis(ax, values)
         for index, threshold in enumerate(thresholds):
-            _threshold_line(ax, threshold, panel["unit"], index)
+            _threshold_line(ax, threshold, unit_text(panel), index)
     if not drawn:
         labels = ", ".join(s["label"] for s in panel["series"])
         _empty(ax, f"no {labels} results in this period" if not left_out else f"no {labels} result to draw")
@@ -189,7 +189,7 @@ def _panel(ax: Any, panel: Payload, colours: Any) -> int:
 def _dose(ax: Any, dose: Payload, end: datetime) -> int:
     """Draw the dose steps; returns how many were left out as not drawable."""
     ax.set_title(dose["title"], loc="left", y=1.0, pad=4)
-    ax.set_ylabel(unit_text(dose["unit"]))
+    ax.set_ylabel(unit_text(dose))
     given: list[tuple[float, float]] = []
     draft: list[tuple[float, float]] = []
     open_ended: list[tuple[float, float]] = []
@@ -245,7 +245,7 @@ def _dose(ax: Any, dose: Payload, end: datetime) -> int:
     ax.set_ylim(0, highest * 1.2 if highest > 0 else 1)
     _grouped_ticks(ax)
     for index, ceiling in enumerate(ceilings):
-        _threshold_line(ax, ceiling, dose["unit"], index)
+        _threshold_line(ax, ceiling, unit_text(dose), index)
     ax.legend(loc="upper left", fontsize=8, frameon=False)
     return left_out
 
@@ -300,7 +300,7 @@ def _threshold_line(ax: Any, threshold: Payload, unit: str, index: int) -> None:
     ax.text(
         0.995,
         value,
-        f"{threshold['label']}: {number_text(value)} {unit_text(unit)}",
+        f"{threshold['label']}: {number_text(value)} {unit}",
         transform=ax.get_yaxis_transform(),
         ha="right",
         va="bottom",

@@ -73,7 +73,9 @@ def _panel(
                 continue  # after the request's time: not part of what the card was based on
             value = point.value if (scale, offset) == (1.0, 0.0) else tidy(scale * point.value + offset)
             # The value and unit as the lab reported them, whatever the panel converts them to.
-            reported = f"{point.comparator or ''}{point.native_value:g} {point.native_unit}"
+            reported = (
+                f"{point.comparator or ''}{point.native_value:g} {catalog.units.text(point.native_unit)}"
+            )
             points.append([iso(point.time), value, point.comparator, reported])
         series.append({"analyte": name, "label": analyte.label, "points": points, "excluded": found.excluded})
     first = panel.analytes[0] if panel.analytes[0] in catalog.analytes else None
@@ -81,6 +83,8 @@ def _panel(
     return {
         "title": panel.title,
         "unit": panel.unit,
+        # The unit as people write it (rules/facts/units.yaml display), as card text writes it.
+        "unit_text": catalog.units.text(panel.unit),
         "scale": panel.scale,
         "series": series,
         "thresholds": lines,
@@ -159,6 +163,7 @@ def _dose(
         "title": dose.title,
         "label": drug.label,
         "unit": dose.unit,
+        "unit_text": catalog.units.text(dose.unit),
         "steps": steps,
         "notes": notes,
         "thresholds": lines,

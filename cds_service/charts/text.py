@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
-# UCUM writes powers of ten as 10*9 and micro as a leading u (ug/L, umol/L, uL).
-_POWER = re.compile(r"10\*(-?\d+)")
-_MICRO = re.compile(r"(?<![A-Za-z])u(?=[a-zA-Z])")
-_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+from cds_service.facts.units import unit_text as ucum_text
 
 
-def unit_text(code: str) -> str:
-    """A UCUM code as printed on a lab report: 10*9/L -> 10⁹/L, ug/L -> µg/L, mg/d -> mg/d."""
-    text = _POWER.sub(lambda m: "10" + m.group(1).translate(_SUPERSCRIPT), code)
-    return _MICRO.sub("µ", text)
+def unit_text(part: Mapping[str, Any], key: str = "unit") -> str:
+    """The unit of a chart part as people write it: the display form of rules/facts/units.yaml that the
+    snapshot stored (as card text writes it); a snapshot stored before it had one is written out."""
+    shown = part.get(f"{key}_text")
+    return shown if isinstance(shown, str) else ucum_text(str(part.get(key) or ""))
 
 
 def time_text(moment: datetime | str | None) -> str:

@@ -11,10 +11,12 @@ from collections.abc import Mapping
 from typing import Literal
 
 from cds_service.engine.durable import DurableRules
-from cds_service.engine.ruleset import Rule, RuleSet
+from cds_service.engine.response import ResponsePlan, plan_response
+from cds_service.engine.ruleset import SCOPE_PREFIX, Rule, RuleSet
 from cds_service.facts.derive import named_facts
 from cds_service.facts.model import Facts
-from cds_service.facts.named import Fact
+from cds_service.facts.named import Fact, FactSpec
+from cds_service.facts.units import Units
 from cds_service.protocol.discovery import ServiceDefinition
 from cds_service.ruleformat.rulefile import CardTemplate, Parameter
 
@@ -28,6 +30,7 @@ class Outcome:
     rule: Rule
     status: Status
     variant: int | None = None  # which card variant applies when the rule fired (None: the main card)
+    signal: bool = False  # the rule's `signal` certainly holds (its card may speak outside its scopes)
 
     def facts_read(self, facts: Mapping[str, Fact]) -> list[Fact]:
         """The facts the rule's condition and card text read, for explain."""
@@ -45,6 +48,7 @@ class Finding:
     parameters: Mapping[str, Parameter]
     missing: str  # why the facts this rule needed could not be computed (for unknown cards)
     thresholds: Mapping[str, tuple[float, ...]] = dataclasses.field(default_factory=dict)
+    missing_reasons: tuple[str, ...] = ()  # `missing`, one reason each
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +58,17 @@ class Evaluation:
     ruleset_hash: str
     facts: Mapping[str, Fact]
     outcomes: tuple[Outcome, ...]
+    scopes: Mapping[str, bool] = dataclasses.field(default_factory=dict)  # ruleset.yaml scopes that hold
+    # What the response shows of the findings, and why (engine/response.py); None for a bare evaluation.
+    response: ResponsePlan | None = None
+    units: Units | None = None  # how card text writes units (rules/facts/units.yaml display)
+    # The fact catalog's specs: the widths a summary's placeholders are held to (ruleformat/text.py fill).
+    specs: Mapping[str, FactSpec] = dataclasses.field(default_factory=dict)
+
+    def unit_text(self, code: str | None) -> str:
+        if self.units is None:
+            return code or ""
+        return self.units.text(code)
 
     def findings(self) -> list[Finding]:
         findings = []
@@ -74,15 +89,20 @@ class Evaluation:
                     spec.parameters,
                     self.missing_for(outcome),
                     outcome.rule.thresholds,
+                    self.missing_reasons(outcome),
                 )
             )
         return findings
 
     def missing_for(self, outcome: Outcome) -> str:
         """Why the facts the condition needed could not be computed."""
-        needed = [self.facts[name] for name in outcome.rule.compiled.reads if name in self.facts]
-        reasons = [f.missing for f in needed if f.value is None and f.missing]
-        return "; ".join(dict.fromkeys(reasons))
+        return "; ".join(self.missing_reasons(outcome))
+
+    def missing_reasons(self, outcome: Outcome) -> tuple[str, ...]:
+        # Facts read only as "false when missing" never leave the condition undecided: not named.
+        names = outcome.rule.undecided_by or outcome.rule.compiled.reads
+        needed = [self.facts[name] for name in names if name in self.facts]
+        return tuple(dict.fromkeys(f.missing for f in needed if f.value is None and f.missing))
 
 
 class RuleEngine:
@@ -111,16 +131,43 @@ class RuleEngine:
         service_rules = ruleset.by_service.get(service.id)
         outcomes: list[Outcome] = []
         named: dict[str, Fact] = {}
+        scopes: dict[str, bool] = {}
         if service_rules is not None and service_rules.rules:
             # Named facts are the costly step; a service with no rules has nothing to read them.
             named = named_facts(ruleset.catalog, facts, service.medication)
             ruleset.calculations.compute(named, facts, ruleset.catalog.specs)
             flat = ruleset.fields.flatten(named)
             fired = await self.durable.evaluate_async(service_rules.engine_rules, flat)
+            scopes = {
+                name: scope.true is True or f"{SCOPE_PREFIX}{name}" in fired
+                for name, scope in ruleset.scopes.items()
+            }
             for rule in service_rules.rules:
                 status = _status(rule, fired)
-                outcomes.append(Outcome(rule, status, _variant(rule, fired) if status == "fired" else None))
-        return Evaluation(ruleset.name, ruleset.version, ruleset.hash, named, tuple(outcomes))
+                outcomes.append(
+                    Outcome(
+                        rule,
+                        status,
+                        _variant(rule, fired) if status == "fired" else None,
+                        rule.signal is not None and (rule.signal.true is True or f"{rule.id}|S" in fired),
+                    )
+                )
+        else:
+            scopes = {name: False for name in ruleset.scopes}
+        evaluation = Evaluation(
+            ruleset.name,
+            ruleset.version,
+            ruleset.hash,
+            named,
+            tuple(outcomes),
+            scopes=scopes,
+            units=ruleset.catalog.units,
+            specs=ruleset.catalog.specs,
+        )
+        plan = plan_response(
+            evaluation.findings(), evaluation.outcomes, scopes, service.speaks_when, ruleset.response, named
+        )
+        return dataclasses.replace(evaluation, response=plan)
 
     def close(self) -> None:
         self._ruleset.release(self.durable)

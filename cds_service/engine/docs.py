@@ -38,6 +38,7 @@ rule file.
 def rule_pack_markdown(ruleset: RuleSet) -> str:
     parts = [HEADER, f"Ruleset **{ruleset.name}** version {ruleset.version}.\n"]
     parts.append(_index(ruleset))
+    parts.append(_response_section(ruleset))
     services = {s.id: s for s in ruleset.services}
     for rule in sorted(ruleset.rules.values(), key=lambda r: r.id):
         spec = rule.spec
@@ -46,6 +47,16 @@ def rule_pack_markdown(ruleset: RuleSet) -> str:
             f"`{sid}` ({services[sid].hook})" if sid in services else f"`{sid}`" for sid in spec.services
         )
         lines += [f"**Runs in:** {hooks}.", ""]
+        scopes = " or ".join(f"[`{name}`](#scopes)" for name in spec.speaks_when)
+        lines += [f"**Speaks when:** {scopes}.", ""]
+        if spec.signal is not None:
+            lines += [
+                (
+                    f"**Signal:** also for any patient when {condition_text(spec.signal.when, spec.parameters)}: "
+                    f"{_cell(spec.signal.why)}"
+                ),
+                "",
+            ]
         if spec.provides:
             facts = sorted(n for n in ruleset.catalog.specs if n.split(".")[0] in spec.provides)
             lines += [
@@ -137,12 +148,96 @@ def _card_lines(title: str, card: CardTemplate) -> list[str]:
     lines = [f"**{title}:** `{card.indicator}` — {card.summary}", ""]
     for suggestion in card.suggestions:
         lines.append(f"- suggestion ({suggestion.action}): {suggestion.label}")
+    for entry in card.supersedes:
+        effect = "hides" if entry.effect == "hide" else "withdraws isRecommended from"
+        which = " and ".join(entry.outcomes)
+        lines.append(
+            f"- supersedes: {effect} the card of `{entry.rule}` ({which}) in the same "
+            f"response: {_cell(entry.because)}"
+        )
+    if card.data_needed is not None:
+        lines.append(
+            f"- asks for data (merged with the other such cards into one, see [Response](#response)): "
+            f"{_cell(card.data_needed.check)}, for {_cell(card.data_needed.unblocks)}"
+        )
     for link in card.links:
         target = f"the chart [`{link.chart}`](#chart-{link.chart})" if link.chart else link.url
         lines.append(f"- link: {link.label} ({target})")
-    if card.suggestions or card.links:
+    if card.suggestions or card.links or card.supersedes or card.data_needed:
         lines.append("")
     return lines
+
+
+def _response_section(ruleset: RuleSet) -> str:
+    """When services and rules speak, and what the response step does with the cards rules ask for."""
+    settings = ruleset.settings
+    lines = ['<a id="scopes"></a>', "", "## Scopes: when the services and rules speak", ""]
+    if settings is None or not settings.scopes:
+        lines += ["No scopes: every rule speaks whenever it fires.", ""]
+    else:
+        lines += ["| Scope | Holds when | Meaning |", "|---|---|---|"]
+        for name, scope in settings.scopes.items():
+            lines.append(f"| `{name}` | {condition_text(scope.when, {})} | {_cell(scope.description)} |")
+        lines.append("")
+    for service in ruleset.services:
+        if service.speaks_when is not None:
+            lines.append(
+                f"- `{service.id}` ({service.hook}) answers with no card at all, not even the "
+                f"incomplete-data card, unless `{service.speaks_when}` holds."
+            )
+        else:
+            lines.append(f"- `{service.id}` ({service.hook}) speaks as its rules do.")
+    lines += ["", '<a id="response"></a>', "", "## Response: one voice", ""]
+    lines += [
+        (
+            "Of the cards the rules ask for, a response shows those whose rule is in scope (one of its "
+            "`speaks_when` scopes holds, or its `signal` does); a card hides, or withdraws isRecommended from, "
+            "the cards it `supersedes`; no suggestion is offered twice (the same test, the same order: the card "
+            "with the higher indicator keeps it). `cds-service rules explain` and the playground say what "
+            "became of each card."
+        ),
+        "",
+    ]
+    merge = settings.response.data_needed if settings is not None else None
+    if merge is not None:
+        asking = sorted(
+            rule.id
+            for rule in ruleset.rules.values()
+            if any(
+                card is not None and card.data_needed is not None
+                for card in (rule.spec.card, *(v.card for v in rule.spec.variants), rule.spec.unknown.card)
+            )
+        )
+        lines += [
+            f"**Merge `{merge.id}` {merge.version}:** when {merge.min_cards} or more cards of a response ask "
+            f"for data, they become one info card — `{merge.summary}` — listing each missing item once "
+            "with every check it is needed for, each test once; its provenance lists every rule it speaks "
+            "for, so cards issued, feedback and the report count per rule. Cards that can ask for data: "
+            + ", ".join(f"[`{r}`](#{_anchor(ruleset, r)})" for r in asking)
+            + ".",
+            "",
+        ]
+    precedence = [
+        (rule.id, entry)
+        for rule in sorted(ruleset.rules.values(), key=lambda r: r.id)
+        for card in (rule.spec.card, *(v.card for v in rule.spec.variants), rule.spec.unknown.card)
+        if card is not None
+        for entry in card.supersedes
+    ]
+    if precedence:
+        lines += ["| Card of | supersedes | effect | when that rule | because |", "|---|---|---|---|---|"]
+        shown: set[tuple[str, str, str, str]] = set()
+        for winner, entry in precedence:
+            key = (winner, entry.rule, entry.effect, entry.because)
+            if key in shown:
+                continue
+            shown.add(key)
+            lines.append(
+                f"| `{winner}` | `{entry.rule}` | {entry.effect} | {' or '.join(entry.outcomes)} | "
+                f"{_cell(entry.because)} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
 
 
 def _value(parameter: Parameter) -> str:
@@ -159,10 +254,16 @@ def _cell(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")
 
 
+def _anchor(ruleset: RuleSet, rule_id: str) -> str:
+    """The anchor a Markdown renderer gives the rule's heading ("## id: title")."""
+    rule = ruleset.rules.get(rule_id)
+    text = f"{rule_id}-{rule.spec.title}".lower() if rule else rule_id
+    return "".join(c if c.isalnum() or c in "- " else "" for c in text).replace(" ", "-")
+
+
 def _index(ruleset: RuleSet) -> str:
     lines = ["| Rule | Title | Services |", "|---|---|---|"]
     for rule in sorted(ruleset.rules.values(), key=lambda r: r.id):
-        anchor = f"{rule.id}-{rule.spec.title}".lower()
-        anchor = "".join(c if c.isalnum() or c in "- " else "" for c in anchor).replace(" ", "-")
+        anchor = _anchor(ruleset, rule.id)
         lines.append(f"| [{rule.id}](#{anchor}) | {rule.spec.title} | {', '.join(rule.spec.services)} |")
     return "\n".join(lines) + "\n"

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from cds_service.engine import Evaluation, Outcome
+from cds_service.engine.response import Decision
 from cds_service.facts.named import Fact
 from cds_service.ruleformat.text import format_number, format_time
 
@@ -18,19 +19,68 @@ def explain_text(evaluation: Evaluation) -> str:
     ]
     if not evaluation.outcomes:
         lines.append("no rules run for this service")
+    lines += _response_lines(evaluation)
     for outcome in evaluation.outcomes:
         lines.append("")
         lines += _outcome_lines(outcome, evaluation)
     return "\n".join(lines) + "\n"
 
 
+def _response_lines(evaluation: Evaluation) -> list[str]:
+    """The response step: scopes, and what became of each card a rule asked for."""
+    plan = evaluation.response
+    if plan is None:
+        return []
+    held = [name for name, holds in evaluation.scopes.items() if holds]
+    lines = ["", f"scopes holding: {', '.join(held) or 'none'}"]
+    if not plan.speaks:
+        lines.append(f"response: no card at all ({plan.silence})")
+    changed = [d for d in plan.decisions.values() if d.fate != "shown" or d.not_recommended_by]
+    if changed:
+        lines.append("response:")
+        for decision in changed:
+            lines.append(f"  {decision.rule_id}: {response_note(decision)}")
+    if plan.merged:
+        rules = ", ".join(f.rule_id for f in plan.merged)
+        assert plan.merge is not None
+        lines.append(f"  {plan.merge.id} {plan.merge.version}: one card for {rules}")
+    for dropped in plan.dropped_suggestions():
+        lines.append(
+            f"  {dropped.rule_id}: suggestion {dropped.label!r} left out, {dropped.kept_by}'s card offers it"
+        )
+    return lines
+
+
+def response_note(decision: Decision) -> str:
+    """What the response did with a rule's card, for a person: "suppressed by renal-dose: ..."."""
+    note = decision.why
+    if decision.not_recommended_by is not None:
+        note += f"; not recommended: {decision.not_recommended_by}'s card says the dose is too high"
+    return note
+
+
 def explain_json(evaluation: Evaluation) -> dict[str, Any]:
+    plan = evaluation.response
     return {
         "ruleset": {
             "name": evaluation.ruleset_name,
             "version": evaluation.ruleset_version,
             "hash": evaluation.ruleset_hash,
         },
+        "scopes": dict(evaluation.scopes),
+        "response": {
+            "speaks": plan.speaks,
+            "silence": plan.silence,
+            "merged": {
+                "id": plan.merge.id,
+                "version": plan.merge.version,
+                "rules": [f.rule_id for f in plan.merged],
+            }
+            if plan.merge is not None
+            else None,
+        }
+        if plan is not None
+        else None,
         "rules": [
             {
                 "id": o.rule.id,
@@ -38,6 +88,7 @@ def explain_json(evaluation: Evaluation) -> dict[str, Any]:
                 "status": o.status,
                 "card": _card_kind(o),
                 "variant": o.variant,
+                "response": _response_json(evaluation, o),
                 "facts": [fact_json(f) for f in o.facts_read(evaluation.facts)],
                 "parameters": {
                     name: {
@@ -50,6 +101,26 @@ def explain_json(evaluation: Evaluation) -> dict[str, Any]:
                 },
             }
             for o in evaluation.outcomes
+        ],
+    }
+
+
+def _response_json(evaluation: Evaluation, outcome: Outcome) -> dict[str, Any] | None:
+    plan = evaluation.response
+    decision = plan.decision(outcome.rule.id) if plan is not None else None
+    if decision is None:
+        return None
+    assert plan is not None
+    return {
+        "fate": decision.fate,
+        "why": response_note(decision),
+        "by": decision.by,
+        "notRecommendedBy": decision.not_recommended_by,
+        "signal": outcome.signal,
+        "droppedSuggestions": [
+            {"label": d.label, "keptBy": d.kept_by}
+            for d in plan.dropped_suggestions()
+            if d.rule_id == outcome.rule.id
         ],
     }
 
@@ -94,7 +165,9 @@ def describe_fact(fact: Fact) -> str:
 
 def _outcome_lines(outcome: Outcome, evaluation: Evaluation) -> list[str]:
     rule = outcome.rule
-    lines = [f"{rule.id} {rule.version}: {_STATUS[outcome.status]}{_card_note(outcome)}"]
+    decision = evaluation.response.decision(rule.id) if evaluation.response is not None else None
+    fate = f" [{response_note(decision)}]" if decision is not None and decision.fate != "shown" else ""
+    lines = [f"{rule.id} {rule.version}: {_STATUS[outcome.status]}{_card_note(outcome)}{fate}"]
     facts = outcome.facts_read(evaluation.facts)
     if facts:
         width = max(len(f.name) for f in facts)

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+from pydantic import ValidationError
 
 from cds_service.calculations import Calculations, configure
 from cds_service.calculations.registry import CALCULATIONS
@@ -30,27 +30,28 @@ from cds_service.ruleformat.rulefile import (
     CardTemplate,
     Comparison,
     Condition,
+    In,
+    Is,
     Not,
+    ResponseSettings,
     RuleFile,
+    RulesetFile,
 )
-from cds_service.ruleformat.text import longest, template_problems
+from cds_service.ruleformat.summary import summary_room
+from cds_service.ruleformat.text import MISSING_WIDTH, WIDTH, longest, template_problems
 from cds_service.ruleformat.tree import rule_tree_files
 from cds_service.yamlfile import FileProblems, Location, Problem, YamlDoc, load_yaml, validation_problems
 
 RULESET_FILE = "ruleset.yaml"
+# durable-rules names of the scopes' conditions (a rule's sides are "<rule id>|T" ...: no clash, since a
+# rule id has no colon).
+SCOPE_PREFIX = "scope:"
 # Discovery entries carry the ruleset's name, version and hash under this extension key.
 RULESET_KEY = "cds-service-ruleset"
 CASES_SUFFIX = ".cases.yaml"
 # durable-rules expands every OR into its own path through the network; past this a rule is too
 # tangled to review anyway.
 MAX_TERMS = 256
-
-
-class _RulesetInfo(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    name: Annotated[str, StringConstraints(min_length=1)]
-    version: Annotated[str, StringConstraints(pattern=r"^\d+\.\d+\.\d+$")]
-    description: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +65,10 @@ class Rule:
     # Fact -> the parameter values its conditions compare it with, in the fact's unit: card text shows a
     # number with enough digits to stay on the side of them it is on (2.004, not 2.00, against 2).
     thresholds: Mapping[str, tuple[float, ...]] = dataclasses.field(default_factory=dict)
+    signal: Compiled | None = None  # the `signal` that lets the rule speak outside its scopes
+    # The facts whose absence can leave the condition undecided (read by a leaf whose if_missing is
+    # "unknown"): what a could-not-evaluate card lists as missing, not facts the rule reads as false.
+    undecided_by: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
@@ -95,6 +100,13 @@ class RuleSet:
     calculations: Calculations = dataclasses.field(default_factory=Calculations)
     # rules/charts, by id: what a card's chart link draws.
     charts: dict[str, ChartDefinition] = dataclasses.field(default_factory=dict)
+    # ruleset.yaml: when rules and services may speak, and the response step.
+    scopes: dict[str, Compiled] = dataclasses.field(default_factory=dict)
+    settings: RulesetFile | None = None
+
+    @property
+    def response(self) -> ResponseSettings:
+        return self.settings.response if self.settings is not None else ResponseSettings()
 
     def release(self, durable: DurableRules) -> None:
         for service_rules in self.by_service.values():
@@ -105,7 +117,7 @@ class RuleSet:
 class _Checked:
     """What reading the files found, before anything touches durable-rules."""
 
-    info: _RulesetInfo | None
+    info: RulesetFile | None
     services: ServiceRegistry | None
     catalog: FactCatalog | None
     rules: dict[str, Rule]
@@ -115,6 +127,7 @@ class _Checked:
     charts: dict[str, ChartDefinition] = dataclasses.field(default_factory=dict)
     # Every rule id a file declares, even one with errors, with its services (None: not readable).
     declared: dict[str, tuple[str, ...] | None] = dataclasses.field(default_factory=dict)
+    scopes: dict[str, Compiled] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,9 +187,14 @@ def load_ruleset(rules_dir: Path, durable: DurableRules) -> RuleSet:
         for service in checked.services:
             rules = tuple(r for r in checked.rules.values() if service.id in r.spec.services)
             expressions = {}
+            for name, scope in checked.scopes.items():
+                if not isinstance(scope.true, bool):
+                    expressions[f"{SCOPE_PREFIX}{name}"] = scope.true
             for rule in rules:
                 sides = [("T", rule.compiled.true), ("F", rule.compiled.false)]
                 sides += [(f"V{i}", variant.true) for i, variant in enumerate(rule.variants)]
+                if rule.signal is not None:
+                    sides.append(("S", rule.signal.true))
                 for side, expression in sides:
                     # A constant side needs no durable-rules rule: the evaluator knows it in advance.
                     if not isinstance(expression, bool):
@@ -201,6 +219,8 @@ def load_ruleset(rules_dir: Path, durable: DurableRules) -> RuleSet:
         warnings=[p for p in checked.problems if p.severity != "error"],
         calculations=checked.calculations,
         charts=checked.charts,
+        scopes=checked.scopes,
+        settings=checked.info,
     )
 
 
@@ -226,7 +246,7 @@ def _card_files(rules_dir: Path) -> list[Path]:
 
 def _check(rules_dir: Path) -> _Checked:
     problems: list[Problem] = citation_problems(_card_files(rules_dir))
-    info = _ruleset_info(rules_dir, problems)
+    info, info_doc = _ruleset_info(rules_dir, problems)
     services: ServiceRegistry | None = None
     try:
         services = load_services(rules_dir)
@@ -246,11 +266,13 @@ def _check(rules_dir: Path) -> _Checked:
         problems.append(Problem(rules_dir, 1, "no rule files (*.yaml) in this directory"))
     parsed: list[tuple[YamlDoc, RuleFile]] = []
     declared: dict[str, tuple[str, ...] | None] = {}
+    unreadable = False  # a file whose rule id is unknown: names of other rules cannot be checked against it
     for path in files:
         try:
             doc = load_yaml(path)
         except FileProblems as exc:
             problems.extend(exc.problems)
+            unreadable = True
             continue
         declared.update(_declared(doc.data))
         try:
@@ -266,14 +288,28 @@ def _check(rules_dir: Path) -> _Checked:
     for problem in configuration.problems:
         problems.append(docs[problem.rule_id].problem(problem.location, problem.message))
     catalog = dataclasses.replace(catalog, specs={**catalog.specs, **configuration.specs})
+    problems.extend(_display_problems(rules_dir, catalog))
     charts, chart_problems = load_charts(
         rules_dir, catalog, {i: spec.parameters for i, spec in by_id.items()}
     )
     problems.extend(chart_problems)
+    scopes = _checked_scopes(info, info_doc, catalog, fields, problems)
+    problems.extend(_merge_problems(info, info_doc))
+    if info is not None and info_doc is not None and services is not None:
+        problems.extend(_service_scope_problems(rules_dir, services, info))
     for doc, spec in parsed:
         rule = _checked_rule(
-            doc, spec, catalog, services, fields, problems, configuration.used.get(spec.id), set(charts)
+            doc,
+            spec,
+            catalog,
+            services,
+            fields,
+            problems,
+            configuration.used.get(spec.id),
+            set(charts),
+            set(declared),
         )
+        _response_problems(doc, spec, info, None if unreadable else declared, problems)
         if rule is None:
             continue
         if spec.id in rules:
@@ -283,7 +319,7 @@ def _check(rules_dir: Path) -> _Checked:
             continue
         rules[spec.id] = rule
     return _Checked(
-        info, services, catalog, rules, fields, problems, configuration.calculations, charts, declared
+        info, services, catalog, rules, fields, problems, configuration.calculations, charts, declared, scopes
     )
 
 
@@ -307,6 +343,7 @@ def _checked_rule(
     problems: list[Problem],
     calculation_parameters: set[str] | None = None,
     charts: Collection[str] = (),
+    rule_ids: Collection[str] = (),
 ) -> Rule | None:
     before = len(problems)
     if doc.path.stem != spec.id:
@@ -326,6 +363,14 @@ def _checked_rule(
                 problems.append(
                     doc.problem(("parameters", name), f"parameter {name!r}: {unit!r} is not a UCUM unit")
                 )
+            elif unit not in catalog.units.display:
+                problems.append(
+                    doc.problem(
+                        ("parameters", name),
+                        f"parameter {name!r}: unit {unit!r} has no display form in rules/facts/units.yaml "
+                        "(display:), so card text could not write it as people do",
+                    )
+                )
     compiled = None
     try:
         compiled = _compile(spec.when, ("when",), spec, catalog, fields)
@@ -335,6 +380,12 @@ def _checked_rule(
     for index, variant in enumerate(spec.variants):
         try:
             variants.append(_compile(variant.when, ("variants", index, "when"), spec, catalog, fields))
+        except _LocatedError as exc:
+            problems.append(doc.problem(exc.location, str(exc)))
+    signal = None
+    if spec.signal is not None:
+        try:
+            signal = _compile(spec.signal.when, ("signal", "when"), spec, catalog, fields)
         except _LocatedError as exc:
             problems.append(doc.problem(exc.location, str(exc)))
     if compiled is not None and compiled.terms > MAX_TERMS:
@@ -349,18 +400,33 @@ def _checked_rule(
         if name not in used:
             problems.append(doc.problem(("parameters", name), f"parameter {name!r} is not used", "warning"))
     known_charts = charts
-    _check_card(doc, ("card",), spec.card, spec, catalog, problems, known_charts)
+    ids = rule_ids
+    _check_card(doc, ("card",), spec.card, spec, catalog, problems, known_charts, ids)
     for index, variant in enumerate(spec.variants):
-        _check_card(doc, ("variants", index, "card"), variant.card, spec, catalog, problems, known_charts)
+        _check_card(
+            doc, ("variants", index, "card"), variant.card, spec, catalog, problems, known_charts, ids
+        )
     if spec.unknown.card is not None:
-        _check_card(doc, ("unknown", "card"), spec.unknown.card, spec, catalog, problems, known_charts)
+        _check_card(doc, ("unknown", "card"), spec.unknown.card, spec, catalog, problems, known_charts, ids)
     if len(problems) > before and any(p.severity == "error" for p in problems[before:]):
         return None
     assert compiled is not None
     shown = [_fact_of(name, catalog) for name in _template_names(spec)]
     variant_reads = [name for variant in variants for name in variant.reads]
-    reads = tuple(dict.fromkeys([*compiled.reads, *variant_reads, *(name for name in shown if name)]))
-    return Rule(spec, doc.path, compiled, reads, tuple(variants), _thresholds(spec, catalog))
+    signal_reads = list(signal.reads) if signal is not None else []
+    reads = tuple(
+        dict.fromkeys([*compiled.reads, *variant_reads, *signal_reads, *(name for name in shown if name)])
+    )
+    undecided_by = tuple(
+        dict.fromkeys(
+            leaf.fact
+            for _, leaf in _leaves(spec.when, ())
+            if isinstance(leaf, Comparison | Is | In) and leaf.if_missing == "unknown"
+        )
+    )
+    return Rule(
+        spec, doc.path, compiled, reads, tuple(variants), _thresholds(spec, catalog), signal, undecided_by
+    )
 
 
 def _thresholds(spec: RuleFile, catalog: FactCatalog) -> dict[str, tuple[float, ...]]:
@@ -385,11 +451,16 @@ def _cards(spec: RuleFile) -> list[CardTemplate]:
     return cards + ([spec.unknown.card] if spec.unknown.card else [])
 
 
+def _card_texts(card: CardTemplate) -> list[str]:
+    """Every template text of a card: summary, detail, suggestion labels, and what it asks for."""
+    texts = [card.summary, card.detail or "", *(s.label for s in card.suggestions)]
+    if card.data_needed is not None:
+        texts += [card.data_needed.needs, card.data_needed.unblocks]
+    return texts
+
+
 def _template_names(spec: RuleFile) -> list[str]:
-    cards = _cards(spec)
-    texts = [
-        t for card in cards for t in (card.summary, card.detail or "", *(s.label for s in card.suggestions))
-    ]
+    texts = [t for card in _cards(spec) for t in _card_texts(card)]
     return [name for text in texts for name in _names(text)]
 
 
@@ -440,9 +511,7 @@ def _used_parameters(spec: RuleFile) -> set[str]:
         if isinstance(leaf, Comparison) and leaf.param
     }
     cards = _cards(spec)
-    texts = [
-        t for card in cards for t in (card.summary, card.detail or "", *(s.label for s in card.suggestions))
-    ]
+    texts = [t for card in cards for t in _card_texts(card)]
     for text in texts:
         used.update(
             name.removeprefix("param.").split(".")[0] for name in _names(text) if name.startswith("param.")
@@ -461,6 +530,31 @@ def _names(text: str) -> list[str]:
     return [name for name, _ in placeholders(text)]
 
 
+_FILE_NAME = re.compile(r"\b[\w.-]+\.(?:ya?ml|md|json|py)\b|\bseeds?\s*0*\d+\b", re.IGNORECASE)
+
+
+def _literal_texts(card: CardTemplate) -> list[tuple[Location, str]]:
+    """A card's template texts without their placeholders: what the author wrote, that every card shows."""
+    from cds_service.ruleformat.text import _PLACEHOLDER
+
+    texts: list[tuple[Location, str]] = [(("summary",), card.summary), (("detail",), card.detail or "")]
+    texts += [(("suggestions", i, "label"), s.label) for i, s in enumerate(card.suggestions)]
+    if card.data_needed is not None:
+        texts += [(("data_needed", "check"), card.data_needed.check)]
+        texts += [(("data_needed", "unblocks"), card.data_needed.unblocks)]
+    return [(where, _PLACEHOLDER.sub(" ", text)) for where, text in texts]
+
+
+def _internal_name(text: str, rule_ids: Collection[str]) -> str | None:
+    found = _FILE_NAME.search(text)
+    if found:
+        return found.group(0)
+    for rule_id in rule_ids:
+        if "-" in rule_id and re.search(rf"(?<![\w-]){re.escape(rule_id)}(?![\w-])", text):
+            return rule_id
+    return None
+
+
 def _check_card(
     doc: YamlDoc,
     location: Location,
@@ -469,6 +563,7 @@ def _check_card(
     catalog: FactCatalog,
     problems: list[Problem],
     charts: Collection[str] = (),
+    rule_ids: Collection[str] = (),
 ) -> None:
     for index, link in enumerate(card.links):
         if link.chart is not None and link.chart not in charts:
@@ -479,20 +574,34 @@ def _check_card(
                     where, f"{'.'.join(map(str, where))}: unknown chart {link.chart!r} (known: {known})"
                 )
             )
+    for where, text in [(("source", "label"), card.source.label), *_literal_texts(card)]:
+        named = _internal_name(text, rule_ids)
+        if named:
+            problems.append(
+                doc.problem(
+                    (*location, *where),
+                    f"card text names {named!r}, an internal name: cite sources as readers know them "
+                    "(author, year, title) and say what a check does, not its rule or file name",
+                )
+            )
     texts: list[tuple[Location, str]] = [(("summary",), card.summary), (("detail",), card.detail or "")]
     texts += [(("suggestions", i, "label"), s.label) for i, s in enumerate(card.suggestions)]
+    if card.data_needed is not None:
+        texts += [(("data_needed", "needs"), card.data_needed.needs)]
+        texts += [(("data_needed", "unblocks"), card.data_needed.unblocks)]
     for where, text in texts:
         loc = (*location, *where)
         for message in template_problems(text, catalog.specs, spec.parameters):
             problems.append(doc.problem(loc, message))
     if not template_problems(card.summary, catalog.specs, spec.parameters):
-        worst = longest(card.summary, catalog.specs, spec.parameters)
+        worst = longest(card.summary, catalog.specs, spec.parameters, catalog.units)
         if worst > SUMMARY_MAX:
             problems.append(
                 doc.problem(
                     (*location, "summary"),
                     f"summary can reach {worst} characters with the widest values; CDS Hooks allows "
-                    f"{SUMMARY_MAX} (numbers count 12, units 10, times 16, {{missing}} 120)",
+                    f"{SUMMARY_MAX} (numbers count 12, units 10, times 16, a fact's .missing "
+                    f"{WIDTH['missing']}, {{missing}} {MISSING_WIDTH}, texts their declared width)",
                 )
             )
     for index, suggestion in enumerate(card.suggestions):
@@ -509,19 +618,148 @@ def _check_card(
             problems.append(doc.problem((*location, "suggestions", index, "arguments"), message))
 
 
-def _ruleset_info(rules_dir: Path, problems: list[Problem]) -> _RulesetInfo | None:
+def _ruleset_info(rules_dir: Path, problems: list[Problem]) -> tuple[RulesetFile | None, YamlDoc | None]:
     path = rules_dir / RULESET_FILE
     if not path.is_file():
         problems.append(Problem(path, 1, "missing: name and version of this ruleset (name:, version: 1.0.0)"))
-        return None
+        return None, None
     try:
         doc = load_yaml(path)
-        return _RulesetInfo.model_validate(doc.data)
     except FileProblems as exc:
         problems.extend(exc.problems)
+        return None, None
+    try:
+        return RulesetFile.model_validate(doc.data), doc
     except ValidationError as exc:
         problems.extend(validation_problems(doc, exc))
-    return None
+    return None, doc
+
+
+def _checked_scopes(
+    info: RulesetFile | None,
+    doc: YamlDoc | None,
+    catalog: FactCatalog,
+    fields: FieldMap,
+    problems: list[Problem],
+) -> dict[str, Compiled]:
+    """The scopes of ruleset.yaml, compiled; a scope reads facts only (no rule's parameters)."""
+    if info is None or doc is None:
+        return {}
+    compiled: dict[str, Compiled] = {}
+    convert = _converter(catalog)
+    for name, scope in info.scopes.items():
+        where: Location = ("scopes", name, "when")
+        try:
+            for location, leaf in _leaves(scope.when, where):
+                try:
+                    compile_condition(leaf, catalog.specs, {}, FieldMap(), convert)
+                except CompileError as exc:
+                    raise _LocatedError(location, str(exc)) from exc
+            compiled[name] = compile_condition(scope.when, catalog.specs, {}, fields, convert)
+        except _LocatedError as exc:
+            problems.append(doc.problem(exc.location, f"scope {name!r}: {exc}"))
+        except CompileError as exc:
+            problems.append(doc.problem(where, f"scope {name!r}: {exc}"))
+    return compiled
+
+
+def _display_problems(rules_dir: Path, catalog: FactCatalog) -> list[Problem]:
+    """Every unit a fact can print has a display form (rules/facts/units.yaml `display`)."""
+    shown = catalog.units.display
+    wanting = sorted({spec.unit for spec in catalog.specs.values() if spec.unit and spec.unit not in shown})
+    path = rules_dir / "facts" / "units.yaml"
+    return [
+        Problem(path, 1, f"unit {unit!r} of the facts has no display form (add it under display:)")
+        for unit in wanting
+    ]
+
+
+def _merge_problems(info: RulesetFile | None, doc: YamlDoc | None) -> list[Problem]:
+    """The merged card's texts: only their own placeholders, and a summary that always fits."""
+    if info is None or doc is None or info.response.data_needed is None:
+        return []
+    merge = info.response.data_needed
+    where = ("response", "data_needed")
+    problems = []
+    for key, text, allowed in (
+        ("summary", merge.summary, {"count", "checks"}),
+        ("detail", merge.detail, {"items"}),
+    ):
+        used = set(re.findall(r"\{([^{}]*)\}", text))
+        if used - allowed:
+            names = ", ".join(f"{{{n}}}" for n in sorted(allowed))
+            problems.append(
+                doc.problem(
+                    (*where, key), f"{key}: unknown placeholder(s) {sorted(used - allowed)}; use {names}"
+                )
+            )
+    room = summary_room(merge.summary)
+    if room > SUMMARY_MAX:
+        problems.append(
+            doc.problem(
+                (*where, "summary"),
+                f"summary can reach {room} characters with 99 checks and one check name of 32 characters; "
+                f"CDS Hooks allows {SUMMARY_MAX}",
+            )
+        )
+    return problems
+
+
+def _service_scope_problems(rules_dir: Path, services: ServiceRegistry, info: RulesetFile) -> list[Problem]:
+    problems = []
+    for service in services:
+        if service.speaks_when is not None and service.speaks_when not in info.scopes:
+            path = next(
+                (p for p in sorted((rules_dir / "services").glob("*.y*ml")) if _declares(p, service.id)),
+                rules_dir / "services",
+            )
+            doc = load_yaml(path) if path.is_file() else None
+            line = doc.line(("speaks_when",)) if doc else 1
+            problems.append(Problem(path, line, _unknown_scope(service.speaks_when, info)))
+    return problems
+
+
+def _unknown_scope(name: str, info: RulesetFile) -> str:
+    known = ", ".join(sorted(info.scopes)) or "none; add scopes to ruleset.yaml"
+    return f"unknown scope {name!r} (ruleset.yaml scopes: {known})"
+
+
+def _response_problems(
+    doc: YamlDoc,
+    spec: RuleFile,
+    info: RulesetFile | None,
+    declared: Mapping[str, object] | None,
+    problems: list[Problem],
+) -> None:
+    """speaks_when names scopes that exist; a card supersedes rules that exist (not its own); only an
+    info card asks for data, and only when the ruleset merges such cards."""
+    if info is not None:
+        for index, name in enumerate(spec.speaks_when):
+            if name not in info.scopes:
+                problems.append(doc.problem(("speaks_when", index), _unknown_scope(name, info)))
+    cards: list[tuple[Location, CardTemplate]] = [(("card",), spec.card)]
+    cards += [(("variants", i, "card"), v.card) for i, v in enumerate(spec.variants)]
+    if spec.unknown.card is not None:
+        cards.append((("unknown", "card"), spec.unknown.card))
+    for location, card in cards:
+        for index, entry in enumerate(card.supersedes):
+            where = (*location, "supersedes", index, "rule")
+            if entry.rule == spec.id:
+                problems.append(doc.problem(where, f"a card cannot supersede its own rule ({spec.id})"))
+            elif declared is not None and entry.rule not in declared:
+                problems.append(doc.problem(where, f"unknown rule {entry.rule!r}"))
+        if card.data_needed is not None:
+            where = (*location, "data_needed")
+            if card.indicator != "info":
+                problems.append(doc.problem(where, "only an info card can ask for data (data_needed)"))
+            if info is not None and info.response.data_needed is None:
+                problems.append(
+                    doc.problem(
+                        where,
+                        "data_needed has no effect: ruleset.yaml has no response.data_needed merge",
+                        "warning",
+                    )
+                )
 
 
 def _medication_problems(rules_dir: Path, services: ServiceRegistry, catalog: FactCatalog) -> list[Problem]:

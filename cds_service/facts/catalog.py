@@ -257,6 +257,8 @@ class AliasModel(_Strict):
 
 class UnitsFile(_Strict):
     aliases: list[AliasModel] = Field(default_factory=list)
+    # UCUM code -> how people write it ("Cel" -> "°C"): card text and charts show this form.
+    display: dict[Text, Text] = Field(default_factory=dict)
 
 
 _FILES: dict[str, type[_Strict]] = {
@@ -401,7 +403,8 @@ class _Builder:
                         f"'{seen}' is already an alias of '{aliases[seen]}'",
                     )
                 aliases[seen] = alias.ucum
-        return Units(aliases)
+        # Display keys are not checked as UCUM: arbitrary assay units ([U]/mL) are printed too.
+        return Units(aliases, spec.display)
 
     def labs(self, units: Units, doc: YamlDoc, spec: AnalytesFile) -> Labs:
         default = self.duration(doc, ("default_window",), spec.default_window, units)

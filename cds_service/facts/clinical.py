@@ -185,6 +185,8 @@ def culture_specs(microbiology: Microbiology) -> list[FactSpec]:
             "boolean",
             None,
             f"{f.label} resulted in the last {duration_text(f.window)}",
+            # "organism (label, YYYY-MM-DD HH:MM)": the organism clipped to _SHOWN_VALUE, a short label.
+            detail_width=_SHOWN_VALUE + 36,
         )
         for f in microbiology.findings.values()
     ]

@@ -136,18 +136,21 @@ def collect(analyte: Analyte, facts: Facts, units: Units, start: datetime) -> Se
                 continue
             try:
                 scale, offset = units.affine(native, analyte.unit, analyte.molar_mass, analyte.same_unit)
-            except UnknownUnit as exc:
-                excluded.append(f"unit '{exc.shown}' of {ref} {exc.reason}")
+            except UnknownUnit:
+                excluded.append(f"{ref} is in {units.text(native)}")
                 continue
             except UnitError:
-                excluded.append(f"unit '{native}' of {ref} does not convert to {analyte.unit}")
+                excluded.append(
+                    f"{ref} is in {units.text(native)}, which does not convert to {units.text(analyte.unit)}"
+                )
                 continue
             value = lab.value if (scale, offset) == (1.0, 0.0) else tidy(scale * lab.value + offset)
             unusable = numbers.problem(value)
             if unusable:
                 shown = numbers.shown
                 excluded.append(
-                    f"{shown(lab.value)} {native} of {ref} is {shown(value)} {analyte.unit}, which {unusable}"
+                    f"{units.quantity(shown(lab.value), native)} of {ref} is {shown(value)} "
+                    f"{units.text(analyte.unit)}, which {unusable}"
                 )
                 continue
             points.append(Point(value, lab.comparator, lab.value, native, lab.time, (ref,)))
@@ -218,7 +221,13 @@ def _facts(analyte: Analyte, series: Series, now: datetime, reason: str, countab
     if not points:
         out = {f"{name}.{suffix}": missing(f"{name}.{suffix}", reason) for suffix in suffixes}
         # No results is a count of 0; results that could not be used (or could not be had) are not.
-        count = Fact(f"{name}.count", 0, detail=reason) if countable else missing(f"{name}.count", reason)
+        # A count of 0 keeps the time of the newest result before the window, when there is one: card
+        # text then says "none in the last 14 days (last on DATE)", never "not yet measured".
+        count = (
+            Fact(f"{name}.count", 0, detail=reason, time=series.older)
+            if countable
+            else missing(f"{name}.count", reason)
+        )
         out[count.name] = count
         return out
     note = _exclusion_note(series.excluded)
@@ -320,7 +329,7 @@ def _absent_reason(analyte: Analyte, series: Series, gap: str | None) -> str:
         return shown + (f" (and {more} more)" if more > 0 else "")
     reason = f"no {analyte.label} in the last {analyte.window_text}"
     if series.older is not None:
-        reason += f" (newest {series.older:%Y-%m-%d})"
+        reason += f" (last on {series.older:%Y-%m-%d})"
     return reason
 
 

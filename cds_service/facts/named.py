@@ -36,6 +36,8 @@ class FactSpec:
     description: str
     values: tuple[str, ...] = ()  # the allowed values of a text fact, when closed
     width: int | None = None  # the widest an open text renders, for the summary-length lint
+    # The widest its .detail renders, when a summary shows it (else the default of ruleformat/text.py WIDTH).
+    detail_width: int | None = None
 
 
 def missing(name: str, reason: str, evidence: Sequence[str] = (), detail: str | None = None) -> Fact:

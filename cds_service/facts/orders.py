@@ -37,7 +37,26 @@ _QUANTITIES = {
 }
 BAG_FACTS = ("dose_per_bag", "bag_volume", "rate", "concentration", "hang_time")
 NO_BAG = "no bag described"
-NO_MEDICATION = "this service has no medication order"
+# The order.* facts of a service that orders nothing (patient-view): said in clinician words, never the
+# engine's ("this service has no medication order").
+NO_MEDICATION = "no medication is being ordered here"
+# Where in a MedicationRequest a quantity was read, as a clinician would name it.
+_SAID = (
+    ("doseQuantity", "the dose"),
+    ("rateQuantity", "the rate"),
+    ("rateRatio", "the rate"),
+    ("strength", "the strength of the bag"),
+    ("timing", "the schedule"),
+)
+
+
+def _said(where: str) -> str:
+    return next((words for prefix, words in _SAID if where.startswith(prefix)), where)
+
+
+def being_ordered(hook: str | None) -> str:
+    """How card text says an order is being placed on this hook: never "being signed" on order-select."""
+    return {"order-sign": "being signed", "order-select": "being selected"}.get(hook or "", "being ordered")
 
 
 @dataclasses.dataclass
@@ -178,7 +197,7 @@ def normalise(
     per_bag, bag = _bag(read, medications, values, why)
     weighed = _doses(read, per_bag, values.get("concentration"), weight, units, values, why)
     values = {name: tidy(value) for name, value in values.items()}
-    summary = _summary(values, bag, read.dose, read.rate, read.route)
+    summary = _summary(values, bag, read.dose, read.rate, read.route, units)
     order_id = raw.get("id") if isinstance(raw.get("id"), str) else None
     return Normalised(order_id, read.route, bag, values, why, summary, weighed, weight)
 
@@ -228,9 +247,9 @@ def _read(
         *_strength(medication_of(raw, resolve)[0], drug, medications, reader),
     )
     if dose is not None and read.dose_mg is None and read.dose_ml is None:
-        reader.problem(f"doseQuantity in '{dose[1]}' is neither a mass nor a volume")
+        reader.problem(f"the dose is in {units.text(dose[1])}, neither a mass nor a volume")
     if rate is not None and read.rate_mg_d is None and read.rate_per_kg is None and read.rate_ml_h is None:
-        reader.problem(f"the rate in '{rate[1]}' is not a dose or volume per time")
+        reader.problem(f"the rate is in {units.text(rate[1])}, not a dose or volume per time")
     return read
 
 
@@ -362,25 +381,25 @@ class _Reader:
             return None
         if not isinstance(value, Mapping):
             # Sent, but not as a Quantity: say so, rather than "no dose given".
-            self.problem(f"{where} could not be read: a {_json_kind(value)}, not a Quantity object")
+            self.problem(f"{_said(where)} could not be read: a {_json_kind(value)}, not a quantity")
             return None
         number = value.get("value")
         if isinstance(number, bool) or not isinstance(number, int | float):
-            self.problem(f"{where} has no value")
+            self.problem(f"{_said(where)} has no number")
             return None
         unusable = numbers.problem(number)
         if unusable:
-            self.problem(f"{where} value {numbers.shown(number)} {unusable}")
+            self.problem(f"{_said(where)} {numbers.shown(number)} {unusable}")
             return None
         code = value.get("code") if isinstance(value.get("code"), str) else value.get("unit")
         unit = self.units.ucum(code if isinstance(code, str) else None)
         if unit is None:
-            self.problem(f"{where} has no unit")
+            self.problem(f"{_said(where)} has no unit")
             return None
         try:
             self.units.check(unit)
-        except UnitError as exc:
-            self.problem(f"{where}: {exc}")
+        except UnitError:
+            self.problem(f"{_said(where)} is in {self.units.text(unit)}")
             return None
         return float(number), unit
 
@@ -393,21 +412,21 @@ class _Reader:
         denominator_raw = value.get("denominator")
         if numerator is None or not isinstance(denominator_raw, Mapping):
             if numerator is not None:
-                self.problem(f"{where} has no denominator")
+                self.problem(f"{_said(where)} has no 'per' part (a time or volume)")
             return None
         if "value" not in denominator_raw:
             denominator_raw = {**denominator_raw, "value": 1}
         denominator = self.quantity(denominator_raw, f"{where}.denominator")
         if denominator is None or not denominator[0] > 0:
             if denominator is not None:
-                self.problem(f"{where}.denominator is not positive")
+                self.problem(f"{_said(where)} is per zero or less")
             return None
         per = denominator[1] if "/" not in denominator[1] else f"({denominator[1]})"
         unit = f"{numerator[1]}/{per}"
         try:
             self.units.check(unit)
-        except UnitError as exc:
-            self.problem(f"{where}: {exc}")
+        except UnitError:
+            self.problem(f"{_said(where)} is in {self.units.text(unit)}")
             return None
         return numerator[0] / denominator[0], unit
 
@@ -421,7 +440,8 @@ class _Reader:
         if unusable:
             value, code = quantity
             self.problem(
-                f"{numbers.shown(value)} {code} is {numbers.shown(converted)} {unit}, which {unusable}"
+                f"{self.units.quantity(numbers.shown(value), code)} is "
+                f"{numbers.shown(converted)} {self.units.text(unit)}, which {unusable}"
             )
             return None
         return converted
@@ -436,9 +456,9 @@ class _Reader:
         if self.problems:
             return self.problems[0]
         if dose is None and rate is None and per_bag is None:
-            return "no dose given (doseQuantity, rateQuantity, rateRatio or a bag strength)"
+            return "no dose given (no dose, rate or bag strength)"
         if interval is None:
-            return "a dose per administration but no interval (timing) to make it a daily dose"
+            return "a dose per administration but no schedule to make it a daily dose"
         return "the dose is not in mg"
 
 
@@ -491,9 +511,12 @@ def _interval(timing: Any, medications: Medications, reader: _Reader) -> float |
             if hours is not None:
                 return hours
             if reader.units.try_convert(1.0, unit, "h") is None:
-                reader.problem(f"timing.repeat.periodUnit '{unit}' is not a time unit")
+                reader.problem(f"the schedule's period is in {reader.units.text(unit)}, not a time")
             else:
-                reader.problem(f"timing.repeat.period {numbers.shown(period)} {unit} cannot be computed with")
+                reader.problem(
+                    f"the schedule's period of {reader.units.quantity(numbers.shown(period), unit)} cannot be "
+                    "computed with"
+                )
     code = timing.get("code")
     for candidate in [k.partition("|")[2] for k in raw_keys(code)] + raw_texts(code):
         hours = medications.timing_codes.get(candidate.strip().upper())
@@ -501,7 +524,7 @@ def _interval(timing: Any, medications: Medications, reader: _Reader) -> float |
             return hours
     if code is not None:
         reader.problem(
-            f"timing code {', '.join(raw_texts(code) or raw_keys(code))!r} is not one this service knows"
+            f"the schedule code {', '.join(raw_texts(code) or raw_keys(code))!r} is not one this service knows"
         )
     return None
 
@@ -542,6 +565,7 @@ def _summary(
     dose: tuple[float, str] | None,
     rate: tuple[float, str] | None,
     route: str | None,
+    units: Units,
 ) -> str:
     parts: list[str] = []
     if bag:
@@ -549,17 +573,18 @@ def _summary(
             parts.append(f"{values['dose_per_bag']:g} mg in")
         parts.append(f"{values['bag_volume']:g} mL")
     elif rate is not None:
-        parts.append(f"{rate[0]:g} {rate[1]}")
+        parts.append(units.quantity(f"{rate[0]:g}", rate[1]))
     elif dose is not None:
-        parts.append(f"{dose[0]:g} {dose[1]}")
+        parts.append(units.quantity(f"{dose[0]:g}", dose[1]))
     if "interval" in values:
         parts.append(f"every {values['interval']:g} h")
     elif rate is not None and not bag:
         parts.append("continuous")
     if bag and "rate" in values:
         parts.append(f"at {values['rate']:g} mL/h")
-    if "daily_dose" in values and parts[:1] != [f"{values['daily_dose']:g} mg/d"]:
-        parts.append(f"= {values['daily_dose']:g} mg/d")
+    daily = units.quantity(f"{values['daily_dose']:g}", "mg/d") if "daily_dose" in values else None
+    if daily is not None and parts[:1] != [daily]:
+        parts.append(f"= {daily}")
     if route:
         parts.append(f"({route})")
     return " ".join(parts) or "no dose given"

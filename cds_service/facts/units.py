@@ -13,8 +13,11 @@ length of a code worth parsing: ucumvert's parser takes longer than linear in th
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+from cds_service.markup import markdown_text
 
 # Results are rounded to this many significant digits: pint's factors are binary floats (1/24 h is
 # 0.041666666666666664), and 2400 mg/d at 50 kg must be exactly 2.0 mg/kg/h for an inclusive limit.
@@ -25,6 +28,47 @@ MOLAR_MASS_UNIT = "g/mol"
 MAX_CODE_LENGTH = 64
 PARSE_CACHE_SIZE = 4096
 _SHOWN_LENGTH = 40
+
+
+# What a card says of a unit that is not UCUM: the EHR's spelling is never echoed into card text.
+UNRECOGNISED_UNIT = "an unrecognised unit"
+_POWER = re.compile(r"(?<![\d.])10\*(-?\d+)")
+_MICRO = re.compile(r"(?<![A-Za-z])u(?=[a-zA-Z])")
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def _spellings(
+    aliases: Mapping[str, str], display: Mapping[str, str]
+) -> tuple[re.Pattern[str], dict[str, str]] | None:
+    """A regex of the unit spellings that card text writes otherwise (UCUM codes and aliases whose display
+    form differs), longest first, as whole tokens; and what each becomes."""
+    shown: dict[str, str] = {}
+    for code, text in display.items():
+        if text != code and _unambiguous(code):
+            shown[code] = text
+    for seen, code in aliases.items():
+        written = display.get(code)
+        if written is not None and written != seen and _unambiguous(seen):
+            shown.setdefault(seen, written)
+    if not shown:
+        return None
+    # Card detail is Markdown, and text the service composed there has its EHR parts escaped ("10\*9/L",
+    # "\[degF\]"): the escaped spelling is written as people write it too.
+    for spelling, text in list(shown.items()):
+        shown.setdefault(markdown_text(spelling), text)
+    alternatives = "|".join(re.escape(s) for s in sorted(shown, key=len, reverse=True))
+    return re.compile(rf"(?<![A-Za-z_\]\[*^])(?:{alternatives})(?![A-Za-z0-9_\[])"), shown
+
+
+def _unambiguous(spelling: str) -> bool:
+    # "h", "d", "a", "in", "cc" are words too; a spelling with a symbol or of 3 letters or more is a unit.
+    return any(c in spelling for c in "/*^[]%°º") or (len(spelling) >= 3 and " " not in spelling)
+
+
+def unit_text(code: str) -> str:
+    """A UCUM code that units.yaml does not list, as a lab report prints it: 10*6/L -> ×10⁶/L, ug -> µg."""
+    text = _POWER.sub(lambda m: "×10" + m.group(1).translate(_SUPERSCRIPT), code)
+    return _MICRO.sub("µ", text)
 
 
 class UnitError(ValueError):
@@ -134,10 +178,50 @@ def _affine(from_code: str, to_code: str, molar_mass: float | None) -> tuple[flo
 
 
 class Units:
-    """Unit handling for one catalog: the alias table for non-UCUM spellings seen in EHR data."""
+    """Unit handling for one catalog: the alias table for non-UCUM spellings seen in EHR data, and how
+    each unit is written for people."""
 
-    def __init__(self, aliases: Mapping[str, str]) -> None:
+    def __init__(self, aliases: Mapping[str, str], display: Mapping[str, str] | None = None) -> None:
         self._aliases = dict(aliases)
+        self.display: Mapping[str, str] = dict(display or {})
+        self._spellings = _spellings(self._aliases, self.display)
+
+    def prose(self, text: str) -> str:
+        """`text` with every machine spelling of a unit written as people write it ("39.8 Cel" -> "39.8
+        °C", "0.9 x10^9/L" -> "0.9 ×10⁹/L"): applied to all card text as it is composed, so the values
+        calculations write into it read as a lab report does. Single letters (h, d, a) are left alone."""
+        if self._spellings is None:
+            return text
+        pattern, shown = self._spellings
+        return pattern.sub(lambda m: shown[m.group(0)], text)
+
+    def text(self, code: str | None) -> str:
+        """A unit as people write it: the display form of units.yaml ("Cel" -> "°C"); a UCUM code it does
+        not list, with powers of ten and micro written out ("10*6/L" -> "×10⁶/L"); a unit that is not
+        UCUM at all is never echoed: "an unrecognised unit"."""
+        if not code:
+            return ""
+        shown = self.display.get(code)
+        if shown is not None:
+            return shown
+        ucum = self.ucum(code) or code
+        if ucum in self.display:
+            return self.display[ucum]
+        if "{" in ucum:
+            # A UCUM annotation ({pill}, {tbl}) counts things this service cannot weigh: not a unit to show.
+            return UNRECOGNISED_UNIT
+        try:
+            parse(ucum)
+        except Exception:  # noqa: BLE001 - the parser's errors differ by cause; all mean "not UCUM"
+            return UNRECOGNISED_UNIT
+        return unit_text(ucum)
+
+    def quantity(self, value: str, code: str | None) -> str:
+        """A number and its unit for card text: "1.2 mg/dL", or "1 (in an unrecognised unit)"."""
+        shown = self.text(code)
+        if shown == UNRECOGNISED_UNIT:
+            return f"{value} (in {UNRECOGNISED_UNIT})"
+        return f"{value} {shown}".rstrip()
 
     def ucum(self, text: str | None) -> str | None:
         """The UCUM code for a unit as reported (an alias mapped), or None when there is no unit."""

@@ -118,8 +118,8 @@ def chart_context(snapshot: ChartSnapshot) -> dict[str, Any]:
                         "analyte": series["label"],
                         "value": value_text(value, comparator),
                         "bound": comparator is not None,
-                        # As the lab reported it, its UCUM unit written as on a lab report.
-                        "reported": unit_text(reported) if reported else "",
+                        # As the lab reported it, its unit as people write it (the snapshot wrote it).
+                        "reported": reported or "",
                     }
                 )
         rows.sort(key=lambda row: (row["sort"], row["analyte"]))
@@ -127,7 +127,7 @@ def chart_context(snapshot: ChartSnapshot) -> dict[str, Any]:
         panels.append(
             {
                 "title": panel["title"],
-                "unit": unit_text(panel["unit"]),
+                "unit": unit_text(panel),
                 "rows": rows,
                 "excluded": excluded,
                 "thresholds": _threshold_rows(panel),
@@ -162,7 +162,7 @@ def chart_context(snapshot: ChartSnapshot) -> dict[str, Any]:
         "panels": panels,
         "dose": {
             "title": dose["title"],
-            "unit": unit_text(dose["unit"]),
+            "unit": unit_text(dose),
             "steps": steps,
             "thresholds": _threshold_rows(dose),
         }
@@ -174,7 +174,7 @@ def chart_context(snapshot: ChartSnapshot) -> dict[str, Any]:
 
 def _threshold_rows(part: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
     """The lines drawn on a panel, with their value and source, and those this request could not draw."""
-    unit = unit_text(part["unit"])
+    unit = unit_text(part)
     return {
         "drawn": [
             {"label": t["label"], "value": f"{number_text(t['value'])} {unit}", "source": t["source"]}

@@ -181,6 +181,9 @@ def explanation(evaluation: Evaluation) -> dict[str, Any]:
             row["reason"] = f"the condition holds: {card}{variant}"
         else:
             row["reason"] = _STATUS_REASON[outcome.status]
+        response = row.get("response")
+        if response and (response["fate"] != "shown" or response["notRecommendedBy"]):
+            row["reason"] += f"; {response['why']}"
         facts = outcome.facts_read(evaluation.facts)
         for fact_row, fact in zip(row["facts"], facts, strict=True):
             fact_row["text"] = describe_fact(fact)
@@ -198,6 +201,12 @@ def _cards(answer: Answer, drafts: dict[str, Any]) -> list[dict[str, Any]]:
                 "rule": {"id": provenance.get("ruleId"), "version": provenance.get("ruleVersion")}
                 if provenance
                 else None,
+                # A card merging several rules' cards: each rule it speaks for, and the merge's name.
+                "speaksFor": [
+                    {"id": r.get("ruleId"), "version": r.get("ruleVersion")}
+                    for r in provenance.get("rules") or ()
+                ],
+                "mergedInto": (provenance.get("mergedInto") or {}).get("id"),
                 "suggestions": [
                     {
                         "uuid": suggestion.get("uuid"),

@@ -73,7 +73,10 @@ async def report_page(request: Request) -> HTMLResponse:
     form.since, form.until, form.rule = _local(since), _local(until), rule_id or ""
     try:
         ruleset = request.app.state.runtime.engine.ruleset
-        offered = offered_reasons(rule.spec for rule in ruleset.rules.values())
+        merge = ruleset.response.data_needed
+        offered = offered_reasons(
+            (rule.spec for rule in ruleset.rules.values()), merge.overrideReasons if merge else ()
+        )
         report = await run_in_threadpool(
             request.app.state.store.feedback_report,
             since,

@@ -68,6 +68,9 @@ class ServiceDefinition(_Strict):
     prefetch: dict[str, PrefetchItem] = Field(default_factory=dict)
     # The medication whose draft order the `order.*` facts describe (a key of rules/facts medications).
     medication: str | None = None
+    # A scope of rules/ruleset.yaml: without it holding, the service answers with no card at all, not
+    # even the incomplete-data card (an order-sign service called for every order in the hospital).
+    speaks_when: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9\-]{0,63}$")] | None = None
     incomplete_data_card: IncompleteDataCard | None = None
 
     @field_validator("hook")

@@ -45,6 +45,10 @@ class Action(Protocol):
         """CDS Hooks actions, or None when this suggestion cannot be made for this request."""
         ...
 
+    def key(self, arguments: Mapping[str, Any], facts: Mapping[str, Fact]) -> tuple[Any, ...]:
+        """What makes two suggestions the same whatever their wording: one response never offers it twice."""
+        ...
+
 
 class OrderLabTest:
     """Create a draft lab ServiceRequest, e.g. a repeat ferritin or a CBC with differential.
@@ -97,6 +101,10 @@ class OrderLabTest:
         return [
             {"type": "create", "description": f"Order {display}", "resource": valid(ServiceRequest, resource)}
         ]
+
+    def key(self, arguments: Mapping[str, Any], facts: Mapping[str, Fact]) -> tuple[Any, ...]:
+        # The same test, whatever the label or note says it is for.
+        return ("order-lab-test", str(arguments.get("code")))
 
 
 # What a build fact's `data` holds (the infusion calculation writes it): `form` "bag" (the default) with
@@ -151,6 +159,12 @@ class UpdateDraftOrder:
         if unknown:
             problems.append(f"update-draft-order does not take {sorted(unknown)}")
         return problems
+
+    def key(self, arguments: Mapping[str, Any], facts: Mapping[str, Fact]) -> tuple[Any, ...]:
+        # The same order, whichever build fact describes it (the recommended build may be the ceiling's).
+        fact = facts.get(str(arguments.get("build")))
+        data = {k: v for k, v in (fact.data or {}).items() if k != "description"} if fact else {}
+        return ("update-draft-order", orjson.dumps(data, option=orjson.OPT_SORT_KEYS, default=str))
 
     def build(self, arguments: Mapping[str, Any], context: SuggestionContext) -> list[dict[str, Any]] | None:
         fact = context.facts.get(str(arguments["build"]))

@@ -20,6 +20,8 @@ RuleId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9\-]{0,63}$")
 ChartId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9\-]{0,63}$")]
 FactName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")]
 ParamName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")]
+# A scope of ruleset.yaml (`scopes:`): when a rule, or a whole service, may speak at all.
+ScopeName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9\-]{0,63}$")]
 CalculationName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")]
 # Every card issued records its rule's version: no longer than that column (store/limits.py).
 RuleVersion = Annotated[
@@ -178,6 +180,49 @@ class OverrideReason(_Strict):
     system: str = "https://cds-service.example.org/override-reasons"
 
 
+_BOTH: tuple[Literal["fired", "unknown"], ...] = ("fired", "unknown")
+
+
+class Supersedes(_Strict):
+    """Another rule's card that this card makes redundant or wrong in the same response: e.g. the build of
+    a dose that this card says to lower. Declared on the card that wins (docs/rule-authoring.md)."""
+
+    rule: RuleId = Field(description="id of the rule whose card gives way")
+    effect: Literal["hide", "not-recommended"] = Field(
+        default="hide",
+        description="hide: that card is left out of the response; not-recommended: it stays, but none of "
+        "its suggestions is marked isRecommended",
+    )
+    outcomes: list[Literal["fired", "unknown"]] = Field(
+        default_factory=lambda: list(_BOTH),
+        min_length=1,
+        description="which of that rule's cards give way: its card when it fired, its could-not-evaluate "
+        "card, or both (the default)",
+    )
+    because: Text = Field(
+        description="why this card's advice supersedes the other's, for explain and the docs"
+    )
+
+
+class DataNeeded(_Strict):
+    """Marks a card that asks for data. When several cards of one response ask for data, the response step
+    (ruleset.yaml `response.data_needed`) merges them into one card that lists each missing item, what it
+    is needed for, and each test once."""
+
+    check: Annotated[str, StringConstraints(min_length=1, max_length=32)] = Field(
+        description="the check that waits for the data, as a clinician names it (e.g. 'renal dose'); "
+        "listed in the merged card's summary"
+    )
+    needs: Text = Field(
+        default="{missing}",
+        description="what is missing, as a card template; the default {missing} lists each reason the "
+        "rule could not evaluate as its own item",
+    )
+    unblocks: Text = Field(
+        description="what the data would decide, as a card template (the merged card's 'needed for')"
+    )
+
+
 class SuggestionTemplate(_Strict):
     label: Text
     action: Text = Field(description="name of a suggestion builder, e.g. update-draft-order")
@@ -197,6 +242,20 @@ class CardTemplate(_Strict):
     selectionBehavior: Literal["at-most-one", "any"] | None = None
     links: list[Link] = Field(default_factory=list)
     overrideReasons: list[OverrideReason] = Field(default_factory=list)
+    supersedes: list[Supersedes] = Field(
+        default_factory=list, description="cards of other rules that give way to this one in one response"
+    )
+    data_needed: DataNeeded | None = Field(
+        default=None, description="this card asks for data: merged with the other such cards of a response"
+    )
+
+
+class Signal(_Strict):
+    """A finding that speaks for any patient, outside the rule's scopes: e.g. HLH-2004 criteria fulfilled on
+    the chart of a patient never given the drug, a finding that would motivate therapy."""
+
+    when: Condition = Field(description="the finding: while it certainly holds, the rule's card is shown")
+    why: Text = Field(description="why this finding matters for a patient outside the scopes")
 
 
 class Variant(_Strict):
@@ -228,6 +287,14 @@ class RuleFile(_Strict):
     title: Text
     description: Text
     services: list[Text] = Field(min_length=1, description="ids of the services (rules/services) it runs in")
+    speaks_when: list[ScopeName] = Field(
+        min_length=1,
+        description="scopes of ruleset.yaml: the rule's cards are shown only while one of them holds "
+        "(e.g. the drug is being ordered, or was given recently)",
+    )
+    signal: Signal | None = Field(
+        default=None, description="a finding shown for any patient even outside the scopes"
+    )
     provides: list[CalculationName] = Field(
         default_factory=list,
         description="calculations (e.g. renal, hlh) whose settings are this file's parameters; "
@@ -242,15 +309,69 @@ class RuleFile(_Strict):
     unknown: WhenUnknown
 
 
+class Scope(_Strict):
+    """When a rule may speak: e.g. the drug is being ordered, or was given recently. Rules name scopes in
+    `speaks_when`; a service names one in its `speaks_when` to stay silent altogether without it."""
+
+    description: Text
+    when: Condition = Field(
+        description="a condition over facts, without parameters; a scope holds only when it certainly "
+        "holds (write if_missing: 'false' where missing data must not count)"
+    )
+
+
+class DataNeededMerge(_Strict):
+    """The card that several cards asking for data become (each carries `data_needed`)."""
+
+    id: RuleId = Field(description="the merge's name, as explain and the playground show it")
+    version: RuleVersion
+    min_cards: int = Field(default=2, ge=2, description="merge when at least this many cards ask for data")
+    summary: Text = Field(
+        description="{count}: how many checks wait for data; {checks}: their names, as many as fit"
+    )
+    detail: Text = Field(description="{items}: one line per missing item with what it is needed for")
+    overrideReasons: list[OverrideReason] = Field(default_factory=list)
+
+
+class ResponseSettings(_Strict):
+    """The response-level step: one voice per response (docs/cards.md)."""
+
+    data_needed: DataNeededMerge | None = Field(
+        default=None, description="merge the cards that ask for data into one"
+    )
+
+
+class RulesetFile(_Strict):
+    """rules/ruleset.yaml: the ruleset's name and version, its scopes and its response step."""
+
+    name: Text
+    version: Annotated[str, StringConstraints(pattern=r"^\d+\.\d+\.\d+$")]
+    description: str | None = None
+    scopes: dict[ScopeName, Scope] = Field(
+        default_factory=dict, description="when rules and services may speak (their `speaks_when`)"
+    )
+    response: ResponseSettings = Field(default_factory=ResponseSettings)
+
+
 All.model_rebuild()
 Any_.model_rebuild()
 Not.model_rebuild()
 Variant.model_rebuild()
+Signal.model_rebuild()
+Scope.model_rebuild()
 RuleFile.model_rebuild()
+RulesetFile.model_rebuild()
 
 
 def rule_file_schema() -> dict[str, Any]:
     schema = RuleFile.model_json_schema(by_alias=True)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "CDS service rule file"
+    return schema
+
+
+def ruleset_file_schema() -> dict[str, Any]:
+    schema = RulesetFile.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "CDS service ruleset file (rules/ruleset.yaml)"
     return schema

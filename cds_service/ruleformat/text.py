@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
 from cds_service.facts.named import Fact, FactSpec
+from cds_service.facts.units import Units
 from cds_service.markup import Markdown, markdown_text, plain_text
 
 # Formats that only set precision (".1f", ".0%"): a width or padding would break the length bound.
@@ -58,18 +59,24 @@ def template_problems(
     return problems
 
 
-def longest(template: str, specs: Mapping[str, FactSpec], parameters: Mapping[str, ParameterLike]) -> int:
-    """An upper bound of the rendered length (assumes valid placeholders)."""
+def longest(
+    template: str,
+    specs: Mapping[str, FactSpec],
+    parameters: Mapping[str, ParameterLike],
+    units: Units | None = None,
+) -> int:
+    """An upper bound of the rendered length (assumes valid placeholders): the template rendered with the
+    widest value each placeholder can take (its width), its literal text as card text writes units."""
     length = 0
     last = 0
     for match in _PLACEHOLDER.finditer(template):
-        length += match.start() - last
+        length += len(_prose(template[last : match.start()], units))
         last = match.end()
         if match.group(0) in ("{{", "}}"):
             length += 1
         else:
-            length += _width(match.group(1).strip(), match.group(2), specs, parameters)
-    return length + len(template) - last
+            length += width(match.group(1).strip(), match.group(2), specs, parameters, units)
+    return length + len(_prose(template[last:], units))
 
 
 def fill(
@@ -79,30 +86,75 @@ def fill(
     missing: str = "",
     markdown: bool = False,
     thresholds: Mapping[str, Sequence[float]] | None = None,
+    units: Units | None = None,
+    fit: Mapping[str, FactSpec] | None = None,
 ) -> str:
     """The template with its placeholders filled; with `markdown` (a card's detail), made safe to render.
 
     `thresholds` are, per fact, the values the rule compares it with: a number is shown with as many more
     digits as it takes to stay on its side of each (2.004 mg/kg/h, never "2.00" above a limit of 2).
+    `units` writes a UCUM code as people do ("Cel" -> "°C", rules/facts/units.yaml display).
+    `fit` (the fact specs; for a summary) holds each value to the width lint assumed for its placeholder,
+    shortened at a word boundary: the length lint proved is then the longest a summary can be.
     """
-
-    def replace(match: re.Match[str]) -> str:
+    parts: list[str] = []
+    last = 0
+    for match in _PLACEHOLDER.finditer(template):
+        parts.append(_prose(template[last : match.start()], units))
+        last = match.end()
         token = match.group(0)
         if token in ("{{", "}}"):
-            return token[0]
-        name = match.group(1).strip()
+            parts.append(token[0])
+            continue
+        name, spec = match.group(1).strip(), match.group(2)
         limits = thresholds.get(name, ()) if thresholds else ()
-        value = _render(name, match.group(2), facts, parameters, missing, limits)
+        rendered = _render(name, spec, facts, parameters, missing, limits, units.text if units else _as_is)
+        value = _prose(rendered, units)
         if name.startswith("param."):
-            return value  # the rule file's own text
+            parts.append(value)  # the rule file's own text
+            continue
+        if fit is not None and _open(name, fit):
+            value = shorten(value, width(name, spec, fit, parameters, units))
         if not markdown:
-            return plain_text(value)
-        # Anything else may quote the EHR (a unit, a route, an order's text, a resource id), unless it is
-        # Markdown the service put together with those parts escaped.
-        return value if isinstance(value, Markdown) else markdown_text(value)
-
-    text = _PLACEHOLDER.sub(replace, template)
+            parts.append(plain_text(value))
+        elif isinstance(rendered, Markdown):
+            # Markdown the service put together with its EHR parts escaped (prose knows units' escaped
+            # spellings, so "10\*9/L" there is written "×10⁹/L" too).
+            parts.append(value)
+        else:
+            # Anything else may quote the EHR (a unit, a route, an order's text, a resource id).
+            parts.append(markdown_text(value))
+    parts.append(_prose(template[last:], units))
+    text = "".join(parts)
     return protect_units(text) if markdown else text
+
+
+def shorten(text: str, limit: int) -> str:
+    """`text` within `limit` characters, cut at a word boundary with "…" (never inside a word)."""
+    if len(text) <= limit:
+        return text
+    cut = text[: max(limit - 1, 0)]
+    space = cut.rfind(" ")
+    if space > 0:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:(") + "…"
+
+
+def _open(name: str, specs: Mapping[str, FactSpec]) -> bool:
+    """Whether a placeholder renders free text (a reason, a description), which can be shortened at a word;
+    a number, time or unit never is."""
+    if name == "missing":
+        return True
+    if name.startswith("param."):
+        return False
+    fact, attribute = _split(name, specs)
+    if attribute is not None:
+        return attribute in ("missing", "detail", "evidence")
+    return fact in specs and specs[fact].kind in ("text", "build")
+
+
+def _prose(text: str, units: Units | None) -> str:
+    return units.prose(text) if units is not None and text else text
 
 
 # UCUM writes powers of ten with "*": two "10*9/L" in one line read as emphasis in markdown, and every
@@ -191,20 +243,32 @@ def _placeholder_problem(
     return None
 
 
-def _width(
-    name: str, spec: str | None, specs: Mapping[str, FactSpec], parameters: Mapping[str, ParameterLike]
+def width(
+    name: str,
+    spec: str | None,
+    specs: Mapping[str, FactSpec],
+    parameters: Mapping[str, ParameterLike],
+    units: Units | None = None,
 ) -> int:
+    """The widest a placeholder renders: declared per fact (FactSpec.width, closed values) or per kind
+    (WIDTH); a parameter's exact rendering."""
     if name == "missing":
         return MISSING_WIDTH
     if name.startswith("param."):
         param, _, param_attribute = name.removeprefix("param.").partition(".")
-        parameter = parameters[param]
+        parameter = parameters.get(param)
+        if parameter is None:
+            return WIDTH["text"]
         if param_attribute == "unit":
-            return len(parameter.unit or "")
+            return len(units.text(parameter.unit) if units else parameter.unit or "")
         if param_attribute == "source":
             return len(parameter.source)
-        return len(_param_value(parameter, spec))
+        return len(_prose(_param_value(parameter, spec), units))
     fact, attribute = _split(name, specs)
+    if fact not in specs:
+        return WIDTH["text"]
+    if attribute == "detail" and specs[fact].detail_width is not None:
+        return specs[fact].detail_width or 0
     if attribute is not None:
         return WIDTH[attribute]
     fact_spec = specs[fact]
@@ -225,6 +289,10 @@ def _param_value(parameter: ParameterLike, spec: str | None) -> str:
     return format_number(float(value), spec)
 
 
+def _as_is(code: str | None) -> str:
+    return code or ""
+
+
 def _render(
     name: str,
     spec: str | None,
@@ -232,6 +300,7 @@ def _render(
     parameters: Mapping[str, ParameterLike],
     missing: str,
     thresholds: Sequence[float] = (),
+    units: Callable[[str | None], str] = _as_is,
 ) -> str:
     if name == "missing":
         return missing or "nothing"
@@ -239,7 +308,7 @@ def _render(
         param, _, param_attribute = name.removeprefix("param.").partition(".")
         parameter = parameters[param]
         if param_attribute == "unit":
-            return parameter.unit or ""
+            return units(parameter.unit)
         if param_attribute == "source":
             return parameter.source
         return _param_value(parameter, spec)
@@ -251,7 +320,7 @@ def _render(
     if fact is None:
         return "?"
     if attribute == "unit":
-        return fact.unit or ""
+        return units(fact.unit)
     if attribute == "time":
         return format_time(fact.time)
     if attribute == "missing":

@@ -29,6 +29,7 @@ from cds_service.store.schema import (
     feedback,
     health_heartbeat,
     jwt_seen,
+    merged_card_rules,
     refused_calls,
 )
 from cds_service.store.startup import create_schema, retry_while_locked
@@ -53,6 +54,19 @@ class IssuedCard:
     issuer: str | None = None
     # [system, code] of each override reason the card offered
     override_reasons: list[list[str]] | None = None
+    # The other rules (id, version) a merged card speaks for; the first rule is rule_id above.
+    also: tuple[tuple[str, str], ...] = ()
+
+
+def _card_rows(cards: Sequence[IssuedCard]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """cards_issued rows, and merged_card_rules rows for the other rules of merged cards."""
+    issued = [{k: v for k, v in _row(card).items() if k != "also"} for card in cards]
+    others = [
+        {"card_uuid": card.card_uuid, "rule_id": rule_id, "rule_version": version}
+        for card in cards
+        for rule_id, version in card.also
+    ]
+    return issued, others
 
 
 @dataclasses.dataclass(frozen=True)
@@ -194,7 +208,10 @@ class Store:
         the answer leaves, so a chart link works as soon as the clinician can click it."""
         with self.cards_engine.begin() as conn:
             if cards:
-                conn.execute(cards_issued.insert(), [_row(card) for card in cards])
+                rows, others = _card_rows(cards)
+                conn.execute(cards_issued.insert(), rows)
+                if others:
+                    conn.execute(merged_card_rules.insert(), others)
             if charts:
                 conn.execute(chart_snapshots.insert(), [_row(chart) for chart in charts])
             # The audit row is the record of the call: a value too long or not storable (a token's sub, a
@@ -359,15 +376,29 @@ class Store:
                 f"database {self.safe_url}: the report could not be read ({type(exc).__name__})"
             ) from exc
 
-    def card_rules(self, card_uuids: Sequence[str]) -> dict[str, tuple[str, str]]:
-        """card uuid -> (rule id, rule version) of the cards issued here among `card_uuids`."""
+    def card_rules(self, card_uuids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+        """card uuid -> every (rule id, rule version) the card speaks for (its first rule first), for the
+        cards issued here among `card_uuids`."""
         if not card_uuids:
             return {}
-        query = select(cards_issued.c.card_uuid, cards_issued.c.rule_id, cards_issued.c.rule_version).where(
-            cards_issued.c.card_uuid.in_(sorted(set(card_uuids)))
+        wanted = sorted(set(card_uuids))
+        first = select(cards_issued.c.card_uuid, cards_issued.c.rule_id, cards_issued.c.rule_version).where(
+            cards_issued.c.card_uuid.in_(wanted)
         )
+        others = (
+            select(
+                merged_card_rules.c.card_uuid, merged_card_rules.c.rule_id, merged_card_rules.c.rule_version
+            )
+            .where(merged_card_rules.c.card_uuid.in_(wanted))
+            .order_by(merged_card_rules.c.card_uuid, merged_card_rules.c.rule_id)
+        )
+        found: dict[str, list[tuple[str, str]]] = {}
         with self.engine.connect() as conn:
-            return {row.card_uuid: (row.rule_id, row.rule_version) for row in conn.execute(query)}
+            for row in conn.execute(first):
+                found[row.card_uuid] = [(row.rule_id, row.rule_version)]
+            for row in conn.execute(others):
+                found.setdefault(row.card_uuid, []).append((row.rule_id, row.rule_version))
+        return found
 
     def issued_cards(self, hook_instance: str | None = None) -> list[dict[str, Any]]:
         query = select(cards_issued).order_by(cards_issued.c.issued_at)

@@ -25,6 +25,7 @@ from cds_service.store.schema import (
     chart_snapshots,
     feedback,
     jwt_seen,
+    merged_card_rules,
     refused_calls,
 )
 
@@ -47,6 +48,9 @@ LIMITS: tuple[Limit, ...] = (
     Limit(cards_issued.c.patient_id, "request", "context.patientId"),
     Limit(cards_issued.c.hook_instance, "request", "hookInstance"),
     Limit(cards_issued.c.issuer, "ours", "trusted issuer (security/trust.py)"),
+    Limit(merged_card_rules.c.card_uuid, "ours", "uuid4 per card (cards/merge.py)"),
+    Limit(merged_card_rules.c.rule_id, "ours", "rule id (ruleformat/rulefile.py RuleId)"),
+    Limit(merged_card_rules.c.rule_version, "ours", "rule version (ruleformat/rulefile.py RuleVersion)"),
     Limit(feedback.c.service_id, "ours", "service id (the route answers only known services)"),
     Limit(feedback.c.card_uuid, "request", "feedback.card"),
     Limit(feedback.c.outcome, "request", "feedback.outcome"),

@@ -14,6 +14,8 @@ What is counted, exactly:
   outcomeTimestamp, then the latest reception, then the last row stored. Advice accepted and later
   overridden counts as overridden. outcomeTimestamp is kept as the EHR sent it, with any offset, so it is
   compared after parsing (in Python), not as text in SQL.
+- A card that merged several rules' cards into one (docs/cards.md) counts for each rule it speaks for, as
+  issued and in its feedback: its first rule is in cards_issued, the others in merged_card_rules.
 - Feedback naming a card uuid that was never issued here is not dropped: it is counted apart (entries
   and distinct cards), by when it was received, in the same period, whatever rule is asked for.
 - A new rule version is a new row; rows can also be split per service.
@@ -34,9 +36,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, distinct, func, select
+from sqlalchemy import Connection, Engine, Subquery, and_, distinct, func, select, union_all
 
-from cds_service.store.schema import cards_issued, feedback
+from cds_service.store.schema import cards_issued, feedback, merged_card_rules
 
 DEFAULT_DAYS = 30
 NO_REASON = "no reason given"
@@ -276,6 +278,7 @@ class _Answered:
 
 
 def _latest_feedback(conn: Connection, since: datetime, until: datetime, rule_id: str | None) -> _Answered:
+    rows = _card_rules()
     comment = func.length(func.trim(func.coalesce(feedback.c.user_comment, ""))) > 0
     query = (
         select(
@@ -289,13 +292,13 @@ def _latest_feedback(conn: Connection, since: datetime, until: datetime, rule_id
             feedback.c.override_display,
             comment.label("has_comment"),
             feedback.c.reason_offered,
-            cards_issued.c.rule_id,
-            cards_issued.c.rule_version,
-            cards_issued.c.service_id,
-            cards_issued.c.hook_instance,
+            rows.c.rule_id,
+            rows.c.rule_version,
+            rows.c.service_id,
+            rows.c.hook_instance,
         )
-        .select_from(feedback.join(cards_issued, cards_issued.c.card_uuid == feedback.c.card_uuid))
-        .where(_in_period(since, until, rule_id))
+        .select_from(feedback.join(rows, rows.c.card_uuid == feedback.c.card_uuid))
+        .where(_in_period(rows, since, until, rule_id))
     )
     latest: dict[tuple[str, str, str, str], tuple[tuple[datetime, datetime, int], Any]] = {}
     displays: dict[tuple[str | None, str], tuple[tuple[datetime, datetime, int], str]] = {}
@@ -320,14 +323,10 @@ def _issued(
     conn: Connection, since: datetime, until: datetime, rule_id: str | None, by_service: bool
 ) -> dict[tuple[str, str, str | None], int]:
     # One row per piece of advice: the copies of a card on repeated calls for one hookInstance count once.
+    rows = _card_rules()
     advice = (
-        select(
-            cards_issued.c.rule_id,
-            cards_issued.c.rule_version,
-            cards_issued.c.service_id,
-            cards_issued.c.hook_instance,
-        )
-        .where(_in_period(since, until, rule_id))
+        select(rows.c.rule_id, rows.c.rule_version, rows.c.service_id, rows.c.hook_instance)
+        .where(_in_period(rows, since, until, rule_id))
         .distinct()
         .subquery()
     )
@@ -355,9 +354,21 @@ def _unknown_cards(conn: Connection, since: datetime, until: datetime) -> Unknow
     return UnknownCards(entries=entries, cards=cards)
 
 
-def _in_period(since: datetime, until: datetime, rule_id: str | None) -> Any:
-    condition = and_(cards_issued.c.issued_at >= since, cards_issued.c.issued_at < until)
-    return condition if rule_id is None else and_(condition, cards_issued.c.rule_id == rule_id)
+def _card_rules() -> Subquery:
+    """One row per card and rule it speaks for: cards_issued, plus the other rules of merged cards."""
+    columns = (cards_issued.c.service_id, cards_issued.c.hook_instance, cards_issued.c.issued_at)
+    first = select(cards_issued.c.card_uuid, cards_issued.c.rule_id, cards_issued.c.rule_version, *columns)
+    others = select(
+        cards_issued.c.card_uuid, merged_card_rules.c.rule_id, merged_card_rules.c.rule_version, *columns
+    ).select_from(
+        merged_card_rules.join(cards_issued, cards_issued.c.card_uuid == merged_card_rules.c.card_uuid)
+    )
+    return union_all(first, others).subquery("card_rules")
+
+
+def _in_period(rows: Subquery, since: datetime, until: datetime, rule_id: str | None) -> Any:
+    condition = and_(rows.c.issued_at >= since, rows.c.issued_at < until)
+    return condition if rule_id is None else and_(condition, rows.c.rule_id == rule_id)
 
 
 def _reasons(answered: _Answered, top: int, displays: Offered) -> tuple[RuleReasons, ...]:

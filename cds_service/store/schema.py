@@ -36,6 +36,18 @@ cards_issued = Table(
     Column("override_reasons", JSON),
 )
 
+# The other rules a card speaks for, when the response merged several rules' cards into one (the card's
+# first rule is in cards_issued): the report and feedback count the card for each of them. A table of
+# its own, so that a database made before merged cards needs no migration.
+merged_card_rules = Table(
+    "merged_card_rules",
+    metadata,
+    Column("card_uuid", String(64), nullable=False),
+    Column("rule_id", String(128), nullable=False),
+    Column("rule_version", String(64), nullable=False),
+    PrimaryKeyConstraint("card_uuid", "rule_id", name="pk_merged_card_rules"),
+)
+
 feedback = Table(
     "feedback",
     metadata,

@@ -47,7 +47,7 @@ def test_the_chart_of_a_ferritin_card_opens_in_a_browser(
     ferritin = page.get_by_role("table", name="Ferritin (µg/L)")
     values = ferritin.locator("tbody td.num").all_inner_texts()
     assert values == ["21000", "26500", "30500", "33800", "36900", "39200"]
-    doses = page.get_by_role("table", name="Dose steps (mg/d)").locator("tbody td.num").all_inner_texts()
+    doses = page.get_by_role("table", name="Dose steps (mg/day)").locator("tbody td.num").all_inner_texts()
     assert doses == ["400", "1200", "1200", "1200"]
     # Every result says how the lab reported it; the threshold lines are listed with their value.
     reported = ferritin.locator("tbody tr td:last-child").all_inner_texts()
@@ -55,7 +55,7 @@ def test_the_chart_of_a_ferritin_card_opens_in_a_browser(
     lines = page.get_by_role("list", name="Ferritin: threshold lines")
     expect(lines).to_contain_text("HLH-2004 ferritin criterion, 500 µg/L")
     expect(page.get_by_role("list", name="Anakinra total daily dose: threshold lines")).to_contain_text(
-        "maximum daily dose, 2400 mg/d"
+        "maximum daily dose, 2400 mg/day"
     )
 
     page.screenshot(path=str(tmp_path / "chart.png"), full_page=True)

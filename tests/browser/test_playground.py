@@ -157,3 +157,69 @@ def test_an_invalid_request_shows_the_operation_outcome(
     page.locator("#evaluate").click()
     expect(page.locator("#error-issues li").first).to_contain_text("error")
     expect(page.locator("#error-title")).to_have_text("HTTP 400: the service would refuse this request")
+
+
+@pytest.mark.parametrize("width", [360, 1280])
+def test_merge_and_suppression_are_shown_and_the_page_fits_a_phone_and_a_desktop(
+    browser: Browser, pages_service: LiveService, tmp_path: Path, width: int
+) -> None:
+    """One voice per response, as the playground shows it: the data-needed card names every rule it speaks
+    for, the explanation says which card another suppressed and why; at 360 px nothing scrolls sideways."""
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    try:
+        open_playground(page, pages_service)
+        page.locator("#patient").select_option("renal-ckd-female")
+        page.locator("#service").select_option("anakinra-order-sign")
+        page.locator("#order").select_option("iv-3000-mg-day")
+        page.locator("#build").click()
+        expect(page.locator("#request")).to_have_value(re.compile(re.escape('"hook": "order-sign"')))
+        evaluate(page)
+
+        cards = page.locator(".pg-card")
+        expect(cards).to_have_count(2)
+        renal = page.locator('.pg-card[data-rule="renal-dose"]')
+        expect(renal.locator(".pg-summary")).to_contain_text("above the 1200 mg/day renal maximum")
+        merged = page.locator('.pg-card[data-merged="data-needed"]')
+        expect(merged.locator(".pg-summary")).to_have_text(
+            "Data needed for 2 checks: ferritin trend, baseline neutrophils"
+        )
+        expect(merged.locator(".pg-rule")).to_have_text(
+            re.compile(r"^data-needed: speaks for ferritin-rise [\d.]+, neutrophil-baseline [\d.]+$")
+        )
+        # The max-dose card the rules asked for is not shown: the renal card says the same, lower.
+        expect(page.locator('.pg-card[data-rule="max-dose"]')).to_have_count(0)
+        explanation = page.locator("#explanation")
+        expect(explanation.locator('tr[data-rule="max-dose"]')).to_contain_text("suppressed by renal-dose")
+        expect(explanation.locator('tr[data-rule="neutrophil-baseline"]')).to_contain_text(
+            "merged into data-needed"
+        )
+
+        scroll, client = page.evaluate(
+            "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+        )
+        # What reaches past the window, named in the failure.
+        wide = page.evaluate(
+            "Array.from(document.querySelectorAll('body *'))"
+            ".filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1)"
+            ".slice(0, 10).map(e => e.tagName + '#' + e.id + '.' + e.className)"
+        )
+        assert scroll <= client, f"the page is {scroll} px wide in a {client} px window: {wide}"
+        if width < 640:
+            # A phone reads each rule's row as a block (rule, outcome, why, facts), not four columns squeezed
+            # to a letter each.
+            narrowest = page.evaluate(
+                "Math.min(...Array.from(document.querySelectorAll('#explanation tbody td'))"
+                ".map(cell => cell.getBoundingClientRect().width))"
+            )
+            assert narrowest >= 0.8 * client, f"an explanation cell is {narrowest} px wide"
+        for box in (merged, renal):
+            right = box.evaluate("card => card.getBoundingClientRect().right")
+            assert right <= client, f"a card reaches {right} px in a {client} px window"
+        page.screenshot(path=str(tmp_path / f"playground-{width}.png"), full_page=True)
+    finally:
+        context.close()
+    assert not errors, errors

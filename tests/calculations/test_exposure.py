@@ -276,7 +276,7 @@ def test_days_high_is_a_bound_once_it_is_prolonged_and_missing_below() -> None:
     short = run([undated])["exposure.days_high"]
     assert short.value is None
     assert short.missing == (
-        "0 days at >= 1200 mg/d are known, but MedicationRequest/undated (completed) has no end date "
+        "0 days at >= 1200 mg/day are known, but MedicationRequest/undated (completed) has no end date "
         "and no later order"
     )
 
@@ -335,7 +335,7 @@ def test_planned_days_high_for_the_draft_order() -> None:
     planned = {**draft(2400), "dosageInstruction": [{**rate(2400)[0], "timing": end}]}
     fact = run([], [planned])["exposure.planned_days_high"]
     assert (fact.value, fact.unit) == (8.0, "d")
-    assert fact.detail == "8 days planned (boundsPeriod) at 2400 mg/d"
+    assert fact.detail == "8 days planned (boundsPeriod) at 2400 mg/day"
     below = run([], [{**planned, "dosageInstruction": [{**rate(600)[0], "timing": end}]}])
     assert below["exposure.planned_days_high"].value == 0
     unstated = run([], [draft(2400)])["exposure.planned_days_high"]
@@ -413,13 +413,13 @@ def test_the_current_count_keeps_the_value_as_reported() -> None:
     fact = current([anc(800, "/uL", 2), anc(2.4, "10*9/L", 30)])
     assert (fact.value, fact.unit, fact.native_value, fact.native_unit) == (0.8, "10*9/L", 800, "/uL")
     assert fact.evidence == ("Observation/anc-2",)
-    assert fact.detail == "800 /uL at 2026-11-23 10:00 (2 h ago)"
+    assert fact.detail == "800 /µL at 2026-11-23 10:00 (2 h ago)"
 
 
 def test_a_count_older_than_the_window_is_missing_with_its_value_and_age() -> None:
     fact = current([anc(0.6, "10*9/L", 30)])
     assert fact.value is None
-    assert fact.missing == "the newest ANC (0.6 10*9/L at 2026-11-22 06:00) is 30 h old, more than 24 h"
+    assert fact.missing == "the newest ANC (0.6 ×10⁹/L at 2026-11-22 06:00) is 30 h old, more than 24 h"
     assert current([anc(0.6, "10*9/L", 30)], neutrophils(current_within=36)).value == 0.6
     assert current([anc(0.6, "10*9/L", 24)]).value == 0.6  # inclusive
 
@@ -448,9 +448,9 @@ def last_known(resources: Sequence[Resource]) -> Fact:
 @pytest.mark.parametrize(
     ("resources", "text"),
     [
-        ([anc(0.3, "10*9/L", 30)], "last ANC 0.3 x10^9/L, 30 h ago: severe (<0.5)"),
-        ([anc(500, "/uL", 30)], "last ANC 0.5 x10^9/L, 30 h ago: low (<1)"),  # 500 /uL is not below 500
-        ([anc(1.0, "10*9/L", 2)], "last ANC 1 x10^9/L, 2 h ago"),  # 1.0 is not below 1.0
+        ([anc(0.3, "10*9/L", 30)], "last ANC 0.3 ×10⁹/L, 30 h ago: severe (<0.5)"),
+        ([anc(500, "/uL", 30)], "last ANC 0.5 ×10⁹/L, 30 h ago: low (<1)"),  # 500 /uL is not below 500
+        ([anc(1.0, "10*9/L", 2)], "last ANC 1 ×10⁹/L, 2 h ago"),  # 1.0 is not below 1.0
         ([], "no ANC in the last 14 days"),
     ],
 )

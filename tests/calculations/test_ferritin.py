@@ -220,7 +220,7 @@ def test_no_result_in_the_window_names_the_newest_older_one() -> None:
     facts = trend(ferritin("old", 2400, 101))
     assert (
         facts["ferritin_trend.daily_growth"].missing
-        == "No ferritin in the last 48 h (newest 2026-11-19 07:00)"
+        == "No ferritin in the last 48 h (last on 2026-11-19 07:00)"
     )
     assert trend()["ferritin_trend.first"].missing == "No ferritin in the last 48 h"
 
@@ -358,7 +358,7 @@ def test_no_ferritin_since_48_h_after_the_dose_began() -> None:
     assert facts["ferritin_response.assessable"].value is True
     for name in ("baseline", "latest", "rise", "peak", "below_peak"):
         assert facts[f"ferritin_response.{name}"].missing == (
-            "No ferritin since 2026-11-22 10:00; response cannot be assessed"
+            "No ferritin since 2026-11-22 10:00: the response cannot be assessed"
         )
 
 

@@ -286,7 +286,8 @@ def test_scd25_flagged_pg_per_ml_counts_even_beside_a_normal_u_per_ml_result() -
 def test_nk_activity_without_configured_codes_is_unknown_and_says_so() -> None:
     out = compute(patient(), flagged("nk1", "NK", 2, "1", "L", system=LOCAL))
     assert out["hlh.nk_activity"].value == "unknown"
-    assert "nk_activity_codes" in str(out["hlh.nk_activity"].detail)
+    # Said in words a clinician reads: no parameter name in card text.
+    assert "no local code is configured" in str(out["hlh.nk_activity"].detail)
 
 
 @pytest.mark.parametrize(

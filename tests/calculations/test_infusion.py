@@ -257,10 +257,17 @@ def test_limits_that_make_no_sense_are_refused() -> None:
         settings(inverted)
 
 
-@pytest.mark.parametrize("other", ["infusion-build", "duplicate-therapy"])
+@pytest.mark.parametrize("other", ["infusion-build", "duplicate-therapy", "ferritin-escalation"])
 @pytest.mark.parametrize("name", ["max_daily_dose", "max_dose_rate"])
 def test_the_build_ceiling_is_the_maximum_dose_rule_s_limit(other: str, name: str) -> None:
     # The same threshold appears in several rule files; they must never drift apart.
     build_max = rule(other).parameters[name]
     dose_max = rule("max-dose").parameters[name]
     assert (build_max.value, build_max.unit) == (dose_max.value, dose_max.unit)
+
+
+def test_the_escalation_rule_knows_the_renal_ceiling() -> None:
+    # ferritin-escalation must not advise escalating past the renal maximum renal-dose states.
+    escalation = rule("ferritin-escalation").parameters["renal_cap"]
+    renal = rule("renal-dose").parameters["renal_cap"]
+    assert (escalation.value, escalation.unit) == (renal.value, renal.unit)

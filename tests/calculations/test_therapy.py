@@ -94,7 +94,7 @@ def test_an_active_infusion_and_a_subcutaneous_draft_are_two_orders_by_two_route
     assert (out["therapy.orders"].value, out["therapy.routes"].value) == (2, 2)
     assert out["therapy.total_daily_dose"].value == 1300
     assert out["therapy.orders"].evidence == ("MedicationRequest/d", "MedicationRequest/a")
-    assert "MedicationRequest/a (active, 1200 mg/d continuous (iv))" in (out["therapy.orders"].detail or "")
+    assert "MedicationRequest/a (active, 1200 mg/day continuous (iv))" in (out["therapy.orders"].detail or "")
 
 
 def test_completed_orders_plans_and_other_drugs_are_not_counted() -> None:

@@ -56,7 +56,9 @@ async def test_each_answer_has_its_own_token(ask: Ask) -> None:
 
 
 async def test_no_chart_link_no_snapshot(ask: Ask) -> None:
-    answer = await ask("ferritin-none", service="mas-patient-view")
+    # HLH-2004 fulfilled speaks on chart review of a patient never given anakinra (its signal): a card
+    # without a chart link.
+    answer = await ask("hlh-adult-fulfilled", service="mas-patient-view")
     links = links_by_rule(answer.body)
     assert links == {"hlh-2004": []}
     assert answer.charts == ()

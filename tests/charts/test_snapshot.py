@@ -53,7 +53,10 @@ async def test_si_results_are_converted_to_the_panel_unit_and_keep_what_was_repo
     creatinine = series(payload, "creatinine")["points"]
     # 88 umol/L x 113.12 g/mol (creatinine) = 0.9955 mg/dL; 97 umol/L = 1.097 mg/dL.
     assert [p[1] for p in creatinine] == [pytest.approx(0.9955, abs=1e-4), pytest.approx(1.0973, abs=1e-4)]
-    assert [p[3] for p in creatinine] == ["88 umol/L", "97 umol/L"]  # as reported, the UCUM code kept
+    assert [p[3] for p in creatinine] == [
+        "88 µmol/L",
+        "97 µmol/L",
+    ]  # as reported, its unit as people write it
     # +01:00 in the data, UTC in the payload.
     assert creatinine[0][0] == "2026-11-18T06:00:00+00:00"
     ferritin_si = payload_of(runtime, await ask("ferritin-si-units", draft_order(1200)))
@@ -79,7 +82,7 @@ async def test_dose_steps_follow_the_orders_and_end_with_the_draft(runtime: Runt
         # The draft starts when it is signed, and has no end yet.
         (FIXTURE_NOW.isoformat(), None, 2400.0, "draft", True),
     ]
-    assert dose["steps"][-1]["summary"] == "2400 mg/d continuous (iv)"
+    assert dose["steps"][-1]["summary"] == "2400 mg/day continuous (iv)"
 
 
 async def test_a_dose_that_cannot_be_read_is_a_step_with_the_reason(runtime: Runtime, ask: Ask) -> None:
@@ -102,7 +105,7 @@ async def test_only_results_in_the_lookback_and_before_the_request_are_drawn(
     payload = payload_of(runtime, await ask("ferritin-rising", draft_order(400), resources=resources))
     ferritin = series(payload, "ferritin")
     assert [p[1] for p in ferritin["points"]] == [8200.0, 12000.0, 10500.0, 26000.0]
-    assert ferritin["excluded"] == ["unit 'U/L' of Observation/odd does not convert to ug/L"]
+    assert ferritin["excluded"] == ["Observation/odd is in U/L, which does not convert to µg/L"]
 
 
 async def test_data_that_could_not_be_had_is_said(runtime: Runtime, ask: Ask) -> None:
@@ -129,10 +132,10 @@ async def test_nothing_identifies_the_patient(runtime: Runtime, ask: Ask) -> Non
 async def test_what_the_lab_reported_is_kept_in_the_panel_unit_too(runtime: Runtime, ask: Ask) -> None:
     payload = payload_of(runtime, await ask("ferritin-rising", draft_order(400)))
     assert [p[3] for p in series(payload, "ferritin")["points"]] == [
-        "8200 ug/L",
-        "12000 ug/L",
-        "10500 ug/L",
-        "26000 ug/L",
+        "8200 µg/L",
+        "12000 µg/L",
+        "10500 µg/L",
+        "26000 µg/L",
     ]
 
 

@@ -47,6 +47,7 @@ def test_a_condition_reads_as_a_sentence_with_its_thresholds() -> None:
             "title": "t",
             "description": "d",
             "services": ["s"],
+            "speaks_when": ["anywhere"],
             "parameters": {
                 "limit": {
                     "value": 3.0,

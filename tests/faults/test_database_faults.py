@@ -35,7 +35,7 @@ from cds_service.store.database import Store
 from tests.conftest import RULES
 from tests.faults import Serve, clean_env, free_port
 from tests.security.keys import PUBLIC_URL, default_trust, ec_key, mint
-from tests.test_app import ORDER_SIGN, sandbox_order_sign
+from tests.test_app import ORDER_SIGN, sandbox_anakinra_order_sign, sandbox_order_sign
 
 FEEDBACK = ORDER_SIGN + "/feedback"
 # The SQLite busy timeout the outage tests run with (the URL's `timeout`, seconds; 30 by default).
@@ -241,7 +241,7 @@ def test_an_outage_mid_run_refuses_feedback_answers_cards_and_recovers(
         assert "nothing was recorded, please retry" in response.json()["issue"][0]["diagnostics"]
         assert elapsed < BUSY_SECONDS + MARGIN
         # Cards are still answered: recording them is not the clinician's problem.
-        response, elapsed = _timed(http.post, ORDER_SIGN, json=sandbox_order_sign())
+        response, elapsed = _timed(http.post, ORDER_SIGN, json=sandbox_anakinra_order_sign())
         assert response.status_code == 200, response.text
         assert response.json()["cards"]
         assert elapsed < BUSY_SECONDS + MARGIN

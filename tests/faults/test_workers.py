@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 
 from cds_service.store.database import Store
 from tests.faults import Serve
-from tests.test_app import ORDER_SIGN, sandbox_order_sign
+from tests.test_app import ORDER_SIGN, sandbox_anakinra_order_sign
 
 FEEDBACK = ORDER_SIGN + "/feedback"
 FEEDBACK_THREADS = 8
@@ -57,7 +57,7 @@ def test_two_workers_share_one_database_under_concurrent_feedback_and_hook_calls
     def call_hooks(_: int) -> None:
         with client() as http:
             for _ in range(HOOK_CALLS_PER_THREAD):
-                hook_answers.append(http.post(ORDER_SIGN, json=sandbox_order_sign()))
+                hook_answers.append(http.post(ORDER_SIGN, json=sandbox_anakinra_order_sign()))
 
     server = Serve(database_url, tmp_path / "serve.log", workers=2)
     with server, ThreadPoolExecutor(max_workers=FEEDBACK_THREADS + HOOK_THREADS) as pool:

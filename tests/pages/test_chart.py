@@ -61,7 +61,8 @@ def test_from_the_card_to_the_page_and_its_drawing(http: httpx.Client, service: 
     assert "Data as of" in html and "link valid until" in html
     ferritin_rows = re.findall(r"<td>ferritin</td><td class=\"num\">([^<]+)</td><td>µg/L</td>", html)
     assert ferritin_rows == ["8200", "12000", "10500", "26000"]
-    assert re.search(r"<td class=\"num\">400</td><td>mg/d</td><td>400 mg/d continuous \(iv\)</td>", html)
+    # The dose in the words a clinician uses (mg/day, not the UCUM mg/d).
+    assert re.search(r"<td class=\"num\">400</td><td>mg/day</td><td>400 mg/day continuous \(iv\)</td>", html)
 
     svg = http.get(f"{url}/chart.svg")
     assert svg.status_code == 200 and svg.headers["content-type"] == "image/svg+xml"

@@ -403,6 +403,14 @@ def test_a_sentinel_date_in_the_data_is_not_the_newest_data(playground: httpx.Cl
     assert response.json()["asOf"] == expected
 
 
+SILENT_REQUESTS = {
+    "order-select-sandbox-aspirin",
+    "order-sign-empty-draft",
+    "order-sign-sandbox-aspirin",
+    "order-sign-sandbox-capture",
+}
+
+
 @pytest.mark.parametrize(
     "saved", sorted(p.stem for p in (ROOT / "fhir_fixtures" / "requests").glob("*.json"))
 )
@@ -431,7 +439,10 @@ def test_a_saved_request_shows_the_cards_evaluate_prints_with_the_same_now(
         path.write_bytes(orjson.dumps(request))
     assert main(["evaluate", str(path), "--now", loaded["asOf"]]) == 0
     printed = orjson.loads(capsys.readouterr().out)["cards"]
-    assert printed and _visible(printed) == _visible([view["card"] for view in shown["cards"]])
+    assert _visible(printed) == _visible([view["card"] for view in shown["cards"]])
+    # Every saved request gets cards, but those whose draft is not anakinra: order-sign and order-select are
+    # silent there (issue 15).
+    assert bool(printed) == (saved not in SILENT_REQUESTS), printed
 
 
 def _visible(cards: list[dict[str, Any]]) -> list[tuple[Any, ...]]:

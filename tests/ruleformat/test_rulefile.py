@@ -43,6 +43,7 @@ def test_the_schema_describes_the_rule_file() -> None:
         "title",
         "description",
         "services",
+        "speaks_when",
         "when",
         "card",
         "unknown",
@@ -178,6 +179,7 @@ card:
     label: Ravelli 2016
 unknown:
   silent: the MAS card says what is missing
+speaks_when: [anakinra-ordered]
 """
 
 

@@ -42,7 +42,12 @@ def two_issuers(service_with: Callable[..., httpx.Client], tmp_path: Path) -> ht
 def _max_dose_card(client: httpx.Client) -> dict[str, Any]:
     response = client.post(ORDER_SIGN, json=dosed_order_sign(), headers=_headers(ORDER_SIGN))
     assert response.status_code == 200, response.text
-    (card,) = [c for c in response.json()["cards"] if c.get("overrideReasons")]
+    (card,) = [
+        c
+        for c in response.json()["cards"]
+        if c["extension"]["cds-service-provenance"]["ruleId"] == "max-dose"
+    ]
+    assert card["overrideReasons"]
     return card
 
 

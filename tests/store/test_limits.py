@@ -31,7 +31,7 @@ from cds_service.store.database import Store
 from cds_service.store.limits import LIMITS, clip, field_width, problem, width
 from cds_service.store.schema import audit_log, metadata
 from tests.security.keys import PUBLIC_URL, default_trust, ec_key, mint
-from tests.test_app import ORDER_SIGN, outcome_text, sandbox_order_sign
+from tests.test_app import ORDER_SIGN, outcome_text, sandbox_anakinra_order_sign, sandbox_order_sign
 
 FEEDBACK = ORDER_SIGN + "/feedback"
 
@@ -63,6 +63,9 @@ OURS: dict[str, Callable[[int], bool]] = {
     "cards_issued.rule_id": lambda w: not _accepts(RuleId, "r" * (w + 1)),
     "cards_issued.rule_version": lambda w: not _accepts(RuleVersion, "1.0." + "0" * (w - 3)),
     "cards_issued.indicator": lambda w: max(map(len, ("info", "warning", "critical"))) <= w,
+    "merged_card_rules.card_uuid": lambda w: len(str(uuid.uuid4())) <= w,
+    "merged_card_rules.rule_id": lambda w: not _accepts(RuleId, "r" * (w + 1)),
+    "merged_card_rules.rule_version": lambda w: not _accepts(RuleVersion, "1.0." + "0" * (w - 3)),
     "feedback.service_id": lambda w: not _accepts(ServiceId, "s" * (w + 1)),
     "chart_snapshots.token": lambda w: len(secrets.token_urlsafe(TOKEN_BYTES)) <= w,
     "chart_snapshots.chart_id": lambda w: not _accepts(ChartId, "c" * (w + 1)),
@@ -166,7 +169,7 @@ def test_feedback_that_the_database_cannot_hold_is_a_400_over_http_not_a_retry(
 def test_a_hook_instance_longer_than_its_column_is_a_400_naming_it(
     http: httpx.Client, settings: Settings
 ) -> None:
-    body = sandbox_order_sign()
+    body = sandbox_anakinra_order_sign()  # an anakinra order: the call issues cards to record
     hexes = uuid.uuid4().hex
     body["hookInstance"] = "{" + "-" * 54 + hexes + "}"  # 88 characters that uuid.UUID reads
     assert uuid.UUID(body["hookInstance"]).hex == hexes
@@ -197,7 +200,9 @@ def test_a_token_sub_the_audit_cannot_hold_is_clipped_and_nothing_is_lost(
 ) -> None:
     subjects = ["s" * 300, "a\x00b", "\ud800x"]
     for sub in subjects:
-        response = secured.post(ORDER_SIGN, json=sandbox_order_sign(), headers=_bearer(ORDER_SIGN, sub=sub))
+        response = secured.post(
+            ORDER_SIGN, json=sandbox_anakinra_order_sign(), headers=_bearer(ORDER_SIGN, sub=sub)
+        )
         assert response.status_code == 200, response.text
     store = Store(settings.database_url)
     rows = store.audit()

@@ -168,16 +168,28 @@
 
   // ---- cards, as an EHR shows them ----
 
+  // A merged card names the merge and every rule it speaks for; any other card its one rule.
+  function ruleText(view) {
+    const own = `${view.rule.id} ${view.rule.version}`;
+    if (!view.mergedInto || !view.speaksFor.length) return own;
+    const rules = view.speaksFor.map((rule) => `${rule.id} ${rule.version}`).join(", ");
+    return `${view.mergedInto}: speaks for ${rules}`;
+  }
+
   function renderCard(view) {
     const card = view.card;
     const article = el("article", {
       className: `pg-card pg-card--${card.indicator}`,
-      attrs: { "data-indicator": card.indicator, "data-rule": view.rule ? view.rule.id : "" },
+      attrs: {
+        "data-indicator": card.indicator,
+        "data-rule": view.rule ? view.rule.id : "",
+        "data-merged": view.mergedInto || "",
+      },
     });
     article.append(
       el("header", { className: "pg-card-head" }, [
         el("span", { className: "pg-indicator", text: card.indicator }),
-        view.rule ? el("span", { className: "pg-rule", text: `${view.rule.id} ${view.rule.version}` }) : null,
+        view.rule ? el("span", { className: "pg-rule", text: ruleText(view) }) : null,
       ]),
       el("h3", { className: "pg-summary", text: card.summary }),
     );
