@@ -59,7 +59,7 @@ async def measure(runtime: Runtime, loaded: LoadedCase, share: int) -> dict[str,
         "durable (engine thread)": await timed_async(lambda: durable.evaluate_async(compiled, flat), share),
         "durable-raw (this thread)": timed(lambda: durable._evaluate(compiled, flat), share),
         "rules: engine.evaluate": await timed_async(
-            lambda: runtime.engine.evaluate(service, facts, ruleset), share
+            lambda: runtime.engine.evaluate(service, named, ruleset), share
         ),
         "whole call": await timed_async(lambda: call_service(runtime, service.id, body, now=now), share),
     }

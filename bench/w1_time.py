@@ -71,7 +71,7 @@ async def _stages(runtime: Runtime, n: int) -> dict[str, list[float]]:
     ruleset.calculations.compute(named, facts, ruleset.catalog.specs)
     compiled = ruleset.by_service[service.id].engine_rules
     durable = runtime.engine.durable
-    evaluation = await runtime.engine.evaluate(service, facts, ruleset)
+    evaluation = await runtime.engine.evaluate(service, named, ruleset)
 
     def cards() -> object:
         # As call_service renders them: chart links included, each chart's snapshot built once.

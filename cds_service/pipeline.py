@@ -1,7 +1,10 @@
-"""One request, one direction: protocol -> data -> facts -> engine -> cards.
+"""One request, one direction, in seven stages that `call_service` runs in order by name:
 
-The HTTP routes and `cds-service evaluate` both call this module, so the CLI prints exactly the body
-the HTTP call would return.
+    parse -> gather data -> facts -> derived facts -> rule evaluation -> cards -> response
+
+Each stage is one call with a typed input and output (docs/architecture.md names the module that owns
+each). The HTTP routes and `cds-service evaluate` both call this module, so the CLI prints exactly the
+body the HTTP call would return.
 """
 
 from __future__ import annotations
@@ -24,11 +27,12 @@ from cds_service.data.prefetch import (
 from cds_service.data.upstream import Upstreams
 from cds_service.engine import Evaluation, RuleEngine
 from cds_service.engine.durable import DurableRules, EngineError
-from cds_service.engine.ruleset import load_ruleset
+from cds_service.engine.ruleset import RuleSet, load_ruleset
 from cds_service.facts.build import build_facts
+from cds_service.facts.derive import named_facts
 from cds_service.facts.model import Facts
-from cds_service.facts.named import missing
-from cds_service.protocol.discovery import ServiceRegistry
+from cds_service.facts.named import Fact, missing
+from cds_service.protocol.discovery import ServiceDefinition, ServiceRegistry
 from cds_service.protocol.outcome import Issue, ProblemError
 from cds_service.protocol.request import parse_hook_request
 from cds_service.security.trust import TrustedIssuer
@@ -121,18 +125,21 @@ async def call_service(
     service = ruleset.services.get(service_id)
     if service is None:
         raise ProblemError.single(404, f"no CDS service with id {service_id!r}; GET /cds-services lists them")
+    # 1. parse
     request = parse_hook_request(body, service.hook)
+    # 2. gather data
     try:
         data = await gather_data(service, request, runtime.upstreams.for_issuer(issuer), runtime.fetch)
     except DataError as exc:
         raise data_problem(exc) from None
+    # 3. facts
     moment = now or runtime.clock()
     facts = build_facts(service, request, data, now=moment)
-    try:
-        evaluation = await engine.evaluate(service, facts, ruleset)
-    except EngineError as exc:
-        log.error("rules engine failed on %s: %s", service_id, exc)
-        raise ProblemError.single(503, "the rules engine could not evaluate this request; retry") from exc
+    # 4. derived facts
+    derived = derive_facts(ruleset, service, facts)
+    # 5. rule evaluation
+    evaluation = await evaluate_rules(engine, service, derived, ruleset)
+    # 6. cards
     settings = runtime.settings
     charts = ChartLinks(
         definitions=ruleset.charts,
@@ -140,10 +147,11 @@ async def call_service(
         facts=facts,
         base_url=public_url or settings.base_url,
         ttl=timedelta(hours=settings.chart_ttl_hours),
-        weight=evaluation.facts.get("patient.weight") or missing("patient.weight", "no body weight"),
-        named=evaluation.facts,
+        weight=derived.get("patient.weight") or missing("patient.weight", "no body weight"),
+        named=derived,
     )
     rendered = render_response(service, facts, evaluation, charts=charts)
+    # 7. response
     return Answer(
         body=rendered.response.body(),
         issued=issued_cards(rendered, service.id, facts, moment),
@@ -154,6 +162,29 @@ async def call_service(
         evaluation=evaluation,
         charts=rendered.charts,
     )
+
+
+def derive_facts(ruleset: RuleSet, service: ServiceDefinition, facts: Facts) -> dict[str, Fact]:
+    """Stage 4: the named facts of the ruleset's catalog, then its calculations over them (each a fact
+    the rules read by name). The costliest stage; a service with no rules reads none, so gets none."""
+    rules = ruleset.by_service.get(service.id)
+    if rules is None or not rules.rules:
+        return {}
+    named = named_facts(ruleset.catalog, facts, service.medication)
+    ruleset.calculations.compute(named, facts, ruleset.catalog.specs)
+    return named
+
+
+async def evaluate_rules(
+    engine: RuleEngine, service: ServiceDefinition, derived: dict[str, Fact], ruleset: RuleSet
+) -> Evaluation:
+    """Stage 5: the service's rules over the derived facts. An engine failure is the service's, not the
+    caller's: 503, retry."""
+    try:
+        return await engine.evaluate(service, derived, ruleset)
+    except EngineError as exc:
+        log.error("rules engine failed on %s: %s", service.id, exc)
+        raise ProblemError.single(503, "the rules engine could not evaluate this request; retry") from exc
 
 
 def issued_cards(rendered: Rendered, service_id: str, facts: Facts, issued_at: datetime) -> list[IssuedCard]:

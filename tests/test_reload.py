@@ -115,6 +115,7 @@ async def test_a_change_that_fails_its_cases_is_rejected(reloader: Reloader) -> 
 
 async def test_the_old_ruleset_keeps_answering_until_it_is_released(reloader: Reloader) -> None:
     from cds_service.facts.model import Facts
+    from cds_service.pipeline import derive_facts
 
     old = reloader.engine.ruleset
     service = old.services.get("anakinra-order-sign")
@@ -126,7 +127,8 @@ async def test_the_old_ruleset_keeps_answering_until_it_is_released(reloader: Re
     )
     assert (await reloader.check()).outcome == "reloaded"
     facts = Facts(now=_now(), hook="order-sign", hook_instance="x", patient_id="p")
-    evaluation = await reloader.engine.evaluate(service, facts, old)  # a request that began before the swap
+    derived = derive_facts(old, service, facts)
+    evaluation = await reloader.engine.evaluate(service, derived, old)  # a request that began before the swap
     (outcome,) = [o for o in evaluation.outcomes if o.rule.id == "max-dose"]
     assert outcome.rule is old.rules["max-dose"]
     assert "exceeds the maximum" not in outcome.rule.spec.card.summary

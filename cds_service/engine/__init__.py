@@ -13,8 +13,6 @@ from typing import Literal
 from cds_service.engine.durable import DurableRules
 from cds_service.engine.response import ResponsePlan, plan_response
 from cds_service.engine.ruleset import SCOPE_PREFIX, Rule, RuleSet
-from cds_service.facts.derive import named_facts
-from cds_service.facts.model import Facts
 from cds_service.facts.named import Fact, FactSpec
 from cds_service.facts.units import Units
 from cds_service.protocol.discovery import ServiceDefinition
@@ -124,18 +122,17 @@ class RuleEngine:
         return old
 
     async def evaluate(
-        self, service: ServiceDefinition, facts: Facts, ruleset: RuleSet | None = None
+        self, service: ServiceDefinition, derived: Mapping[str, Fact], ruleset: RuleSet | None = None
     ) -> Evaluation:
-        """Evaluate with `ruleset` (the one the request started with) or the current one."""
+        """The service's rules over the derived facts (pipeline.derive_facts), with `ruleset` (the one the
+        request started with) or the current one, and the response-level step the rule files declare
+        (which findings are shown, merged or superseded)."""
         ruleset = ruleset or self._ruleset
         service_rules = ruleset.by_service.get(service.id)
         outcomes: list[Outcome] = []
-        named: dict[str, Fact] = {}
+        named = derived
         scopes: dict[str, bool] = {}
         if service_rules is not None and service_rules.rules:
-            # Named facts are the costly step; a service with no rules has nothing to read them.
-            named = named_facts(ruleset.catalog, facts, service.medication)
-            ruleset.calculations.compute(named, facts, ruleset.catalog.specs)
             flat = ruleset.fields.flatten(named)
             fired = await self.durable.evaluate_async(service_rules.engine_rules, flat)
             scopes = {

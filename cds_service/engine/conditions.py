@@ -12,7 +12,7 @@ the value is exact or only a bound (censored results such as ferritin ">40000").
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from cds_service.facts.named import Fact, FactSpec
@@ -71,7 +71,7 @@ class FieldMap:
     def items(self) -> Iterable[tuple[str, Fields]]:
         return self._fields.items()
 
-    def flatten(self, facts: dict[str, Fact]) -> dict[str, Any]:
+    def flatten(self, facts: Mapping[str, Fact]) -> dict[str, Any]:
         """The values of the facts the ruleset reads, as one flat JSON-able dict."""
         flat: dict[str, Any] = {}
         for name, fields in self._fields.items():
