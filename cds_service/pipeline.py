@@ -9,10 +9,15 @@ body the HTTP call would return.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import dataclasses
+import functools
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from typing import ParamSpec, TypeVar
 
 from cds_service.cards.render import Rendered, render_response
 from cds_service.charts.links import ChartLinks
@@ -40,6 +45,9 @@ from cds_service.store.database import ChartSnapshot, IssuedCard
 
 log = logging.getLogger(__name__)
 
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
 
 @dataclasses.dataclass
 class Runtime:
@@ -52,6 +60,17 @@ class Runtime:
     fetch: FetchSettings
     # "Now" for every call that is not given its own time: the wall clock, or a test's fixed instant.
     clock: Callable[[], datetime] = dataclasses.field(default=lambda: datetime.now(UTC))
+    # The CPU-bound stages (facts, derived facts, cards) run here, one at a time, not on the event
+    # loop: a request with a large body would otherwise stall every other request, /healthz included,
+    # for as long as it computes. One thread, because the unit registry's parse caches are shared.
+    compute: ThreadPoolExecutor = dataclasses.field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="cds-compute")
+    )
+
+    async def off_loop(self, function: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        """`function(*args, **kwargs)` on the compute thread, with this task's context (log fields)."""
+        call = functools.partial(contextvars.copy_context().run, function, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self.compute, call)
 
     @property
     def services(self) -> ServiceRegistry:
@@ -82,6 +101,7 @@ class Runtime:
 
     async def aclose(self) -> None:
         await self.upstreams.aclose()
+        self.compute.shutdown(wait=True)
         self.engine.close()
 
 
@@ -134,9 +154,9 @@ async def call_service(
         raise data_problem(exc) from None
     # 3. facts
     moment = now or runtime.clock()
-    facts = build_facts(service, request, data, now=moment)
+    facts = await runtime.off_loop(build_facts, service, request, data, now=moment)
     # 4. derived facts
-    derived = derive_facts(ruleset, service, facts)
+    derived = await runtime.off_loop(derive_facts, ruleset, service, facts)
     # 5. rule evaluation
     evaluation = await evaluate_rules(engine, service, derived, ruleset)
     # 6. cards
@@ -150,7 +170,7 @@ async def call_service(
         weight=derived.get("patient.weight") or missing("patient.weight", "no body weight"),
         named=derived,
     )
-    rendered = render_response(service, facts, evaluation, charts=charts)
+    rendered = await runtime.off_loop(render_response, service, facts, evaluation, charts=charts)
     # 7. response
     return Answer(
         body=rendered.response.body(),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 import pytest
@@ -295,3 +296,32 @@ def test_the_data_layers_refusals_are_answered_400_and_412_with_their_issues() -
     assert missing.outcome()["issue"] == [
         {"severity": "error", "code": "incomplete", "diagnostics": "prefetch.patient: timed out"}
     ]
+
+
+async def test_the_computing_stages_run_off_the_event_loop(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Facts, derived facts and cards are CPU work: done on the event loop, one large request would
+    stall every other one (and /healthz). Each runs on the compute thread, and the answer is the same."""
+    import threading
+
+    from cds_service import pipeline
+
+    loop_thread = threading.current_thread()
+    seen: dict[str, threading.Thread] = {}
+
+    def recorded(name: str, function: Any) -> Any:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            seen[name] = threading.current_thread()
+            return function(*args, **kwargs)
+
+        return run
+
+    for name in ("build_facts", "derive_facts", "render_response"):
+        monkeypatch.setattr(pipeline, name, recorded(name, getattr(pipeline, name)))
+    answer = await call_service(runtime, "anakinra-order-sign", orjson.dumps(sandbox_anakinra_order_sign()))
+    assert set(seen) == {"build_facts", "derive_facts", "render_response"}
+    assert all(
+        thread is not loop_thread and thread.name.startswith("cds-compute") for thread in seen.values()
+    )
+    assert orjson.loads(answer.body)["cards"], "the anakinra order is spoken about as before"
