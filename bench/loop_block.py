@@ -167,8 +167,7 @@ async def stages(runtime: Runtime, body: bytes, now: datetime) -> dict[str, floa
             timedelta(hours=12),
             named["patient.weight"],
         )
-        response, _ = render_response(service, facts, evaluation, issued_at=now, charts=links)
-        return response
+        return render_response(service, facts, evaluation, charts=links).response
 
     response = timed("cards and charts", cards)
     timed("serialise", response.body)

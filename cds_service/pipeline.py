@@ -146,10 +146,12 @@ async def call_service(
     if service is None:
         raise ProblemError.single(404, f"no CDS service with id {service_id!r}; GET /cds-services lists them")
     # 1. parse
-    request = parse_hook_request(body, service.hook)
+    request = await runtime.off_loop(parse_hook_request, body, service.hook)
     # 2. gather data
     try:
-        data = await gather_data(service, request, runtime.upstreams.for_issuer(issuer), runtime.fetch)
+        data = await gather_data(
+            service, request, runtime.upstreams.for_issuer(issuer), runtime.fetch, runtime.off_loop
+        )
     except DataError as exc:
         raise data_problem(exc) from None
     # 3. facts

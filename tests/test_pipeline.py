@@ -301,11 +301,13 @@ def test_the_data_layers_refusals_are_answered_400_and_412_with_their_issues() -
 async def test_the_computing_stages_run_off_the_event_loop(
     runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Facts, derived facts and cards are CPU work: done on the event loop, one large request would
-    stall every other one (and /healthz). Each runs on the compute thread, and the answer is the same."""
+    """Parsing, decoding the prefetch, facts, derived facts and cards are CPU work: done on the event
+    loop, one large request would stall every other one (and /healthz). Each runs on the compute
+    thread, and the answer is the same."""
     import threading
 
     from cds_service import pipeline
+    from cds_service.data import prefetch
 
     loop_thread = threading.current_thread()
     seen: dict[str, threading.Thread] = {}
@@ -317,10 +319,11 @@ async def test_the_computing_stages_run_off_the_event_loop(
 
         return run
 
-    for name in ("build_facts", "derive_facts", "render_response"):
+    for name in ("parse_hook_request", "build_facts", "derive_facts", "render_response"):
         monkeypatch.setattr(pipeline, name, recorded(name, getattr(pipeline, name)))
+    monkeypatch.setattr(prefetch, "_read_prefetch", recorded("prefetch", prefetch._read_prefetch))
     answer = await call_service(runtime, "anakinra-order-sign", orjson.dumps(sandbox_anakinra_order_sign()))
-    assert set(seen) == {"build_facts", "derive_facts", "render_response"}
+    assert set(seen) == {"parse_hook_request", "prefetch", "build_facts", "derive_facts", "render_response"}
     assert all(
         thread is not loop_thread and thread.name.startswith("cds-compute") for thread in seen.values()
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from cds_service.data.fetch import ByteBudget, FetchError, fetch_query
 from cds_service.data.resources import Decoded, Resource, decode
@@ -11,6 +13,8 @@ from cds_service.data.upstream import Upstream
 from cds_service.protocol.discovery import ServiceDefinition
 from cds_service.protocol.request import HookRequest
 from cds_service.protocol.templates import fill_template
+
+_T = TypeVar("_T")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,12 +62,41 @@ class PatientData:
     fetched: list[str]
 
 
+async def _inline(function: Callable[..., _T], *args: Any) -> _T:
+    return function(*args)
+
+
 async def gather_data(
-    service: ServiceDefinition, request: HookRequest, upstream: Upstream, settings: FetchSettings
+    service: ServiceDefinition,
+    request: HookRequest,
+    upstream: Upstream,
+    settings: FetchSettings,
+    compute: Callable[..., Awaitable[Any]] = _inline,
 ) -> PatientData:
     """Resolve every prefetch key of `service`, fetching through `upstream` (the caller's pool and
     policy). Raises UnreadableData for unreadable prefetch values and a fhirServer the policy does
-    not allow, and RequiredDataUnavailable when required data cannot be had."""
+    not allow, and RequiredDataUnavailable when required data cannot be had.
+
+    `compute(function, *args)` runs the decoding of what the EHR sent (megabytes of it, at the body
+    limit): the pipeline passes its compute thread, so the event loop only waits on the network."""
+    data, to_fetch = await compute(_read_prefetch, service, request, settings)
+    # Refuse before fetching anything when required data is already known to be out of reach.
+    _refuse_if_required_missing(service, data)
+    if to_fetch:
+        assert request.fhir_server is not None
+        refusal = upstream.policy.refusal(request.fhir_server)
+        if refusal:
+            # Only when something must be fetched: a fhirServer that is never contacted harms no one.
+            raise UnreadableData([DataProblem(refusal, expression="fhirServer", code="security")])
+        await _fetch_all(data, to_fetch, request, upstream, settings, service)
+        _refuse_if_required_missing(service, data)
+    return data
+
+
+def _read_prefetch(
+    service: ServiceDefinition, request: HookRequest, settings: FetchSettings
+) -> tuple[PatientData, dict[str, str]]:
+    """The prefetch the EHR sent, decoded, and the query of each key that must be fetched instead."""
     data = PatientData(values={}, problems=[], unavailable={}, fetched=[])
     to_fetch: dict[str, str] = {}
     bad: list[DataProblem] = []
@@ -92,17 +125,7 @@ async def gather_data(
             to_fetch[key] = query
     if bad:
         raise UnreadableData(bad)
-    # Refuse before fetching anything when required data is already known to be out of reach.
-    _refuse_if_required_missing(service, data)
-    if to_fetch:
-        assert request.fhir_server is not None
-        refusal = upstream.policy.refusal(request.fhir_server)
-        if refusal:
-            # Only when something must be fetched: a fhirServer that is never contacted harms no one.
-            raise UnreadableData([DataProblem(refusal, expression="fhirServer", code="security")])
-        await _fetch_all(data, to_fetch, request, upstream, settings, service)
-        _refuse_if_required_missing(service, data)
-    return data
+    return data, to_fetch
 
 
 def _refuse_if_required_missing(service: ServiceDefinition, data: PatientData) -> None:
