@@ -183,7 +183,8 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] |
             if runtime.services.get(service_id) is None:
                 raise ProblemError.single(404, f"no CDS service with id {service_id!r}")
             body = await read_json_body(request, settings.max_body_bytes, settings.body_timeout_seconds)
-            items = parse_feedback(body)
+            # Decoding and binding thousands of items is CPU work: on the compute thread, off the loop.
+            items = await runtime.off_loop(parse_feedback, body)
             store: Store = request.app.state.store
             try:
                 owners = await run_in_threadpool(store.card_owners, [item.card_uuid for item in items])
@@ -193,7 +194,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] |
                     503, "feedback could not be stored; nothing was recorded, please retry"
                 ) from exc
             issuer = call.audit.issuer
-            bound = bound_feedback(items, owners, service_id, issuer)
+            bound = await runtime.off_loop(bound_feedback, items, owners, service_id, issuer)
             rows = _feedback_rows(bound, service_id, issuer, received_at=datetime.now(UTC))
             try:
                 stored = await run_in_threadpool(store.record_feedback, rows)
