@@ -195,7 +195,9 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] |
                 ) from exc
             issuer = call.audit.issuer
             bound = await runtime.off_loop(bound_feedback, items, owners, service_id, issuer)
-            rows = _feedback_rows(bound, service_id, issuer, received_at=datetime.now(UTC))
+            rows = await runtime.off_loop(
+                _feedback_rows, bound, service_id, issuer, received_at=datetime.now(UTC)
+            )
             try:
                 stored = await run_in_threadpool(store.record_feedback, rows)
             except Exception as exc:

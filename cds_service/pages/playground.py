@@ -135,15 +135,13 @@ async def evaluate(request: Request, service: str | None = None, as_of: str | No
         runtime.settings.body_timeout_seconds,
         empty="the request is empty: build one or paste one",
     )
-    document = _hook_request(raw)
-    removed = [key for key in EHR_ACCESS if key in document]
-    for key in removed:
-        del document[key]
-    service_id = service or runtime.services.for_hook(document.get("hook"), "choose a service")
-    moment = _moment(as_of) if as_of else fixtures.default_as_of(document)
+    # Decoding, re-encoding and explaining a body of megabytes is CPU work: off the event loop.
+    document, removed, service_id, moment, encoded = await runtime.off_loop(
+        _prepared, runtime, raw, service, as_of
+    )
     # Chart links on the cards point at the configured public URL: the Host header is the caller's.
     answer = await call_service(
-        runtime, service_id, _encoded(document), now=moment, public_url=runtime.settings.base_url
+        runtime, service_id, encoded, now=moment, public_url=runtime.settings.base_url
     )
     warnings = []
     try:
@@ -152,17 +150,38 @@ async def evaluate(request: Request, service: str | None = None, as_of: str | No
         log.exception("playground: chart snapshots could not be saved")
         warnings.append("The chart links on these cards will not open: the database is unavailable.")
     definition = runtime.services.get(service_id)
+    shown = await runtime.off_loop(_shown, answer, document)
     return _json(
         {
             "service": {"id": service_id, "hook": definition.hook if definition else None},
             "asOf": _iso(moment),
             "removed": removed,
             "warnings": warnings,
-            "cards": _cards(answer, draft_orders(document)),
-            "explanation": explanation(answer.evaluation),
-            "response": orjson.loads(answer.body),
+            **shown,
         }
     )
+
+
+def _prepared(
+    runtime: Runtime, raw: bytes, service: str | None, as_of: str | None
+) -> tuple[dict[str, Any], list[str], str, datetime, bytes]:
+    """The hook request in `raw` without what would let the service reach an EHR, the service it is
+    for, the time to evaluate it at, and its bytes as the service will read them."""
+    document = _hook_request(raw)
+    removed = [key for key in EHR_ACCESS if key in document]
+    for key in removed:
+        del document[key]
+    service_id = service or runtime.services.for_hook(document.get("hook"), "choose a service")
+    moment = _moment(as_of) if as_of else fixtures.default_as_of(document)
+    return document, removed, service_id, moment, _encoded(document)
+
+
+def _shown(answer: Answer, document: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "cards": _cards(answer, draft_orders(document)),
+        "explanation": explanation(answer.evaluation),
+        "response": orjson.loads(answer.body),
+    }
 
 
 def explanation(evaluation: Evaluation) -> dict[str, Any]:
