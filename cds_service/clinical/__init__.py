@@ -20,4 +20,5 @@ __all__ = [
     "renal",
     "therapy",
     "tristate",
+    "wording",
 ]

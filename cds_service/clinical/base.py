@@ -86,6 +86,13 @@ class Params:
             raise ParameterError(name, f"parameter {name!r} must be a number")
         return self._convert(name, float(value), parameter.unit, unit)
 
+    def whole(self, name: str) -> int:
+        """A count: a whole number of at least 1."""
+        value = self.number(name)
+        if value != int(value) or value < 1:
+            raise ParameterError(name, f"parameter {name!r} must be a whole number of at least 1")
+        return int(value)
+
     def numbers(self, name: str, unit: str | None = None) -> tuple[float, ...]:
         parameter = self.parameter(name)
         values = parameter.value if isinstance(parameter.value, list) else [parameter.value]

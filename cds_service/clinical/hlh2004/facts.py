@@ -1,6 +1,6 @@
 """The `hlh` calculation: the eight HLH-2004 criteria (Henter 2007) as tri-state results, counted against
-"5 of 8" (rules-logic.md (a)), with the HScore (Fardet 2014) and the 2016 MAS classification (Ravelli
-2016) as texts for the card's detail.
+"5 of 8" (rules-logic.md (a)), with the HScore (Fardet 2014, hscore/facts.py) and the 2016 MAS
+classification (Ravelli 2016, mas2016/facts.py) as texts for the card's detail.
 
 Every criterion is MET, NOT_MET or UNKNOWN; missing data never counts as NOT_MET. Lab values are compared
 in the unit they were reported in (`Threshold.compare`), so 3.0 mmol/L triglycerides or 1.5 g/L fibrinogen
@@ -20,22 +20,28 @@ Facts:
 - hlh.evidence: markdown, one line per criterion with the values, units, times and resources used.
 - hlh.missing_tests: the tests that would decide the criteria not yet measured (a test already done is not
   asked for again).
-- hlh.hscore, hlh.hscore_low, hlh.hscore_high: the HScore as a range over its unknown items.
-- hlh.mas2016, hlh.mas2016_status: the 2016 MAS classification, item by item.
+- hlh.hscore, hlh.hscore_low, hlh.hscore_high: the HScore (hscore/facts.py).
+- hlh.mas2016, hlh.mas2016_status: the 2016 MAS classification (mas2016/facts.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from cds_service.clinical.base import Configured, ParameterError, Params, Threshold
 from cds_service.clinical.hlh2004.calculator import counts, hlh_status
-from cds_service.clinical.hscore.calculator import HScoreInputs, HScoreTable, hscore, probability
-from cds_service.clinical.mas2016.calculator import classify
+from cds_service.clinical.hscore import facts as hscore_facts
+from cds_service.clinical.mas2016 import facts as mas2016_facts
 from cds_service.clinical.tristate import Tri, any_of, at_least, compare
+from cds_service.clinical.wording import BOUNDS as _BOUNDS
+from cds_service.clinical.wording import SHOWN as _SHOWN
+from cds_service.clinical.wording import clip
+from cds_service.clinical.wording import limit as _limit
+from cds_service.clinical.wording import value as _value
+from cds_service.clinical.wording import where as _where
 from cds_service.facts.catalog import FactCatalog
 from cds_service.facts.knowledge import Analyte
 from cds_service.facts.model import Facts, LabValue
@@ -56,9 +62,7 @@ CRITERIA = (
 )
 RESULTS = ("met", "not_met", "unknown", "undecided")
 STATUSES = ("fulfilled", "indeterminate", "cannot_fulfil")
-MAS_STATUSES = ("classified", "not_classified", "undecided")
 _WORD = {Tri.MET: "met", Tri.NOT_MET: "not_met", Tri.UNKNOWN: "unknown"}
-_SHOWN = {Tri.MET: "met", Tri.NOT_MET: "not met", Tri.UNKNOWN: "unknown"}
 
 # Widest renderings (FactSpec.width); texts are clipped to them so the summary-length lint stays true.
 LIST_WIDTH = 43  # the summary "HLH-2004: N of 8 criteria met, N not yet measured (LIST), N not met"
@@ -66,10 +70,6 @@ LIST_WIDTH = 43  # the summary "HLH-2004: N of 8 criteria met, N not yet measure
 OPEN_WIDTH = 75
 EVIDENCE_WIDTH = 4000
 TESTS_WIDTH = 300
-SCORE_WIDTH = 500
-
-# FHIR Quantity.comparator values that bound a number; "ad" bounds nothing.
-_BOUNDS = (">", ">=", "<", "<=")
 
 # The named facts this calculation reads; configure refuses a catalog without them.
 READS = (
@@ -125,17 +125,6 @@ class Interpretations:
 
 
 @dataclasses.dataclass(frozen=True)
-class MasSettings:
-    fever: Threshold
-    ferritin: Threshold
-    platelets: Threshold
-    ast: Threshold
-    triglycerides: Threshold
-    fibrinogen: Threshold
-    required_items: int
-
-
-@dataclasses.dataclass(frozen=True)
 class HlhSettings:
     """The configured calculation: every threshold and setting comes from the providing rule file."""
 
@@ -159,9 +148,8 @@ class HlhSettings:
     hemophagocytosis_codes: tuple[str, ...]
     window: timedelta  # for the results read from Observations directly (NK activity, hemophagocytosis)
     interpretations: Interpretations
-    table: HScoreTable
-    hscore_cutoff: float
-    mas: MasSettings
+    hscore: hscore_facts.HScoreSettings
+    mas: mas2016_facts.MasSettings
 
     def compute(self, named: Mapping[str, Fact], facts: Facts) -> dict[str, Fact]:
         criteria = [
@@ -250,8 +238,9 @@ class HlhSettings:
         out["hlh.missing_tests"] = Fact(
             "hlh.missing_tests", clip("; ".join(tests) if tests else "none", TESTS_WIDTH)
         )
-        out.update(self._hscore(named, criteria))
-        out.update(self._mas2016(named))
+        hemophagocytosis = next(c.result for c in criteria if c.key == "hemophagocytosis")
+        out.update(self.hscore.compute(named, hemophagocytosis))
+        out.update(self.mas.compute(named))
         return out
 
     def _last_before(self, named: Mapping[str, Fact], key: str) -> datetime | None:
@@ -281,7 +270,10 @@ class HlhSettings:
         fact = named["conditions.splenomegaly.status"]
         if fact.value == "present":
             return Criterion(
-                "splenomegaly", Tri.MET, f"met: {fact.detail or 'present'}, {_where(fact)}", fact.evidence
+                "splenomegaly",
+                Tri.MET,
+                f"met: {fact.detail or 'present'}, {_where(fact)}",
+                fact.evidence,
             )
         if fact.value == "refuted":
             return Criterion(
@@ -451,7 +443,10 @@ class HlhSettings:
         if fact.value is not None:
             result = self.scd25.compare(fact, ">=")
             readings.append(
-                (result, f"highest {_value(fact)} (criterion >={_limit(self.scd25, fact)}), {_where(fact)}")
+                (
+                    result,
+                    f"highest {_value(fact)} (criterion >={_limit(self.scd25, fact)}), {_where(fact)}",
+                )
             )
             evidence += fact.evidence
         i = self.interpretations
@@ -530,104 +525,6 @@ class HlhSettings:
         # The label is the rule file's; the text quotes results as the EHR reported them.
         return f"- **{self.labels[criterion.key]}**: {markdown_text(criterion.text)}"
 
-    # --- HScore and MAS 2016 ------------------------------------------------------------------------
-
-    def _hscore(self, named: Mapping[str, Fact], criteria: Sequence[Criterion]) -> dict[str, Fact]:
-        t = self.table
-        temperature = _bounded(
-            _in(self.catalog, named["temperature.worst"], "Cel"),
-            named["temperature.worst"],
-            _band(t.temperature),
-        )
-        hb_limit, wbc_limit, plt_limit = t.cytopenia_limits
-        hemophagocytosis = next(c.result for c in criteria if c.key == "hemophagocytosis")
-        inputs = HScoreInputs(
-            immunosuppression=None,  # no HIV status or long-term immunosuppressant data is read
-            temperature=temperature,
-            hepatomegaly=_present(named["conditions.hepatomegaly.status"]),
-            splenomegaly=_present(named["conditions.splenomegaly.status"]),
-            hemoglobin=self._item(named, "hemoglobin.worst", "g/dL", _at_most(hb_limit)),
-            wbc=self._item(named, "wbc.worst", "10*9/L", _at_most(wbc_limit)),
-            platelets=self._item(named, "platelets.worst", "10*9/L", _at_most(plt_limit)),
-            ferritin=self._item(named, "ferritin.worst", "ug/L", _band(t.ferritin)),
-            triglycerides=self._item(named, "triglycerides.worst", "mmol/L", _band(t.triglycerides)),
-            fibrinogen=self._item(named, "fibrinogen.worst", "g/L", _at_most(t.fibrinogen)),
-            ast=self._item(named, "ast.worst", "U/L", _at_least(t.ast)),
-            hemophagocytosis=None if hemophagocytosis is Tri.UNKNOWN else hemophagocytosis is Tri.MET,
-        )
-        score = hscore(inputs, t)
-        most = _most(t)
-        least, most_likely = probability(score.low, t), probability(score.high, t)
-        chance = least if least == most_likely else f"{least} to {most_likely}"
-        points = ", ".join(
-            f"{_ITEM[item]} {low}" if low == high else f"{_ITEM[item]} {low}-{high}"
-            for item, low, high in score.items
-        )
-        cutoff = format_number(self.hscore_cutoff)
-        text = (
-            f"HScore {_range(score.low, score.high)} of {most} (probability {chance}; best cut-off {cutoff})"
-        )
-        if score.unknown:
-            unknown = ", ".join(_ITEM[item] for item in score.unknown)
-            text += f"; {len(score.unknown)} items unknown: {unknown}"
-            if "immunosuppression" in score.unknown:
-                text += " (immunosuppression is not read from the record)"
-        text += f". Points: {points}"
-        return {
-            "hlh.hscore": Fact("hlh.hscore", clip(text, SCORE_WIDTH)),
-            "hlh.hscore_low": Fact("hlh.hscore_low", score.low, detail=text),
-            "hlh.hscore_high": Fact("hlh.hscore_high", score.high, detail=text),
-        }
-
-    def _item(
-        self, named: Mapping[str, Fact], name: str, unit: str, key: Callable[[float], Hashable]
-    ) -> float | None:
-        fact = named[name]
-        return _bounded(_in(self.catalog, fact, unit), fact, key)
-
-    def _mas2016(self, named: Mapping[str, Fact]) -> dict[str, Fact]:
-        m = self.mas
-        temperature, ferritin = named["temperature.worst"], named["ferritin.worst"]
-        platelets, ast = named["platelets.worst"], named["ast.worst"]
-        tg, fib = named["triglycerides.worst"], named["fibrinogen.worst"]
-        fever = m.fever.compare(temperature, ">=")
-        high_ferritin = m.ferritin.compare(ferritin, ">")
-        items = [
-            (
-                f"platelets <={_limit(m.platelets, platelets)}",
-                m.platelets.compare(platelets, "<="),
-                platelets,
-            ),
-            (f"AST >{_limit(m.ast, ast)}", m.ast.compare(ast, ">"), ast),
-            (f"triglycerides >{_limit(m.triglycerides, tg)}", m.triglycerides.compare(tg, ">"), tg),
-            (f"fibrinogen <={_limit(m.fibrinogen, fib)}", m.fibrinogen.compare(fib, "<="), fib),
-        ]
-        result = classify(fever, high_ferritin, [(label, r) for label, r, _ in items], m.required_items)
-        status = {Tri.MET: "classified", Tri.NOT_MET: "not_classified", Tri.UNKNOWN: "undecided"}[
-            result.status
-        ]
-        heading = {
-            Tri.MET: "classified as MAS",
-            Tri.NOT_MET: "not classified as MAS",
-            Tri.UNKNOWN: "cannot be decided",
-        }
-        parts = [
-            f"fever >={_limit(m.fever, temperature)} {_SHOWN[fever]}{_seen(temperature)}",
-            f"ferritin >{_limit(m.ferritin, ferritin)} {_SHOWN[high_ferritin]}{_seen(ferritin)}",
-        ]
-        parts += [f"{label} {_SHOWN[r]}{_seen(fact)}" for label, r, fact in items]
-        validated = any(named[f"conditions.{c}.status"].value == "present" for c in ("sjia", "aosd"))
-        text = (
-            f"{heading[result.status]} ({result.met_items} of {len(items)} items met, {m.required_items} "
-            f"needed with fever and ferritin): {'; '.join(parts)}"
-        )
-        if not validated:
-            text += ". Not validated for this population (no sJIA or AOSD recorded)"
-        return {
-            "hlh.mas2016": Fact("hlh.mas2016", clip(text, SCORE_WIDTH)),
-            "hlh.mas2016_status": Fact("hlh.mas2016_status", status, detail=text),
-        }
-
 
 class Hlh:
     name = "hlh"
@@ -696,29 +593,8 @@ class Hlh:
                 "tests that would decide the unknown HLH-2004 criteria",
                 width=TESTS_WIDTH,
             ),
-            FactSpec(
-                "hlh.hscore",
-                "text",
-                None,
-                "HScore (Fardet 2014) as a range over unknown items, with probability",
-                width=SCORE_WIDTH,
-            ),
-            FactSpec("hlh.hscore_low", "count", None, "HScore with every unknown item at its fewest points"),
-            FactSpec("hlh.hscore_high", "count", None, "HScore with every unknown item at its most points"),
-            FactSpec(
-                "hlh.mas2016",
-                "text",
-                None,
-                "2016 EULAR/ACR/PRINTO MAS classification, item by item",
-                width=SCORE_WIDTH,
-            ),
-            FactSpec(
-                "hlh.mas2016_status",
-                "text",
-                None,
-                "2016 MAS classification: classified, not_classified, or undecided (data missing)",
-                MAS_STATUSES,
-            ),
+            *hscore_facts.specs(),
+            *mas2016_facts.specs(),
         ]
         for key in CRITERIA:
             specs.append(
@@ -751,19 +627,11 @@ class Hlh:
             positive=frozenset(params.texts("interpretation_positive")),
             negative=frozenset(params.texts("interpretation_negative")),
         )
-        mas = MasSettings(
-            fever=params.threshold("mas_fever", "Cel", "temperature"),
-            ferritin=params.threshold("mas_ferritin", "ug/L", "ferritin"),
-            platelets=params.threshold("mas_platelets", "10*9/L", "platelets"),
-            ast=params.threshold("mas_ast", "U/L", "ast"),
-            triglycerides=params.threshold("mas_triglycerides", "mg/dL", "triglycerides"),
-            fibrinogen=params.threshold("mas_fibrinogen", "mg/dL", "fibrinogen"),
-            required_items=_whole(params, "mas_required_items"),
-        )
+        mas = mas2016_facts.configure(params)
         return HlhSettings(
             catalog=catalog,
-            required=_whole(params, "required_criteria"),
-            lineages=_whole(params, "cytopenia_lineages"),
+            required=params.whole("required_criteria"),
+            lineages=params.whole("cytopenia_lineages"),
             labels=labels,
             tests=tests,
             fever=params.threshold("fever", "Cel", "temperature"),
@@ -781,34 +649,12 @@ class Hlh:
             hemophagocytosis_codes=codes["hemophagocytosis_codes"],
             window=timedelta(hours=params.number("result_window", "h")),
             interpretations=interpretations,
-            table=_table(params),
-            hscore_cutoff=params.number("hscore_cutoff"),
+            hscore=hscore_facts.configure(params, catalog),
             mas=mas,
         )
 
 
 # --- configuration helpers --------------------------------------------------------------------------
-
-
-def _whole(params: Params, name: str) -> int:
-    value = params.number(name)
-    if value != int(value) or value < 1:
-        raise ParameterError(name, f"parameter {name!r} must be a whole number of at least 1")
-    return int(value)
-
-
-def _points(params: Params, name: str, count: int) -> tuple[int, ...]:
-    values = params.numbers(name)
-    if len(values) != count or any(v != int(v) for v in values):
-        raise ParameterError(name, f"parameter {name!r} must list {count} whole numbers of points")
-    return tuple(int(v) for v in values)
-
-
-def _pair(params: Params, name: str, unit: str) -> tuple[float, float]:
-    values = params.numbers(name, unit)
-    if len(values) != 2 or values[0] > values[1]:
-        raise ParameterError(name, f"parameter {name!r} must list two ascending cut-offs")
-    return values[0], values[1]
 
 
 def _per_criterion(params: Params, name: str) -> dict[str, str]:
@@ -831,57 +677,7 @@ def _codes(params: Params, name: str) -> tuple[str, ...]:
     return values
 
 
-def _table(params: Params) -> HScoreTable:
-    scores = params.numbers("hscore_probability_scores")
-    percents = params.numbers("hscore_probability_percents")
-    if len(scores) != len(percents) or list(scores) != sorted(scores):
-        raise ParameterError(
-            "hscore_probability_scores",
-            "hscore_probability_scores must ascend and pair one to one with hscore_probability_percents",
-        )
-    temperature_points = _points(params, "hscore_temperature_points", 3)
-    organomegaly_points = _points(params, "hscore_organomegaly_points", 3)
-    cytopenia_points = _points(params, "hscore_cytopenia_points", 4)
-    ferritin_points = _points(params, "hscore_ferritin_points", 3)
-    triglycerides_points = _points(params, "hscore_triglycerides_points", 3)
-    return HScoreTable(
-        immunosuppression=_points(params, "hscore_immunosuppression_points", 1)[0],
-        temperature=_pair(params, "hscore_temperature_limits", "Cel"),
-        temperature_points=(temperature_points[0], temperature_points[1], temperature_points[2]),
-        organomegaly_points=(organomegaly_points[0], organomegaly_points[1], organomegaly_points[2]),
-        cytopenia_limits=(
-            params.number("hscore_hemoglobin_max", "g/dL"),
-            params.number("hscore_wbc_max", "10*9/L"),
-            params.number("hscore_platelets_max", "10*9/L"),
-        ),
-        cytopenia_points=(cytopenia_points[0], cytopenia_points[1], cytopenia_points[2], cytopenia_points[3]),
-        ferritin=_pair(params, "hscore_ferritin_limits", "ug/L"),
-        ferritin_points=(ferritin_points[0], ferritin_points[1], ferritin_points[2]),
-        triglycerides=_pair(params, "hscore_triglycerides_limits", "mmol/L"),
-        triglycerides_points=(triglycerides_points[0], triglycerides_points[1], triglycerides_points[2]),
-        fibrinogen=params.number("hscore_fibrinogen_max", "g/L"),
-        fibrinogen_points=_points(params, "hscore_fibrinogen_points", 1)[0],
-        ast=params.number("hscore_ast_min", "U/L"),
-        ast_points=_points(params, "hscore_ast_points", 1)[0],
-        hemophagocytosis=_points(params, "hscore_hemophagocytosis_points", 1)[0],
-        probability=tuple(zip(scores, percents, strict=True)),
-    )
-
-
 # --- text helpers -----------------------------------------------------------------------------------
-
-_ITEM = {
-    "immunosuppression": "immunosuppression",
-    "temperature": "temperature",
-    "organomegaly": "organomegaly",
-    "cytopenias": "cytopenias",
-    "ferritin": "ferritin",
-    "triglycerides": "triglycerides",
-    "fibrinogen": "fibrinogen",
-    "ast": "AST",
-    "hemophagocytosis": "hemophagocytosis",
-}
-
 
 # The lab analytes each criterion reads (the others read conditions or pathology results).
 _ANALYTES = {
@@ -955,47 +751,11 @@ def short_list(labels: Sequence[str], width: int) -> str:
     return clip(f"{len(labels)} criteria", width)
 
 
-def clip(text: str, width: int) -> str:
-    """`text` cut to `width` characters, so that a fact never renders wider than its spec says."""
-    if len(text) <= width:
-        return text
-    cut = text[: width - 1]
-    # Never end on half of a Markdown escape.
-    return (cut[:-1] if cut.endswith("\\") and not cut.endswith("\\\\") else cut) + "…"
-
-
-def _value(fact: Fact) -> str:
-    """The value as reported: native number and unit, with a censoring comparator (">40000 ug/L")."""
-    if fact.native_value is not None:
-        number, unit = fact.native_value, fact.native_unit or fact.unit
-    else:
-        number, unit = float(fact.value) if isinstance(fact.value, int | float) else math.nan, fact.unit
-    return f"{fact.comparator or ''}{format_number(number)} {unit or ''}".strip()
-
-
 def _raw_value(lab: LabValue) -> str:
     if lab.value is None:
         return "no numeric value"
     comparator = lab.comparator if lab.comparator in _BOUNDS else ""
     return f"{comparator}{format_number(lab.value)} {lab.unit or ''}".strip()
-
-
-def _where(fact: Fact) -> str:
-    place = ", ".join(fact.evidence) or "no resource"
-    note = f" ({fact.detail})" if fact.detail and fact.name.endswith(".worst") else ""
-    return f"{format_time(fact.time)}, {place}{note}"
-
-
-def _seen(fact: Fact) -> str:
-    return f" ({_value(fact)})" if fact.value is not None else ""
-
-
-def _limit(threshold: Threshold, fact: Fact) -> str:
-    """The threshold in the unit the value was reported in, when the rule states it in that unit."""
-    unit = fact.native_unit
-    if unit is not None and unit in threshold.native:
-        return f"{format_number(threshold.native[unit])} {unit}"
-    return f"{format_number(threshold.value)} {threshold.unit}"
 
 
 def _highest(key: str, fact: Fact, threshold: Threshold, measured: bool) -> Criterion:
@@ -1024,24 +784,6 @@ def _lineage(label: str, fact: Fact, result: Tri, limit: str) -> str:
 def _days(window: timedelta) -> str:
     days = window.total_seconds() / 86400
     return f"{format_number(days)} days" if days != 1 else "1 day"
-
-
-def _range(low: int, high: int) -> str:
-    return str(low) if low == high else f"{low}-{high}"
-
-
-def _most(table: HScoreTable) -> int:
-    return (
-        max(0, table.immunosuppression)
-        + max(table.temperature_points)
-        + max(table.organomegaly_points)
-        + max(table.cytopenia_points)
-        + max(table.ferritin_points)
-        + max(table.triglycerides_points)
-        + max(0, table.fibrinogen_points)
-        + max(0, table.ast_points)
-        + max(0, table.hemophagocytosis)
-    )
 
 
 # --- data helpers -----------------------------------------------------------------------------------
@@ -1074,57 +816,11 @@ def _combined(key: str, readings: Sequence[tuple[Tri, str]], labs: Sequence[LabV
     result = any_of(*(r for r, _ in readings))
     shown = [t for r, t in readings if r is result or result is Tri.UNKNOWN]
     return Criterion(
-        key, result, f"{_SHOWN[result]}: " + "; ".join(shown), tuple(f"Observation/{lab.id}" for lab in labs)
+        key,
+        result,
+        f"{_SHOWN[result]}: " + "; ".join(shown),
+        tuple(f"Observation/{lab.id}" for lab in labs),
     )
 
 
-def _present(fact: Fact) -> bool | None:
-    if fact.value == "present":
-        return True
-    if fact.value == "refuted":
-        return False
-    return None
-
-
-def _in(catalog: FactCatalog, fact: Fact, unit: str) -> float | None:
-    """The fact's value in `unit`: the reported number when reported in it (no conversion rounding)."""
-    if fact.value is None or isinstance(fact.value, bool | str):
-        return None
-    if fact.native_unit == unit and fact.native_value is not None:
-        return fact.native_value
-    if fact.unit == unit:
-        return float(fact.value)
-    return catalog.convert(float(fact.value), fact.unit or unit, unit, analyte=fact.name.split(".")[0])
-
-
-def _bounded(value: float | None, fact: Fact, key: Callable[[float], Hashable]) -> float | None:
-    """`value` for a score item, or None when a censored result (">6000") leaves the item's points open.
-
-    A lower bound decides the item when every value above it falls in the same band as the bound itself;
-    an upper bound likewise below it.
-    """
-    if value is None or fact.comparator is None:
-        return value
-    if fact.comparator not in _BOUNDS:
-        return None
-    upward = fact.comparator.startswith(">")
-    extreme = math.inf if upward else -math.inf
-    # A strict bound (">6000") excludes the bound itself: score the nearest value it allows.
-    probe = math.nextafter(value, extreme) if fact.comparator in (">", "<") else value
-    return probe if key(probe) == key(extreme) else None
-
-
-def _band(limits: tuple[float, float]) -> Callable[[float], Hashable]:
-    # As HScoreTable reads a two-cut-off item: below the first, between them inclusive, above the second.
-    return lambda x: 0 if x < limits[0] else 1 if x <= limits[1] else 2
-
-
-def _at_most(limit: float) -> Callable[[float], Hashable]:
-    return lambda x: x <= limit
-
-
-def _at_least(limit: float) -> Callable[[float], Hashable]:
-    return lambda x: x >= limit
-
-
-__all__ = ["CRITERIA", "Hlh", "HlhSettings", "clip", "open_text", "short_list"]
+__all__ = ["CRITERIA", "Hlh", "HlhSettings", "open_text", "short_list"]

@@ -2,4 +2,4 @@
 `facts`.
 """
 
-__all__ = ["calculator"]
+__all__ = ["calculator", "facts"]

@@ -2,4 +2,4 @@
 calculations in `facts`.
 """
 
-__all__ = ["calculator", "facts", "kdigo"]
+__all__ = ["calculator", "facts"]

@@ -20,12 +20,13 @@ from typing import Literal
 from cds_service.clinical.base import Configured, ParameterError, Params, Threshold
 from cds_service.clinical.ferritin.calculator import Sample
 from cds_service.clinical.renal.calculator import (
+    AkiLimits,
     adjusted_weight,
     cockcroft_gault,
     creatinine_at_clearance,
     ideal_weight,
+    judge,
 )
-from cds_service.clinical.renal.kdigo import AkiLimits, judge
 from cds_service.clinical.tristate import Tri, compare
 from cds_service.facts.catalog import FactCatalog
 from cds_service.facts.knowledge import Analyte, duration_text, unavailable

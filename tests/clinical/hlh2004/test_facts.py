@@ -1,6 +1,6 @@
 """The hlh calculation: the HLH-2004 criteria from real named facts (observation hygiene, units, censoring
-as the service applies them), configured by rules/hlh-2004.yaml. The 5-of-8 arithmetic, the HScore table
-and the MAS 2016 combination are tested in tests/calculators."""
+as the service applies them), configured by rules/hlh-2004.yaml. The 5-of-8 arithmetic is tested in
+test_calculator.py; the HScore and MAS 2016 facts in tests/clinical/hscore and tests/clinical/mas2016."""
 
 from __future__ import annotations
 
@@ -10,76 +10,20 @@ from typing import Any
 import pytest
 
 from cds_service.clinical.base import ParameterError, Params
-from cds_service.clinical.hlh2004.facts import CRITERIA, Hlh, HlhSettings, clip, open_text, short_list
-from cds_service.clinical.hscore.calculator import probability
-from cds_service.facts.named import Fact
-from cds_service.ruleformat.rulefile import Parameter, RuleFile
-from cds_service.yamlfile import load_yaml
-from tests.conftest import RULES
-from tests.facts.support import SNOMED, catalog, facts_of, make_facts, observation, resource
-
-LOCAL = "https://lab.example.test/codes"
-
-
-def rule() -> RuleFile:
-    return RuleFile.model_validate(load_yaml(RULES / "hlh-2004.yaml").data)
-
-
-def settings(**overrides: Any) -> HlhSettings:
-    spec = rule()
-    parameters = dict(spec.parameters)
-    for name, value in overrides.items():
-        parameters[name] = Parameter(value=value, source="test")
-    return Hlh().configure(Params(spec.id, parameters, catalog()), catalog(), {})
-
-
-def compute(*resources: Any, configured: HlhSettings | None = None) -> dict[str, Fact]:
-    facts = make_facts(resources)
-    named = facts_of(resources)
-    return (configured or settings()).compute(named, facts)
-
-
-def patient(birth: str | None = "1980-05-01") -> Any:
-    fields: dict[str, Any] = {"resourceType": "Patient", "id": "p1", "gender": "female"}
-    if birth:
-        fields["birthDate"] = birth
-    return resource(**fields)
-
-
-def condition(ident: str, code: str, verification: str = "confirmed") -> Any:
-    fields: dict[str, Any] = {
-        "resourceType": "Condition",
-        "id": ident,
-        "code": {"coding": [{"system": SNOMED, "code": code}]},
-        "verificationStatus": {"coding": [{"code": verification}]},
-    }
-    if verification != "refuted":
-        fields["clinicalStatus"] = {"coding": [{"code": "active"}]}
-    return resource(**fields)
-
-
-def flagged(ident: str, code: str, value: float | None, unit: str | None, *flags: str, **extra: Any) -> Any:
-    interpretation = [{"coding": [{"code": flag}]} for flag in flags]
-    return observation(ident, code, value, unit, interpretation=interpretation or None, **extra)
-
-
-def full_workup() -> list[Any]:
-    """Six criteria met (US units); NK activity and hemophagocytosis not measured."""
-    return [
-        patient(),
-        observation("t1", "8310-5", 39.7, "Cel"),
-        observation("hb1", "718-7", 7.9, "g/dL"),
-        observation("plt1", "777-3", 42, "10*9/L"),
-        observation("anc1", "751-8", 0.6, "10*9/L"),
-        observation("wbc1", "6690-2", 1.6, "10*9/L"),
-        observation("tg1", "2571-8", 412, "mg/dL"),
-        observation("fib1", "3255-7", 118, "mg/dL"),
-        observation("fer1", "2276-4", 18500, "ug/L"),
-        observation("cd25", "76039-7", 8200, "[U]/mL"),
-        observation("ast1", "1920-8", 186, "U/L"),
-        condition("spleen", "16294009"),
-    ]
-
+from cds_service.clinical.hlh2004.facts import CRITERIA, Hlh, open_text, short_list
+from cds_service.clinical.wording import clip
+from cds_service.ruleformat.rulefile import Parameter
+from tests.clinical.hlh2004.support import (
+    LOCAL,
+    compute,
+    condition,
+    flagged,
+    full_workup,
+    patient,
+    rule,
+    settings,
+)
+from tests.facts.support import catalog, observation
 
 # --- contract --------------------------------------------------------------------------------------
 
@@ -325,69 +269,6 @@ def test_hemophagocytosis_unknown_unless_a_configured_code_is_flagged() -> None:
     assert "does not exclude HLH" in str(negative["hlh.hemophagocytosis"].detail)
     silent = compute(patient(), flagged("bm1", "HPC", None, None, system=LOCAL), configured=configured)
     assert silent["hlh.hemophagocytosis"].value == "undecided"  # a report, but no flag says what it found
-
-
-# --- HScore and MAS 2016 ---------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("score", "expected"),
-    [(170, "54 %"), (169, "53 %"), (100, "1 %"), (90, "<1 %"), (240, "99 %"), (250, ">99 %"), (175, "62 %")],
-)
-def test_hscore_probability_is_fardets_table_interpolated(score: float, expected: str) -> None:
-    assert probability(score, settings().table) == expected
-
-
-def test_hscore_range_over_unknown_items_pinned_at_170() -> None:
-    # temperature 33, one organ 23, three cytopenias 34, ferritin >6000 50, TG <1.5 0, fibrinogen <=2.5
-    # 30, AST <30 0 = 170; immunosuppression (18) and hemophagocytosis (35) unknown: up to 223.
-    out = compute(
-        patient(),
-        observation("t1", "8310-5", 39.0, "Cel"),
-        condition("spleen", "16294009"),
-        condition("liver", "80515008", "refuted"),
-        observation("hb1", "718-7", 92, "g/L"),  # 9.2 g/dL: inclusive
-        observation("wbc1", "6690-2", 5.0, "10*9/L"),
-        observation("plt1", "777-3", 110, "10*9/L"),
-        observation("fer1", "2276-4", 6000, "ug/L", comparator=">"),
-        observation("tg1", "14927-8", 1.4, "mmol/L"),
-        observation("fib1", "3255-7", 2.5, "g/L"),
-        observation("ast1", "1920-8", 29, "U/L"),
-    )
-    assert (out["hlh.hscore_low"].value, out["hlh.hscore_high"].value) == (170, 223)
-    text = str(out["hlh.hscore"].value)
-    assert text.startswith("HScore 170-223 of 337 (probability 54 % to 97 %; best cut-off 169)")
-    assert "2 items unknown: immunosuppression, hemophagocytosis" in text
-
-
-def test_hscore_censored_value_counts_only_when_it_decides_the_band() -> None:
-    decided = compute(patient(), observation("fer1", "2276-4", 40000, "ug/L", comparator=">"))
-    assert "ferritin 50" in str(decided["hlh.hscore"].value)
-    open_band = compute(patient(), observation("fer1", "2276-4", 2500, "ug/L", comparator=">"))
-    assert "ferritin 0-50" in str(open_band["hlh.hscore"].value)
-
-
-def test_mas2016_classified_and_validated_only_for_sjia_or_aosd() -> None:
-    out = compute(*full_workup())
-    assert out["hlh.mas2016_status"].value == "classified"
-    assert "Not validated for this population" in str(out["hlh.mas2016"].value)
-    sjia = resource(
-        resourceType="Condition",
-        id="sjia",
-        code={"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "M08.20"}]},
-        clinicalStatus={"coding": [{"code": "active"}]},
-    )
-    validated = compute(*full_workup(), sjia)
-    assert "Not validated" not in str(validated["hlh.mas2016"].value)
-
-
-def test_mas2016_not_classified_without_fever() -> None:
-    out = compute(
-        patient(),
-        observation("t1", "8310-5", 37.2, "Cel"),
-        observation("fer1", "2276-4", 5000, "ug/L"),
-    )
-    assert out["hlh.mas2016_status"].value == "not_classified"
 
 
 # --- configuration ---------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from cds_service.clinical.ferritin.calculator import Sample
-from cds_service.clinical.renal.kdigo import Aki, AkiLimits
+from cds_service.clinical.renal.calculator import Aki, AkiLimits
 
 _REL_TOL = 1e-9
 
