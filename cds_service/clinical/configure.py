@@ -1,5 +1,6 @@
-"""Calculated facts: clinical arithmetic done by pure calculators (cds_service/calculators), configured by
-the parameters of the rule file that `provides:` each calculation."""
+"""Calculated facts: clinical arithmetic done by pure calculators (clinical/<topic>/calculator.py), configured
+by the parameters of the rule file that `provides:` each calculation, in the order they depend on each
+other."""
 
 from __future__ import annotations
 

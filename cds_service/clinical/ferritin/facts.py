@@ -2,7 +2,7 @@
 rule FER-RISE), and whether it still rises once the current dose has had time to act
 (`ferritin_response`, rule FER-ESC).
 
-Rates are compound daily growth (calculators/growth.py), because ferritin rises multiplicatively. No
+Rates are compound daily growth (calculator.py beside it), because ferritin rises multiplicatively. No
 rate is ever claimed from too little data: a single result, results too close together for assay noise
 to average out, or a censored endpoint (">40000") leave the rate missing, and the reason says which.
 """

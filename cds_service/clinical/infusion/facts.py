@@ -1,5 +1,5 @@
 """The `infusion` calculation: checks the ordered continuous-infusion bag against the pharmacy's limits
-and proposes the build to use (cds_service/calculators/bags.py does the arithmetic).
+and proposes the build to use (calculator.py beside it does the arithmetic).
 
 Every build it proposes stays within the patient's dose ceiling (infusion.ceiling): the lowest of the
 maximum daily dose, the maximum dose rate per kg times the body weight (when a weight is known), and the

@@ -1,6 +1,6 @@
 """The ferritin calculations: `ferritin_trend` (rise per day over the last 48 h) and `ferritin_response`
 (still rising once the current dose has run 48 h), configured from their rule files (the growth
-arithmetic itself is tested in tests/calculators/test_growth.py)."""
+arithmetic itself is tested in test_calculator.py)."""
 
 from __future__ import annotations
 

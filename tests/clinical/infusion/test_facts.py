@@ -1,5 +1,5 @@
 """The infusion calculation: the ordered bag checked against the rule file's limits, and the builds it
-proposes (the arithmetic itself is tested in tests/calculators/test_bags.py)."""
+proposes (the arithmetic itself is tested in test_calculator.py)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""The quadratic KDIGO judgement as it was before the sliding-window version (cds_service/calculators/
-kdigo.py), kept verbatim as the reference the property tests compare with: every sample against every
-earlier one. Not used by the service."""
+"""The quadratic KDIGO judgement as it was before the sliding-window version (cds_service/clinical/renal/
+calculator.py), kept verbatim as the reference the property tests compare with: every sample against
+every earlier one. Not used by the service."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The renal and aki calculations: Cockcroft-Gault from the named facts with the rule file's settings, the
 renal dose and its bag build, and KDIGO AKI judged on the creatinine results of the window (the arithmetic
-itself is tested in tests/calculators/test_renal.py and test_kdigo.py)."""
+itself is tested in test_calculator.py)."""
 
 from __future__ import annotations
 
