@@ -58,15 +58,23 @@ def test_a_reach_back_breaks_a_contract(tmp_path: Path) -> None:
     assert "cds_service.protocol.outcome -> cds_service.engine" in result.stdout
 
 
-def test_calculators_contract_names_every_other_module() -> None:
-    # A forbidden contract lists what it forbids; a module added later must not slip past it.
+def test_calculators_contract_names_every_calculator_and_every_other_module() -> None:
+    # A forbidden contract lists what it checks and what it forbids; a module added later must not slip
+    # past it: every calculator is a source, and every other module of the service is forbidden to them.
     package = ROOT / "cds_service"
     siblings = {p.stem for p in package.glob("*.py") if p.stem != "__init__"}
     siblings |= {p.name for p in package.iterdir() if (p / "__init__.py").exists()}
-    forbidden = {
-        name.removeprefix("cds_service.") for name in _contract("calculators-pure")["forbidden_modules"]
+    clinical = {
+        ".".join(("clinical", *p.relative_to(package / "clinical").with_suffix("").parts))
+        for p in (package / "clinical").rglob("*.py")
+        if p.name != "__init__.py"
     }
-    assert forbidden == siblings - {"calculators"}
+    contract = _contract("calculators-pure")
+    sources = {name.removeprefix("cds_service.") for name in contract["source_modules"]}
+    forbidden = {name.removeprefix("cds_service.") for name in contract["forbidden_modules"]}
+    assert {name for name in clinical if name.endswith(".calculator")} <= sources
+    assert sources <= clinical
+    assert forbidden == (siblings - {"clinical"}) | (clinical - sources)
 
 
 def test_every_package_declares_its_public_names() -> None:

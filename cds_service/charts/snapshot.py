@@ -15,8 +15,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from cds_service.calculations.exposure import order_period, prior_courses
 from cds_service.charts.definition import DAILY_DOSE_UNIT, ChartDefinition, DoseSeries, Panel, ThresholdLine
+from cds_service.clinical.exposure.facts import order_period, prior_courses
 from cds_service.facts.catalog import FactCatalog
 from cds_service.facts.knowledge import unavailable
 from cds_service.facts.labs import collect

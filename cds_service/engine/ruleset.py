@@ -14,9 +14,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from cds_service.calculations import Calculations, configure
-from cds_service.calculations.registry import CALCULATIONS
 from cds_service.charts.definition import ChartDefinition, load_charts
+from cds_service.clinical.configure import Calculations, configure
+from cds_service.clinical.registry import CALCULATIONS
 from cds_service.engine.citations import citation_problems
 from cds_service.engine.conditions import Compiled, CompileError, Converter, FieldMap, compile_condition
 from cds_service.engine.durable import CompiledRuleset, DurableRules

@@ -1,0 +1,3 @@
+"""Prior exposure: courses of a medication class and neutropenia before a start, in `facts`."""
+
+__all__ = ["facts"]

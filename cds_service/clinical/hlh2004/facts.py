@@ -1,0 +1,826 @@
+"""The `hlh` calculation: the eight HLH-2004 criteria (Henter 2007) as tri-state results, counted against
+"5 of 8" (rules-logic.md (a)), with the HScore (Fardet 2014, hscore/facts.py) and the 2016 MAS
+classification (Ravelli 2016, mas2016/facts.py) as texts for the card's detail.
+
+Every criterion is MET, NOT_MET or UNKNOWN; missing data never counts as NOT_MET. Lab values are compared
+in the unit they were reported in (`Threshold.compare`), so 3.0 mmol/L triglycerides or 1.5 g/L fibrinogen
+meet the criterion exactly at the boundary. Results the lab facts cannot use (sCD25 in pg/mL, NK-cell
+activity and hemophagocytosis, which have no verified code) are read from the Observations themselves,
+through their `interpretation` or `referenceRange`, never through a unit conversion.
+
+Facts:
+- hlh.met / .unknown / .not_met: how many criteria are in each state (counts).
+- hlh.status: fulfilled (>= required met), cannot_fulfil (met + unknown < required), else
+  indeterminate; missing when no criterion has any data at all.
+- hlh.unmeasured / .undecided: of the unknown criteria, those without any result yet, and those measured
+  but not comparable (sCD25 in pg/mL without a flag); hlh.open says both, short, for a summary.
+- hlh.<criterion>: met, not_met, unknown (not yet measured) or undecided (measured, not comparable), for
+  each of the eight criteria (CRITERIA).
+- hlh.met_list / .unknown_list / .not_met_list: the criteria in each state, short enough for a summary.
+- hlh.evidence: markdown, one line per criterion with the values, units, times and resources used.
+- hlh.missing_tests: the tests that would decide the criteria not yet measured (a test already done is not
+  asked for again).
+- hlh.hscore, hlh.hscore_low, hlh.hscore_high: the HScore (hscore/facts.py).
+- hlh.mas2016, hlh.mas2016_status: the 2016 MAS classification (mas2016/facts.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+
+from cds_service.clinical.base import Configured, ParameterError, Params, Threshold
+from cds_service.clinical.hlh2004.calculator import counts, hlh_status
+from cds_service.clinical.hscore import facts as hscore_facts
+from cds_service.clinical.mas2016 import facts as mas2016_facts
+from cds_service.clinical.tristate import Tri, any_of, at_least, compare
+from cds_service.clinical.wording import BOUNDS as _BOUNDS
+from cds_service.clinical.wording import SHOWN as _SHOWN
+from cds_service.clinical.wording import clip
+from cds_service.clinical.wording import limit as _limit
+from cds_service.clinical.wording import value as _value
+from cds_service.clinical.wording import where as _where
+from cds_service.facts.catalog import FactCatalog
+from cds_service.facts.knowledge import Analyte
+from cds_service.facts.model import Facts, LabValue
+from cds_service.facts.named import Fact, FactSpec, missing
+from cds_service.markup import Markdown, markdown_text
+from cds_service.ruleformat.text import format_number, format_time
+
+# The HLH-2004 criteria in the order of Henter's table; their display labels are rule parameters.
+CRITERIA = (
+    "fever",
+    "splenomegaly",
+    "cytopenias",
+    "tg_fibrinogen",
+    "hemophagocytosis",
+    "nk_activity",
+    "ferritin",
+    "scd25",
+)
+RESULTS = ("met", "not_met", "unknown", "undecided")
+STATUSES = ("fulfilled", "indeterminate", "cannot_fulfil")
+_WORD = {Tri.MET: "met", Tri.NOT_MET: "not_met", Tri.UNKNOWN: "unknown"}
+
+# Widest renderings (FactSpec.width); texts are clipped to them so the summary-length lint stays true.
+LIST_WIDTH = 43  # the summary "HLH-2004: N of 8 criteria met, N not yet measured (LIST), N not met"
+# The summary's middle part, "N not yet measured (LIST), N not comparable (LIST)".
+OPEN_WIDTH = 75
+EVIDENCE_WIDTH = 4000
+TESTS_WIDTH = 300
+
+# The named facts this calculation reads; configure refuses a catalog without them.
+READS = (
+    "temperature.worst",
+    "hemoglobin.worst",
+    "platelets.worst",
+    "anc.worst",
+    "wbc.worst",
+    "triglycerides.worst",
+    "fibrinogen.worst",
+    "ferritin.worst",
+    "scd25.worst",
+    "temperature.count",
+    "hemoglobin.count",
+    "platelets.count",
+    "anc.count",
+    "triglycerides.count",
+    "fibrinogen.count",
+    "ferritin.count",
+    "scd25.count",
+    "ast.worst",
+    "patient.age_days",
+    "conditions.splenomegaly.status",
+    "conditions.hepatomegaly.status",
+    "conditions.sjia.status",
+    "conditions.aosd.status",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Criterion:
+    """One criterion's result and the evidence line the card shows for it."""
+
+    key: str
+    result: Tri
+    text: str  # what was found, with values, units, times and resources
+    evidence: tuple[str, ...] = ()
+    # For an UNKNOWN result: whether every input it lacks was measured, but could not be compared (sCD25 in
+    # pg/mL without a flag, a unit that does not convert). Such a criterion is not "not yet measured", and
+    # repeating the test would not decide it.
+    measured: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Interpretations:
+    """Observation.interpretation codes (HL7 v3 ObservationInterpretation), as the rule file lists them."""
+
+    high: frozenset[str]
+    low: frozenset[str]
+    normal: frozenset[str]
+    positive: frozenset[str]
+    negative: frozenset[str]
+
+
+@dataclasses.dataclass(frozen=True)
+class HlhSettings:
+    """The configured calculation: every threshold and setting comes from the providing rule file."""
+
+    catalog: FactCatalog
+    required: int
+    lineages: int
+    labels: Mapping[str, str]
+    tests: Mapping[str, str]
+    fever: Threshold
+    hemoglobin: Threshold
+    hemoglobin_infant: Threshold
+    infant_age: float  # days
+    platelets: Threshold
+    anc: Threshold
+    triglycerides: Threshold
+    fibrinogen: Threshold
+    ferritin: Threshold
+    scd25: Threshold
+    scd25_analyte: Analyte
+    nk_codes: tuple[str, ...]
+    hemophagocytosis_codes: tuple[str, ...]
+    window: timedelta  # for the results read from Observations directly (NK activity, hemophagocytosis)
+    interpretations: Interpretations
+    hscore: hscore_facts.HScoreSettings
+    mas: mas2016_facts.MasSettings
+
+    def compute(self, named: Mapping[str, Fact], facts: Facts) -> dict[str, Fact]:
+        criteria = [
+            self._fever(named),
+            self._splenomegaly(named),
+            self._cytopenias(named),
+            self._tg_fibrinogen(named),
+            self._hemophagocytosis(facts),
+            self._nk_activity(facts),
+            self._ferritin(named),
+            self._scd25(named, facts),
+        ]
+        results = [c.result for c in criteria]
+        met, unknown, not_met = counts(results)
+        by_state = {state: [c for c in criteria if c.result is state] for state in Tri}
+        out: dict[str, Fact] = {}
+        for state, name in ((Tri.MET, "met"), (Tri.UNKNOWN, "unknown"), (Tri.NOT_MET, "not_met")):
+            chosen = by_state[state]
+            labels = [self.labels[c.key] for c in chosen]
+            evidence = tuple(e for c in chosen for e in c.evidence)
+            out[f"hlh.{name}"] = Fact(
+                f"hlh.{name}", len(chosen), evidence=evidence, detail=", ".join(labels) or "none"
+            )
+            out[f"hlh.{name}_list"] = Fact(
+                f"hlh.{name}_list", short_list(labels, LIST_WIDTH), evidence=evidence
+            )
+        unmeasured = [c for c in by_state[Tri.UNKNOWN] if not c.measured]
+        undecided = [c for c in by_state[Tri.UNKNOWN] if c.measured]
+        # Of those not measured in the window, the ones with an older result: "none in the last 14 days
+        # (last on DATE)", not "not yet measured".
+        last = {c.key: when for c in unmeasured if (when := self._last_before(named, c.key)) is not None}
+        out["hlh.unmeasured"] = Fact(
+            "hlh.unmeasured",
+            len(unmeasured),
+            detail=", ".join(self.labels[c.key] for c in unmeasured) or "none",
+        )
+        out["hlh.undecided"] = Fact(
+            "hlh.undecided",
+            len(undecided),
+            evidence=tuple(e for c in undecided for e in c.evidence),
+            detail=", ".join(self.labels[c.key] for c in undecided) or "none",
+        )
+        out["hlh.open"] = Fact(
+            "hlh.open",
+            open_text(
+                [self.labels[c.key] for c in unmeasured if c.key not in last],
+                [self.labels[c.key] for c in undecided],
+                OPEN_WIDTH,
+                [(self.labels[key], when) for key, when in last.items()],
+                self._window_text(list(last)),
+            ),
+            evidence=tuple(e for c in undecided for e in c.evidence),
+        )
+        for criterion in criteria:
+            name = f"hlh.{criterion.key}"
+            word = "undecided" if criterion.result is Tri.UNKNOWN and criterion.measured else None
+            out[name] = Fact(
+                name, word or _WORD[criterion.result], evidence=criterion.evidence, detail=criterion.text
+            )
+        everything = tuple(dict.fromkeys(e for c in criteria for e in c.evidence))
+        counted = f"{met} met, {unknown} unknown, {not_met} not met of {len(criteria)}"
+        if unknown == len(criteria):
+            out["hlh.status"] = missing(
+                "hlh.status",
+                f"no data for any of the {len(criteria)} HLH-2004 criteria "
+                f"(ferritin: {named['ferritin.worst'].missing or 'unknown'})",
+            )
+        else:
+            out["hlh.status"] = Fact(
+                "hlh.status",
+                hlh_status(results, self.required),
+                evidence=everything,
+                detail=f"{counted}; {self.required} needed",
+            )
+        lines = [self._line(c) for c in criteria]
+        out["hlh.evidence"] = Fact(
+            "hlh.evidence",
+            Markdown(clip("\n".join(lines), EVIDENCE_WIDTH)),
+            evidence=everything,
+            detail=counted,
+        )
+        # A test already done whose result could not be compared is not asked for again: it is named, and
+        # its evidence line says why it does not decide the criterion.
+        tests = [self.tests[c.key] for c in unmeasured]
+        tests += [f"{self.labels[c.key]}: measured, not comparable (see its evidence)" for c in undecided]
+        out["hlh.missing_tests"] = Fact(
+            "hlh.missing_tests", clip("; ".join(tests) if tests else "none", TESTS_WIDTH)
+        )
+        hemophagocytosis = next(c.result for c in criteria if c.key == "hemophagocytosis")
+        out.update(self.hscore.compute(named, hemophagocytosis))
+        out.update(self.mas.compute(named))
+        return out
+
+    def _last_before(self, named: Mapping[str, Fact], key: str) -> datetime | None:
+        """The newest result before the lookback window of a criterion's analytes that have none in it."""
+        times = [
+            fact.time
+            for analyte in _ANALYTES.get(key, ())
+            if (fact := named.get(f"{analyte}.count")) is not None
+            and fact.value == 0
+            and fact.time is not None
+        ]
+        return max(times, default=None)
+
+    def _window_text(self, keys: Sequence[str]) -> str:
+        for key in keys:
+            for analyte in _ANALYTES.get(key, ()):
+                if analyte in self.catalog.analytes:
+                    return self.catalog.analytes[analyte].window_text
+        return ""
+
+    # --- the eight criteria ------------------------------------------------------------------------
+
+    def _fever(self, named: Mapping[str, Fact]) -> Criterion:
+        return _highest("fever", named["temperature.worst"], self.fever, _has_data(named, "temperature"))
+
+    def _splenomegaly(self, named: Mapping[str, Fact]) -> Criterion:
+        fact = named["conditions.splenomegaly.status"]
+        if fact.value == "present":
+            return Criterion(
+                "splenomegaly",
+                Tri.MET,
+                f"met: {fact.detail or 'present'}, {_where(fact)}",
+                fact.evidence,
+            )
+        if fact.value == "refuted":
+            return Criterion(
+                "splenomegaly",
+                Tri.NOT_MET,
+                f"not met: {fact.detail or 'refuted'}, {_where(fact)}",
+                fact.evidence,
+            )
+        return Criterion("splenomegaly", Tri.UNKNOWN, f"unknown: {fact.missing or fact.value}")
+
+    def _cytopenias(self, named: Mapping[str, Fact]) -> Criterion:
+        hemoglobin, hb_text = self._hemoglobin_low(named)
+        platelets = named["platelets.worst"]
+        plt = self.platelets.compare(platelets, "<")
+        plt_text = _lineage("platelets", platelets, plt, f"<{_limit(self.platelets, platelets)}")
+        anc, anc_text, anc_evidence = self._anc_low(named)
+        lineages = [hemoglobin, plt, anc]
+        result = at_least(self.lineages, lineages)
+        low = sum(r is Tri.MET for r in lineages)
+        text = (
+            f"{_SHOWN[result]}: {low} of 3 lineages low ({self.lineages} needed): "
+            f"{hb_text}; {plt_text}; {anc_text}"
+        )
+        evidence = named["hemoglobin.worst"].evidence + platelets.evidence + anc_evidence
+        # Not yet measured while an undecided lineage has no result at all (the CBC would decide it).
+        lacking = [
+            analyte
+            for analyte, lineage in (("hemoglobin", hemoglobin), ("platelets", plt), ("anc", anc))
+            if lineage is Tri.UNKNOWN and not _has_data(named, analyte)
+        ]
+        return Criterion("cytopenias", result, text, evidence, measured=not lacking)
+
+    def _hemoglobin_low(self, named: Mapping[str, Fact]) -> tuple[Tri, str]:
+        fact = named["hemoglobin.worst"]
+        age = named["patient.age_days"]
+        adult = self.hemoglobin.compare(fact, "<")
+        infant = self.hemoglobin_infant.compare(fact, "<")
+        age_days = (
+            age.value if isinstance(age.value, int | float) and not isinstance(age.value, bool) else None
+        )
+        is_infant = compare(None if age_days is None else float(age_days), "<", self.infant_age)
+        if is_infant is Tri.MET:
+            result, limit = (
+                infant,
+                f"<{_limit(self.hemoglobin_infant, fact)} under {format_number(self.infant_age)} days",
+            )
+        elif is_infant is Tri.NOT_MET:
+            result, limit = adult, f"<{_limit(self.hemoglobin, fact)}"
+        else:
+            # Without an age both limits apply; only a value on the same side of both decides.
+            result = adult if adult is infant else Tri.UNKNOWN
+            limit = (
+                f"<{_limit(self.hemoglobin, fact)}, or <{_limit(self.hemoglobin_infant, fact)} under "
+                f"{format_number(self.infant_age)} days; age unknown: {age.missing}"
+            )
+        return result, _lineage("hemoglobin", fact, result, limit)
+
+    def _anc_low(self, named: Mapping[str, Fact]) -> tuple[Tri, str, tuple[str, ...]]:
+        anc = named["anc.worst"]
+        if anc.value is not None:
+            result = self.anc.compare(anc, "<")
+            return result, _lineage("ANC", anc, result, f"<{_limit(self.anc, anc)}"), anc.evidence
+        wbc = named["wbc.worst"]
+        # All neutrophils are leukocytes: a WBC below the ANC limit proves the ANC is below it too.
+        if self.anc.compare(wbc, "<") is Tri.MET:
+            text = (
+                f"ANC low: no ANC ({anc.missing}), but WBC {_value(wbc)} is below {_limit(self.anc, wbc)}, "
+                f"which proves it, {_where(wbc)}"
+            )
+            return Tri.MET, text, wbc.evidence
+        wbc_text = f"; WBC {_value(wbc)} does not decide it" if wbc.value is not None else ""
+        return Tri.UNKNOWN, f"ANC unknown: {anc.missing}{wbc_text}", ()
+
+    def _tg_fibrinogen(self, named: Mapping[str, Fact]) -> Criterion:
+        tg, fib = named["triglycerides.worst"], named["fibrinogen.worst"]
+        high = self.triglycerides.compare(tg, ">=")
+        low = self.fibrinogen.compare(fib, "<=")
+        result = any_of(high, low)
+        if tg.value is None:
+            tg_text = f"triglycerides unknown: {tg.missing}"
+        else:
+            word = {Tri.MET: "high", Tri.NOT_MET: "not high", Tri.UNKNOWN: "undecided"}[high]
+            tg_text = (
+                f"triglycerides {_value(tg)} {word} (criterion >={_limit(self.triglycerides, tg)}; "
+                f"fasting status unknown), {_where(tg)}"
+            )
+        fib_text = _lineage("fibrinogen", fib, low, f"<={_limit(self.fibrinogen, fib)}")
+        lacking = [
+            analyte
+            for analyte, part in (("triglycerides", high), ("fibrinogen", low))
+            if part is Tri.UNKNOWN and not _has_data(named, analyte)
+        ]
+        return Criterion(
+            "tg_fibrinogen",
+            result,
+            f"{_SHOWN[result]}: {tg_text}; {fib_text}",
+            tg.evidence + fib.evidence,
+            measured=not lacking,
+        )
+
+    def _hemophagocytosis(self, facts: Facts) -> Criterion:
+        if not self.hemophagocytosis_codes:
+            return Criterion(
+                "hemophagocytosis",
+                Tri.UNKNOWN,
+                "unknown: no hemophagocytosis result read (no standard code exists for the finding, and no "
+                "local pathology code is configured)",
+            )
+        labs = _results(facts, self.hemophagocytosis_codes, facts.now - self.window)
+        if not labs:
+            return Criterion(
+                "hemophagocytosis",
+                Tri.UNKNOWN,
+                f"unknown: no hemophagocytosis result in the last {_days(self.window)}",
+            )
+        found = self.interpretations.positive
+        absent = self.interpretations.negative | self.interpretations.normal
+        readings = []
+        for lab in labs:
+            codes = _interpretation(lab)
+            result = Tri.MET if codes & found else Tri.NOT_MET if codes & absent else Tri.UNKNOWN
+            said = ", ".join(sorted(codes)) or "no interpretation"
+            readings.append((result, f"{said}, {format_time(lab.time)}, Observation/{lab.id}"))
+        result = any_of(*(r for r, _ in readings))
+        text = f"{_SHOWN[result]}: " + "; ".join(
+            t for r, t in readings if r is result or result is Tri.UNKNOWN
+        )
+        if result is Tri.NOT_MET:
+            text += " (a negative marrow does not exclude HLH: HLH-2004 advises other organs or a repeat)"
+        evidence = tuple(f"Observation/{lab.id}" for lab in labs)
+        return Criterion("hemophagocytosis", result, text, evidence, measured=True)
+
+    def _nk_activity(self, facts: Facts) -> Criterion:
+        if not self.nk_codes:
+            return Criterion(
+                "nk_activity",
+                Tri.UNKNOWN,
+                "unknown: no NK-cell activity result read (no LOINC code exists for it, and no local code "
+                "is configured)",
+            )
+        labs = _results(facts, self.nk_codes, facts.now - self.window)
+        if not labs:
+            return Criterion(
+                "nk_activity",
+                Tri.UNKNOWN,
+                f"unknown: no NK-cell activity result in the last {_days(self.window)}",
+            )
+        i = self.interpretations
+        readings = [self._flagged(lab, "low", i.low, i.normal | i.high) for lab in labs]
+        return dataclasses.replace(_combined("nk_activity", readings, labs), measured=True)
+
+    def _ferritin(self, named: Mapping[str, Fact]) -> Criterion:
+        return _highest("ferritin", named["ferritin.worst"], self.ferritin, _has_data(named, "ferritin"))
+
+    def _scd25(self, named: Mapping[str, Fact], facts: Facts) -> Criterion:
+        fact = named["scd25.worst"]
+        analyte = self.scd25_analyte
+        # Results in units that do not convert to U/mL (pg/mL: another assay) are judged by the lab's own
+        # flag or reference range, never converted (rules-logic.md (a) criterion 8).
+        raw = [
+            lab
+            for lab in _results(facts, analyte.codes, facts.now - analyte.window)
+            if not self._converts(lab.unit)
+        ]
+        readings: list[tuple[Tri, str]] = []
+        evidence: list[str] = []
+        if fact.value is not None:
+            result = self.scd25.compare(fact, ">=")
+            readings.append(
+                (
+                    result,
+                    f"highest {_value(fact)} (criterion >={_limit(self.scd25, fact)}), {_where(fact)}",
+                )
+            )
+            evidence += fact.evidence
+        i = self.interpretations
+        for lab in raw:
+            unit = self.catalog.units.ucum(lab.unit) or "no unit"
+            note = f"{unit} is not converted to {analyte.unit} (another assay)"
+            readings.append(self._flagged(lab, "high", i.high, i.normal | i.low, note))
+            evidence.append(f"Observation/{lab.id}")
+        if not readings:
+            return Criterion(
+                "scd25", Tri.UNKNOWN, f"unknown: {fact.missing}", measured=_has_data(named, "scd25")
+            )
+        result = any_of(*(r for r, _ in readings))
+        shown = [t for r, t in readings if r is result or result is Tri.UNKNOWN]
+        text = f"{_SHOWN[result]}: " + "; ".join(shown)
+        if result is Tri.UNKNOWN and raw:
+            text += (
+                f" (measured, but a result in another unit cannot be compared with the "
+                f"{_limit(self.scd25, fact)} criterion: ask the laboratory for its reference range or flag)"
+            )
+        return Criterion("scd25", result, text, tuple(evidence), measured=True)
+
+    def _converts(self, unit: str | None) -> bool:
+        code = self.catalog.units.ucum(unit)
+        if code is None:
+            return False
+        try:
+            self.catalog.convert(1.0, code, self.scd25_analyte.unit, analyte=self.scd25_analyte.name)
+        except ValueError:
+            return False
+        return True
+
+    def _flagged(
+        self, lab: LabValue, side: str, flagged: frozenset[str], normal: frozenset[str], note: str = ""
+    ) -> tuple[Tri, str]:
+        """Whether a result the lab facts cannot compare is beyond its reference limit on `side`: by the
+        lab's interpretation, or by its reference range in the same unit."""
+        codes = _interpretation(lab)
+        by_flag = Tri.MET if codes & flagged else Tri.NOT_MET if codes & normal else Tri.UNKNOWN
+        by_range, limit = self._against_range(lab, side)
+        result = (
+            Tri.MET
+            if Tri.MET in (by_flag, by_range)
+            else Tri.NOT_MET
+            if Tri.NOT_MET in (by_flag, by_range)
+            else Tri.UNKNOWN
+        )
+        value = _raw_value(lab)
+        said = f"interpretation {', '.join(sorted(codes))}" if codes else "no interpretation"
+        said += f", {limit}" if limit else ", no reference range in its unit"
+        text = f"{value} ({said}), {format_time(lab.time)}, Observation/{lab.id}"
+        if result is Tri.UNKNOWN and note:
+            text += f": {note}"
+        return result, text
+
+    def _against_range(self, lab: LabValue, side: str) -> tuple[Tri, str | None]:
+        units = self.catalog.units
+        if lab.value is None or not math.isfinite(lab.value):
+            return Tri.UNKNOWN, None
+        comparator = lab.comparator if lab.comparator in _BOUNDS else None
+        if lab.comparator is not None and comparator is None:
+            return Tri.UNKNOWN, None
+        for reference in lab.resource.referenceRange or ():
+            bound = reference.low if side == "low" else reference.high
+            if bound is None or bound.value is None:
+                continue
+            unit = units.ucum(bound.code or bound.unit)
+            if unit is not None and unit != units.ucum(lab.unit):
+                continue  # a range in another unit is not converted, as the value is not
+            op = "<" if side == "low" else ">"
+            shown = f"reference {side} {format_number(bound.value)} {unit or ''}".strip()
+            return compare(lab.value, op, bound.value, comparator), shown
+        return Tri.UNKNOWN, None
+
+    def _line(self, criterion: Criterion) -> str:
+        # The label is the rule file's; the text quotes results as the EHR reported them.
+        return f"- **{self.labels[criterion.key]}**: {markdown_text(criterion.text)}"
+
+
+class Hlh:
+    name = "hlh"
+    after: tuple[str, ...] = ()
+
+    def specs(self, catalog: FactCatalog) -> list[FactSpec]:
+        specs = [
+            FactSpec("hlh.met", "count", None, "HLH-2004 criteria met"),
+            FactSpec(
+                "hlh.unknown",
+                "count",
+                None,
+                "HLH-2004 criteria without a decision: not yet measured, or measured but not comparable",
+            ),
+            FactSpec("hlh.not_met", "count", None, "HLH-2004 criteria not met"),
+            FactSpec(
+                "hlh.unmeasured",
+                "count",
+                None,
+                "HLH-2004 criteria without any result yet (of the unknown ones): a test would decide them",
+            ),
+            FactSpec(
+                "hlh.undecided",
+                "count",
+                None,
+                "HLH-2004 criteria measured but not comparable (of the unknown ones): e.g. sCD25 in pg/mL "
+                "without a flag or reference range; repeating the test would not decide them",
+            ),
+            FactSpec(
+                "hlh.open",
+                "text",
+                None,
+                "the unknown criteria, short: those not yet measured and those measured but not comparable",
+                width=OPEN_WIDTH,
+            ),
+            FactSpec(
+                "hlh.status",
+                "text",
+                None,
+                "HLH-2004: fulfilled (enough criteria met), cannot_fulfil (even every unknown criterion "
+                "could not reach the number needed), or indeterminate",
+                STATUSES,
+            ),
+            FactSpec("hlh.met_list", "text", None, "the HLH-2004 criteria met, short", width=LIST_WIDTH),
+            FactSpec(
+                "hlh.unknown_list",
+                "text",
+                None,
+                "the HLH-2004 criteria without a decision, short",
+                width=LIST_WIDTH,
+            ),
+            FactSpec(
+                "hlh.not_met_list", "text", None, "the HLH-2004 criteria not met, short", width=LIST_WIDTH
+            ),
+            FactSpec(
+                "hlh.evidence",
+                "text",
+                None,
+                "markdown: each HLH-2004 criterion with the values, units, times and resources used",
+                width=EVIDENCE_WIDTH,
+            ),
+            FactSpec(
+                "hlh.missing_tests",
+                "text",
+                None,
+                "tests that would decide the unknown HLH-2004 criteria",
+                width=TESTS_WIDTH,
+            ),
+            *hscore_facts.specs(),
+            *mas2016_facts.specs(),
+        ]
+        for key in CRITERIA:
+            specs.append(
+                FactSpec(
+                    f"hlh.{key}",
+                    "text",
+                    None,
+                    f"HLH-2004 criterion {key}: met, not_met, unknown (not yet measured) or undecided "
+                    "(measured, but the result cannot be compared with the criterion)",
+                    RESULTS,
+                )
+            )
+        return specs
+
+    def configure(
+        self, params: Params, catalog: FactCatalog, before: Mapping[str, Configured]
+    ) -> HlhSettings:
+        absent = [name for name in READS if name not in catalog.specs]
+        if absent:
+            raise ParameterError(
+                "", f"the facts catalog lacks {', '.join(absent)}, which the hlh calculation reads"
+            )
+        labels = _per_criterion(params, "criterion_labels")
+        tests = _per_criterion(params, "criterion_tests")
+        codes = {name: _codes(params, name) for name in ("nk_activity_codes", "hemophagocytosis_codes")}
+        interpretations = Interpretations(
+            high=frozenset(params.texts("interpretation_high")),
+            low=frozenset(params.texts("interpretation_low")),
+            normal=frozenset(params.texts("interpretation_normal")),
+            positive=frozenset(params.texts("interpretation_positive")),
+            negative=frozenset(params.texts("interpretation_negative")),
+        )
+        mas = mas2016_facts.configure(params)
+        return HlhSettings(
+            catalog=catalog,
+            required=params.whole("required_criteria"),
+            lineages=params.whole("cytopenia_lineages"),
+            labels=labels,
+            tests=tests,
+            fever=params.threshold("fever", "Cel", "temperature"),
+            hemoglobin=params.threshold("hemoglobin_low", "g/dL", "hemoglobin"),
+            hemoglobin_infant=params.threshold("hemoglobin_low_infant", "g/dL", "hemoglobin"),
+            infant_age=params.number("infant_age", "d"),
+            platelets=params.threshold("platelets_low", "10*9/L", "platelets"),
+            anc=params.threshold("anc_low", "10*9/L", "anc"),
+            triglycerides=params.threshold("triglycerides_high", "mg/dL", "triglycerides"),
+            fibrinogen=params.threshold("fibrinogen_low", "mg/dL", "fibrinogen"),
+            ferritin=params.threshold("ferritin_high", "ug/L", "ferritin"),
+            scd25=params.threshold("scd25_high", catalog.analytes["scd25"].unit, "scd25"),
+            scd25_analyte=catalog.analytes["scd25"],
+            nk_codes=codes["nk_activity_codes"],
+            hemophagocytosis_codes=codes["hemophagocytosis_codes"],
+            window=timedelta(hours=params.number("result_window", "h")),
+            interpretations=interpretations,
+            hscore=hscore_facts.configure(params, catalog),
+            mas=mas,
+        )
+
+
+# --- configuration helpers --------------------------------------------------------------------------
+
+
+def _per_criterion(params: Params, name: str) -> dict[str, str]:
+    values = params.texts(name)
+    if len(values) != len(CRITERIA):
+        raise ParameterError(
+            name,
+            f"parameter {name!r} must list {len(CRITERIA)} texts, one per criterion: {', '.join(CRITERIA)}",
+        )
+    return dict(zip(CRITERIA, values, strict=True))
+
+
+def _codes(params: Params, name: str) -> tuple[str, ...]:
+    # An empty list is allowed: the criterion then stays UNKNOWN, and says why.
+    values = params.texts(name)
+    for value in values:
+        system, _, code = value.partition("|")
+        if not system.strip() or not code.strip():
+            raise ParameterError(name, f"parameter {name!r}: {value!r} is not system|code")
+    return values
+
+
+# --- text helpers -----------------------------------------------------------------------------------
+
+# The lab analytes each criterion reads (the others read conditions or pathology results).
+_ANALYTES = {
+    "fever": ("temperature",),
+    "cytopenias": ("hemoglobin", "platelets", "anc", "wbc"),
+    "tg_fibrinogen": ("triglycerides", "fibrinogen"),
+    "ferritin": ("ferritin",),
+    "scd25": ("scd25",),
+}
+
+
+def open_text(
+    unmeasured: Sequence[str],
+    undecided: Sequence[str],
+    width: int,
+    stale: Sequence[tuple[str, datetime]] = (),
+    window: str = "",
+) -> str:
+    """ "1 none in the last 14 days (ferritin last on 2026-10-01), 2 not yet measured (NK activity,
+    hemophagocytosis), 1 not comparable (sCD25)", within `width`: lists are shortened ("+2 more"), then
+    left out, before any word would be cut."""
+    groups: list[list[str]] = []
+    if stale:
+        newest = max(when for _, when in stale)
+        head = f"{len(stale)} none in the last {window}".rstrip()
+        labels = [label for label, _ in stale]
+        short = f"{len(stale)} none in {window}".rstrip()
+        groups.append(
+            [f"{head} ({text} last on {newest:%Y-%m-%d})" for text in _lists(labels)]
+            + [f"{head} (last on {newest:%Y-%m-%d})", f"{short} (last {newest:%Y-%m-%d})", short]
+        )
+    if unmeasured or not (stale or undecided):
+        head = f"{len(unmeasured)} not yet measured"
+        groups.append([f"{head} ({text})" for text in _lists(unmeasured)] + [head])
+    if undecided:
+        head = f"{len(undecided)} not comparable"
+        groups.append([f"{head} ({text})" for text in _lists(undecided)] + [head])
+    chosen = [0] * len(groups)
+    while True:
+        text = ", ".join(group[i] for group, i in zip(groups, chosen, strict=True))
+        if len(text) <= width:
+            return text
+        # Shorten the longest part that still can be; the date of the older results goes last.
+        candidates = [k for k, group in enumerate(groups) if chosen[k] + 1 < len(group)]
+        if not candidates:
+            return clip(text, width)
+        dated = 0 if stale else -1
+        longest = max(candidates, key=lambda k: (k != dated, len(groups[k][chosen[k]])))
+        chosen[longest] += 1
+
+
+def _lists(labels: Sequence[str]) -> list[str]:
+    """`labels` joined, then with fewer shown and "+N more", longest first."""
+    if not labels:
+        return []
+    return [
+        ", ".join(labels[:shown]) + (f" +{len(labels) - shown} more" if shown < len(labels) else "")
+        for shown in range(len(labels), 0, -1)
+    ]
+
+
+def short_list(labels: Sequence[str], width: int) -> str:
+    """`labels` joined, or as many as fit in `width` followed by "+N more"."""
+    if not labels:
+        return "none"
+    for shown in range(len(labels), 0, -1):
+        rest = len(labels) - shown
+        text = ", ".join(labels[:shown]) + (f" +{rest} more" if rest else "")
+        if len(text) <= width:
+            return text
+    return clip(f"{len(labels)} criteria", width)
+
+
+def _raw_value(lab: LabValue) -> str:
+    if lab.value is None:
+        return "no numeric value"
+    comparator = lab.comparator if lab.comparator in _BOUNDS else ""
+    return f"{comparator}{format_number(lab.value)} {lab.unit or ''}".strip()
+
+
+def _highest(key: str, fact: Fact, threshold: Threshold, measured: bool) -> Criterion:
+    """A criterion met by the highest value in the window reaching `threshold`; `measured` says whether
+    there were results at all, should none of them be usable."""
+    result = threshold.compare(fact, ">=")
+    if fact.value is None:
+        return Criterion(key, result, f"unknown: {fact.missing}", measured=measured)
+    text = f"{_SHOWN[result]}: highest {_value(fact)} (criterion >={_limit(threshold, fact)}), {_where(fact)}"
+    return Criterion(key, result, text, fact.evidence, measured=True)
+
+
+def _has_data(named: Mapping[str, Fact], analyte: str) -> bool:
+    """Whether the analyte has any result in its window, usable or not: a count of 0 is "none"; a count
+    that is missing means results were there but could not all be used (or could not be read)."""
+    return named[f"{analyte}.count"].value != 0
+
+
+def _lineage(label: str, fact: Fact, result: Tri, limit: str) -> str:
+    if fact.value is None:
+        return f"{label} unknown: {fact.missing}"
+    word = {Tri.MET: "low", Tri.NOT_MET: "not low", Tri.UNKNOWN: "undecided"}[result]
+    return f"{label} {_value(fact)} {word} (criterion {limit}), {_where(fact)}"
+
+
+def _days(window: timedelta) -> str:
+    days = window.total_seconds() / 86400
+    return f"{format_number(days)} days" if days != 1 else "1 day"
+
+
+# --- data helpers -----------------------------------------------------------------------------------
+
+
+def _results(facts: Facts, codes: Iterable[str], start: datetime) -> list[LabValue]:
+    """Results coded with one of `codes` in the window, newest first, each Observation once."""
+    seen: set[int] = set()
+    out = []
+    for code in codes:
+        for lab in facts.labs.get(code, ()):
+            if id(lab.resource) in seen or lab.time is None or lab.time < start:
+                continue
+            seen.add(id(lab.resource))
+            out.append(lab)
+    out.sort(key=lambda lab: lab.time or start, reverse=True)
+    return out
+
+
+def _interpretation(lab: LabValue) -> set[str]:
+    return {
+        coding.code
+        for concept in lab.resource.interpretation or ()
+        for coding in concept.coding or ()
+        if coding.code
+    }
+
+
+def _combined(key: str, readings: Sequence[tuple[Tri, str]], labs: Sequence[LabValue]) -> Criterion:
+    result = any_of(*(r for r, _ in readings))
+    shown = [t for r, t in readings if r is result or result is Tri.UNKNOWN]
+    return Criterion(
+        key,
+        result,
+        f"{_SHOWN[result]}: " + "; ".join(shown),
+        tuple(f"Observation/{lab.id}" for lab in labs),
+    )
+
+
+__all__ = ["CRITERIA", "Hlh", "HlhSettings", "open_text", "short_list"]

@@ -1,0 +1,420 @@
+"""The `infusion` calculation: checks the ordered continuous-infusion bag against the pharmacy's limits
+and proposes the build to use (calculator.py beside it does the arithmetic).
+
+Every build it proposes stays within the patient's dose ceiling (infusion.ceiling): the lowest of the
+maximum daily dose, the maximum dose rate per kg times the body weight (when a weight is known), and the
+renal ceiling of the `renal` calculation when renal impairment applies.
+
+Facts:
+- infusion.problem: what is wrong with the order as a bag build: "unbuildable" (no bag of whole unit
+  doses gives this daily dose), "violates" (the described bag breaks a limit), "undescribed" (only a daily
+  dose was ordered: the pharmacy will have to build it), "above-maximum" (above the ceiling: left to the
+  maximum-dose and renal-dose rules), or "ok".
+- infusion.violations: the limits the ordered bag breaks, in words.
+- infusion.recommended / .lower / .upper: builds (for the ordered dose; the nearest buildable doses below
+  and above it within the ceiling), each a text an EHR user reads plus the data update-draft-order writes.
+- infusion.lower_dose / .upper_dose: those doses in mg/d.
+- infusion.ceiling, infusion.ceiling_build: the ceiling in mg/d, and the highest buildable dose within it.
+- infusion.sc_alternative: for an intravenous order below the smallest buildable dose, the same drug as
+  subcutaneous unit doses (the label's renal interval when renal impairment applies).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
+
+from cds_service.clinical.base import Configured, ParameterError, Params
+from cds_service.clinical.infusion.calculator import BagLimits, Build, buildable_doses, check, recommended
+from cds_service.facts.catalog import FactCatalog
+from cds_service.facts.model import Facts
+from cds_service.facts.named import Fact, FactSpec, missing
+from cds_service.facts.units import Units
+
+PROBLEMS = ("unbuildable", "violates", "undescribed", "above-maximum", "ok")
+BUILD_WIDTH = 80  # "2400 mg/day as 800 mg in 250 mL NS q8h at 31.25 mL/h (3.2 mg/mL)" and longer diluents
+SC_WIDTH = 48  # "1000 mg subcutaneous every 168 h (10000 mg/day)"
+_TOLERANCE = 1e-9
+
+
+@runtime_checkable
+class RenalCeiling(Protocol):
+    """What the infusion calculation needs of the configured `renal` calculation."""
+
+    cap: float  # mg/d
+    sc_interval: float  # h
+    impaired: frozenset[str]  # values of renal.impairment that apply the cap
+
+
+@dataclasses.dataclass(frozen=True)
+class ScForm:
+    """The subcutaneous unit dose offered when no infusion build fits (e.g. 100 mg/day)."""
+
+    route: str  # the medications.yaml route name
+    label: str
+    coding: Mapping[str, str] | None  # the route's first code, to write into the order
+    dose: float  # mg per injection
+
+
+@dataclasses.dataclass(frozen=True)
+class InfusionSettings:
+    """The configured calculation; the max-dose and renal-dose rules read its ceiling builds too."""
+
+    limits: BagLimits
+    max_daily_dose: float
+    max_dose_rate: float  # mg/kg/h
+    diluent: str
+    diluent_short: str
+    instruction: str
+    infusion_routes: frozenset[str]
+    units: Units
+    sc: ScForm
+    renal: RenalCeiling | None = None
+
+    def describe(self, build: Build) -> str:
+        return (
+            f"{_n(build.daily_dose)} mg/day as {_n(build.dose_per_bag)} mg in {_n(build.volume)} mL "
+            f"{self.diluent_short} q{_n(build.interval)}h at {_n(round(build.rate, 2))} mL/h "
+            f"({_n(round(build.concentration, 2))} mg/mL)"
+        )
+
+    def build_fact(self, name: str, build: Build | None, order: str | None, why: str) -> Fact:
+        """A build fact: its text for cards, its data for update-draft-order; missing(`why`) without one.
+
+        Its detail is the build, or "none (why)": card text can name it either way."""
+        if build is None:
+            return _no_build(name, why)
+        data: dict[str, Any] = {
+            "form": "bag",
+            "daily_dose": build.daily_dose,
+            "interval": build.interval,
+            "dose_per_bag": build.dose_per_bag,
+            "volume": build.volume,
+            "rate": build.rate,
+            "concentration": build.concentration,
+            "diluent": self.diluent,
+            "instruction": self.instruction,
+            "description": self.describe(build),
+        }
+        if order is not None:
+            data["order"] = order
+        text = self.describe(build)
+        return Fact(name, text, evidence=(order,) if order else (), detail=text, data=data)
+
+    def compute(self, named: Mapping[str, Fact], facts: Facts) -> dict[str, Fact]:
+        present = named["order.present"]
+        order = present.evidence[0] if present.value is True and present.evidence else None
+        daily = named["order.daily_dose"]
+        ceiling = self._ceiling(named)
+        out: dict[str, Fact] = {"infusion.ceiling": ceiling}
+        why = self._not_assessable(named)
+        if why is not None:
+            out.update(_all_missing(why))
+            out["infusion.ceiling_build"] = _no_build("infusion.ceiling_build", why)
+            return out
+        assert isinstance(daily.value, float | int) and isinstance(ceiling.value, float | int)
+        dose, top = float(daily.value), float(ceiling.value)
+        doses = [d for d in buildable_doses(self.limits) if _at_most(d, top)]
+        within = f"within the {_n(top)} mg/day ceiling ({ceiling.detail})"
+        highest = max(doses, default=None)
+        out["infusion.ceiling_build"] = self.build_fact(
+            "infusion.ceiling_build",
+            recommended(highest, self.limits) if highest is not None else None,
+            order,
+            f"no buildable dose {within}",
+        )
+        above = not _at_most(dose, top)
+        best = recommended(dose, self.limits) if not above else None
+        lower_dose = max((d for d in doses if d < dose and not _close(d, dose)), default=None)
+        upper_dose = min((d for d in doses if d > dose and not _close(d, dose)), default=None)
+        lower = recommended(lower_dose, self.limits) if lower_dose is not None else None
+        upper = recommended(upper_dose, self.limits) if upper_dose is not None else None
+        cannot = (
+            f"{_n(dose)} mg/day is above the {_n(top)} mg/day ceiling ({ceiling.detail})"
+            if above
+            else _cannot_build(dose, self.limits)
+        )
+        out["infusion.recommended"] = self.build_fact("infusion.recommended", best, order, cannot)
+        out["infusion.lower"] = self.build_fact(
+            "infusion.lower", lower, order, f"no buildable dose below {_n(dose)} mg/day"
+        )
+        out["infusion.upper"] = self.build_fact(
+            "infusion.upper", upper, order, f"no buildable dose above {_n(dose)} mg/day {within}"
+        )
+        for key, build in (("lower", lower), ("upper", upper)):
+            name = f"infusion.{key}_dose"
+            out[name] = (
+                Fact(name, build.daily_dose, unit="mg/d")
+                if build is not None
+                else missing(name, out[f"infusion.{key}"].missing or "")
+            )
+        out["infusion.sc_alternative"] = self._sc_alternative(named, dose, lower, order)
+        violations = self._violations(named)
+        out["infusion.violations"] = Fact(
+            "infusion.violations", "; ".join(violations) if violations else "none", evidence=daily.evidence
+        )
+        if above:
+            problem = "above-maximum"
+        elif best is None:
+            problem = "unbuildable"
+        elif violations:
+            problem = "violates"
+        elif named["order.bag_described"].value is not True:
+            problem = "undescribed"
+        else:
+            problem = "ok"
+        out["infusion.problem"] = Fact(
+            "infusion.problem", problem, evidence=daily.evidence, detail=daily.detail
+        )
+        return out
+
+    def _ceiling(self, named: Mapping[str, Fact]) -> Fact:
+        """The highest daily dose for this patient: the lowest of the limits that apply, and which one
+        binds. A limit that cannot be applied (no weight, renal function unknown) is named in the detail."""
+        limits: list[tuple[float, str]] = [(self.max_daily_dose, f"{_n(self.max_daily_dose)} mg/day maximum")]
+        notes: list[str] = []
+        evidence: tuple[str, ...] = ()
+        weight = named["patient.weight"]
+        kg = _number(weight)
+        if kg is not None and kg > 0 and weight.comparator is None:
+            kilograms = self.units.convert(kg, weight.unit or "kg", "kg")
+            per_kg = self.max_dose_rate * kilograms * self.units.product_factor("mg/kg/h", "kg", "mg/d")
+            limits.append((per_kg, f"{_n(self.max_dose_rate)} mg/kg/h at {_n(kilograms)} kg"))
+            evidence += weight.evidence
+        else:
+            notes.append(
+                f"the {_n(self.max_dose_rate)} mg/kg/h limit needs a weight ({weight.missing or 'a bound'})"
+            )
+        if self.renal is not None:
+            impairment = named["renal.impairment"]
+            if impairment.value in self.renal.impaired:
+                limits.append(
+                    (self.renal.cap, f"renal maximum {_n(self.renal.cap)} mg/day ({impairment.value})")
+                )
+                evidence += impairment.evidence
+            elif impairment.value is None:
+                notes.append(f"renal maximum not applied: {impairment.missing}")
+        value, binding = min(limits, key=lambda limit: limit[0])
+        detail = "; ".join([binding, *notes])
+        return Fact("infusion.ceiling", value, unit="mg/d", evidence=evidence, detail=detail)
+
+    def _sc_alternative(
+        self, named: Mapping[str, Fact], dose: float, lower: Build | None, order: str | None
+    ) -> Fact:
+        """Subcutaneous unit doses in place of an infusion that cannot be built because it is below the
+        smallest buildable dose (100 mg/day IV): the same daily dose, or with renal impairment the label's
+        interval."""
+        name = "infusion.sc_alternative"
+        unit = self.sc.dose
+        count = dose / unit
+        smallest = min(buildable_doses(self.limits), default=math.inf)
+        if lower is not None or not dose < smallest:
+            return _no_build(name, f"{_n(dose)} mg/day is not below the smallest buildable infusion dose")
+        if not (count >= 1 and _close(count, round(count))):
+            return _no_build(name, f"{_n(dose)} mg/day is not a whole number of {_n(unit)} mg doses")
+        interval = 24 / round(count)
+        note = ""
+        impairment = named["renal.impairment"] if self.renal is not None else None
+        if self.renal is not None and impairment is not None and impairment.value in self.renal.impaired:
+            interval = max(interval, self.renal.sc_interval)
+            note = "; renal: the label's interval"
+        daily = unit * 24 / interval
+        text = f"{_n(unit)} mg {self.sc.label} every {_n(interval)} h"
+        if not _close(daily, dose):
+            text += f" ({_n(daily)} mg/day)"
+        data: dict[str, Any] = {
+            "form": "dose",
+            "route": self.sc.route,
+            "route_coding": dict(self.sc.coding) if self.sc.coding else None,
+            "route_label": self.sc.label,
+            "dose": unit,
+            "interval": interval,
+            "daily_dose": daily,
+            "description": text,
+        }
+        if order is not None:
+            data["order"] = order
+        return Fact(name, text, evidence=(order,) if order else (), detail=text + note, data=data)
+
+    def _not_assessable(self, named: Mapping[str, Fact]) -> str | None:
+        present, route, daily = named["order.present"], named["order.route"], named["order.daily_dose"]
+        if present.value is not True:
+            return present.missing or "no draft order to check"
+        if route.value is None:
+            return f"the route is unknown ({route.missing}), so it is not known to be an infusion"
+        if route.value not in self.infusion_routes:
+            return f"not an infusion order (route {route.value})"
+        if not isinstance(daily.value, float | int) or isinstance(daily.value, bool):
+            return f"no daily dose: {daily.missing}"
+        return None
+
+    def _violations(self, named: Mapping[str, Fact]) -> list[str]:
+        if named["order.bag_described"].value is not True:
+            return []
+        values = {
+            name: named[f"order.{name}"].value for name in ("dose_per_bag", "bag_volume", "interval", "rate")
+        }
+        numbers = {
+            k: float(v) if isinstance(v, float | int) and not isinstance(v, bool) else None
+            for k, v in values.items()
+        }
+        found = check(
+            self.limits,
+            dose_per_bag=numbers["dose_per_bag"],
+            volume=numbers["bag_volume"],
+            interval=numbers["interval"],
+            rate=numbers["rate"],
+        )
+        return [violation.text for violation in found]
+
+
+class Infusion:
+    name = "infusion"
+    # Renal impairment lowers the ceiling of every build: the renal calculation runs first.
+    after: tuple[str, ...] = ("renal",)
+
+    def specs(self, catalog: FactCatalog) -> list[FactSpec]:
+        build = "a bag build (text, and the order update-draft-order writes)"
+        return [
+            FactSpec(
+                "infusion.problem",
+                "text",
+                None,
+                "the ordered infusion as a bag build: unbuildable, violates (a limit), undescribed (daily dose "
+                "only), above-maximum, or ok",
+                PROBLEMS,
+            ),
+            FactSpec("infusion.violations", "text", None, "the limits the ordered bag breaks", width=60),
+            FactSpec(
+                "infusion.recommended",
+                "build",
+                None,
+                f"{build} for the ordered daily dose",
+                width=BUILD_WIDTH,
+            ),
+            FactSpec(
+                "infusion.lower",
+                "build",
+                None,
+                f"{build}: the nearest buildable dose below",
+                width=BUILD_WIDTH,
+            ),
+            FactSpec(
+                "infusion.upper",
+                "build",
+                None,
+                f"{build}: the nearest buildable dose above, within infusion.ceiling",
+                width=BUILD_WIDTH,
+            ),
+            FactSpec("infusion.lower_dose", "quantity", "mg/d", "the nearest buildable daily dose below"),
+            FactSpec("infusion.upper_dose", "quantity", "mg/d", "the nearest buildable daily dose above"),
+            FactSpec(
+                "infusion.ceiling",
+                "quantity",
+                "mg/d",
+                "the patient's highest daily dose: the lowest of the maximum daily dose, the maximum mg/kg/h "
+                "times the weight (when known) and the renal ceiling (when renal impairment applies)",
+            ),
+            FactSpec(
+                "infusion.ceiling_build",
+                "build",
+                None,
+                f"{build}: the highest buildable dose within infusion.ceiling",
+                width=BUILD_WIDTH,
+            ),
+            FactSpec(
+                "infusion.sc_alternative",
+                "build",
+                None,
+                "for an infusion below the smallest buildable dose: subcutaneous unit doses (the order "
+                "update-draft-order writes)",
+                width=SC_WIDTH,
+            ),
+        ]
+
+    def configure(
+        self, params: Params, catalog: FactCatalog, before: Mapping[str, Configured]
+    ) -> InfusionSettings:
+        try:
+            limits = BagLimits(
+                unit_dose=params.number("unit_dose", "mg"),
+                volumes=params.numbers("bag_volumes", "mL"),
+                intervals=params.numbers("bag_intervals", "h"),
+                min_concentration=params.number("min_concentration", "mg/mL"),
+                max_concentration=params.number("max_concentration", "mg/mL"),
+                max_hang_time=params.number("max_hang_time", "h"),
+                min_rate=params.number("min_rate", "mL/h"),
+            )
+        except ValueError as exc:
+            if isinstance(exc, ParameterError):
+                raise
+            raise ParameterError("bag_volumes", f"the bag limits do not make sense: {exc}") from exc
+        routes = catalog.medications.routes
+        sc_route = params.text("sc_route", tuple(routes))
+        if routes[sc_route].infusion:
+            raise ParameterError("sc_route", f"sc_route {sc_route!r} is an infusion route")
+        codes = sorted(routes[sc_route].codes)
+        coding = None
+        if codes:
+            system, _, code = codes[0].partition("|")
+            coding = {"system": system, "code": code, "display": routes[sc_route].label}
+        renal = before.get("renal")
+        return InfusionSettings(
+            limits=limits,
+            max_daily_dose=params.number("max_daily_dose", "mg/d"),
+            max_dose_rate=params.number("max_dose_rate", "mg/kg/h"),
+            diluent=params.text("diluent"),
+            diluent_short=params.text("diluent_short"),
+            instruction=params.text("light_protection"),
+            infusion_routes=frozenset(name for name, route in routes.items() if route.infusion),
+            units=catalog.units,
+            sc=ScForm(sc_route, routes[sc_route].label, coding, params.number("sc_dose", "mg")),
+            renal=renal if isinstance(renal, RenalCeiling) else None,
+        )
+
+
+def _cannot_build(dose: float, limits: BagLimits) -> str:
+    return (
+        f"{_n(dose)} mg/day cannot be given as bags of whole {_n(limits.unit_dose)} mg syringes "
+        f"every {' or '.join(_n(i) for i in limits.intervals)} h within "
+        f"{_n(limits.min_concentration)}-{_n(limits.max_concentration)} mg/mL"
+    )
+
+
+def _all_missing(why: str) -> dict[str, Fact]:
+    names = (
+        "infusion.problem",
+        "infusion.violations",
+        "infusion.recommended",
+        "infusion.lower",
+        "infusion.upper",
+        "infusion.lower_dose",
+        "infusion.upper_dose",
+        "infusion.sc_alternative",
+    )
+    return {name: _no_build(name, why) for name in names}
+
+
+def _no_build(name: str, why: str) -> Fact:
+    return missing(name, why, detail=f"none ({why})")
+
+
+def _number(fact: Fact) -> float | None:
+    value = fact.value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _close(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=_TOLERANCE)
+
+
+def _at_most(value: float, limit: float) -> bool:
+    return value <= limit or _close(value, limit)
+
+
+def _n(value: float) -> str:
+    return f"{value:.2f}".rstrip("0").rstrip(".")

@@ -1,0 +1,747 @@
+"""Kidney function for dosing: the `renal` and `aki` calculations.
+
+- `renal` (rules-logic.md (c)): creatinine clearance by Cockcroft-Gault from patient.age, patient.sex,
+  the dosing weight (actual, Devine ideal or adjusted body weight, as the rule file says) and a current
+  creatinine; and the kidney function dosing goes by (`renal.impairment`): dialysis of any modality, or a
+  recorded end-stage renal disease, counts as a clearance below the threshold, since a creatinine lowered
+  by dialysis makes Cockcroft-Gault meaningless. The `infusion` calculation reads it for the renal dose
+  ceiling.
+- `aki`: acute kidney injury by the KDIGO creatinine criteria, judged on the creatinine results themselves
+  (a steady-state estimate such as Cockcroft-Gault is unreliable while creatinine is still rising).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Literal
+
+from cds_service.clinical.base import Configured, ParameterError, Params, Threshold
+from cds_service.clinical.ferritin.calculator import Sample
+from cds_service.clinical.renal.calculator import (
+    AkiLimits,
+    adjusted_weight,
+    cockcroft_gault,
+    creatinine_at_clearance,
+    ideal_weight,
+    judge,
+)
+from cds_service.clinical.tristate import Tri, compare
+from cds_service.facts.catalog import FactCatalog
+from cds_service.facts.knowledge import Analyte, duration_text, unavailable
+from cds_service.facts.labs import Point, collect
+from cds_service.facts.model import Facts
+from cds_service.facts.named import Fact, FactSpec, missing
+from cds_service.facts.units import Units, tidy
+from cds_service.markup import Markdown, markdown_text
+
+# The analytes (rules/facts/analytes.yaml) these calculations read; their facts are creatinine.latest etc.
+CREATININE = "creatinine"
+HEIGHT = "height"
+WEIGHT_BASES = ("actual", "ideal", "adjusted")
+UNSTATED_SEX_CHOICES = ("lower", "higher")
+CRITERIA = ("absolute", "ratio", "none")
+# What dosing goes by: dialysis in the window, a recorded end-stage renal disease, a clearance below the
+# threshold, or none of these (renal.impairment).
+IMPAIRMENTS = ("dialysis", "esrd", "clearance", "none")
+IMPAIRED = frozenset({"dialysis", "esrd", "clearance"})
+SUMMARY_WIDTH = 40  # "SCr 114.5→353.6 umol/L in 167.5 h"
+_FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}
+_SHOWN_RESULTS = 6
+_SEXES = ("female", "male")
+
+
+# --- renal ---------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class IdealWeight:
+    """Devine's ideal body weight for one sex: `base` kg at `base_height` inches, plus `per_inch` kg."""
+
+    base: float  # kg
+    per_inch: float  # kg/[in_i]
+    base_height: float  # [in_i]
+
+
+@dataclasses.dataclass(frozen=True)
+class ConditionSets:
+    """Which condition sets (rules/facts/conditions.yaml) mean dialysis and which end-stage disease."""
+
+    dialysis: tuple[str, ...]
+    esrd: tuple[str, ...]
+    sources: Mapping[str, tuple[str, ...]]  # set name -> the prefetch labels that carry its resources
+    labels: Mapping[str, str]
+
+
+@dataclasses.dataclass(frozen=True)
+class RenalSettings:
+    min_age: float  # years
+    weight_basis: str
+    unstated_sex: Literal["lower", "higher"]
+    crcl_threshold: float  # mL/min, strict
+    creatinine_window: timedelta
+    ideal: Mapping[str, IdealWeight]  # by sex
+    adjusted_factor: float
+    sets: ConditionSets
+    units: Units
+    # Read by the infusion calculation: the renal ceiling, and the subcutaneous interval of the label.
+    cap: float  # mg/d
+    sc_interval: float  # h
+    sc_route: str  # the medications.yaml route the label's every-other-day advice is for
+    impaired: frozenset[str] = IMPAIRED
+
+    def compute(self, named: Mapping[str, Fact], facts: Facts) -> dict[str, Fact]:
+        crcl = self._crcl(named, facts.now)
+        return {
+            "renal.crcl": crcl,
+            "renal.impairment": self._impairment(named, crcl, facts),
+            "renal.sc_too_frequent": self._sc_too_frequent(named),
+            "renal.creatinine_limit": self._creatinine_limit(named),
+        }
+
+    def _sc_too_frequent(self, named: Mapping[str, Fact]) -> Fact:
+        """Whether the draft is a non-infusion (subcutaneous) order given more often than the label's renal
+        interval; no for an infusion or an order of unknown route (their renal check is the daily ceiling)."""
+        name = "renal.sc_too_frequent"
+        present, route, interval = named["order.present"], named["order.route"], named["order.interval"]
+        if present.value is not True:
+            return missing(name, present.missing or "no draft order")
+        if route.value != self.sc_route:
+            return Fact(name, False, evidence=route.evidence, detail=f"route {route.value or 'not given'}")
+        hours = _number(interval)
+        if hours is None:
+            return missing(
+                name, f"a {self.sc_route} order with no interval: {interval.missing}", route.evidence
+            )
+        every = f"every {_n(hours)} h; the label's renal interval is every {_n(self.sc_interval)} h"
+        return Fact(name, hours < self.sc_interval, evidence=interval.evidence, detail=every)
+
+    def _creatinine_limit(self, named: Mapping[str, Fact]) -> Fact:
+        """The creatinine at which this patient's Cockcroft-Gault clearance falls to the threshold, with the
+        rule file's dosing weight: where a chart draws the renal limit on the creatinine axis."""
+        name = "renal.creatinine_limit"
+        age, sex, weight = named["patient.age"], named["patient.sex"], named["patient.weight"]
+        height = named[f"{HEIGHT}.latest"]
+        years, kg = _number(age), _number(weight)
+        if years is not None and years < self.min_age:
+            return missing(
+                name, f"Cockcroft-Gault does not apply under {_n(self.min_age)} years (age {_n(years)})"
+            )
+        absent = [
+            label for label, fact in (("age", age), ("weight", weight), ("sex", sex)) if fact.value is None
+        ]
+        if self.weight_basis != "actual" and _number(height) is None:
+            absent.append("height")
+        if absent or years is None or kg is None or weight.comparator is not None:
+            return missing(name, f"missing {', '.join(absent) or 'an exact weight'}")
+        limits = {}
+        try:
+            for sex_ in _SEXES:
+                dosing, _ = self._dosing_weight(kg, height, sex_)
+                limits[sex_] = creatinine_at_clearance(
+                    years, dosing, self.crcl_threshold, female=sex_ == "female"
+                )
+        except ValueError as exc:
+            return missing(name, f"Cockcroft-Gault cannot use these inputs: {exc}")
+        if sex.value in _SEXES:
+            value = limits[str(sex.value)]
+        else:
+            # The clearance taken for other sexes is the lower (or higher) estimate: it reaches the
+            # threshold at the lower (or higher) creatinine.
+            value = min(limits.values()) if self.unstated_sex == "lower" else max(limits.values())
+        detail = (
+            f"creatinine at which Cockcroft-Gault gives {_n(self.crcl_threshold)} mL/min at age {_n(years)}, "
+            f"{_n(kg)} kg ({self.weight_basis} weight basis), sex {sex.value}"
+        )
+        return Fact(name, tidy(value), unit="mg/dL", evidence=weight.evidence, detail=detail)
+
+    # --- clearance ---
+
+    def _crcl(self, named: Mapping[str, Fact], now: datetime) -> Fact:
+        name = "renal.crcl"
+        age, sex = named["patient.age"], named["patient.sex"]
+        weight, creatinine = named["patient.weight"], named[f"{CREATININE}.latest"]
+        years, kg, mg_dl = _number(age), _number(weight), _number(creatinine)
+        # The equation was derived in adults; under the age limit no input makes it valid, so say that
+        # rather than list whatever else is missing.
+        if years is not None and years < self.min_age:
+            why = f"Cockcroft-Gault does not apply under {_n(self.min_age)} years (age {_n(years)})"
+            return missing(name, why, detail=age.detail)
+        stale = self._stale(creatinine, mg_dl, now)
+        inputs = (("creatinine", creatinine, mg_dl), ("weight", weight, kg), ("age", age, years))
+        absent = [(label, fact.missing or "not recorded") for label, fact, number in inputs if number is None]
+        if stale is not None:
+            absent.insert(0, ("creatinine", stale))
+        if sex.value is None:
+            absent.append(("sex", sex.missing or "not recorded"))
+        height = named[f"{HEIGHT}.latest"]
+        if self.weight_basis != "actual" and _number(height) is None:
+            absent.append(
+                (
+                    "height",
+                    f"{height.missing or 'not recorded'}; the {self.weight_basis} body weight needs it",
+                )
+            )
+        if absent:
+            # Each input's own reason, so that a card listing what is missing names the weight once even
+            # when another check needs it too ("no body weight in the last 7 days").
+            return missing(name, "; ".join(dict.fromkeys(reason for _, reason in absent)))
+        assert years is not None and kg is not None and mg_dl is not None
+        evidence = (*creatinine.evidence, *weight.evidence)
+        if self.weight_basis != "actual":
+            evidence += height.evidence
+        if weight.comparator is not None:
+            return missing(name, f"weight is only a bound ({weight.comparator}{_n(kg)} kg)", evidence)
+        try:
+            estimates = {sex_: self._estimate(years, kg, mg_dl, height, sex_) for sex_ in _SEXES}
+        except ValueError as exc:
+            return missing(name, f"Cockcroft-Gault cannot use these inputs: {exc}", evidence)
+        if sex.value in _SEXES:
+            chosen = str(sex.value)
+            value, weight_text = estimates[chosen]
+            sex_text = chosen
+        else:
+            # The equation knows two sexes; which estimate to take for the others is a rule file choice.
+            pick = min if self.unstated_sex == "lower" else max
+            chosen = pick(_SEXES, key=lambda s: estimates[s][0])
+            value, weight_text = estimates[chosen]
+            sex_text = (
+                f"{sex.value}: the {self.unstated_sex} of the female ({estimates['female'][0]:.1f}) and male "
+                f"({estimates['male'][0]:.1f}) estimates"
+            )
+        # A creatinine reported as a bound ("<0.3") bounds the clearance the other way.
+        comparator = _FLIP.get(creatinine.comparator or "")
+        # Bold figure, then the inputs as the EHR gave them (escaped: a unit or a sex is the EHR's text).
+        detail = Markdown(
+            f"Cockcroft-Gault **{comparator or ''}{value:.1f} mL/min** "
+            + markdown_text(
+                f"from age {_n(years)} years; {weight_text}{_when(weight)}; "
+                f"creatinine {_reported(creatinine, mg_dl)}{_when(creatinine)}; sex {sex_text}"
+            )
+        )
+        # tidy() only removes float noise (29.999999999999996 is 30); the value is not rounded for display.
+        return Fact(
+            name,
+            tidy(value),
+            unit="mL/min",
+            comparator=comparator,
+            time=creatinine.time,
+            evidence=evidence,
+            detail=detail,
+        )
+
+    def _stale(self, creatinine: Fact, mg_dl: float | None, now: datetime) -> str | None:
+        """Why the newest creatinine is too old to dose by, or None when it is current (or absent)."""
+        if mg_dl is None or creatinine.time is None:
+            return None
+        age = now - creatinine.time
+        if age <= self.creatinine_window:
+            return None
+        hours = age.total_seconds() / 3600
+        return (
+            f"current creatinine needed: the newest, {_reported(creatinine, mg_dl)} at "
+            f"{creatinine.time:%Y-%m-%d %H:%M}, is {_n(round(hours, 1))} h old, more than "
+            f"{_hours_text(self.creatinine_window.total_seconds() / 3600)}"
+        )
+
+    def _estimate(self, years: float, kg: float, mg_dl: float, height: Fact, sex: str) -> tuple[float, str]:
+        """Cockcroft-Gault for one sex with the dosing weight of the rule file's basis, and that weight in
+        words."""
+        dosing, text = self._dosing_weight(kg, height, sex)
+        return cockcroft_gault(years, dosing, mg_dl, female=sex == "female"), text
+
+    def _dosing_weight(self, kg: float, height: Fact, sex: str) -> tuple[float, str]:
+        actual = f"actual body weight {_n(kg)} kg"
+        if self.weight_basis == "actual":
+            return kg, actual
+        cm = _number(height)
+        assert cm is not None  # _crcl lists a missing height first
+        devine = self.ideal[sex]
+        inches = self.units.convert(cm, height.unit or "cm", "[in_i]")
+        ideal = ideal_weight(inches, devine.base, devine.per_inch, devine.base_height)
+        shown = f"{_n(round(ideal, 1))} kg for {_n(cm)} cm ({sex})"
+        if kg <= ideal:
+            # Below the ideal weight the actual weight is the smaller and is used (the usual practice).
+            return kg, f"{actual} (not above the Devine ideal body weight, {shown})"
+        if self.weight_basis == "ideal":
+            return ideal, f"Devine ideal body weight {shown}; actual {_n(kg)} kg"
+        weight = adjusted_weight(kg, ideal, self.adjusted_factor)
+        return weight, (
+            f"adjusted body weight {_n(round(weight, 1))} kg (ideal {shown} + {_n(self.adjusted_factor)} x "
+            f"the excess of the actual {_n(kg)} kg)"
+        )
+
+    # --- what dosing goes by ---
+
+    def _impairment(self, named: Mapping[str, Fact], crcl: Fact, facts: Facts) -> Fact:
+        name = "renal.impairment"
+        for kind, sets in (("dialysis", self.sets.dialysis), ("esrd", self.sets.esrd)):
+            found = [named[f"conditions.{s}.status"] for s in sets]
+            present = [f for f in found if f.value == "present"]
+            if present:
+                evidence = tuple(ref for f in present for ref in f.evidence)
+                detail = "; ".join(f"{f.detail} {', '.join(f.evidence)}".strip() for f in present)
+                return Fact(name, kind, time=present[0].time, evidence=evidence, detail=detail)
+        # No dialysis or end-stage disease on record: the clearance decides, if the record could be read.
+        gaps = [
+            gap
+            for s in (*self.sets.dialysis, *self.sets.esrd)
+            if (gap := unavailable(facts.unavailable, self.sets.sources[s])) is not None
+        ]
+        unread = (
+            f"dialysis and end-stage renal disease could not be excluded ({'; '.join(dict.fromkeys(gaps))})"
+        )
+        value = crcl.value
+        state = (
+            compare(float(value), "<", self.crcl_threshold, crcl.comparator)
+            if isinstance(value, int | float) and not isinstance(value, bool)
+            else Tri.UNKNOWN
+        )
+        if state is Tri.MET:
+            return Fact(name, "clearance", time=crcl.time, evidence=crcl.evidence, detail=crcl.detail)
+        if state is Tri.NOT_MET and not gaps:
+            detail = (
+                f"{crcl.detail}; no dialysis or end-stage renal disease on record"
+                if crcl.detail
+                else "no dialysis or end-stage renal disease on record"
+            )
+            return Fact(name, "none", time=crcl.time, evidence=crcl.evidence, detail=detail)
+        if state is Tri.NOT_MET:
+            shown = f"{crcl.comparator or ''}{float(value):.1f}" if isinstance(value, int | float) else "?"
+            return missing(name, f"CrCl {shown} mL/min, but {unread}", crcl.evidence, crcl.detail)
+        why = crcl.missing or "the clearance estimate is only a bound that straddles the threshold"
+        if gaps:
+            why = f"{why}; and {unread}"
+        return missing(name, why, crcl.evidence, crcl.detail)
+
+
+class Renal:
+    name = "renal"
+    after: tuple[str, ...] = ()
+
+    def specs(self, catalog: FactCatalog) -> list[FactSpec]:
+        return [
+            FactSpec(
+                "renal.crcl",
+                "quantity",
+                "mL/min",
+                "creatinine clearance by Cockcroft-Gault from age, sex, the dosing body weight and the newest "
+                "creatinine within the rule file's window; not rounded (display it with :.1f)",
+            ),
+            FactSpec(
+                "renal.creatinine_limit",
+                "quantity",
+                "mg/dL",
+                "the serum creatinine at which this patient's Cockcroft-Gault clearance equals the rule "
+                "file's crcl_threshold (for the chart's renal limit line)",
+            ),
+            FactSpec(
+                "renal.sc_too_frequent",
+                "boolean",
+                None,
+                "the draft is an order by the label's route (label_route) given more often than its renal "
+                "interval (label_interval); no for other routes",
+            ),
+            FactSpec(
+                "renal.impairment",
+                "text",
+                None,
+                "what renal dosing goes by: dialysis (a session in the window, or in progress), esrd (recorded "
+                "end-stage renal disease or dialysis dependence), clearance (CrCl below the threshold), none",
+                IMPAIRMENTS,
+            ),
+        ]
+
+    def configure(
+        self, params: Params, catalog: FactCatalog, before: Mapping[str, Configured]
+    ) -> RenalSettings:
+        basis = params.text("weight_basis", WEIGHT_BASES)
+        unstated = params.text("unstated_sex", UNSTATED_SEX_CHOICES)
+        factor = params.number("dose_factor")
+        if not 0 < factor <= 1:
+            raise ParameterError("dose_factor", f"dose_factor must be above 0 and at most 1, not {factor:g}")
+        cap, series_max = params.number("renal_cap", "mg/d"), params.number("series_max", "mg/d")
+        if abs(cap - factor * series_max) > 1e-9 * series_max:
+            raise ParameterError(
+                "renal_cap",
+                f"renal_cap {cap:g} mg/d is not dose_factor x series_max ({factor:g} x {series_max:g} mg/d)",
+            )
+        window = params.number("creatinine_window", "h")
+        if not window > 0:
+            raise ParameterError("creatinine_window", "creatinine_window must be a positive duration")
+        adjusted = params.number("adjusted_factor")
+        if not 0 < adjusted < 1:
+            raise ParameterError(
+                "adjusted_factor", f"adjusted_factor must be between 0 and 1, not {adjusted:g}"
+            )
+        base_height = params.number("ibw_base_height", "[in_i]")
+        per_inch = params.number("ibw_per_height", "kg/[in_i]")
+        ideal = {
+            sex: IdealWeight(params.number(f"ibw_base_{sex}", "kg"), per_inch, base_height) for sex in _SEXES
+        }
+        if HEIGHT not in catalog.analytes:
+            raise ParameterError("weight_basis", f"no {HEIGHT!r} analyte in rules/facts/analytes.yaml")
+        return RenalSettings(
+            min_age=params.number("min_age", "a"),
+            weight_basis=basis,
+            unstated_sex="lower" if unstated == "lower" else "higher",
+            crcl_threshold=params.number("crcl_threshold", "mL/min"),
+            creatinine_window=timedelta(hours=window),
+            ideal=ideal,
+            adjusted_factor=adjusted,
+            sets=_condition_sets(params, catalog),
+            units=catalog.units,
+            cap=cap,
+            sc_interval=params.number("label_interval", "h"),
+            sc_route=params.text("label_route", tuple(catalog.medications.routes)),
+        )
+
+
+def _condition_sets(params: Params, catalog: FactCatalog) -> ConditionSets:
+    known = catalog.conditions.sets
+    chosen: dict[str, tuple[str, ...]] = {}
+    for name in ("dialysis_sets", "esrd_sets"):
+        sets = params.texts(name)
+        unknown = [s for s in sets if s not in known]
+        if unknown:
+            raise ParameterError(
+                name, f"{name}: {', '.join(unknown)} not in rules/facts/conditions.yaml ({', '.join(known)})"
+            )
+        chosen[name] = sets
+    named = [*chosen["dialysis_sets"], *chosen["esrd_sets"]]
+    return ConditionSets(
+        dialysis=chosen["dialysis_sets"],
+        esrd=chosen["esrd_sets"],
+        sources={s: known[s].sources for s in named},
+        labels={s: known[s].label for s in named},
+    )
+
+
+# --- aki -----------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class AkiSettings:
+    analyte: Analyte
+    units: Units
+    sources: tuple[str, ...]  # prefetch labels of the lab results
+    assessment_window: timedelta
+    absolute_rise: Threshold
+    absolute_window_hours: float
+    ratio: float
+    baseline_window_hours: float
+    stage2_ratio: float
+    stage3_ratio: float
+    stage3_value: Threshold
+
+    @property
+    def lookback(self) -> timedelta:
+        """A result judged at the start of the assessment window needs its baseline from before it."""
+        return self.assessment_window + timedelta(hours=self._reach_hours)
+
+    @property
+    def _reach_hours(self) -> float:
+        return max(self.absolute_window_hours, self.baseline_window_hours)
+
+    def limits(self, unit: str) -> AkiLimits | None:
+        """The limits stated in `unit` (the canonical unit always is); None when a threshold is not."""
+        rise, value = _stated(self.absolute_rise, unit), _stated(self.stage3_value, unit)
+        if rise is None or value is None:
+            return None
+        return AkiLimits(
+            absolute_rise=rise,
+            absolute_window_hours=self.absolute_window_hours,
+            ratio=self.ratio,
+            baseline_window_hours=self.baseline_window_hours,
+            stage2_ratio=self.stage2_ratio,
+            stage3_ratio=self.stage3_ratio,
+            stage3_value=value,
+        )
+
+    def compute(self, named: Mapping[str, Fact], facts: Facts) -> dict[str, Fact]:
+        span = duration_text(self.lookback)
+        series = collect(self.analyte, facts, self.units, facts.now - self.lookback)
+        excluded = list(series.excluded)
+        points: list[Point] = []
+        for point in series.points:
+            if point.comparator is not None:
+                excluded.append(f"{point.evidence[0]} is only a bound ({_point_text(point)})")
+            elif not point.native_value > 0:
+                excluded.append(f"{point.evidence[0]} is not a positive value ({_point_text(point)})")
+            else:
+                points.append(point)
+        return {
+            **self._stage(points, excluded, span, facts),
+            "aki.creatinine_limit": self._limit(points, facts.now),
+        }
+
+    def _limit(self, points: Sequence[Point], now: datetime) -> Fact:
+        """The lowest creatinine that, drawn now, would meet a KDIGO criterion against the results before
+        it: where a chart draws the AKI limit. In the canonical unit, like the thresholds it adds up."""
+        name = "aki.creatinine_limit"
+        candidates: list[tuple[float, str, tuple[str, ...]]] = []
+        for hours, criterion in ((self.absolute_window_hours, "rise"), (self.baseline_window_hours, "ratio")):
+            earlier = [p for p in points if now - timedelta(hours=hours) <= p.time <= now]
+            if not earlier:
+                continue
+            lowest = min(earlier, key=lambda p: p.value)
+            if criterion == "rise":
+                value = lowest.value + self.absolute_rise.value
+                why = f"{_shown(lowest.value)} (lowest of {_hours_text(hours)}) + {_n(self.absolute_rise.value)}"
+            else:
+                value = lowest.value * self.ratio
+                why = f"{_n(self.ratio)} × {_shown(lowest.value)} (lowest of {_hours_text(hours)})"
+            candidates.append((value, why, lowest.evidence))
+        if not candidates:
+            return missing(
+                name, f"no creatinine in the last {_hours_text(self._reach_hours)} to compare with"
+            )
+        value, why, evidence = min(candidates)
+        detail = f"a creatinine of {_shown(value)} {self.analyte.unit} or more now would meet KDIGO: {why}"
+        return Fact(name, tidy(value), unit=self.analyte.unit, evidence=evidence, detail=detail)
+
+    def _stage(self, points: list[Point], excluded: list[str], span: str, facts: Facts) -> dict[str, Fact]:
+        if len(points) < 2:
+            return _aki_missing(self._too_few(points, excluded, span, facts))
+        unit, limits, as_reported = self._unit(points)
+        # Each sample's ref is its index in `points`: Observation ids may be absent or repeated.
+        samples = [
+            Sample(p.time, p.native_value if unit == p.native_unit else p.value, False, str(index))
+            for index, p in enumerate(points)
+        ]
+        judged_from = facts.now - self.assessment_window
+        found, compared = judge(samples, limits, judged_from, self._reach_hours)
+        results = _results(points, unit)
+        native = (
+            "as reported"
+            if as_reported
+            else "converted: the results are not all in one unit the thresholds are stated in"
+        )
+        if not compared:
+            newest = points[0]
+            return _aki_missing(
+                f"no creatinine in the last {duration_text(self.assessment_window)} has an earlier one within "
+                f"{_hours_text(self._reach_hours)} to compare with (newest {_point_text(newest)} at "
+                f"{newest.time:%Y-%m-%d %H:%M})"
+            )
+        if found is None:
+            detail = (
+                f"No KDIGO creatinine rise in the last {duration_text(self.assessment_window)} "
+                f"(compared in {unit}, {native}). Results: {results}."
+            )
+            evidence = tuple(p.evidence[0] for p in points)
+            none = "no acute kidney injury by the KDIGO creatinine criteria"
+            return {
+                "aki.stage": Fact("aki.stage", 0, evidence=evidence, detail=detail),
+                "aki.criterion": Fact("aki.criterion", "none", evidence=evidence, detail=detail),
+                "aki.summary": missing("aki.summary", none, evidence, detail),
+            }
+        reference, value = points[int(str(found.reference.ref))], points[int(str(found.value.ref))]
+        shown_ref, shown_value = _shown(found.reference.value), _shown(found.value.value)
+        summary = f"SCr {shown_ref}→{shown_value} {unit} in {_n(round(found.hours, 1))} h"
+        lowest = (
+            f"{shown_ref} {unit} at {reference.time:%Y-%m-%d %H:%M} ({reference.evidence[0]}), the lowest "
+            "result in the previous"
+        )
+        if found.criterion == "ratio":
+            why = (
+                f"{_n(round(found.ratio, 2))} × {lowest} {_hours_text(self.baseline_window_hours)} "
+                f"(KDIGO: ≥ {_n(self.ratio)} × baseline)"
+            )
+        else:
+            window = _hours_text(self.absolute_window_hours)
+            why = (
+                f"a rise of {_shown(found.rise)} {unit} from {lowest} {window} "
+                f"(KDIGO: ≥ {_shown(limits.absolute_rise)} {unit} within {window})"
+            )
+        detail = Markdown(
+            f"KDIGO stage **{found.stage}**: "
+            + markdown_text(
+                f"creatinine {shown_value} {unit} at {value.time:%Y-%m-%d %H:%M} ({value.evidence[0]}) is "
+                f"{why}. Compared in {unit}, {native}. Results: {results}."
+            )
+        )
+        evidence = (reference.evidence[0], value.evidence[0])
+        return {
+            "aki.stage": Fact("aki.stage", found.stage, time=value.time, evidence=evidence, detail=detail),
+            "aki.criterion": Fact(
+                "aki.criterion", found.criterion, time=value.time, evidence=evidence, detail=detail
+            ),
+            "aki.summary": Fact("aki.summary", summary, time=value.time, evidence=evidence, detail=detail),
+        }
+
+    def _unit(self, points: Sequence[Point]) -> tuple[str, AkiLimits, bool]:
+        """The unit to compare in, its limits, and whether that is the unit the results were reported in.
+
+        Native-unit comparison (rules-logic.md): a rise of 26.5 umol/L must meet the 26.5 umol/L limit,
+        though converted it is 0.2998 mg/dL. Only possible when every result shares a unit the thresholds
+        are stated in; otherwise all are compared in the canonical unit.
+        """
+        reported = {p.native_unit for p in points}
+        if len(reported) == 1:
+            (unit,) = reported
+            limits = self.limits(unit)
+            if limits is not None:
+                return unit, limits, True
+        canonical = self.limits(self.analyte.unit)
+        assert canonical is not None  # a Threshold's canonical value is always stated
+        return self.analyte.unit, canonical, False
+
+    def _too_few(self, points: Sequence[Point], excluded: Sequence[str], span: str, facts: Facts) -> str:
+        gap = unavailable(facts.unavailable, self.sources)
+        if gap is not None:
+            return gap
+        label = self.analyte.label
+        if not points:
+            reason = f"no {label} in the last {span}"
+        else:
+            point = points[0]
+            reason = (
+                f"only one {label} in the last {span} ({_point_text(point)} at {point.time:%Y-%m-%d %H:%M})"
+            )
+        if excluded:
+            more = f" and {len(excluded) - 2} more" if len(excluded) > 2 else ""
+            reason += f"; not used: {'; '.join(excluded[:2])}{more}"
+        return reason
+
+
+class AcuteKidneyInjury:
+    name = "aki"
+    after: tuple[str, ...] = ()
+
+    def specs(self, catalog: FactCatalog) -> list[FactSpec]:
+        return [
+            FactSpec(
+                "aki.stage",
+                "count",
+                None,
+                "KDIGO acute kidney injury stage (0-3) from creatinine alone; missing without two results to "
+                "compare",
+            ),
+            FactSpec(
+                "aki.creatinine_limit",
+                "quantity",
+                catalog.analytes[CREATININE].unit if CREATININE in catalog.analytes else "mg/dL",
+                "the lowest creatinine that, drawn at the request's time, would meet a KDIGO criterion "
+                "against the results before it (for the chart's AKI limit line)",
+            ),
+            FactSpec(
+                "aki.criterion",
+                "text",
+                None,
+                "the KDIGO criterion met: absolute (a rise within hours), ratio (to the 7-day baseline), none",
+                CRITERIA,
+            ),
+            FactSpec(
+                "aki.summary",
+                "text",
+                None,
+                'the rise that defines the AKI, e.g. "SCr 1.0→1.6 mg/dL in 30 h"',
+                width=SUMMARY_WIDTH,
+            ),
+        ]
+
+    def configure(
+        self, params: Params, catalog: FactCatalog, before: Mapping[str, Configured]
+    ) -> AkiSettings:
+        analyte = catalog.analytes.get(CREATININE)
+        if analyte is None:
+            raise ParameterError("", f"no {CREATININE!r} analyte in rules/facts/analytes.yaml")
+        ratio = params.number("baseline_ratio")
+        stage2 = params.number("stage2_ratio")
+        stage3 = params.number("stage3_ratio")
+        if not 1 < ratio <= stage2 <= stage3:
+            raise ParameterError(
+                "stage2_ratio",
+                f"need 1 < baseline_ratio <= stage2_ratio <= stage3_ratio, not {ratio:g}, {stage2:g}, {stage3:g}",
+            )
+        windows = {
+            name: params.number(name, "h")
+            for name in ("assessment_window", "absolute_window", "baseline_window")
+        }
+        for name, hours in windows.items():
+            if not hours > 0:
+                raise ParameterError(name, f"{name} must be a positive duration")
+        return AkiSettings(
+            analyte=analyte,
+            units=catalog.units,
+            sources=catalog.labs.sources,
+            assessment_window=timedelta(hours=windows["assessment_window"]),
+            absolute_rise=params.threshold("absolute_rise", analyte.unit, CREATININE),
+            absolute_window_hours=windows["absolute_window"],
+            ratio=ratio,
+            baseline_window_hours=windows["baseline_window"],
+            stage2_ratio=stage2,
+            stage3_ratio=stage3,
+            stage3_value=params.threshold("stage3_creatinine", analyte.unit, CREATININE),
+        )
+
+
+def _aki_missing(reason: str) -> dict[str, Fact]:
+    return {name: missing(name, reason) for name in ("aki.stage", "aki.criterion", "aki.summary")}
+
+
+def _stated(threshold: Threshold, unit: str) -> float | None:
+    if unit == threshold.unit:
+        return threshold.value
+    return threshold.native.get(unit)
+
+
+def _results(points: Sequence[Point], unit: str) -> str:
+    shown = [
+        (
+            f"{_shown(p.native_value)} {unit}"
+            if unit == p.native_unit
+            else f"{p.native_value:g} {p.native_unit} = {_shown(p.value)} {unit}"
+        )
+        + f" at {p.time:%Y-%m-%d %H:%M}"
+        for p in points[:_SHOWN_RESULTS]
+    ]
+    more = f" and {len(points) - _SHOWN_RESULTS} older" if len(points) > _SHOWN_RESULTS else ""
+    return "; ".join(shown) + more
+
+
+def _point_text(point: Point) -> str:
+    return f"{point.comparator or ''}{point.native_value:g} {point.native_unit}"
+
+
+def _shown(value: float) -> str:
+    """A creatinine as a lab prints it: 1.0 and 1.05 mg/dL (one or two decimals), 88 and 114.5 umol/L."""
+    text = f"{value:.2f}".rstrip("0")
+    if text.endswith("."):
+        text = text + "0" if abs(value) < 10 else text[:-1]
+    return text
+
+
+def _hours_text(hours: float) -> str:
+    """'48 hours' as KDIGO says it, '7 days' from three days on."""
+    if hours >= 72 and hours % 24 == 0:
+        return duration_text(timedelta(hours=hours))
+    return f"{_n(hours)} hours"
+
+
+def _number(fact: Fact) -> float | None:
+    value = fact.value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _reported(fact: Fact, value: float) -> str:
+    """As reported, then converted: "97 umol/L = 1.097 mg/dL"."""
+    comparator = fact.comparator or ""
+    text = f"{comparator}{_n(value)} {fact.unit}"
+    if fact.native_unit and fact.native_unit != fact.unit and fact.native_value is not None:
+        text = f"{comparator}{_n(fact.native_value)} {fact.native_unit} = {text}"
+    return text
+
+
+def _when(fact: Fact) -> str:
+    return f" ({fact.time:%Y-%m-%d %H:%M})" if fact.time else ""
+
+
+def _n(value: float) -> str:
+    """At most 3 decimals, no trailing zeros: 1200, 0.5, 1.097."""
+    text = f"{value:.3f}".rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text

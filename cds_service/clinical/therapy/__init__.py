@@ -1,0 +1,3 @@
+"""The therapy in force and being ordered: orders, routes and total daily dose, in `facts`."""
+
+__all__ = ["facts"]
