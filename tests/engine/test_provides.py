@@ -85,3 +85,39 @@ def test_a_variant_condition_is_compiled_and_checked(rules_copy: Path) -> None:
     # A one-leaf condition is reported at its `when:` line, two lines above.
     line = line_of(path, "in: [broken]") - 2
     assert any(p.startswith(f"{path}:{line}:") and "never ['broken']" in p for p in found), found
+
+
+@pytest.mark.parametrize(
+    ("file", "parameter", "value"),
+    [
+        ("renal-dose.yaml", "creatinine_analyte", "creatinine"),
+        ("renal-dose.yaml", "height_analyte", "height"),
+        ("acute-kidney-injury.yaml", "creatinine_analyte", "creatinine"),
+        ("neutropenia.yaml", "analyte", "anc"),
+        ("ferritin-rise.yaml", "analyte", "ferritin"),
+        ("ferritin-escalation.yaml", "analyte", "ferritin"),
+    ],
+)
+def test_an_input_analyte_the_catalog_lacks_is_reported_at_the_parameter(
+    rules_copy: Path, file: str, parameter: str, value: str
+) -> None:
+    """A calculation's input analytes are named in its rule file: a name analytes.yaml lacks (a typo, or
+    an analyte renamed there only) is an error at the parameter, never a silently missing input."""
+    path = rules_copy / file
+    edit(path, f"  {parameter}:\n    value: {value}\n", f"  {parameter}:\n    value: {value}_renamed\n")
+    found = errors(rules_copy)
+    assert any(
+        p.startswith(f"{path}:{line_of(path, f'  {parameter}:')}:")
+        and f"'{value}_renamed', which is not an analyte" in p
+        for p in found
+    ), found
+
+
+def test_a_renamed_analyte_needs_only_rule_file_changes(rules_copy: Path) -> None:
+    """Renaming the creatinine analyte in rules/facts and in the rule files naming it leaves lint clean."""
+    analytes = rules_copy / "facts" / "analytes.yaml"
+    edit(analytes, "  creatinine:\n", "  serum_creatinine:\n")
+    for file in ("renal-dose.yaml", "acute-kidney-injury.yaml"):
+        edit(rules_copy / file, "    value: creatinine\n", "    value: serum_creatinine\n")
+    edit(rules_copy / "charts" / "mas-course.yaml", "analytes: [creatinine]", "analytes: [serum_creatinine]")
+    assert not [p for p in errors(rules_copy) if "creatinine" in p], errors(rules_copy)

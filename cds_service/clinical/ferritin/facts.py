@@ -31,7 +31,8 @@ from cds_service.ruleformat.text import format_number, format_time
 
 __all__ = ["FERRITIN_RESPONSE", "FERRITIN_TREND", "FerritinResponse", "FerritinTrend"]
 
-ANALYTE = "ferritin"  # the rules/facts/analytes.yaml entry both calculations read
+# The rule-file parameter naming the analyte (rules/facts/analytes.yaml) both calculations read.
+ANALYTE = "analyte"
 # Rates are rounded to this many decimals, so that exactly 60 %/day (x1.6 in 24 h, x2.56 in 48 h) meets a
 # 60 %/day threshold despite floating point (rules-logic.md (b) step 3 asks for a 1e-9 tolerance).
 _DECIMALS = 9
@@ -56,18 +57,6 @@ _RESPONSE_FACTS = (
     "peak",
     "below_peak",
 )
-
-
-def _analyte(catalog: FactCatalog) -> Analyte:
-    analyte = catalog.analytes.get(ANALYTE)
-    if analyte is None:
-        raise ParameterError(ANALYTE, f"rules/facts/analytes.yaml has no {ANALYTE!r} analyte to read")
-    return analyte
-
-
-def _unit(catalog: FactCatalog) -> str:
-    analyte = catalog.analytes.get(ANALYTE)
-    return analyte.unit if analyte is not None else "ug/L"
 
 
 def _positive_hours(params: Params, name: str) -> float:
@@ -128,8 +117,8 @@ class FerritinTrend:
     name = "ferritin_trend"
     after: tuple[str, ...] = ()
 
-    def specs(self, catalog: FactCatalog) -> list[FactSpec]:
-        unit = _unit(catalog)
+    def specs(self, catalog: FactCatalog, params: Params) -> list[FactSpec]:
+        unit = params.analyte_unit(ANALYTE)
         n = self.name
         return [
             FactSpec(
@@ -170,7 +159,7 @@ class FerritinTrend:
     def configure(self, params: Params, catalog: FactCatalog, before: Mapping[str, Configured]) -> Configured:
         return _Trend(
             self.name,
-            _analyte(catalog),
+            params.analyte(ANALYTE),
             catalog,
             _positive_hours(params, "trend_window"),
             _positive_hours(params, "min_spacing"),
@@ -316,8 +305,8 @@ class FerritinResponse:
     name = "ferritin_response"
     after: tuple[str, ...] = ()
 
-    def specs(self, catalog: FactCatalog) -> list[FactSpec]:
-        unit = _unit(catalog)
+    def specs(self, catalog: FactCatalog, params: Params) -> list[FactSpec]:
+        unit = params.analyte_unit(ANALYTE)
         n = self.name
         return [
             FactSpec(
@@ -391,7 +380,7 @@ class FerritinResponse:
             )
         return _Response(
             self.name,
-            _analyte(catalog),
+            params.analyte(ANALYTE),
             drug,
             catalog,
             _positive_hours(params, "min_time_on_dose"),

@@ -530,7 +530,7 @@ class Hlh:
     name = "hlh"
     after: tuple[str, ...] = ()
 
-    def specs(self, catalog: FactCatalog) -> list[FactSpec]:
+    def specs(self, catalog: FactCatalog, params: Params) -> list[FactSpec]:
         specs = [
             FactSpec("hlh.met", "count", None, "HLH-2004 criteria met"),
             FactSpec(

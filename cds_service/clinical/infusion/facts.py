@@ -275,7 +275,7 @@ class Infusion:
     # Renal impairment lowers the ceiling of every build: the renal calculation runs first.
     after: tuple[str, ...] = ("renal",)
 
-    def specs(self, catalog: FactCatalog) -> list[FactSpec]:
+    def specs(self, catalog: FactCatalog, params: Params) -> list[FactSpec]:
         build = "a bag build (text, and the order update-draft-order writes)"
         return [
             FactSpec(

@@ -144,7 +144,7 @@ class Therapy:
     name = "therapy"
     after: tuple[str, ...] = ()
 
-    def specs(self, catalog: FactCatalog) -> list[FactSpec]:
+    def specs(self, catalog: FactCatalog, params: Params) -> list[FactSpec]:
         return [
             FactSpec(DRAFTS, "count", None, "how many orders for the drug are being signed (draftOrders)"),
             FactSpec(
