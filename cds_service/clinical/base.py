@@ -66,6 +66,17 @@ class Threshold:
         return compare(float(fact.value), op, self.value, fact.comparator)
 
 
+def require_dose_unit(catalog: FactCatalog, unit: str, calculation: str) -> None:
+    """Refuse a rule pack whose drugs are dosed in another unit (medications.yaml `dose_unit`) than the one
+    a calculation computes and words its doses in: its numbers would carry the wrong unit."""
+    if catalog.medications.dose_unit != unit:
+        raise ParameterError(
+            "",
+            f"the {calculation} calculation computes doses in {unit}, but rules/facts/medications.yaml "
+            f"doses in {catalog.medications.dose_unit} (dose_unit)",
+        )
+
+
 class Params:
     """The providing rule's parameters, read as the calculation needs them, converted with UCUM."""
 

@@ -127,3 +127,23 @@ def test_a_renamed_analyte_needs_only_rule_file_changes(rules_copy: Path) -> Non
     edit(rules_copy / "hlh-2004.yaml", "    value: platelets\n", "    value: platelet_count\n")
     edit(rules_copy / "charts" / "mas-course.yaml", "analytes: [platelets]", "analytes: [platelet_count]")
     assert errors(rules_copy) == []
+
+
+def test_calculations_that_compute_in_mg_refuse_a_pack_dosed_in_another_unit(rules_copy: Path) -> None:
+    """The order facts follow medications.yaml dose_unit; a calculation whose numbers and wording are in mg
+    says so at its rule file rather than label grams as milligrams."""
+    path = rules_copy / "facts" / "medications.yaml"
+    path.write_text(path.read_text().replace("      unit: mg\n", "      unit: g\n"))
+    found = errors(rules_copy)
+    for file, calculation in (
+        ("infusion-build.yaml", "infusion"),
+        ("high-dose-infection-watch.yaml", "exposure"),
+        ("duplicate-therapy.yaml", "therapy"),
+        ("ferritin-escalation.yaml", "ferritin_response"),
+    ):
+        where = rules_copy / file
+        assert any(
+            p.startswith(f"{where}:{line_of(where, 'provides:')}:")
+            and f"the {calculation} calculation computes doses in mg" in p
+            for p in found
+        ), (file, found)

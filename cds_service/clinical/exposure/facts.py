@@ -41,7 +41,7 @@ from typing import Any
 
 import msgspec
 
-from cds_service.clinical.base import Configured, ParameterError, Params, Threshold
+from cds_service.clinical.base import Configured, ParameterError, Params, Threshold, require_dose_unit
 from cds_service.clinical.tristate import Tri, any_of
 from cds_service.facts import numbers
 from cds_service.facts.catalog import FactCatalog
@@ -60,6 +60,10 @@ from cds_service.facts.orders import (
 )
 from cds_service.facts.time import after, duration_days, parse_datetime
 from cds_service.facts.units import Units, tidy
+
+# The unit this calculation computes and words doses in ("mg/day", "mg/kg/h"); configure refuses a rule
+# pack whose medications are dosed in another.
+DOSE_UNIT = "mg"
 
 # FHIR MedicationRequest.status codes: orders that were given (active: still in force).
 _GIVEN = frozenset({"active", "completed"})
@@ -328,6 +332,7 @@ class Exposure:
     def configure(
         self, params: Params, catalog: FactCatalog, before: Mapping[str, Configured]
     ) -> ExposureSettings:
+        require_dose_unit(catalog, DOSE_UNIT, self.name)
         classes = catalog.medications.classes
         medication = params.text("medication", tuple(classes))
         settings = ExposureSettings(

@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from cds_service.clinical.base import Configured, ParameterError, Params
+from cds_service.clinical.base import Configured, ParameterError, Params, require_dose_unit
 from cds_service.clinical.ferritin.calculator import Sample, Trend, trend
 from cds_service.facts.catalog import FactCatalog
 from cds_service.facts.knowledge import Analyte, MedicationClass, unavailable
@@ -28,6 +28,10 @@ from cds_service.facts.orders import Normalised, is_medication, normalise, resol
 from cds_service.facts.time import parse_datetime
 from cds_service.facts.units import tidy
 from cds_service.ruleformat.text import format_number, format_time
+
+# The unit this calculation computes and words doses in ("mg/day", "mg/kg/h"); configure refuses a rule
+# pack whose medications are dosed in another.
+DOSE_UNIT = "mg"
 
 __all__ = ["FERRITIN_RESPONSE", "FERRITIN_TREND", "FerritinResponse", "FerritinTrend"]
 
@@ -371,6 +375,7 @@ class FerritinResponse:
         ]
 
     def configure(self, params: Params, catalog: FactCatalog, before: Mapping[str, Configured]) -> Configured:
+        require_dose_unit(catalog, DOSE_UNIT, self.name)
         medication = params.text("medication")
         drug = catalog.medications.classes.get(medication)
         if drug is None:

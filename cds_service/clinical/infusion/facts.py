@@ -26,12 +26,16 @@ import math
 from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
-from cds_service.clinical.base import Configured, ParameterError, Params
+from cds_service.clinical.base import Configured, ParameterError, Params, require_dose_unit
 from cds_service.clinical.infusion.calculator import BagLimits, Build, buildable_doses, check, recommended
 from cds_service.facts.catalog import FactCatalog
 from cds_service.facts.model import Facts
 from cds_service.facts.named import Fact, FactSpec, missing
 from cds_service.facts.units import Units
+
+# The unit this calculation computes and words doses in ("mg/day", "mg/kg/h"); configure refuses a rule
+# pack whose medications are dosed in another.
+DOSE_UNIT = "mg"
 
 PROBLEMS = ("unbuildable", "violates", "undescribed", "above-maximum", "ok")
 BUILD_WIDTH = 80  # "2400 mg/day as 800 mg in 250 mL NS q8h at 31.25 mL/h (3.2 mg/mL)" and longer diluents
@@ -337,6 +341,7 @@ class Infusion:
     def configure(
         self, params: Params, catalog: FactCatalog, before: Mapping[str, Configured]
     ) -> InfusionSettings:
+        require_dose_unit(catalog, DOSE_UNIT, self.name)
         try:
             limits = BagLimits(
                 unit_dose=params.number("unit_dose", "mg"),
