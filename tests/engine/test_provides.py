@@ -147,3 +147,20 @@ def test_calculations_that_compute_in_mg_refuse_a_pack_dosed_in_another_unit(rul
             and f"the {calculation} calculation computes doses in mg" in p
             for p in found
         ), (file, found)
+
+
+@pytest.mark.parametrize("parameter", ["build_text", "sc_text", "sc_daily_text"])
+def test_a_wording_template_with_an_unknown_placeholder_is_reported_at_the_parameter(
+    rules_copy: Path, parameter: str
+) -> None:
+    path = rules_copy / "infusion-build.yaml"
+    text = path.read_text()
+    start = text.index(f'  {parameter}:\n    value: "')
+    quote = text.index('"', start) + 1
+    path.write_text(text[:quote] + "{dosage} " + text[quote:])
+    found = errors(rules_copy)
+    assert any(
+        p.startswith(f"{path}:{line_of(path, f'  {parameter}:')}:")
+        and "unknown placeholder(s) ['dosage']" in p
+        for p in found
+    ), found
