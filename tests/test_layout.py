@@ -1,9 +1,12 @@
-"""The engine knows nothing about the drug: clinical knowledge lives in rules/, never in cds_service/."""
+"""The engine knows nothing about the drug or its analytes: clinical knowledge lives in rules/, never in
+cds_service/."""
 
 from __future__ import annotations
 
+import ast
 import re
 
+from cds_service.yamlfile import load_yaml
 from tests.conftest import ROOT
 
 # The drug, its brand, the protocol's numbers and its lab codes belong in rule files.
@@ -17,4 +20,44 @@ def test_no_python_module_names_the_drug_or_its_codes() -> None:
             code = line.split("#", 1)[0]
             if CLINICAL.search(code) and "e.g." not in code:
                 offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert not offenders, "\n".join(offenders)
+
+
+def _analytes() -> list[str]:
+    """The analyte names rules/facts/analytes.yaml declares."""
+    return list(load_yaml(ROOT / "rules" / "facts" / "analytes.yaml").data["analytes"])
+
+
+def test_no_python_module_names_an_analyte_the_rule_files_declare() -> None:
+    """Calculations read their input analytes from rule-file parameters (Params.analyte), so renaming an
+    analyte in rules/facts needs no Python change: no "ferritin.worst" or "creatinine" fact name and no
+    catalog.analytes["..."] lookup by a literal name in cds_service/."""
+    analytes = _analytes()
+    assert {"ferritin", "creatinine", "anc", "platelets", "height", "scd25"} <= set(analytes)
+    offenders = []
+    for path in sorted((ROOT / "cds_service").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            named = None
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                # A fact name of an analyte: "ferritin.worst", "anc.count", "creatinine.latest".
+                if any(
+                    node.value.startswith(f"{a}.") and node.value[len(a) + 1 :].isidentifier()
+                    for a in analytes
+                ):
+                    named = node.value
+            elif isinstance(node, ast.Subscript | ast.Call):
+                # catalog.analytes["scd25"] or catalog.analytes.get("creatinine")
+                target = node.value if isinstance(node, ast.Subscript) else node.func
+                key = node.slice if isinstance(node, ast.Subscript) else (node.args[0] if node.args else None)
+                owner = target.value if isinstance(target, ast.Attribute) and target.attr == "get" else target
+                if (
+                    isinstance(owner, ast.Attribute)
+                    and owner.attr == "analytes"
+                    and isinstance(key, ast.Constant)
+                    and key.value in analytes
+                ):
+                    named = key.value
+            if named is not None:
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}: {named!r}")
     assert not offenders, "\n".join(offenders)

@@ -16,13 +16,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from cds_service.facts.catalog import FactCatalog
+from cds_service.facts.orders import quantities
 from cds_service.facts.units import UnitError
 from cds_service.ruleformat.rulefile import ChartId
 from cds_service.yamlfile import FileProblems, Location, Problem, YamlDoc, load_yaml, validation_problems
 
 CHARTS_DIR = "charts"
-# The unit dose steps are computed in (orders.py's canonical daily dose); a chart may draw another.
-DAILY_DOSE_UNIT = "mg/d"
 # More panels than this no longer fit a laptop screen at a readable height.
 MAX_PANELS = 6
 
@@ -74,7 +73,7 @@ class PanelModel(_Strict):
 class DoseModel(_Strict):
     title: Text
     medication: Name = Field(description="a medication class of rules/facts/medications.yaml")
-    unit: Text = Field(default=DAILY_DOSE_UNIT, description="a daily-dose unit, e.g. mg/d")
+    unit: Text = Field(description="the daily-dose unit the chart draws in, e.g. mg/d")
     thresholds: list[ThresholdModel] = Field(
         default_factory=list, description="dose ceilings drawn as labelled horizontal lines"
     )
@@ -228,8 +227,12 @@ def _checked(
         if medication is None:
             known = ", ".join(sorted(catalog.medications.classes))
             error(("dose", "medication"), f"unknown medication {spec.dose.medication!r} (known: {known})")
+        # Dose steps are computed in the drug's daily-dose unit (medications.yaml dose_unit per day).
+        daily = quantities(medication.dose_unit if medication else catalog.medications.dose_unit)[
+            "daily_dose"
+        ]
         try:
-            catalog.convert(1.0, DAILY_DOSE_UNIT, spec.dose.unit)
+            catalog.convert(1.0, daily, spec.dose.unit)
         except UnitError as exc:
             error(("dose", "unit"), f"a daily dose cannot be drawn in {spec.dose.unit}: {exc}")
         ceilings = _lines(

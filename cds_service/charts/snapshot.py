@@ -15,14 +15,14 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from cds_service.charts.definition import DAILY_DOSE_UNIT, ChartDefinition, DoseSeries, Panel, ThresholdLine
+from cds_service.charts.definition import ChartDefinition, DoseSeries, Panel, ThresholdLine
 from cds_service.clinical.exposure.facts import order_period, prior_courses
 from cds_service.facts.catalog import FactCatalog
 from cds_service.facts.knowledge import unavailable
 from cds_service.facts.labs import collect
 from cds_service.facts.model import Facts
 from cds_service.facts.named import Fact
-from cds_service.facts.orders import is_medication, normalise, resolver
+from cds_service.facts.orders import is_medication, normalise, quantities, resolver
 from cds_service.facts.units import tidy
 
 Payload = dict[str, Any]
@@ -157,7 +157,7 @@ def _dose(
         steps.append(_step(start or facts.now, end, daily, status, True, order.summary, why))
     for step in steps:
         if step["dose"] is not None:
-            step["dose"] = catalog.convert(step["dose"], DAILY_DOSE_UNIT, dose.unit)
+            step["dose"] = catalog.convert(step["dose"], quantities(drug.dose_unit)["daily_dose"], dose.unit)
     lines, undrawn = _thresholds(dose.thresholds, dose.unit, None, catalog, named)
     return {
         "title": dose.title,

@@ -15,6 +15,7 @@ __all__ = [
     "hlh2004",
     "hscore",
     "infusion",
+    "inputs",
     "mas2016",
     "registry",
     "renal",

@@ -14,6 +14,7 @@ from typing import Protocol
 
 from cds_service.clinical.tristate import Tri, compare
 from cds_service.facts.catalog import FactCatalog
+from cds_service.facts.knowledge import Analyte
 from cds_service.facts.model import Facts
 from cds_service.facts.named import Fact, FactSpec
 from cds_service.ruleformat.rulefile import Parameter
@@ -37,7 +38,9 @@ class Calculation(Protocol):
     name: str  # the fact namespace: `renal` gives renal.crcl...
     after: tuple[str, ...]  # calculations whose facts (or configuration) this one uses
 
-    def specs(self, catalog: FactCatalog) -> list[FactSpec]: ...
+    def specs(self, catalog: FactCatalog, params: Params) -> list[FactSpec]:
+        """The facts it provides; known even when configuring fails, so read `params` leniently."""
+        ...
 
     def configure(
         self, params: Params, catalog: FactCatalog, before: Mapping[str, Configured]
@@ -61,6 +64,17 @@ class Threshold:
         if fact.native_value is not None and native is not None:
             return compare(fact.native_value, op, native, fact.comparator)
         return compare(float(fact.value), op, self.value, fact.comparator)
+
+
+def require_dose_unit(catalog: FactCatalog, unit: str, calculation: str) -> None:
+    """Refuse a rule pack whose drugs are dosed in another unit (medications.yaml `dose_unit`) than the one
+    a calculation computes and words its doses in: its numbers would carry the wrong unit."""
+    if catalog.medications.dose_unit != unit:
+        raise ParameterError(
+            "",
+            f"the {calculation} calculation computes doses in {unit}, but rules/facts/medications.yaml "
+            f"doses in {catalog.medications.dose_unit} (dose_unit)",
+        )
 
 
 class Params:
@@ -114,6 +128,26 @@ class Params:
         if any(not isinstance(v, str) for v in values):
             raise ParameterError(name, f"parameter {name!r} must be a text or a list of texts")
         return tuple(str(v) for v in values)
+
+    def analyte(self, name: str) -> Analyte:
+        """The analyte of rules/facts/analytes.yaml a text parameter names: an input the calculation reads
+        (its `.latest`, `.worst` and `.count` facts), so renaming an analyte needs no change in code."""
+        value = self.text(name)
+        analyte = self._catalog.analytes.get(value)
+        if analyte is None:
+            raise ParameterError(
+                name,
+                f"parameter {name!r} names {value!r}, which is not an analyte of rules/facts/analytes.yaml",
+            )
+        return analyte
+
+    def analyte_unit(self, name: str) -> str | None:
+        """The canonical unit of the analyte parameter `name` names, or None when it names none (specs
+        are known before configuring, which reports the problem)."""
+        try:
+            return self.analyte(name).unit
+        except ParameterError:
+            return None
 
     def threshold(self, name: str, unit: str, analyte: str | None = None) -> Threshold:
         """A numeric threshold for facts in `unit`, keeping the units it is stated in (`also`)."""

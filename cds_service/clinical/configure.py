@@ -82,7 +82,10 @@ def configure(
     pending = [name for name in registry if name in providers]
     for name in pending:
         # Known even when configuring fails, so rules reading them report only the real problem.
-        specs.update({s.name: s for s in registry[name].specs(catalog)})
+        rule = providers[name]
+        specs.update(
+            {s.name: s for s in registry[name].specs(catalog, Params(rule.id, rule.parameters, catalog))}
+        )
     while pending:
         ready = [n for n in pending if all(d in done or d not in providers for d in registry[n].after)]
         if not ready:

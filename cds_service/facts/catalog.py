@@ -134,8 +134,16 @@ class RouteFilterModel(_Strict):
     source: Source
 
 
+class DoseUnitModel(_Strict):
+    """The UCUM unit a drug is dosed in, and where that comes from."""
+
+    unit: Text
+    source: Source
+
+
 class MedicationModel(_Strict):
     label: Text
+    dose_unit: DoseUnitModel
     codes: Codes = Field(default_factory=dict)
     code_prefixes: Codes = Field(default_factory=dict)
     text: list[Text] = Field(default_factory=list)
@@ -474,11 +482,32 @@ class _Builder:
                 name,
                 m.label,
                 _matcher(m.codes, m.code_prefixes, m.text, ndc_systems),
+                self.dose_unit(doc, ("medications", name, "dose_unit", "unit"), m.dose_unit.unit, units),
                 self.route_filter(doc, ("medications", name, "routes"), m.routes, routes, ndc_systems),
             )
             for name, m in spec.medications.items()
         }
-        return Medications(classes, routes, timing, ndc_systems, tuple(spec.sources))
+        # The order.* facts have one unit whichever class a service orders: the first class's sets it.
+        dose_unit = next(iter(classes.values())).dose_unit
+        for name, drug in classes.items():
+            if drug.dose_unit != dose_unit:
+                self.error(
+                    doc,
+                    ("medications", name, "dose_unit", "unit"),
+                    f"dose unit {drug.dose_unit} differs from {dose_unit}: the order facts have one unit",
+                )
+        return Medications(classes, routes, timing, ndc_systems, tuple(spec.sources), dose_unit)
+
+    def dose_unit(self, doc: YamlDoc, location: Location, code: str, units: Units) -> str:
+        """A drug's dose unit: an amount of drug (a mass, substance or units), never a volume or time."""
+        try:
+            Units.check(code)
+        except UnitError as exc:
+            self.error(doc, location, str(exc))
+            return code
+        if units.try_convert(1.0, code, "mL") is not None or units.try_convert(1.0, code, "h") is not None:
+            self.error(doc, location, f"{code} is a volume or a time, not an amount of drug")
+        return code
 
     def route_filter(
         self,

@@ -32,6 +32,7 @@ from cds_service.facts.orders import (
     medication_of,
     normalise,
     order_routes,
+    quantities,
     resolver,
     route_in_text,
 )
@@ -63,7 +64,7 @@ def medication_specs(medications: Medications) -> list[FactSpec]:
             FactSpec(
                 f"{base}.daily_dose",
                 "quantity",
-                "mg/d",
+                quantities(drug.dose_unit)["daily_dose"],
                 f"daily dose of the newest active {drug.label} order",
             )
         )
@@ -110,7 +111,7 @@ def medication_facts(medications: Medications, facts: Facts, units: Units, weigh
             out[f"{base}.daily_dose"] = Fact(
                 f"{base}.daily_dose",
                 newest.values["daily_dose"],
-                unit="mg/d",
+                unit=quantities(drug.dose_unit)["daily_dose"],
                 time=parse_datetime(orders[0][0].authoredOn),
                 evidence=(newest.reference,),
                 detail=newest.summary,

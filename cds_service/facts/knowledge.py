@@ -106,6 +106,7 @@ class MedicationClass:
     name: str
     label: str
     matcher: Matcher
+    dose_unit: str  # UCUM unit the drug is dosed in (mg): order facts are in it, per day, per mL, per kg
     routes: RouteFilter | None = None  # None: every route counts
 
 
@@ -125,6 +126,9 @@ class Medications:
     timing_codes: dict[str, float]  # upper-case timing code (Q8H, BID) -> interval in hours
     ndc_systems: frozenset[str]
     sources: tuple[str, ...]
+    # The dose unit every class shares (the catalog refuses classes that differ), so the order.* facts
+    # have one unit whichever medication a service orders.
+    dose_unit: str
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Medication orders in every shape EHRs send, reduced to one normalised order (`order.*` facts).
 
-Shapes (described clinically in docs/clinical/): A, a total daily dose as rateQuantity (mg/d, mg/h, mg/kg/h);
+Shapes (described clinically in docs/clinical/): A, a total daily dose as rateQuantity (per day, per hour,
+per kg per hour);
 B, a pharmacy bag build (a Medication with a strength, contained or referenced, a dose per bag,
 an interval, a rate); C, a subcutaneous dose with a daily timing. Each value that cannot be derived
 carries the reason, e.g. "no bag described", so a rule can say why it could not check.
@@ -24,16 +25,17 @@ from cds_service.facts.units import UnitError, Units, tidy
 Json = Mapping[str, Any]
 Resolver = Callable[[str], Json | None]
 
-# Canonical units of the order facts (and what each means), in the order explain lists them.
+# The order facts (and what each means), in the order explain lists them. Their units follow the drug's
+# dose unit (medications.yaml `dose_unit`): see quantities().
 _QUANTITIES = {
-    "daily_dose": ("mg/d", "total daily dose"),
-    "dose_per_bag": ("mg", "drug per bag (or per dose)"),
-    "bag_volume": ("mL", "volume of one bag"),
-    "interval": ("h", "time between bags or doses"),
-    "rate": ("mL/h", "infusion rate; volume / interval when no rate is given"),
-    "concentration": ("mg/mL", "drug per mL of the bag"),
-    "hang_time": ("h", "how long one bag runs: volume / rate"),
-    "dose_rate_per_kg": ("mg/kg/h", "daily dose / 24 h / body weight (patient.weight)"),
+    "daily_dose": "total daily dose",
+    "dose_per_bag": "drug per bag (or per dose)",
+    "bag_volume": "volume of one bag",
+    "interval": "time between bags or doses",
+    "rate": "infusion rate; volume / interval when no rate is given",
+    "concentration": "drug per mL of the bag",
+    "hang_time": "how long one bag runs: volume / rate",
+    "dose_rate_per_kg": "daily dose / 24 h / body weight (patient.weight)",
 }
 BAG_FACTS = ("dose_per_bag", "bag_volume", "rate", "concentration", "hang_time")
 NO_BAG = "no bag described"
@@ -48,6 +50,48 @@ _SAID = (
     ("strength", "the strength of the bag"),
     ("timing", "the schedule"),
 )
+
+
+@dataclasses.dataclass(frozen=True)
+class DoseUnits:
+    """The UCUM units of an order's quantities, for a drug dosed in `amount` (medications.yaml)."""
+
+    amount: str
+
+    @property
+    def daily(self) -> str:
+        return f"{self.amount}/d"
+
+    @property
+    def hourly(self) -> str:
+        return f"{self.amount}/h"
+
+    @property
+    def concentration(self) -> str:
+        return f"{self.amount}/mL"
+
+    @property
+    def per_kg_hourly(self) -> str:
+        return f"{self.amount}/kg/h"
+
+    @property
+    def per_kg_daily(self) -> str:
+        return f"{self.amount}/kg/d"
+
+
+def quantities(dose_unit: str) -> dict[str, str]:
+    """The canonical UCUM unit of each order fact, for a drug dosed in `dose_unit`."""
+    units = DoseUnits(dose_unit)
+    return {
+        "daily_dose": units.daily,
+        "dose_per_bag": units.amount,
+        "bag_volume": "mL",
+        "interval": "h",
+        "rate": "mL/h",
+        "concentration": units.concentration,
+        "hang_time": "h",
+        "dose_rate_per_kg": units.per_kg_hourly,
+    }
 
 
 def _said(where: str) -> str:
@@ -69,6 +113,9 @@ class Normalised:
     values: dict[str, float]
     why: dict[str, str]
     summary: str
+    dose_unit: (
+        str  # the drug's dose unit (medications.yaml): the unit of dose_per_bag, per day for daily_dose
+    )
     weighed: frozenset[str] = frozenset()  # values computed with the body weight below
     weight: Fact | None = None
 
@@ -92,9 +139,10 @@ def order_specs(medications: Medications) -> list[FactSpec]:
             "subcutaneous order",
         ),
     ]
+    units = quantities(medications.dose_unit)
     specs += [
-        FactSpec(f"order.{name}", "quantity", unit, f"draft order: {text}")
-        for name, (unit, text) in _QUANTITIES.items()
+        FactSpec(f"order.{name}", "quantity", units[name], f"draft order: {text}")
+        for name, text in _QUANTITIES.items()
     ]
     return specs
 
@@ -191,15 +239,16 @@ def normalise(
     weight: Fact,
 ) -> Normalised:
     """One MedicationRequest (raw JSON) as a normalised order; `drug` picks the ingredient of a bag."""
-    read = _read(raw, drug, medications, units, resolve)
+    dose_units = DoseUnits(drug.dose_unit if drug is not None else medications.dose_unit)
+    read = _read(raw, drug, medications, units, resolve, dose_units)
     values: dict[str, float] = {}
     why: dict[str, str] = {}
     per_bag, bag = _bag(read, medications, values, why)
     weighed = _doses(read, per_bag, values.get("concentration"), weight, units, values, why)
     values = {name: tidy(value) for name, value in values.items()}
-    summary = _summary(values, bag, read.dose, read.rate, read.route, units)
+    summary = _summary(values, bag, read.dose, read.rate, read.route, units, dose_units)
     order_id = raw.get("id") if isinstance(raw.get("id"), str) else None
-    return Normalised(order_id, read.route, bag, values, why, summary, weighed, weight)
+    return Normalised(order_id, read.route, bag, values, why, summary, dose_units.amount, weighed, weight)
 
 
 @dataclasses.dataclass
@@ -207,21 +256,27 @@ class _Read:
     """What the order states, each quantity in the canonical units it converts to (None otherwise)."""
 
     reader: _Reader
+    dose_units: DoseUnits
     route: str | None
     dose: tuple[float, str] | None
     rate: tuple[float, str] | None
-    dose_mg: float | None
+    dose_amount: float | None  # in the dose unit
     dose_ml: float | None
-    rate_mg_d: float | None
-    rate_per_kg: float | None
+    rate_daily: float | None  # in the dose unit per day
+    rate_per_kg: float | None  # in the dose unit per kg per hour
     rate_ml_h: float | None
     interval: float | None
-    strength_mg: float | None
+    strength_amount: float | None
     strength_ml: float | None
 
 
 def _read(
-    raw: Json, drug: MedicationClass | None, medications: Medications, units: Units, resolve: Resolver
+    raw: Json,
+    drug: MedicationClass | None,
+    medications: Medications,
+    units: Units,
+    resolve: Resolver,
+    dose_units: DoseUnits,
 ) -> _Read:
     reader = _Reader(units)
     dosages = [d for d in raw_list(raw.get("dosageInstruction")) if isinstance(d, Mapping)]
@@ -235,20 +290,21 @@ def _read(
         rate = reader.ratio(dose_rate.get("rateRatio"), "rateRatio")
     read = _Read(
         reader,
+        dose_units,
         _route(dosage.get("route"), medications),
         dose,
         rate,
-        reader.to(dose, "mg"),
+        reader.to(dose, dose_units.amount),
         reader.to(dose, "mL"),
-        reader.to(rate, "mg/d"),
-        reader.to(rate, "mg/kg/h"),
+        reader.to(rate, dose_units.daily),
+        reader.to(rate, dose_units.per_kg_hourly),
         reader.to(rate, "mL/h"),
         _interval(dosage.get("timing"), medications, reader),
-        *_strength(medication_of(raw, resolve)[0], drug, medications, reader),
+        *_strength(medication_of(raw, resolve)[0], drug, medications, reader, dose_units),
     )
-    if dose is not None and read.dose_mg is None and read.dose_ml is None:
+    if dose is not None and read.dose_amount is None and read.dose_ml is None:
         reader.problem(f"the dose is in {units.text(dose[1])}, neither a mass nor a volume")
-    if rate is not None and read.rate_mg_d is None and read.rate_per_kg is None and read.rate_ml_h is None:
+    if rate is not None and read.rate_daily is None and read.rate_per_kg is None and read.rate_ml_h is None:
         reader.problem(f"the rate is in {units.text(rate[1])}, not a dose or volume per time")
     return read
 
@@ -256,19 +312,19 @@ def _read(
 def _bag(
     read: _Read, medications: Medications, values: dict[str, float], why: dict[str, str]
 ) -> tuple[float | None, bool]:
-    """The bag facts into values/why; returns mg per administration and whether a bag is described."""
-    strength_mg, strength_ml = read.strength_mg, read.strength_ml
-    concentration = strength_mg / strength_ml if strength_mg and strength_ml else None
+    """The bag facts into values/why; returns the drug per administration and whether a bag is described."""
+    strength_amount, strength_ml = read.strength_amount, read.strength_ml
+    concentration = strength_amount / strength_ml if strength_amount and strength_ml else None
     if not concentration:  # 5e-324 mg in 250 mL underflows to 0.0: no strength to divide by
         concentration = None
-    per_bag, volume = read.dose_mg, read.dose_ml
+    per_bag, volume = read.dose_amount, read.dose_ml
     if per_bag is None and volume is not None and concentration is not None:
         per_bag = volume * concentration
     if volume is None and per_bag is not None and concentration is not None:
         volume = per_bag / concentration
-    if read.dose is None and strength_mg and strength_ml:
+    if read.dose is None and strength_amount and strength_ml:
         # No dose: the strength describes the whole bag (800 mg in 250 mL).
-        per_bag, volume = strength_mg, strength_ml
+        per_bag, volume = strength_amount, strength_ml
     # A route that is not an infusion (a subcutaneous syringe, an oral liquid) describes no bag.
     route = medications.routes.get(read.route or "")
     infusion = read.route is None or (route is not None and route.infusion)
@@ -283,7 +339,7 @@ def _bag(
     if not bag or volume is None:
         why.update(dict.fromkeys(BAG_FACTS, NO_BAG))
         return per_bag, False
-    no_amount = "no drug amount per bag (no dose in mg and no strength)"
+    no_amount = f"no drug amount per bag (no dose in {read.dose_units.amount} and no strength)"
     values["bag_volume"] = volume
     _put(values, why, "dose_per_bag", per_bag, no_amount)
     _put(values, why, "concentration", concentration, no_amount)
@@ -306,26 +362,33 @@ def _doses(
     kg, weight_why = _kilograms(weight, units)
     daily: float | None = None
     weighed: set[str] = set()
-    if read.rate_mg_d is not None:
-        daily = read.rate_mg_d
+    dose_units = read.dose_units
+    if read.rate_daily is not None:
+        daily = read.rate_daily
     elif read.rate_per_kg is not None:
         if kg is not None:
-            daily = read.rate_per_kg * kg * units.product_factor("mg/kg/h", "kg", "mg/d")
+            daily = (
+                read.rate_per_kg * kg * units.product_factor(dose_units.per_kg_hourly, "kg", dose_units.daily)
+            )
             weighed.add("daily_dose")
         else:
             why["daily_dose"] = f"the dose is per kg and {weight_why}"
     elif per_bag is not None and read.interval:
-        daily = units.convert(per_bag / read.interval, "mg/h", "mg/d")
+        daily = units.convert(per_bag / read.interval, dose_units.hourly, dose_units.daily)
     elif read.rate_ml_h is not None and concentration is not None:
-        daily = units.convert(read.rate_ml_h * concentration, "mg/h", "mg/d")
+        daily = units.convert(read.rate_ml_h * concentration, dose_units.hourly, dose_units.daily)
     if daily is not None:
         values["daily_dose"] = daily
     else:
-        why.setdefault("daily_dose", read.reader.reason(read.dose, read.rate, read.interval, per_bag))
+        why.setdefault(
+            "daily_dose", read.reader.reason(read.dose, read.rate, read.interval, per_bag, dose_units.amount)
+        )
     if read.rate_per_kg is not None:
         values["dose_rate_per_kg"] = read.rate_per_kg
     elif daily is not None and kg is not None:
-        values["dose_rate_per_kg"] = units.convert(daily / kg, "mg/kg/d", "mg/kg/h")
+        values["dose_rate_per_kg"] = units.convert(
+            daily / kg, dose_units.per_kg_daily, dose_units.per_kg_hourly
+        )
         weighed.add("dose_rate_per_kg")
     else:
         why["dose_rate_per_kg"] = why["daily_dose"] if daily is None else weight_why
@@ -344,7 +407,7 @@ def _as_facts(order: Normalised) -> dict[str, Fact]:
         out["order.route"] = missing("order.route", "no route given", evidence, order.summary)
     else:
         out["order.route"] = Fact("order.route", order.route, evidence=evidence, detail=order.summary)
-    for name, (unit, _) in _QUANTITIES.items():
+    for name, unit in quantities(order.dose_unit).items():
         key = f"order.{name}"
         if name in order.values and name in order.weighed and order.weight is not None:
             # Say which weight a per-kg value used: explain and the card can show it.
@@ -452,6 +515,7 @@ class _Reader:
         rate: tuple[float, str] | None,
         interval: float | None,
         per_bag: float | None,
+        dose_unit: str,
     ) -> str:
         if self.problems:
             return self.problems[0]
@@ -459,7 +523,7 @@ class _Reader:
             return "no dose given (no dose, rate or bag strength)"
         if interval is None:
             return "a dose per administration but no schedule to make it a daily dose"
-        return "the dose is not in mg"
+        return f"the dose is not in {dose_unit}"
 
 
 def _put(values: dict[str, float], why: dict[str, str], name: str, value: float | None, reason: str) -> None:
@@ -530,9 +594,13 @@ def _interval(timing: Any, medications: Medications, reader: _Reader) -> float |
 
 
 def _strength(
-    medication: Json | None, drug: MedicationClass | None, medications: Medications, reader: _Reader
+    medication: Json | None,
+    drug: MedicationClass | None,
+    medications: Medications,
+    reader: _Reader,
+    dose_units: DoseUnits,
 ) -> tuple[float | None, float | None]:
-    """mg and mL of the drug's strength in the Medication (800 mg / 250 mL), if one is given."""
+    """The drug amount and mL of its strength in the Medication (800 mg / 250 mL), if one is given."""
     if medication is None:
         return None, None
     ingredients = [
@@ -550,7 +618,7 @@ def _strength(
         return None, None
     numerator = reader.quantity(chosen["strength"].get("numerator"), "strength.numerator")
     denominator = reader.quantity(chosen["strength"].get("denominator"), "strength.denominator")
-    return reader.to(numerator, "mg"), reader.to(denominator, "mL")
+    return reader.to(numerator, dose_units.amount), reader.to(denominator, "mL")
 
 
 def _kilograms(weight: Fact, units: Units) -> tuple[float | None, str]:
@@ -566,11 +634,12 @@ def _summary(
     rate: tuple[float, str] | None,
     route: str | None,
     units: Units,
+    dose_units: DoseUnits,
 ) -> str:
     parts: list[str] = []
     if bag:
         if "dose_per_bag" in values:
-            parts.append(f"{values['dose_per_bag']:g} mg in")
+            parts.append(f"{units.quantity(format(values['dose_per_bag'], 'g'), dose_units.amount)} in")
         parts.append(f"{values['bag_volume']:g} mL")
     elif rate is not None:
         parts.append(units.quantity(f"{rate[0]:g}", rate[1]))
@@ -582,7 +651,7 @@ def _summary(
         parts.append("continuous")
     if bag and "rate" in values:
         parts.append(f"at {values['rate']:g} mL/h")
-    daily = units.quantity(f"{values['daily_dose']:g}", "mg/d") if "daily_dose" in values else None
+    daily = units.quantity(f"{values['daily_dose']:g}", dose_units.daily) if "daily_dose" in values else None
     if daily is not None and parts[:1] != [daily]:
         parts.append(f"= {daily}")
     if route:

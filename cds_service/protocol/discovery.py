@@ -71,7 +71,9 @@ class ServiceDefinition(_Strict):
     # A scope of rules/ruleset.yaml: without it holding, the service answers with no card at all, not
     # even the incomplete-data card (an order-sign service called for every order in the hospital).
     speaks_when: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9\-]{0,63}$")] | None = None
-    incomplete_data_card: IncompleteDataCard | None = None
+    # Not written in a service file: the rule pack's one card (ruleset.yaml `response.incomplete_data`),
+    # which load_services gives every service.
+    incomplete_data_card: IncompleteDataCard | None = Field(default=None, exclude=True)
 
     @field_validator("hook")
     @classmethod
@@ -131,6 +133,28 @@ class ServiceRegistry:
         return ServiceRegistry(services=self.services, discovery_body=body)
 
 
+RULESET_FILE = "ruleset.yaml"
+_SERVICE_CARD = "incomplete_data_card"
+
+
+def _incomplete_data_card(path: Path) -> IncompleteDataCard | None:
+    """The rule pack's incomplete-data card (ruleset.yaml `response.incomplete_data`), if one is declared;
+    the ruleset file's problems, this card's among them, are the engine's to report (lint, load)."""
+    if not path.exists():
+        return None
+    try:
+        doc = load_yaml(path)
+    except FileProblems:
+        return None
+    response = doc.data.get("response") if isinstance(doc.data, dict) else None
+    if not isinstance(response, dict) or "incomplete_data" not in response:
+        return None
+    try:
+        return IncompleteDataCard.model_validate(response["incomplete_data"])
+    except ValidationError:
+        return None
+
+
 def load_services(rules_dir: Path) -> ServiceRegistry:
     """Load every rules_dir/services/*.yaml; raise ServiceFileError listing every problem as
     file:line: message."""
@@ -140,10 +164,24 @@ def load_services(rules_dir: Path) -> ServiceRegistry:
     if not files:
         problems.append(f"{folder}:1: no service definition files (*.yaml)")
     services: dict[str, ServiceDefinition] = {}
+    incomplete = _incomplete_data_card(rules_dir / RULESET_FILE)
     for path in files:
         try:
             doc = load_yaml(path)
-            service = ServiceDefinition.model_validate(doc.data)
+            if isinstance(doc.data, dict) and _SERVICE_CARD in doc.data:
+                problems.append(
+                    str(
+                        doc.problem(
+                            (_SERVICE_CARD,),
+                            f"{_SERVICE_CARD} is declared once for every service, in {RULESET_FILE} "
+                            "(response.incomplete_data)",
+                        )
+                    )
+                )
+                continue
+            service = ServiceDefinition.model_validate(doc.data).model_copy(
+                update={"incomplete_data_card": incomplete}
+            )
         except FileProblems as exc:
             problems.extend(map(str, exc.problems))
             continue

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, StringConstraints, Tag, model_validator
 
+from cds_service.protocol.discovery import IncompleteDataCard
 from cds_service.store.limits import varchar
 from cds_service.store.schema import cards_issued
 
@@ -338,6 +339,10 @@ class ResponseSettings(_Strict):
 
     data_needed: DataNeededMerge | None = Field(
         default=None, description="merge the cards that ask for data into one"
+    )
+    incomplete_data: IncompleteDataCard | None = Field(
+        default=None,
+        description="the card every service shows when data could not be read ({sources}, {details})",
     )
 
 

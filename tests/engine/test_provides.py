@@ -85,3 +85,82 @@ def test_a_variant_condition_is_compiled_and_checked(rules_copy: Path) -> None:
     # A one-leaf condition is reported at its `when:` line, two lines above.
     line = line_of(path, "in: [broken]") - 2
     assert any(p.startswith(f"{path}:{line}:") and "never ['broken']" in p for p in found), found
+
+
+@pytest.mark.parametrize(
+    ("file", "parameter", "value"),
+    [
+        ("renal-dose.yaml", "creatinine_analyte", "creatinine"),
+        ("renal-dose.yaml", "height_analyte", "height"),
+        ("acute-kidney-injury.yaml", "creatinine_analyte", "creatinine"),
+        ("neutropenia.yaml", "analyte", "anc"),
+        ("ferritin-rise.yaml", "analyte", "ferritin"),
+        ("ferritin-escalation.yaml", "analyte", "ferritin"),
+        ("hlh-2004.yaml", "platelets_analyte", "platelets"),
+        ("hlh-2004.yaml", "scd25_analyte", "scd25"),
+        ("hlh-2004.yaml", "ast_analyte", "ast"),
+    ],
+)
+def test_an_input_analyte_the_catalog_lacks_is_reported_at_the_parameter(
+    rules_copy: Path, file: str, parameter: str, value: str
+) -> None:
+    """A calculation's input analytes are named in its rule file: a name analytes.yaml lacks (a typo, or
+    an analyte renamed there only) is an error at the parameter, never a silently missing input."""
+    path = rules_copy / file
+    edit(path, f"  {parameter}:\n    value: {value}\n", f"  {parameter}:\n    value: {value}_renamed\n")
+    found = errors(rules_copy)
+    assert any(
+        p.startswith(f"{path}:{line_of(path, f'  {parameter}:')}:")
+        and f"'{value}_renamed', which is not an analyte" in p
+        for p in found
+    ), found
+
+
+def test_a_renamed_analyte_needs_only_rule_file_changes(rules_copy: Path) -> None:
+    """Renaming analytes in rules/facts and in the rule files naming them leaves lint clean."""
+    analytes = rules_copy / "facts" / "analytes.yaml"
+    edit(analytes, "  creatinine:\n", "  serum_creatinine:\n")
+    for file in ("renal-dose.yaml", "acute-kidney-injury.yaml"):
+        edit(rules_copy / file, "    value: creatinine\n", "    value: serum_creatinine\n")
+    edit(rules_copy / "charts" / "mas-course.yaml", "analytes: [creatinine]", "analytes: [serum_creatinine]")
+    edit(analytes, "  platelets:\n", "  platelet_count:\n")
+    edit(rules_copy / "hlh-2004.yaml", "    value: platelets\n", "    value: platelet_count\n")
+    edit(rules_copy / "charts" / "mas-course.yaml", "analytes: [platelets]", "analytes: [platelet_count]")
+    assert errors(rules_copy) == []
+
+
+def test_calculations_that_compute_in_mg_refuse_a_pack_dosed_in_another_unit(rules_copy: Path) -> None:
+    """The order facts follow medications.yaml dose_unit; a calculation whose numbers and wording are in mg
+    says so at its rule file rather than label grams as milligrams."""
+    path = rules_copy / "facts" / "medications.yaml"
+    path.write_text(path.read_text().replace("      unit: mg\n", "      unit: g\n"))
+    found = errors(rules_copy)
+    for file, calculation in (
+        ("infusion-build.yaml", "infusion"),
+        ("high-dose-infection-watch.yaml", "exposure"),
+        ("duplicate-therapy.yaml", "therapy"),
+        ("ferritin-escalation.yaml", "ferritin_response"),
+    ):
+        where = rules_copy / file
+        assert any(
+            p.startswith(f"{where}:{line_of(where, 'provides:')}:")
+            and f"the {calculation} calculation computes doses in mg" in p
+            for p in found
+        ), (file, found)
+
+
+@pytest.mark.parametrize("parameter", ["build_text", "sc_text", "sc_daily_text"])
+def test_a_wording_template_with_an_unknown_placeholder_is_reported_at_the_parameter(
+    rules_copy: Path, parameter: str
+) -> None:
+    path = rules_copy / "infusion-build.yaml"
+    text = path.read_text()
+    start = text.index(f'  {parameter}:\n    value: "')
+    quote = text.index('"', start) + 1
+    path.write_text(text[:quote] + "{dosage} " + text[quote:])
+    found = errors(rules_copy)
+    assert any(
+        p.startswith(f"{path}:{line_of(path, f'  {parameter}:')}:")
+        and "unknown placeholder(s) ['dosage']" in p
+        for p in found
+    ), found

@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 import orjson
 
+from cds_service.clinical.base import Params
 from cds_service.data.prefetch import PatientData
 from cds_service.data.resources import Resource, decode
 from cds_service.facts.build import build_facts
@@ -21,6 +22,8 @@ from cds_service.facts.model import Facts
 from cds_service.facts.named import Fact
 from cds_service.protocol.discovery import ServiceDefinition, load_services
 from cds_service.protocol.request import parse_hook_request
+from cds_service.ruleformat.rulefile import RuleFile
+from cds_service.yamlfile import load_yaml
 from tests.conftest import ROOT, RULES, sandbox_capture
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -117,3 +120,9 @@ def facts_of(
     unavailable: Mapping[str, str] | None = None,
 ) -> dict[str, Fact]:
     return named_facts(catalog(), make_facts(resources, drafts, now, unavailable), medication)
+
+
+def rule_params(name: str) -> Params:
+    """The parameters of rules/<name>.yaml as its calculations read them."""
+    spec = RuleFile.model_validate(load_yaml(RULES / f"{name}.yaml").data)
+    return Params(spec.id, spec.parameters, catalog())

@@ -134,6 +134,24 @@ def problems(rules: Path) -> list[str]:
             "a duration is needed",
         ),
         (
+            "medications.yaml",
+            "    dose_unit:\n      unit: mg\n",
+            "    dose_unit:\n      unit: mL\n",
+            "not an amount",
+        ),
+        (
+            "medications.yaml",
+            "    dose_unit:\n      unit: mg\n",
+            "    dose_unit:\n      unit: mgg\n",
+            "not a UCUM unit",
+        ),
+        (
+            "medications.yaml",
+            '    dose_unit:\n      unit: mg\n      source: "[project',
+            '    dose_unit:\n      unit: g\n      source: "[project',
+            "dose unit g differs from mg",
+        ),
+        (
             "conditions.yaml",
             "    resource: Procedure\n",
             "    resource: Observation\n",
@@ -155,6 +173,31 @@ def test_a_broken_file_says_where(rules: Path, file: str, old: str, new: str, me
     assert any(p.startswith(f"{path}:") and message in p for p in found), found
     located = [p for p in found if message in p]
     assert any(f"{path}:{n}:" in p for p in located for n in range(line, line + 2)), (line, located)
+
+
+def test_a_medication_without_a_dose_unit_says_where(rules: Path) -> None:
+    path = rules / "facts" / "medications.yaml"
+    text = path.read_text(encoding="utf-8")
+    start = text.index("    dose_unit:\n      unit: mg\n")
+    end = text.index("    codes:", start)
+    line = text.count("\n", 0, text.index("  anakinra:\n")) + 1
+    path.write_text(text[:start] + text[end:], encoding="utf-8")
+    found = problems(rules)
+    assert any(p.startswith(f"{path}:{line}:") and "dose_unit" in p for p in found), (line, found)
+
+
+def test_order_facts_are_in_the_dose_unit(rules: Path) -> None:
+    """Dosed in g, the order facts are in g, g/d, g/mL, g/kg/h: the engine assumes no mg."""
+    path = rules / "facts" / "medications.yaml"
+    path.write_text(
+        path.read_text(encoding="utf-8").replace("      unit: mg\n", "      unit: g\n"), encoding="utf-8"
+    )
+    specs = load_catalog(rules).specs
+    assert specs["order.daily_dose"].unit == "g/d"
+    assert specs["order.dose_per_bag"].unit == "g"
+    assert specs["order.concentration"].unit == "g/mL"
+    assert specs["order.dose_rate_per_kg"].unit == "g/kg/h"
+    assert specs["medications.anakinra.daily_dose"].unit == "g/d"
 
 
 @pytest.mark.parametrize("resource", ["Procedure", "Encounter"])

@@ -41,7 +41,7 @@ from typing import Any
 
 import msgspec
 
-from cds_service.clinical.base import Configured, ParameterError, Params, Threshold
+from cds_service.clinical.base import Configured, ParameterError, Params, Threshold, require_dose_unit
 from cds_service.clinical.tristate import Tri, any_of
 from cds_service.facts import numbers
 from cds_service.facts.catalog import FactCatalog
@@ -60,6 +60,10 @@ from cds_service.facts.orders import (
 )
 from cds_service.facts.time import after, duration_days, parse_datetime
 from cds_service.facts.units import Units, tidy
+
+# The unit this calculation computes and words doses in ("mg/day", "mg/kg/h"); configure refuses a rule
+# pack whose medications are dosed in another.
+DOSE_UNIT = "mg"
 
 # FHIR MedicationRequest.status codes: orders that were given (active: still in force).
 _GIVEN = frozenset({"active", "completed"})
@@ -285,7 +289,7 @@ class Exposure:
     name = "exposure"
     after: tuple[str, ...] = ()
 
-    def specs(self, catalog: FactCatalog) -> list[FactSpec]:
+    def specs(self, catalog: FactCatalog, params: Params) -> list[FactSpec]:
         return [
             FactSpec(
                 "exposure.recent",
@@ -328,6 +332,7 @@ class Exposure:
     def configure(
         self, params: Params, catalog: FactCatalog, before: Mapping[str, Configured]
     ) -> ExposureSettings:
+        require_dose_unit(catalog, DOSE_UNIT, self.name)
         classes = catalog.medications.classes
         medication = params.text("medication", tuple(classes))
         settings = ExposureSettings(
@@ -352,7 +357,8 @@ class Exposure:
 
 # --- neutrophils ------------------------------------------------------------------------------------
 
-_ANALYTE = "anc"  # the analyte of rules/facts/analytes.yaml whose newest result this reads
+# The rule-file parameter naming the analyte (rules/facts/analytes.yaml) whose newest result this reads.
+_ANALYTE = "analyte"
 
 
 # The widest `neutrophils.last_known` renders ("last ANC 0.3 x10^9/L, 30 h ago: severe (<0.5)"), for the
@@ -362,6 +368,7 @@ LAST_KNOWN_WIDTH = 56
 
 @dataclasses.dataclass(frozen=True)
 class NeutrophilSettings:
+    analyte: str  # the analyte of rules/facts/analytes.yaml the rule file names
     label: str
     unit: str
     window: str  # the analyte's lookback, as text
@@ -376,8 +383,8 @@ class NeutrophilSettings:
 
     def compute(self, named: Mapping[str, Fact], facts: Facts) -> dict[str, Fact]:
         name = "neutrophils.current"
-        latest = named[f"{_ANALYTE}.latest"]
-        known = self._last_known(latest, named[f"{_ANALYTE}.count"], facts)
+        latest = named[f"{self.analyte}.latest"]
+        known = self._last_known(latest, named[f"{self.analyte}.count"], facts)
         if latest.value is None:
             return {name: missing(name, latest.missing or f"no {self.label}", latest.evidence), **known}
         assert latest.time is not None  # a lab point always has a time
@@ -425,13 +432,12 @@ class Neutrophils:
     name = "neutrophils"
     after: tuple[str, ...] = ()
 
-    def specs(self, catalog: FactCatalog) -> list[FactSpec]:
-        analyte = catalog.analytes.get(_ANALYTE)
+    def specs(self, catalog: FactCatalog, params: Params) -> list[FactSpec]:
         return [
             FactSpec(
                 "neutrophils.current",
                 "quantity",
-                analyte.unit if analyte else "10*9/L",
+                params.analyte_unit(_ANALYTE),
                 "the newest absolute neutrophil count, only while no older than the current window",
             ),
             FactSpec(
@@ -448,20 +454,17 @@ class Neutrophils:
         self, params: Params, catalog: FactCatalog, before: Mapping[str, Configured]
     ) -> NeutrophilSettings:
         within = params.number("current_within", "h")
-        analyte = catalog.analytes.get(_ANALYTE)
-        if analyte is None:
-            raise ParameterError(
-                "current_within", f"needs the analyte {_ANALYTE!r} in rules/facts/analytes.yaml"
-            )
+        analyte = params.analyte(_ANALYTE)
         if within <= 0:
             raise ParameterError("current_within", "parameter 'current_within' must be above 0")
         return NeutrophilSettings(
+            analyte.name,
             analyte.label,
             analyte.unit,
             analyte.window_text,
             within,
-            params.threshold("neutropenia", analyte.unit, _ANALYTE),
-            params.threshold("severe_neutropenia", analyte.unit, _ANALYTE),
+            params.threshold("neutropenia", analyte.unit, analyte.name),
+            params.threshold("severe_neutropenia", analyte.unit, analyte.name),
             catalog.units,
         )
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from cds_service.clinical.base import Configured, ParameterError, Params
+from cds_service.clinical.base import Configured, ParameterError, Params, require_dose_unit
 from cds_service.clinical.ferritin.calculator import Sample, Trend, trend
 from cds_service.facts.catalog import FactCatalog
 from cds_service.facts.knowledge import Analyte, MedicationClass, unavailable
@@ -29,9 +29,14 @@ from cds_service.facts.time import parse_datetime
 from cds_service.facts.units import tidy
 from cds_service.ruleformat.text import format_number, format_time
 
+# The unit this calculation computes and words doses in ("mg/day", "mg/kg/h"); configure refuses a rule
+# pack whose medications are dosed in another.
+DOSE_UNIT = "mg"
+
 __all__ = ["FERRITIN_RESPONSE", "FERRITIN_TREND", "FerritinResponse", "FerritinTrend"]
 
-ANALYTE = "ferritin"  # the rules/facts/analytes.yaml entry both calculations read
+# The rule-file parameter naming the analyte (rules/facts/analytes.yaml) both calculations read.
+ANALYTE = "analyte"
 # Rates are rounded to this many decimals, so that exactly 60 %/day (x1.6 in 24 h, x2.56 in 48 h) meets a
 # 60 %/day threshold despite floating point (rules-logic.md (b) step 3 asks for a 1e-9 tolerance).
 _DECIMALS = 9
@@ -56,18 +61,6 @@ _RESPONSE_FACTS = (
     "peak",
     "below_peak",
 )
-
-
-def _analyte(catalog: FactCatalog) -> Analyte:
-    analyte = catalog.analytes.get(ANALYTE)
-    if analyte is None:
-        raise ParameterError(ANALYTE, f"rules/facts/analytes.yaml has no {ANALYTE!r} analyte to read")
-    return analyte
-
-
-def _unit(catalog: FactCatalog) -> str:
-    analyte = catalog.analytes.get(ANALYTE)
-    return analyte.unit if analyte is not None else "ug/L"
 
 
 def _positive_hours(params: Params, name: str) -> float:
@@ -128,8 +121,8 @@ class FerritinTrend:
     name = "ferritin_trend"
     after: tuple[str, ...] = ()
 
-    def specs(self, catalog: FactCatalog) -> list[FactSpec]:
-        unit = _unit(catalog)
+    def specs(self, catalog: FactCatalog, params: Params) -> list[FactSpec]:
+        unit = params.analyte_unit(ANALYTE)
         n = self.name
         return [
             FactSpec(
@@ -170,7 +163,7 @@ class FerritinTrend:
     def configure(self, params: Params, catalog: FactCatalog, before: Mapping[str, Configured]) -> Configured:
         return _Trend(
             self.name,
-            _analyte(catalog),
+            params.analyte(ANALYTE),
             catalog,
             _positive_hours(params, "trend_window"),
             _positive_hours(params, "min_spacing"),
@@ -316,8 +309,8 @@ class FerritinResponse:
     name = "ferritin_response"
     after: tuple[str, ...] = ()
 
-    def specs(self, catalog: FactCatalog) -> list[FactSpec]:
-        unit = _unit(catalog)
+    def specs(self, catalog: FactCatalog, params: Params) -> list[FactSpec]:
+        unit = params.analyte_unit(ANALYTE)
         n = self.name
         return [
             FactSpec(
@@ -382,6 +375,7 @@ class FerritinResponse:
         ]
 
     def configure(self, params: Params, catalog: FactCatalog, before: Mapping[str, Configured]) -> Configured:
+        require_dose_unit(catalog, DOSE_UNIT, self.name)
         medication = params.text("medication")
         drug = catalog.medications.classes.get(medication)
         if drug is None:
@@ -391,7 +385,7 @@ class FerritinResponse:
             )
         return _Response(
             self.name,
-            _analyte(catalog),
+            params.analyte(ANALYTE),
             drug,
             catalog,
             _positive_hours(params, "min_time_on_dose"),

@@ -34,6 +34,9 @@ from datetime import datetime, timedelta
 from cds_service.clinical.base import Configured, ParameterError, Params, Threshold
 from cds_service.clinical.hlh2004.calculator import counts, hlh_status
 from cds_service.clinical.hscore import facts as hscore_facts
+from cds_service.clinical.inputs import HlhLabs
+from cds_service.clinical.inputs import count as _count
+from cds_service.clinical.inputs import worst as _worst
 from cds_service.clinical.mas2016 import facts as mas2016_facts
 from cds_service.clinical.tristate import Tri, any_of, at_least, compare
 from cds_service.clinical.wording import BOUNDS as _BOUNDS
@@ -71,26 +74,9 @@ OPEN_WIDTH = 75
 EVIDENCE_WIDTH = 4000
 TESTS_WIDTH = 300
 
-# The named facts this calculation reads; configure refuses a catalog without them.
+# The named facts this calculation reads besides its lab inputs (HlhLabs, named by the rule file);
+# configure refuses a catalog without them.
 READS = (
-    "temperature.worst",
-    "hemoglobin.worst",
-    "platelets.worst",
-    "anc.worst",
-    "wbc.worst",
-    "triglycerides.worst",
-    "fibrinogen.worst",
-    "ferritin.worst",
-    "scd25.worst",
-    "temperature.count",
-    "hemoglobin.count",
-    "platelets.count",
-    "anc.count",
-    "triglycerides.count",
-    "fibrinogen.count",
-    "ferritin.count",
-    "scd25.count",
-    "ast.worst",
     "patient.age_days",
     "conditions.splenomegaly.status",
     "conditions.hepatomegaly.status",
@@ -143,7 +129,7 @@ class HlhSettings:
     fibrinogen: Threshold
     ferritin: Threshold
     scd25: Threshold
-    scd25_analyte: Analyte
+    labs: HlhLabs  # the analytes the rule file names as the criteria's inputs
     nk_codes: tuple[str, ...]
     hemophagocytosis_codes: tuple[str, ...]
     window: timedelta  # for the results read from Observations directly (NK activity, hemophagocytosis)
@@ -215,7 +201,7 @@ class HlhSettings:
             out["hlh.status"] = missing(
                 "hlh.status",
                 f"no data for any of the {len(criteria)} HLH-2004 criteria "
-                f"(ferritin: {named['ferritin.worst'].missing or 'unknown'})",
+                f"({self.labs.ferritin.label}: {named[_worst(self.labs.ferritin)].missing or 'unknown'})",
             )
         else:
             out["hlh.status"] = Fact(
@@ -247,24 +233,33 @@ class HlhSettings:
         """The newest result before the lookback window of a criterion's analytes that have none in it."""
         times = [
             fact.time
-            for analyte in _ANALYTES.get(key, ())
-            if (fact := named.get(f"{analyte}.count")) is not None
-            and fact.value == 0
-            and fact.time is not None
+            for analyte in self._analytes(key)
+            if (fact := named.get(_count(analyte))) is not None and fact.value == 0 and fact.time is not None
         ]
         return max(times, default=None)
 
     def _window_text(self, keys: Sequence[str]) -> str:
         for key in keys:
-            for analyte in _ANALYTES.get(key, ()):
-                if analyte in self.catalog.analytes:
-                    return self.catalog.analytes[analyte].window_text
+            for analyte in self._analytes(key):
+                return analyte.window_text
         return ""
+
+    def _analytes(self, key: str) -> tuple[Analyte, ...]:
+        """The lab analytes a criterion reads (the others read conditions or pathology results)."""
+        labs = self.labs
+        return {
+            "fever": (labs.temperature,),
+            "cytopenias": (labs.hemoglobin, labs.platelets, labs.anc, labs.wbc),
+            "tg_fibrinogen": (labs.triglycerides, labs.fibrinogen),
+            "ferritin": (labs.ferritin,),
+            "scd25": (labs.scd25,),
+        }.get(key, ())
 
     # --- the eight criteria ------------------------------------------------------------------------
 
     def _fever(self, named: Mapping[str, Fact]) -> Criterion:
-        return _highest("fever", named["temperature.worst"], self.fever, _has_data(named, "temperature"))
+        temperature = self.labs.temperature
+        return _highest("fever", named[_worst(temperature)], self.fever, _has_data(named, temperature))
 
     def _splenomegaly(self, named: Mapping[str, Fact]) -> Criterion:
         fact = named["conditions.splenomegaly.status"]
@@ -286,9 +281,11 @@ class HlhSettings:
 
     def _cytopenias(self, named: Mapping[str, Fact]) -> Criterion:
         hemoglobin, hb_text = self._hemoglobin_low(named)
-        platelets = named["platelets.worst"]
+        platelets = named[_worst(self.labs.platelets)]
         plt = self.platelets.compare(platelets, "<")
-        plt_text = _lineage("platelets", platelets, plt, f"<{_limit(self.platelets, platelets)}")
+        plt_text = _lineage(
+            self.labs.platelets.label, platelets, plt, f"<{_limit(self.platelets, platelets)}"
+        )
         anc, anc_text, anc_evidence = self._anc_low(named)
         lineages = [hemoglobin, plt, anc]
         result = at_least(self.lineages, lineages)
@@ -297,17 +294,21 @@ class HlhSettings:
             f"{_SHOWN[result]}: {low} of 3 lineages low ({self.lineages} needed): "
             f"{hb_text}; {plt_text}; {anc_text}"
         )
-        evidence = named["hemoglobin.worst"].evidence + platelets.evidence + anc_evidence
+        evidence = named[_worst(self.labs.hemoglobin)].evidence + platelets.evidence + anc_evidence
         # Not yet measured while an undecided lineage has no result at all (the CBC would decide it).
         lacking = [
             analyte
-            for analyte, lineage in (("hemoglobin", hemoglobin), ("platelets", plt), ("anc", anc))
+            for analyte, lineage in (
+                (self.labs.hemoglobin, hemoglobin),
+                (self.labs.platelets, plt),
+                (self.labs.anc, anc),
+            )
             if lineage is Tri.UNKNOWN and not _has_data(named, analyte)
         ]
         return Criterion("cytopenias", result, text, evidence, measured=not lacking)
 
     def _hemoglobin_low(self, named: Mapping[str, Fact]) -> tuple[Tri, str]:
-        fact = named["hemoglobin.worst"]
+        fact = named[_worst(self.labs.hemoglobin)]
         age = named["patient.age_days"]
         adult = self.hemoglobin.compare(fact, "<")
         infant = self.hemoglobin_infant.compare(fact, "<")
@@ -329,14 +330,14 @@ class HlhSettings:
                 f"<{_limit(self.hemoglobin, fact)}, or <{_limit(self.hemoglobin_infant, fact)} under "
                 f"{format_number(self.infant_age)} days; age unknown: {age.missing}"
             )
-        return result, _lineage("hemoglobin", fact, result, limit)
+        return result, _lineage(self.labs.hemoglobin.label, fact, result, limit)
 
     def _anc_low(self, named: Mapping[str, Fact]) -> tuple[Tri, str, tuple[str, ...]]:
-        anc = named["anc.worst"]
+        anc = named[_worst(self.labs.anc)]
         if anc.value is not None:
             result = self.anc.compare(anc, "<")
             return result, _lineage("ANC", anc, result, f"<{_limit(self.anc, anc)}"), anc.evidence
-        wbc = named["wbc.worst"]
+        wbc = named[_worst(self.labs.wbc)]
         # All neutrophils are leukocytes: a WBC below the ANC limit proves the ANC is below it too.
         if self.anc.compare(wbc, "<") is Tri.MET:
             text = (
@@ -348,7 +349,7 @@ class HlhSettings:
         return Tri.UNKNOWN, f"ANC unknown: {anc.missing}{wbc_text}", ()
 
     def _tg_fibrinogen(self, named: Mapping[str, Fact]) -> Criterion:
-        tg, fib = named["triglycerides.worst"], named["fibrinogen.worst"]
+        tg, fib = named[_worst(self.labs.triglycerides)], named[_worst(self.labs.fibrinogen)]
         high = self.triglycerides.compare(tg, ">=")
         low = self.fibrinogen.compare(fib, "<=")
         result = any_of(high, low)
@@ -360,10 +361,10 @@ class HlhSettings:
                 f"triglycerides {_value(tg)} {word} (criterion >={_limit(self.triglycerides, tg)}; "
                 f"fasting status unknown), {_where(tg)}"
             )
-        fib_text = _lineage("fibrinogen", fib, low, f"<={_limit(self.fibrinogen, fib)}")
+        fib_text = _lineage(self.labs.fibrinogen.label, fib, low, f"<={_limit(self.fibrinogen, fib)}")
         lacking = [
             analyte
-            for analyte, part in (("triglycerides", high), ("fibrinogen", low))
+            for analyte, part in ((self.labs.triglycerides, high), (self.labs.fibrinogen, low))
             if part is Tri.UNKNOWN and not _has_data(named, analyte)
         ]
         return Criterion(
@@ -426,11 +427,12 @@ class HlhSettings:
         return dataclasses.replace(_combined("nk_activity", readings, labs), measured=True)
 
     def _ferritin(self, named: Mapping[str, Fact]) -> Criterion:
-        return _highest("ferritin", named["ferritin.worst"], self.ferritin, _has_data(named, "ferritin"))
+        ferritin = self.labs.ferritin
+        return _highest("ferritin", named[_worst(ferritin)], self.ferritin, _has_data(named, ferritin))
 
     def _scd25(self, named: Mapping[str, Fact], facts: Facts) -> Criterion:
-        fact = named["scd25.worst"]
-        analyte = self.scd25_analyte
+        analyte = self.labs.scd25
+        fact = named[_worst(analyte)]
         # Results in units that do not convert to U/mL (pg/mL: another assay) are judged by the lab's own
         # flag or reference range, never converted (rules-logic.md (a) criterion 8).
         raw = [
@@ -457,7 +459,7 @@ class HlhSettings:
             evidence.append(f"Observation/{lab.id}")
         if not readings:
             return Criterion(
-                "scd25", Tri.UNKNOWN, f"unknown: {fact.missing}", measured=_has_data(named, "scd25")
+                "scd25", Tri.UNKNOWN, f"unknown: {fact.missing}", measured=_has_data(named, analyte)
             )
         result = any_of(*(r for r, _ in readings))
         shown = [t for r, t in readings if r is result or result is Tri.UNKNOWN]
@@ -474,7 +476,7 @@ class HlhSettings:
         if code is None:
             return False
         try:
-            self.catalog.convert(1.0, code, self.scd25_analyte.unit, analyte=self.scd25_analyte.name)
+            self.catalog.convert(1.0, code, self.labs.scd25.unit, analyte=self.labs.scd25.name)
         except ValueError:
             return False
         return True
@@ -530,7 +532,7 @@ class Hlh:
     name = "hlh"
     after: tuple[str, ...] = ()
 
-    def specs(self, catalog: FactCatalog) -> list[FactSpec]:
+    def specs(self, catalog: FactCatalog, params: Params) -> list[FactSpec]:
         specs = [
             FactSpec("hlh.met", "count", None, "HLH-2004 criteria met"),
             FactSpec(
@@ -627,29 +629,30 @@ class Hlh:
             positive=frozenset(params.texts("interpretation_positive")),
             negative=frozenset(params.texts("interpretation_negative")),
         )
-        mas = mas2016_facts.configure(params)
+        labs = HlhLabs.configure(params)
+        mas = mas2016_facts.configure(params, labs)
         return HlhSettings(
             catalog=catalog,
             required=params.whole("required_criteria"),
             lineages=params.whole("cytopenia_lineages"),
             labels=labels,
             tests=tests,
-            fever=params.threshold("fever", "Cel", "temperature"),
-            hemoglobin=params.threshold("hemoglobin_low", "g/dL", "hemoglobin"),
-            hemoglobin_infant=params.threshold("hemoglobin_low_infant", "g/dL", "hemoglobin"),
+            fever=params.threshold("fever", "Cel", labs.temperature.name),
+            hemoglobin=params.threshold("hemoglobin_low", "g/dL", labs.hemoglobin.name),
+            hemoglobin_infant=params.threshold("hemoglobin_low_infant", "g/dL", labs.hemoglobin.name),
             infant_age=params.number("infant_age", "d"),
-            platelets=params.threshold("platelets_low", "10*9/L", "platelets"),
-            anc=params.threshold("anc_low", "10*9/L", "anc"),
-            triglycerides=params.threshold("triglycerides_high", "mg/dL", "triglycerides"),
-            fibrinogen=params.threshold("fibrinogen_low", "mg/dL", "fibrinogen"),
-            ferritin=params.threshold("ferritin_high", "ug/L", "ferritin"),
-            scd25=params.threshold("scd25_high", catalog.analytes["scd25"].unit, "scd25"),
-            scd25_analyte=catalog.analytes["scd25"],
+            platelets=params.threshold("platelets_low", "10*9/L", labs.platelets.name),
+            anc=params.threshold("anc_low", "10*9/L", labs.anc.name),
+            triglycerides=params.threshold("triglycerides_high", "mg/dL", labs.triglycerides.name),
+            fibrinogen=params.threshold("fibrinogen_low", "mg/dL", labs.fibrinogen.name),
+            ferritin=params.threshold("ferritin_high", "ug/L", labs.ferritin.name),
+            scd25=params.threshold("scd25_high", labs.scd25.unit, labs.scd25.name),
+            labs=labs,
             nk_codes=codes["nk_activity_codes"],
             hemophagocytosis_codes=codes["hemophagocytosis_codes"],
             window=timedelta(hours=params.number("result_window", "h")),
             interpretations=interpretations,
-            hscore=hscore_facts.configure(params, catalog),
+            hscore=hscore_facts.configure(params, catalog, labs),
             mas=mas,
         )
 
@@ -678,15 +681,6 @@ def _codes(params: Params, name: str) -> tuple[str, ...]:
 
 
 # --- text helpers -----------------------------------------------------------------------------------
-
-# The lab analytes each criterion reads (the others read conditions or pathology results).
-_ANALYTES = {
-    "fever": ("temperature",),
-    "cytopenias": ("hemoglobin", "platelets", "anc", "wbc"),
-    "tg_fibrinogen": ("triglycerides", "fibrinogen"),
-    "ferritin": ("ferritin",),
-    "scd25": ("scd25",),
-}
 
 
 def open_text(
@@ -768,10 +762,10 @@ def _highest(key: str, fact: Fact, threshold: Threshold, measured: bool) -> Crit
     return Criterion(key, result, text, fact.evidence, measured=True)
 
 
-def _has_data(named: Mapping[str, Fact], analyte: str) -> bool:
+def _has_data(named: Mapping[str, Fact], analyte: Analyte) -> bool:
     """Whether the analyte has any result in its window, usable or not: a count of 0 is "none"; a count
     that is missing means results were there but could not all be used (or could not be read)."""
-    return named[f"{analyte}.count"].value != 0
+    return named[_count(analyte)].value != 0
 
 
 def _lineage(label: str, fact: Fact, result: Tri, limit: str) -> str:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Hashable, Mapping
 from cds_service.clinical import wording
 from cds_service.clinical.base import ParameterError, Params
 from cds_service.clinical.hscore.calculator import HScoreInputs, HScoreTable, hscore, probability
+from cds_service.clinical.inputs import HlhLabs, worst
 from cds_service.clinical.tristate import Tri
 from cds_service.facts.catalog import FactCatalog
 from cds_service.facts.named import Fact, FactSpec
@@ -54,6 +55,7 @@ def specs() -> list[FactSpec]:
 @dataclasses.dataclass(frozen=True)
 class HScoreSettings:
     catalog: FactCatalog
+    labs: HlhLabs
     table: HScoreTable
     cutoff: float
 
@@ -61,23 +63,24 @@ class HScoreSettings:
         """The HScore facts; `hemophagocytosis` is the HLH-2004 criterion's reading of the marrow."""
         t = self.table
         temperature = _bounded(
-            _in(self.catalog, named["temperature.worst"], "Cel"),
-            named["temperature.worst"],
+            _in(self.catalog, named[worst(self.labs.temperature)], "Cel"),
+            named[worst(self.labs.temperature)],
             _band(t.temperature),
         )
         hb_limit, wbc_limit, plt_limit = t.cytopenia_limits
+        labs = self.labs
         inputs = HScoreInputs(
             immunosuppression=None,  # no HIV status or long-term immunosuppressant data is read
             temperature=temperature,
             hepatomegaly=_present(named["conditions.hepatomegaly.status"]),
             splenomegaly=_present(named["conditions.splenomegaly.status"]),
-            hemoglobin=self._item(named, "hemoglobin.worst", "g/dL", _at_most(hb_limit)),
-            wbc=self._item(named, "wbc.worst", "10*9/L", _at_most(wbc_limit)),
-            platelets=self._item(named, "platelets.worst", "10*9/L", _at_most(plt_limit)),
-            ferritin=self._item(named, "ferritin.worst", "ug/L", _band(t.ferritin)),
-            triglycerides=self._item(named, "triglycerides.worst", "mmol/L", _band(t.triglycerides)),
-            fibrinogen=self._item(named, "fibrinogen.worst", "g/L", _at_most(t.fibrinogen)),
-            ast=self._item(named, "ast.worst", "U/L", _at_least(t.ast)),
+            hemoglobin=self._item(named, worst(labs.hemoglobin), "g/dL", _at_most(hb_limit)),
+            wbc=self._item(named, worst(labs.wbc), "10*9/L", _at_most(wbc_limit)),
+            platelets=self._item(named, worst(labs.platelets), "10*9/L", _at_most(plt_limit)),
+            ferritin=self._item(named, worst(labs.ferritin), "ug/L", _band(t.ferritin)),
+            triglycerides=self._item(named, worst(labs.triglycerides), "mmol/L", _band(t.triglycerides)),
+            fibrinogen=self._item(named, worst(labs.fibrinogen), "g/L", _at_most(t.fibrinogen)),
+            ast=self._item(named, worst(labs.ast), "U/L", _at_least(t.ast)),
             hemophagocytosis=None if hemophagocytosis is Tri.UNKNOWN else hemophagocytosis is Tri.MET,
         )
         score = hscore(inputs, t)
@@ -111,8 +114,10 @@ class HScoreSettings:
         return _bounded(_in(self.catalog, fact, unit), fact, key)
 
 
-def configure(params: Params, catalog: FactCatalog) -> HScoreSettings:
-    return HScoreSettings(catalog=catalog, table=_table(params), cutoff=params.number("hscore_cutoff"))
+def configure(params: Params, catalog: FactCatalog, labs: HlhLabs) -> HScoreSettings:
+    return HScoreSettings(
+        catalog=catalog, labs=labs, table=_table(params), cutoff=params.number("hscore_cutoff")
+    )
 
 
 # --- configuration helpers --------------------------------------------------------------------------

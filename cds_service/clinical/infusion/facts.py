@@ -23,19 +23,27 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+import string
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from cds_service.clinical.base import Configured, ParameterError, Params
+from cds_service.clinical.base import Configured, ParameterError, Params, require_dose_unit
 from cds_service.clinical.infusion.calculator import BagLimits, Build, buildable_doses, check, recommended
 from cds_service.facts.catalog import FactCatalog
 from cds_service.facts.model import Facts
 from cds_service.facts.named import Fact, FactSpec, missing
 from cds_service.facts.units import Units
 
+# The unit this calculation computes and words doses in ("mg/day", "mg/kg/h"); configure refuses a rule
+# pack whose medications are dosed in another.
+DOSE_UNIT = "mg"
+
 PROBLEMS = ("unbuildable", "violates", "undescribed", "above-maximum", "ok")
 BUILD_WIDTH = 80  # "2400 mg/day as 800 mg in 250 mL NS q8h at 31.25 mL/h (3.2 mg/mL)" and longer diluents
 SC_WIDTH = 48  # "1000 mg subcutaneous every 168 h (10000 mg/day)"
+# What the build and subcutaneous wording templates of the rule file may name.
+BUILD_PLACEHOLDERS = ("daily_dose", "dose_per_bag", "volume", "diluent", "interval", "rate", "concentration")
+SC_PLACEHOLDERS = ("dose", "route", "interval")
 _TOLERANCE = 1e-9
 
 
@@ -71,13 +79,20 @@ class InfusionSettings:
     infusion_routes: frozenset[str]
     units: Units
     sc: ScForm
+    build_text: str  # the rule file's templates (BUILD_PLACEHOLDERS, SC_PLACEHOLDERS)
+    sc_text: str
+    sc_daily_text: str
     renal: RenalCeiling | None = None
 
     def describe(self, build: Build) -> str:
-        return (
-            f"{_n(build.daily_dose)} mg/day as {_n(build.dose_per_bag)} mg in {_n(build.volume)} mL "
-            f"{self.diluent_short} q{_n(build.interval)}h at {_n(round(build.rate, 2))} mL/h "
-            f"({_n(round(build.concentration, 2))} mg/mL)"
+        return self.build_text.format(
+            daily_dose=_n(build.daily_dose),
+            dose_per_bag=_n(build.dose_per_bag),
+            volume=_n(build.volume),
+            diluent=self.diluent_short,
+            interval=_n(build.interval),
+            rate=_n(round(build.rate, 2)),
+            concentration=_n(round(build.concentration, 2)),
         )
 
     def build_fact(self, name: str, build: Build | None, order: str | None, why: str) -> Fact:
@@ -221,9 +236,9 @@ class InfusionSettings:
             interval = max(interval, self.renal.sc_interval)
             note = "; renal: the label's interval"
         daily = unit * 24 / interval
-        text = f"{_n(unit)} mg {self.sc.label} every {_n(interval)} h"
+        text = self.sc_text.format(dose=_n(unit), route=self.sc.label, interval=_n(interval))
         if not _close(daily, dose):
-            text += f" ({_n(daily)} mg/day)"
+            text += self.sc_daily_text.format(daily_dose=_n(daily))
         data: dict[str, Any] = {
             "form": "dose",
             "route": self.sc.route,
@@ -275,7 +290,7 @@ class Infusion:
     # Renal impairment lowers the ceiling of every build: the renal calculation runs first.
     after: tuple[str, ...] = ("renal",)
 
-    def specs(self, catalog: FactCatalog) -> list[FactSpec]:
+    def specs(self, catalog: FactCatalog, params: Params) -> list[FactSpec]:
         build = "a bag build (text, and the order update-draft-order writes)"
         return [
             FactSpec(
@@ -337,6 +352,7 @@ class Infusion:
     def configure(
         self, params: Params, catalog: FactCatalog, before: Mapping[str, Configured]
     ) -> InfusionSettings:
+        require_dose_unit(catalog, DOSE_UNIT, self.name)
         try:
             limits = BagLimits(
                 unit_dose=params.number("unit_dose", "mg"),
@@ -371,8 +387,25 @@ class Infusion:
             infusion_routes=frozenset(name for name, route in routes.items() if route.infusion),
             units=catalog.units,
             sc=ScForm(sc_route, routes[sc_route].label, coding, params.number("sc_dose", "mg")),
+            build_text=_template(params, "build_text", BUILD_PLACEHOLDERS),
+            sc_text=_template(params, "sc_text", SC_PLACEHOLDERS),
+            sc_daily_text=_template(params, "sc_daily_text", ("daily_dose",)),
             renal=renal if isinstance(renal, RenalCeiling) else None,
         )
+
+
+def _template(params: Params, name: str, placeholders: Sequence[str]) -> str:
+    """A wording template of the rule file, using only the placeholders this calculation fills."""
+    text = params.text(name)
+    try:
+        used = {field for _, field, _, _ in string.Formatter().parse(text) if field is not None}
+    except ValueError as exc:
+        raise ParameterError(name, f"parameter {name!r} is not a template: {exc}") from exc
+    unknown = sorted(used - set(placeholders))
+    if unknown:
+        known = ", ".join(f"{{{p}}}" for p in placeholders)
+        raise ParameterError(name, f"parameter {name!r}: unknown placeholder(s) {unknown}; use {known}")
+    return text
 
 
 def _cannot_build(dose: float, limits: BagLimits) -> str:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 from cds_service.clinical import wording
 from cds_service.clinical.base import Params, Threshold
+from cds_service.clinical.inputs import HlhLabs, worst
 from cds_service.clinical.mas2016.calculator import classify
 from cds_service.clinical.tristate import Tri
 from cds_service.facts.named import Fact, FactSpec
@@ -44,6 +45,7 @@ def specs() -> list[FactSpec]:
 
 @dataclasses.dataclass(frozen=True)
 class MasSettings:
+    labs: HlhLabs
     fever: Threshold
     ferritin: Threshold
     platelets: Threshold
@@ -53,9 +55,10 @@ class MasSettings:
     required_items: int
 
     def compute(self, named: Mapping[str, Fact]) -> dict[str, Fact]:
-        temperature, ferritin = named["temperature.worst"], named["ferritin.worst"]
-        platelets, ast = named["platelets.worst"], named["ast.worst"]
-        tg, fib = named["triglycerides.worst"], named["fibrinogen.worst"]
+        labs = self.labs
+        temperature, ferritin = named[worst(labs.temperature)], named[worst(labs.ferritin)]
+        platelets, ast = named[worst(labs.platelets)], named[worst(labs.ast)]
+        tg, fib = named[worst(labs.triglycerides)], named[worst(labs.fibrinogen)]
         fever = self.fever.compare(temperature, ">=")
         high_ferritin = self.ferritin.compare(ferritin, ">")
         items = [
@@ -98,13 +101,14 @@ class MasSettings:
         }
 
 
-def configure(params: Params) -> MasSettings:
+def configure(params: Params, labs: HlhLabs) -> MasSettings:
     return MasSettings(
-        fever=params.threshold("mas_fever", "Cel", "temperature"),
-        ferritin=params.threshold("mas_ferritin", "ug/L", "ferritin"),
-        platelets=params.threshold("mas_platelets", "10*9/L", "platelets"),
-        ast=params.threshold("mas_ast", "U/L", "ast"),
-        triglycerides=params.threshold("mas_triglycerides", "mg/dL", "triglycerides"),
-        fibrinogen=params.threshold("mas_fibrinogen", "mg/dL", "fibrinogen"),
+        labs=labs,
+        fever=params.threshold("mas_fever", "Cel", labs.temperature.name),
+        ferritin=params.threshold("mas_ferritin", "ug/L", labs.ferritin.name),
+        platelets=params.threshold("mas_platelets", "10*9/L", labs.platelets.name),
+        ast=params.threshold("mas_ast", "U/L", labs.ast.name),
+        triglycerides=params.threshold("mas_triglycerides", "mg/dL", labs.triglycerides.name),
+        fibrinogen=params.threshold("mas_fibrinogen", "mg/dL", labs.fibrinogen.name),
         required_items=params.whole("mas_required_items"),
     )

@@ -36,9 +36,10 @@ from cds_service.facts.named import Fact, FactSpec, missing
 from cds_service.facts.units import Units, tidy
 from cds_service.markup import Markdown, markdown_text
 
-# The analytes (rules/facts/analytes.yaml) these calculations read; their facts are creatinine.latest etc.
-CREATININE = "creatinine"
-HEIGHT = "height"
+# The rule-file parameters naming the analytes (rules/facts/analytes.yaml) these calculations read: the
+# serum creatinine (Cockcroft-Gault, KDIGO) and the height (ideal body weight).
+CREATININE = "creatinine_analyte"
+HEIGHT = "height_analyte"
 WEIGHT_BASES = ("actual", "ideal", "adjusted")
 UNSTATED_SEX_CHOICES = ("lower", "higher")
 CRITERIA = ("absolute", "ratio", "none")
@@ -85,6 +86,8 @@ class RenalSettings:
     adjusted_factor: float
     sets: ConditionSets
     units: Units
+    creatinine: str  # the analytes the rule file names: creatinine.latest, height.latest
+    height: str
     # Read by the infusion calculation: the renal ceiling, and the subcutaneous interval of the label.
     cap: float  # mg/d
     sc_interval: float  # h
@@ -122,7 +125,7 @@ class RenalSettings:
         rule file's dosing weight: where a chart draws the renal limit on the creatinine axis."""
         name = "renal.creatinine_limit"
         age, sex, weight = named["patient.age"], named["patient.sex"], named["patient.weight"]
-        height = named[f"{HEIGHT}.latest"]
+        height = named[f"{self.height}.latest"]
         years, kg = _number(age), _number(weight)
         if years is not None and years < self.min_age:
             return missing(
@@ -161,7 +164,7 @@ class RenalSettings:
     def _crcl(self, named: Mapping[str, Fact], now: datetime) -> Fact:
         name = "renal.crcl"
         age, sex = named["patient.age"], named["patient.sex"]
-        weight, creatinine = named["patient.weight"], named[f"{CREATININE}.latest"]
+        weight, creatinine = named["patient.weight"], named[f"{self.creatinine}.latest"]
         years, kg, mg_dl = _number(age), _number(weight), _number(creatinine)
         # The equation was derived in adults; under the age limit no input makes it valid, so say that
         # rather than list whatever else is missing.
@@ -175,7 +178,7 @@ class RenalSettings:
             absent.insert(0, ("creatinine", stale))
         if sex.value is None:
             absent.append(("sex", sex.missing or "not recorded"))
-        height = named[f"{HEIGHT}.latest"]
+        height = named[f"{self.height}.latest"]
         if self.weight_basis != "actual" and _number(height) is None:
             absent.append(
                 (
@@ -320,7 +323,7 @@ class Renal:
     name = "renal"
     after: tuple[str, ...] = ()
 
-    def specs(self, catalog: FactCatalog) -> list[FactSpec]:
+    def specs(self, catalog: FactCatalog, params: Params) -> list[FactSpec]:
         return [
             FactSpec(
                 "renal.crcl",
@@ -380,8 +383,7 @@ class Renal:
         ideal = {
             sex: IdealWeight(params.number(f"ibw_base_{sex}", "kg"), per_inch, base_height) for sex in _SEXES
         }
-        if HEIGHT not in catalog.analytes:
-            raise ParameterError("weight_basis", f"no {HEIGHT!r} analyte in rules/facts/analytes.yaml")
+        creatinine, height = params.analyte(CREATININE), params.analyte(HEIGHT)
         return RenalSettings(
             min_age=params.number("min_age", "a"),
             weight_basis=basis,
@@ -392,6 +394,8 @@ class Renal:
             adjusted_factor=adjusted,
             sets=_condition_sets(params, catalog),
             units=catalog.units,
+            creatinine=creatinine.name,
+            height=height.name,
             cap=cap,
             sc_interval=params.number("label_interval", "h"),
             sc_route=params.text("label_route", tuple(catalog.medications.routes)),
@@ -610,7 +614,7 @@ class AcuteKidneyInjury:
     name = "aki"
     after: tuple[str, ...] = ()
 
-    def specs(self, catalog: FactCatalog) -> list[FactSpec]:
+    def specs(self, catalog: FactCatalog, params: Params) -> list[FactSpec]:
         return [
             FactSpec(
                 "aki.stage",
@@ -622,7 +626,7 @@ class AcuteKidneyInjury:
             FactSpec(
                 "aki.creatinine_limit",
                 "quantity",
-                catalog.analytes[CREATININE].unit if CREATININE in catalog.analytes else "mg/dL",
+                params.analyte_unit(CREATININE),
                 "the lowest creatinine that, drawn at the request's time, would meet a KDIGO criterion "
                 "against the results before it (for the chart's AKI limit line)",
             ),
@@ -645,9 +649,7 @@ class AcuteKidneyInjury:
     def configure(
         self, params: Params, catalog: FactCatalog, before: Mapping[str, Configured]
     ) -> AkiSettings:
-        analyte = catalog.analytes.get(CREATININE)
-        if analyte is None:
-            raise ParameterError("", f"no {CREATININE!r} analyte in rules/facts/analytes.yaml")
+        analyte = params.analyte(CREATININE)
         ratio = params.number("baseline_ratio")
         stage2 = params.number("stage2_ratio")
         stage3 = params.number("stage3_ratio")
@@ -668,13 +670,13 @@ class AcuteKidneyInjury:
             units=catalog.units,
             sources=catalog.labs.sources,
             assessment_window=timedelta(hours=windows["assessment_window"]),
-            absolute_rise=params.threshold("absolute_rise", analyte.unit, CREATININE),
+            absolute_rise=params.threshold("absolute_rise", analyte.unit, analyte.name),
             absolute_window_hours=windows["absolute_window"],
             ratio=ratio,
             baseline_window_hours=windows["baseline_window"],
             stage2_ratio=stage2,
             stage3_ratio=stage3,
-            stage3_value=params.threshold("stage3_creatinine", analyte.unit, CREATININE),
+            stage3_value=params.threshold("stage3_creatinine", analyte.unit, analyte.name),
         )
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import msgspec
 
-from cds_service.clinical.base import Configured, Params
+from cds_service.clinical.base import Configured, Params, require_dose_unit
 from cds_service.facts.catalog import FactCatalog
 from cds_service.facts.coding import raw_list
 from cds_service.facts.knowledge import MedicationClass, Medications, unavailable
@@ -30,6 +30,10 @@ from cds_service.facts.model import Facts
 from cds_service.facts.named import Fact, FactSpec, missing
 from cds_service.facts.orders import Json, Normalised, being_ordered, is_medication, normalise, resolver
 from cds_service.facts.units import Units, tidy
+
+# The unit this calculation computes and words doses in ("mg/day", "mg/kg/h"); configure refuses a rule
+# pack whose medications are dosed in another.
+DOSE_UNIT = "mg"
 
 # FHIR MedicationRequest codes: the status of an order in force, and intents that are not orders.
 _IN_FORCE = "active"
@@ -144,7 +148,7 @@ class Therapy:
     name = "therapy"
     after: tuple[str, ...] = ()
 
-    def specs(self, catalog: FactCatalog) -> list[FactSpec]:
+    def specs(self, catalog: FactCatalog, params: Params) -> list[FactSpec]:
         return [
             FactSpec(DRAFTS, "count", None, "how many orders for the drug are being signed (draftOrders)"),
             FactSpec(
@@ -177,6 +181,7 @@ class Therapy:
     def configure(
         self, params: Params, catalog: FactCatalog, before: Mapping[str, Configured]
     ) -> TherapySettings:
+        require_dose_unit(catalog, DOSE_UNIT, self.name)
         classes = catalog.medications.classes
         medication = params.text("medication", tuple(classes))
         return TherapySettings(classes[medication], catalog.medications, catalog.units)

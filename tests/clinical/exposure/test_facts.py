@@ -32,7 +32,7 @@ from cds_service.facts.orders import resolver
 from cds_service.ruleformat.rulefile import RuleFile
 from cds_service.yamlfile import load_yaml
 from tests.conftest import RULES
-from tests.facts.support import LOINC, RXNORM, UCUM, catalog, make_facts, observation, resource
+from tests.facts.support import LOINC, RXNORM, UCUM, catalog, make_facts, observation, resource, rule_params
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 DRUG = {"coding": [{"system": RXNORM, "code": "72435"}]}
@@ -244,7 +244,7 @@ def test_a_verified_bag_order_with_a_contained_medication_is_recognised() -> Non
 
 
 def test_every_fact_is_produced_with_its_spec() -> None:
-    specs = {s.name: s for s in Exposure().specs(catalog())}
+    specs = {s.name: s for s in Exposure().specs(catalog(), rule_params("high-dose-infection-watch"))}
     assert tuple(specs) == EXPOSURE_FACTS
     out = run()
     assert set(out) == set(specs)
@@ -459,7 +459,7 @@ def test_the_last_known_count_keeps_its_value_age_and_band(resources: list[Resou
 
 
 def test_neutrophils_needs_its_window() -> None:
-    spec = Neutrophils().specs(catalog())[0]
+    spec = Neutrophils().specs(catalog(), rule_params("neutropenia"))[0]
     assert (spec.name, spec.unit) == ("neutrophils.current", "10*9/L")
     for name in ("current_within", "neutropenia", "severe_neutropenia"):
         with pytest.raises(ParameterError) as raised:

@@ -19,7 +19,17 @@ from cds_service.facts.named import Fact
 from cds_service.ruleformat.rulefile import Parameter, RuleFile
 from cds_service.yamlfile import load_yaml
 from tests.conftest import RULES
-from tests.facts.support import NOW, RXNORM, SNOMED, catalog, facts_of, make_facts, observation, resource
+from tests.facts.support import (
+    NOW,
+    RXNORM,
+    SNOMED,
+    catalog,
+    facts_of,
+    make_facts,
+    observation,
+    resource,
+    rule_params,
+)
 
 FERRITIN = "2276-4"
 WEIGHT = "29463-7"
@@ -121,7 +131,7 @@ def test_both_calculations_are_registered() -> None:
     ],
 )
 def test_every_trend_fact_of_the_specs_is_produced(resources: tuple[Resource, ...]) -> None:
-    names = {s.name for s in FERRITIN_TREND.specs(catalog())}
+    names = {s.name for s in FERRITIN_TREND.specs(catalog(), rule_params("ferritin-rise"))}
     assert set(trend(*resources)) == names
 
 
@@ -298,7 +308,7 @@ ESCALATED = (
     ],
 )
 def test_every_response_fact_of_the_specs_is_produced(resources: tuple[Resource, ...]) -> None:
-    names = {s.name for s in FERRITIN_RESPONSE.specs(catalog())}
+    names = {s.name for s in FERRITIN_RESPONSE.specs(catalog(), rule_params("ferritin-escalation"))}
     assert set(response(*resources)) == names
 
 

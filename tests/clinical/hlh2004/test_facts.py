@@ -23,19 +23,19 @@ from tests.clinical.hlh2004.support import (
     rule,
     settings,
 )
-from tests.facts.support import catalog, observation
+from tests.facts.support import catalog, observation, rule_params
 
 # --- contract --------------------------------------------------------------------------------------
 
 
 def test_every_fact_of_the_specs_is_produced_and_no_other() -> None:
-    names = {s.name for s in Hlh().specs(catalog())}
+    names = {s.name for s in Hlh().specs(catalog(), rule_params("hlh-2004"))}
     for resources in (full_workup(), [patient()], [patient(None)]):
         assert set(compute(*resources)) == names
 
 
 def test_text_facts_stay_within_their_declared_width_and_values() -> None:
-    specs = {s.name: s for s in Hlh().specs(catalog())}
+    specs = {s.name: s for s in Hlh().specs(catalog(), rule_params("hlh-2004"))}
     for resources in (full_workup(), [patient()], [patient(), observation("t1", "8310-5", 36.9, "Cel")]):
         for name, fact in compute(*resources).items():
             spec = specs[name]

@@ -17,7 +17,7 @@ from cds_service.facts.named import Fact, missing
 from cds_service.ruleformat.rulefile import RuleFile
 from cds_service.yamlfile import load_yaml
 from tests.conftest import RULES
-from tests.facts.support import catalog
+from tests.facts.support import catalog, rule_params
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 REF = "MedicationRequest/draft-1"
@@ -75,7 +75,7 @@ def compute(named: dict[str, Fact], renal: Renal | None = None) -> dict[str, Fac
 
 
 def test_every_fact_of_the_specs_is_produced() -> None:
-    names = {s.name for s in Infusion().specs(catalog())}
+    names = {s.name for s in Infusion().specs(catalog(), rule_params("infusion-build"))}
     for named in (
         order(500),
         order(2400),

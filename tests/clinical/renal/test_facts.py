@@ -16,7 +16,7 @@ from cds_service.facts.named import Fact, missing
 from cds_service.ruleformat.rulefile import Parameter, RuleFile
 from cds_service.yamlfile import load_yaml
 from tests.conftest import RULES
-from tests.facts.support import catalog, make_facts, observation
+from tests.facts.support import catalog, make_facts, observation, rule_params
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 REF = "MedicationRequest/draft-1"
@@ -125,7 +125,7 @@ def compute_renal(
 
 
 def test_every_renal_fact_is_produced() -> None:
-    names = {s.name for s in Renal().specs(catalog())}
+    names = {s.name for s in Renal().specs(catalog(), rule_params("renal-dose"))}
     for named in (
         patient(),
         patient(weight=None),
@@ -388,7 +388,7 @@ def compute_aki(*results: Any, settings: AkiSettings | None = None, **facts: Any
 
 
 def test_every_aki_fact_is_produced() -> None:
-    names = {s.name for s in AcuteKidneyInjury().specs(catalog())}
+    names = {s.name for s in AcuteKidneyInjury().specs(catalog(), rule_params("acute-kidney-injury"))}
     for results in (
         (),
         (scr("a", 6, 1.0),),

@@ -13,7 +13,7 @@ from cds_service.facts.named import Fact, missing
 from cds_service.ruleformat.rulefile import RuleFile
 from cds_service.yamlfile import load_yaml
 from tests.conftest import RULES
-from tests.facts.support import RXNORM, SNOMED, UCUM, catalog, make_facts, resource
+from tests.facts.support import RXNORM, SNOMED, UCUM, catalog, make_facts, resource, rule_params
 
 ANAKINRA = {"coding": [{"system": RXNORM, "code": "72435"}]}
 IV = {"coding": [{"system": SNOMED, "code": "47625008"}]}
@@ -80,7 +80,7 @@ def compute(
 
 
 def test_every_fact_is_produced() -> None:
-    names = {s.name for s in Therapy().specs(catalog())}
+    names = {s.name for s in Therapy().specs(catalog(), rule_params("duplicate-therapy"))}
     for out in (
         compute(),
         compute([infusion("a", 800)], [injection("d")]),
