@@ -10,8 +10,9 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from cds_service.cards.suggestions import suggestions as built_suggestions
 from cds_service.protocol.response import Card
-from cds_service.ruleformat.actions import ACTIONS, SuggestionContext
+from cds_service.ruleformat.actions import SuggestionContext
 from cds_service.ruleformat.rulefile import DataNeededMerge, Link
 from cds_service.ruleformat.summary import compose_summary
 from cds_service.ruleformat.text import fill
@@ -35,7 +36,6 @@ def merged_card(
     merge = plan.merge
     assert merge is not None and plan.merged
     findings = plan.merged
-    facts = evaluation.facts
     checks = list(dict.fromkeys(f.template.data_needed.check for f in findings if f.template.data_needed))
     items: dict[str, tuple[str, list[str]]] = {}
     for finding in findings:
@@ -48,28 +48,10 @@ def merged_card(
     lines = [f"- **{_capital(need)}**: needed for {'; '.join(uses)}." for need, uses in items.values()]
     suggestions = []
     for finding in findings:
-        for index, suggestion in enumerate(finding.template.suggestions):
-            if (finding.rule_id, index) in plan.dropped:
-                continue
-            actions = ACTIONS[suggestion.action].build(suggestion.arguments, context)
-            if actions is None:
-                continue
-            item: dict[str, Any] = {
-                "label": fill(
-                    suggestion.label,
-                    facts,
-                    finding.parameters,
-                    finding.missing,
-                    thresholds=finding.thresholds,
-                    units=evaluation.units,
-                ),
-                "uuid": str(uuid.uuid4()),
-                "actions": actions,
-            }
-            decision = plan.decision(finding.rule_id)
-            if suggestion.isRecommended and (decision is None or decision.not_recommended_by is None):
-                item["isRecommended"] = True
-            suggestions.append(item)
+        decision = plan.decision(finding.rule_id)
+        skip = {index for (rule, index) in plan.dropped if rule == finding.rule_id}
+        recommend = decision is None or decision.not_recommended_by is None
+        suggestions.extend(built_suggestions(finding, evaluation, context, skip, recommend))
     card: dict[str, Any] = {
         "uuid": str(uuid.uuid4()),
         "summary": compose_summary(merge.summary, checks),

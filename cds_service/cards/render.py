@@ -9,6 +9,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from cds_service.cards.merge import merged_card
+from cds_service.cards.suggestions import suggestions as built_suggestions
 from cds_service.charts.links import ChartLinks
 from cds_service.engine import Evaluation, Finding
 from cds_service.facts.model import Facts
@@ -16,7 +17,7 @@ from cds_service.facts.named import Fact
 from cds_service.markup import markdown_text
 from cds_service.protocol.discovery import IncompleteDataCard, ServiceDefinition
 from cds_service.protocol.response import SUMMARY_MAX, Card, CardsResponse
-from cds_service.ruleformat.actions import ACTIONS, SuggestionContext
+from cds_service.ruleformat.actions import SuggestionContext
 from cds_service.ruleformat.rulefile import Link
 from cds_service.ruleformat.text import fill
 from cds_service.store.database import ChartSnapshot
@@ -128,28 +129,7 @@ def _card(
             finding.thresholds,
             evaluation.units,
         )
-    suggestions = []
-    for index, suggestion in enumerate(template.suggestions):
-        if index in skip:
-            continue
-        actions = ACTIONS[suggestion.action].build(suggestion.arguments, context)
-        if actions is None:
-            continue
-        item: dict[str, Any] = {
-            "label": fill(
-                suggestion.label,
-                facts,
-                finding.parameters,
-                finding.missing,
-                thresholds=finding.thresholds,
-                units=evaluation.units,
-            ),
-            "uuid": str(uuid.uuid4()),
-            "actions": actions,
-        }
-        if suggestion.isRecommended and recommend:
-            item["isRecommended"] = True
-        suggestions.append(item)
+    suggestions = built_suggestions(finding, evaluation, context, skip, recommend)
     if suggestions:
         card["suggestions"] = suggestions
         card["selectionBehavior"] = template.selectionBehavior or "at-most-one"
