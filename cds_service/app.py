@@ -37,6 +37,7 @@ from cds_service.security.guard import INSECURE_WARNING, Guard, Unauthorized, ke
 from cds_service.security.refusals import Refusals
 from cds_service.security.verify import Caller
 from cds_service.store.database import AuditRow, ChartSnapshot, FeedbackRow, IssuedCard, Store, StoreError
+from cds_service.store.writer import Writer
 
 log = logging.getLogger("cds_service")
 JSON = "application/json"
@@ -88,17 +89,20 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] |
         if clock is not None:
             runtime.clock = clock
         store = Store(settings.database_url)
+        writer = Writer(store)
         keys = keys_client()
         try:
-            guard = Guard.create(settings, store, keys)
+            guard = Guard.create(settings, writer, keys)
         except BaseException:
             await runtime.aclose()
             await keys.aclose()
+            writer.close()
             store.close()
             raise
         reloader = Reloader(runtime.engine, settings.rules_dir)
         app.state.runtime = runtime
         app.state.store = store
+        app.state.writer = writer
         app.state.reloader = reloader
         app.state.guard = guard
         app.state.refusals = refusals = Refusals()
@@ -132,6 +136,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] |
             await _write_refusals(store, refusals)
             await runtime.aclose()
             await keys.aclose()
+            writer.close()
             store.close()
 
     app = FastAPI(
@@ -346,9 +351,8 @@ class _Call:
             )
         else:
             try:
-                await run_in_threadpool(
-                    self.request.app.state.store.record_call, audit, self.issued, self.charts
-                )
+                writer: Writer = self.request.app.state.writer
+                await writer.record_call(audit, self.issued, self.charts)
             except Exception:
                 # The caller still gets the answer; the gap is logged loudly instead.
                 log.exception("could not write the audit row for %s %s", audit.endpoint, audit.hook_instance)

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import datetime
 
 import httpx
-from starlette.concurrency import run_in_threadpool
 
 from cds_service.config import Settings
 from cds_service.protocol.outcome import Issue, ProblemError
@@ -15,7 +13,7 @@ from cds_service.security.errors import AuthError
 from cds_service.security.keys import KeyStore
 from cds_service.security.trust import TrustedIssuer, load_trust
 from cds_service.security.verify import Caller, Policy, Verifier
-from cds_service.store.database import Store
+from cds_service.store.writer import Writer
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +36,7 @@ class Guard:
         return self.verifier.issuers.get(caller.iss)
 
     @classmethod
-    def create(cls, settings: Settings, store: Store, client: httpx.AsyncClient) -> Guard:
+    def create(cls, settings: Settings, writer: Writer, client: httpx.AsyncClient) -> Guard:
         """Raises ValueError (settings) or FileProblems (trust or key files) when auth cannot be set up."""
         problem = settings.auth_problem()
         if problem:
@@ -54,9 +52,6 @@ class Guard:
         except AuthError as exc:
             raise ValueError(exc.message) from None
 
-        async def first_use(issuer: str, jti: str, expires_at: datetime) -> bool:
-            return await run_in_threadpool(store.first_use, issuer, jti, expires_at)
-
         policy = Policy(
             algorithms=settings.jwt_algorithms,
             leeway_seconds=settings.jwt_leeway_seconds,
@@ -67,7 +62,7 @@ class Guard:
             len(issuers),
             settings.public_url,
         )
-        return cls(Verifier(issuers, keys, first_use, policy), settings.public_url)
+        return cls(Verifier(issuers, keys, writer.first_use, policy), settings.public_url)
 
     async def caller(self, authorization: str | None, path: str) -> Caller | None:
         """The verified caller of `path` (e.g. /cds-services/x), None when auth is off; 401 otherwise."""

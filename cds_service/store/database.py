@@ -1,7 +1,7 @@
 """The database: one SQLAlchemy engine per process, SQLite in WAL mode by default.
 
-Writes are small and synchronous; the web layer runs them in a worker thread so that they never
-block the event loop. A write returns only after COMMIT, so acknowledged data is on disk.
+Writes are small and synchronous; the web layer runs them off the event loop (the answer path's through
+store/writer.py). A write returns only after COMMIT, so acknowledged data is on disk.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, delete, event, select, text
+from sqlalchemy import Connection, Engine, create_engine, delete, event, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -207,16 +207,26 @@ class Store:
         """The audit row, the cards issued and their charts' data, in one transaction: committed before
         the answer leaves, so a chart link works as soon as the clinician can click it."""
         with self.cards_engine.begin() as conn:
-            if cards:
-                rows, others = _card_rows(cards)
-                conn.execute(cards_issued.insert(), rows)
-                if others:
-                    conn.execute(merged_card_rules.insert(), others)
-            if charts:
-                conn.execute(chart_snapshots.insert(), [_row(chart) for chart in charts])
-            # The audit row is the record of the call: a value too long or not storable (a token's sub, a
-            # path naming no service) is clipped rather than failing it (store/limits.py).
-            conn.execute(audit_log.insert(), clip_row(audit_log, _row(audit)))
+            self.write_call(conn, audit, cards, charts)
+
+    def write_call(
+        self,
+        conn: Connection,
+        audit: AuditRow,
+        cards: Sequence[IssuedCard] = (),
+        charts: Sequence[ChartSnapshot] = (),
+    ) -> None:
+        """`record_call` inside the caller's transaction (store/writer.py commits several calls in one)."""
+        if cards:
+            rows, others = _card_rows(cards)
+            conn.execute(cards_issued.insert(), rows)
+            if others:
+                conn.execute(merged_card_rules.insert(), others)
+        if charts:
+            conn.execute(chart_snapshots.insert(), [_row(chart) for chart in charts])
+        # The audit row is the record of the call: a value too long or not storable (a token's sub, a
+        # path naming no service) is clipped rather than failing it (store/limits.py).
+        conn.execute(audit_log.insert(), clip_row(audit_log, _row(audit)))
 
     def record_refusals(self, counts: Sequence[RefusalCount]) -> None:
         """Add refused-call counts to their (minute, source, reason, endpoint) rows, which other workers
@@ -268,17 +278,24 @@ class Store:
 
         Raises StoreError when the database cannot say: the caller must refuse the token (503), since
         accepting it unchecked would let a replay through."""
-        insert = _insert_ignoring(jwt_seen, ("issuer", "jti"), self.engine.dialect.name)
         try:
             with self.cards_engine.begin() as conn:
-                row = conn.execute(
-                    insert.returning(jwt_seen.c.jti), {"issuer": issuer, "jti": jti, "expires_at": expires_at}
-                ).first()
+                return self.claim_token(conn, issuer, jti, expires_at)
         except SQLAlchemyError as exc:
-            raise StoreError(
-                f"database {self.safe_url}: a token id could not be checked for replay ({type(exc).__name__})"
-            ) from exc
+            raise self.replay_check_failed(exc) from exc
+
+    def claim_token(self, conn: Connection, issuer: str, jti: str, expires_at: datetime) -> bool:
+        """`first_use` inside the caller's transaction: the row is the claim once it commits."""
+        insert = _insert_ignoring(jwt_seen, ("issuer", "jti"), self.engine.dialect.name)
+        row = conn.execute(
+            insert.returning(jwt_seen.c.jti), {"issuer": issuer, "jti": jti, "expires_at": expires_at}
+        ).first()
         return row is not None
+
+    def replay_check_failed(self, exc: BaseException) -> StoreError:
+        return StoreError(
+            f"database {self.safe_url}: a token id could not be checked for replay ({type(exc).__name__})"
+        )
 
     def purge(
         self, now: datetime, audit_before: datetime | None, feedback_before: datetime | None = None
