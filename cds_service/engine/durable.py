@@ -104,7 +104,7 @@ class DurableRules:
             frame = action[1] if action else None
             while frame:
                 # A rule with OR branches fires once per satisfied branch; we only need its name.
-                fired.update(json.loads(frame))
+                fired.add(_action_name(frame))
                 frame = _engine.complete_and_start_action(ruleset.handle, state_handle)
         except EngineError:
             raise
@@ -116,6 +116,23 @@ class DurableRules:
             raise EngineError("durable-rules did not see the fact (the catch-all rule did not run)")
         fired.discard(CATCH_ALL)
         return frozenset(fired)
+
+
+_JSON = json.JSONDecoder()
+
+
+def _action_name(frame: str) -> str:
+    """The action an action frame is for: {"<name>": {"m": <the matched fact>}}.
+
+    Only the key is read, as durable-rules' own dispatcher reads only the first key: parsing the whole
+    frame (the matched fact, every field of the request) cost 0.6 ms of a 1 ms evaluation on W1."""
+    try:
+        name, end = _JSON.raw_decode(frame, 1)
+    except (ValueError, IndexError):
+        name, end = None, 0
+    if not (frame.startswith("{") and isinstance(name, str) and frame[end : end + 1] == ":"):
+        raise EngineError(f"durable-rules returned an action frame we cannot read: {frame[:80]!r}")
+    return name
 
 
 def _fact_json(fact: Mapping[str, Any]) -> str:

@@ -177,3 +177,21 @@ def test_reserved_rule_name_is_refused() -> None:
             rules.compile({durable_module.CATCH_ALL: {"x": 1}})
     finally:
         rules.close()
+
+
+def test_action_names_with_json_escapes_come_back_as_compiled() -> None:
+    # Only a frame's key is read (not the matched fact): names needing JSON escapes must survive that.
+    names = {'quote"d|T': {"$gt": {"f0": 1}}, "back\\slash|T": {"$gt": {"f0": 1}}, "dose ≥ max|T": {"$gt": {"f0": 1}}}
+    rules = DurableRules()
+    compiled = rules.compile(names)
+    try:
+        assert rules.evaluate(compiled, {"f0": 2}) == set(names)
+    finally:
+        rules.release(compiled)
+        rules.close()
+
+
+@pytest.mark.parametrize("frame", ["", "[]", '{"unterminated', '{"name" 1}', "{1: 2}"])
+def test_an_action_frame_that_is_not_name_then_fact_is_an_engine_error(frame: str) -> None:
+    with pytest.raises(EngineError, match="action frame"):
+        durable_module._action_name(frame)
