@@ -239,6 +239,10 @@ def _results(finding: MicroFinding, facts: Facts, specimens: dict[str, Resource]
     for result, lab, by_code in _candidates(finding, facts):
         if id(lab.resource) in seen:
             continue
+        if lab.resource.valueCodeableConcept is None and not (lab.resource.valueString or "").strip():
+            # What _classify calls "empty", without building its texts: most results are numbers, and
+            # every one is a candidate for the kinds that accept any code on the specimen.
+            continue
         kind, value = _classify(lab.resource, result)
         # A result coded as another kind, or not coded as this kind at all, is read only for a positive
         # value: its other values are not this kind's to judge.
