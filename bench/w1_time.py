@@ -35,6 +35,7 @@ from cds_service.config import Settings
 from cds_service.data.prefetch import gather_data
 from cds_service.facts.build import build_facts
 from cds_service.facts.derive import named_facts
+from cds_service.facts.model import Facts
 from cds_service.pipeline import Runtime, call_service
 from cds_service.protocol.request import parse_hook_request
 
@@ -73,6 +74,10 @@ async def _stages(runtime: Runtime, n: int) -> dict[str, list[float]]:
     durable = runtime.engine.durable
     evaluation = await runtime.engine.evaluate(service, named, ruleset)
 
+    def fresh(facts: Facts) -> Facts:
+        facts.memo.clear()
+        return facts
+
     def cards() -> object:
         # As call_service renders them: chart links included, each chart's snapshot built once.
         links = ChartLinks(
@@ -83,7 +88,7 @@ async def _stages(runtime: Runtime, n: int) -> dict[str, list[float]]:
             timedelta(hours=12),
             named["patient.weight"],
         )
-        return render_response(service, facts, evaluation, charts=links)
+        return render_response(service, fresh(facts), evaluation, charts=links)
 
     response = render_response(service, facts, evaluation).response
     # What a long-running worker does after start-up: the rules and models are loaded for good.
@@ -96,9 +101,10 @@ async def _stages(runtime: Runtime, n: int) -> dict[str, list[float]]:
             lambda: gather_data(service, request, runtime.upstreams.for_issuer(None), runtime.fetch), n
         ),
         "facts": timed(lambda: build_facts(service, request, data, now=NOW), n),
-        "named facts": timed(lambda: named_facts(ruleset.catalog, facts, service.medication), n),
+        # Each stage starts from an empty per-request memo (Facts.memo), as in a call.
+        "named facts": timed(lambda: named_facts(ruleset.catalog, fresh(facts), service.medication), n),
         "calculations": timed(
-            lambda: ruleset.calculations.compute(dict(base), facts, ruleset.catalog.specs), n
+            lambda: ruleset.calculations.compute(dict(base), fresh(facts), ruleset.catalog.specs), n
         ),
         "rules": await timed_async(
             lambda: durable.evaluate_async(compiled, ruleset.fields.flatten(named)), n

@@ -22,7 +22,7 @@ from cds_service.facts.knowledge import unavailable
 from cds_service.facts.labs import collect
 from cds_service.facts.model import Facts
 from cds_service.facts.named import Fact
-from cds_service.facts.orders import is_medication, normalise, quantities, resolver
+from cds_service.facts.orders import is_medication, normalised, quantities, resolver
 from cds_service.facts.units import tidy
 
 Payload = dict[str, Any]
@@ -147,7 +147,7 @@ def _dose(
     else:
         notes.append(f"Earlier orders are not shown: {gap}.")
     if draft is not None:
-        order = normalise(draft.raw, drug, medications, units, resolve, weight)
+        order = normalised(facts, draft.raw, drug, medications, units, weight)
         start, end = order_period(draft.raw, units)
         # A draft without a start of its own starts when it is signed: now.
         stated = draft.raw.get("status")

@@ -7,8 +7,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import msgspec
-
 from cds_service.data.resources import Resource
 from cds_service.facts.coding import matches, raw_keys, raw_texts, struct_keys, struct_texts
 from cds_service.facts.knowledge import (
@@ -30,7 +28,8 @@ from cds_service.facts.orders import (
     Resolver,
     is_medication,
     medication_of,
-    normalise,
+    normalised,
+    order_json,
     order_routes,
     quantities,
     resolver,
@@ -75,7 +74,7 @@ def medication_facts(medications: Medications, facts: Facts, units: Units, weigh
     out: dict[str, Fact] = {}
     gap = unavailable(facts.unavailable, medications.sources)
     active = (
-        [(r, msgspec.to_builtins(r)) for r in facts.medication_orders if r.status == "active"]
+        [(r, order_json(facts, r)) for r in facts.medication_orders if r.status == "active"]
         if not gap
         else []
     )
@@ -104,7 +103,7 @@ def medication_facts(medications: Medications, facts: Facts, units: Units, weigh
             continue
         orders.sort(key=lambda pair: _authored(pair[0]), reverse=True)
         refs = tuple(f"MedicationRequest/{r.id}" for r, _ in orders)
-        newest = normalise(orders[0][1], drug, medications, units, resolve, weight)
+        newest = normalised(facts, orders[0][1], drug, medications, units, weight)
         summary = f"{newest.summary}; {note}" if note else newest.summary
         out[f"{base}.active"] = Fact(f"{base}.active", True, evidence=refs, detail=summary)
         if "daily_dose" in newest.values:

@@ -103,6 +103,7 @@ def collect(analyte: Analyte, facts: Facts, units: Units, start: datetime) -> Se
     excluded: list[str] = []
     older: datetime | None = None
     sources = 0
+    conversions: dict[str, tuple[float, float] | str] = {}
     for code in analyte.codes:
         values = facts.labs.get(code)
         if not values:
@@ -134,17 +135,18 @@ def collect(analyte: Analyte, facts: Facts, units: Units, start: datetime) -> Se
             if native is None:
                 excluded.append(f"{ref} has no unit")
                 continue
-            try:
-                scale, offset = units.affine(native, analyte.unit, analyte.molar_mass, analyte.same_unit)
-            except UnknownUnit:
-                excluded.append(f"{ref} is in {units.text(native)}")
+            # A series is mostly in one unit: convert each unit once per call, failures included.
+            conversion = conversions.get(native)
+            if conversion is None:
+                conversion = conversions[native] = _conversion(analyte, native, units)
+            if isinstance(conversion, str):
+                excluded.append(f"{ref} is in {conversion}")
                 continue
-            except UnitError:
-                excluded.append(
-                    f"{ref} is in {units.text(native)}, which does not convert to {units.text(analyte.unit)}"
-                )
-                continue
-            value = lab.value if (scale, offset) == (1.0, 0.0) else tidy(scale * lab.value + offset)
+            scale, offset = conversion
+            if scale == 1.0 and offset == 0.0:
+                points.append(Point(lab.value, lab.comparator, lab.value, native, lab.time, (ref,)))
+                continue  # the value is the reported one, already found usable above
+            value = tidy(scale * lab.value + offset)
             unusable = numbers.problem(value)
             if unusable:
                 shown = numbers.shown
@@ -157,6 +159,16 @@ def collect(analyte: Analyte, facts: Facts, units: Units, start: datetime) -> Se
     if sources > 1:
         points.sort(key=lambda p: p.time, reverse=True)
     return Series(points, excluded, older)
+
+
+def _conversion(analyte: Analyte, native: str, units: Units) -> tuple[float, float] | str:
+    """(scale, offset) from `native` to the analyte's unit, or what to say of a result in `native`."""
+    try:
+        return units.affine(native, analyte.unit, analyte.molar_mass, analyte.same_unit)
+    except UnknownUnit:
+        return units.text(native)
+    except UnitError:
+        return f"{units.text(native)}, which does not convert to {units.text(analyte.unit)}"
 
 
 def _derived(labs: Labs, analyte: Analyte, facts: Facts, units: Units, start: datetime) -> Series:

@@ -65,6 +65,9 @@ class Facts:
     unavailable: dict[str, str] = dataclasses.field(default_factory=dict)
     # labels of `unavailable` data that the incomplete-data card does not announce (PrefetchItem.announce)
     unannounced: set[str] = dataclasses.field(default_factory=set)
+    # What several calculations derive from the same resource in this request, derived once
+    # (facts/orders.py: an order's JSON, its normalised form, the Medication resolver).
+    memo: dict[Any, Any] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     def lab(self, code: str) -> list[LabValue]:
         return self.labs.get(code, [])

@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 
+from cds_service.data.resources import Resource
 from cds_service.facts import numbers
 from cds_service.facts.coding import matches, mentions, raw_keys, raw_list, raw_texts
 from cds_service.facts.knowledge import MedicationClass, Medications
@@ -162,7 +163,7 @@ def order_facts(
         if draft.resource_type == "MedicationRequest" and is_medication(
             draft.raw, drug, medications, resolve
         ):
-            order = normalise(draft.raw, drug, medications, units, resolve, weight)
+            order = normalised(facts, draft.raw, drug, medications, units, weight)
             return _as_facts(order)
     absent = f"no draft order for {drug.label}"
     out = {name: missing(name, absent) for name in names}
@@ -172,6 +173,40 @@ def order_facts(
 
 def resolver(facts: Facts) -> Resolver:
     """Finds a referenced Medication: in the draftOrders Bundle, or among prefetched resources."""
+    resolve = facts.memo.get(_RESOLVER)
+    if resolve is None:
+        resolve = facts.memo[_RESOLVER] = _resolver(facts)
+    return resolve  # type: ignore[no-any-return]
+
+
+def order_json(facts: Facts, resource: Resource) -> dict[str, Any]:
+    """A MedicationRequest of the request as the JSON `normalise` reads, made once per request."""
+    key = (_JSON, id(resource))
+    kept = facts.memo.get(key)
+    if kept is None:
+        # The resource is kept with its JSON: its id cannot be reused while the memo lives.
+        kept = facts.memo[key] = (resource, msgspec.to_builtins(resource))
+    return kept[1]  # type: ignore[no-any-return]
+
+
+def normalised(
+    facts: Facts, raw: Json, drug: MedicationClass | None, medications: Medications, units: Units, weight: Fact
+) -> Normalised:
+    """`normalise` once per request for one order, drug and weight: several calculations, the order's
+    facts and the chart all read the same orders (16 normalisations per W1 call, 5 different)."""
+    key = (_NORMALISED, id(raw), id(drug), id(medications), id(units), id(weight))
+    kept = facts.memo.get(key)
+    if kept is None:
+        # What the key names is kept with the result: no id in it can be reused while the memo lives.
+        order = normalise(raw, drug, medications, units, resolver(facts), weight)
+        kept = facts.memo[key] = (raw, drug, medications, units, weight, order)
+    return kept[-1]  # type: ignore[no-any-return]
+
+
+_RESOLVER, _JSON, _NORMALISED = "resolver", "order json", "normalised"
+
+
+def _resolver(facts: Facts) -> Resolver:
     found: dict[str, Json] = {}
     for draft in facts.draft_orders:
         if draft.resource_type == "Medication" and draft.id:

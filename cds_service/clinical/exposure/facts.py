@@ -39,8 +39,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import msgspec
-
 from cds_service.clinical.base import Configured, ParameterError, Params, Threshold, require_dose_unit
 from cds_service.clinical.tristate import Tri, any_of
 from cds_service.facts import numbers
@@ -55,7 +53,8 @@ from cds_service.facts.orders import (
     Resolver,
     being_ordered,
     is_medication,
-    normalise,
+    normalised,
+    order_json,
     resolver,
 )
 from cds_service.facts.time import after, duration_days, parse_datetime
@@ -114,7 +113,7 @@ class ExposureSettings:
         weight = named["patient.weight"]
         draft = _draft(facts, self.drug, self.medications, resolve)
         ordered = (
-            normalise(draft.raw, self.drug, self.medications, self.units, resolve, weight) if draft else None
+            normalised(facts, draft.raw, self.drug, self.medications, self.units, weight) if draft else None
         )
         out = {"exposure.planned_days_high": self._planned(draft, ordered, facts.now)}
         gap = unavailable(facts.unavailable, self.medications.sources)
@@ -488,10 +487,10 @@ def prior_courses(
         # An order being revised arrives both as the draft and as itself: count it once, as the draft.
         if status not in _GIVEN or (draft_id is not None and resource.id == draft_id):
             continue
-        raw: Json = msgspec.to_builtins(resource)
+        raw: Json = order_json(facts, resource)
         if not is_medication(raw, drug, medications, resolve):
             continue
-        order = normalise(raw, drug, medications, units, resolve, weight)
+        order = normalised(facts, raw, drug, medications, units, weight)
         start, end = order_period(raw, units)
         found.append((status, order, start, end))
     found.sort(key=lambda item: item[2] or _NEVER)

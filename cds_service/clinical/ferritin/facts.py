@@ -15,8 +15,6 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-import msgspec
-
 from cds_service.clinical.base import Configured, ParameterError, Params, require_dose_unit
 from cds_service.clinical.ferritin.calculator import Sample, Trend, trend
 from cds_service.facts.catalog import FactCatalog
@@ -24,7 +22,7 @@ from cds_service.facts.knowledge import Analyte, MedicationClass, unavailable
 from cds_service.facts.labs import Point, collect, point_fact
 from cds_service.facts.model import Facts
 from cds_service.facts.named import Fact, FactSpec, missing
-from cds_service.facts.orders import Normalised, is_medication, normalise, resolver
+from cds_service.facts.orders import Normalised, is_medication, normalised, order_json, resolver
 from cds_service.facts.time import parse_datetime
 from cds_service.facts.units import tidy
 from cds_service.ruleformat.text import format_number, format_time
@@ -470,10 +468,10 @@ class _Response:
         for resource in facts.medication_orders:
             if resource.status not in _IN_EFFECT:
                 continue
-            raw: dict[str, Any] = msgspec.to_builtins(resource)
+            raw: dict[str, Any] = order_json(facts, resource)
             if not is_medication(raw, self.drug, medications, resolve):
                 continue
-            order = normalise(raw, self.drug, medications, self.catalog.units, resolve, weight)
+            order = normalised(facts, raw, self.drug, medications, self.catalog.units, weight)
             orders.append(_Order(order.reference, str(resource.status), _start(raw), order))
         return orders
 

@@ -20,15 +20,21 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-import msgspec
-
 from cds_service.clinical.base import Configured, Params, require_dose_unit
 from cds_service.facts.catalog import FactCatalog
 from cds_service.facts.coding import raw_list
 from cds_service.facts.knowledge import MedicationClass, Medications, unavailable
 from cds_service.facts.model import Facts
 from cds_service.facts.named import Fact, FactSpec, missing
-from cds_service.facts.orders import Json, Normalised, being_ordered, is_medication, normalise, resolver
+from cds_service.facts.orders import (
+    Json,
+    Normalised,
+    being_ordered,
+    is_medication,
+    normalised,
+    order_json,
+    resolver,
+)
 from cds_service.facts.units import Units, tidy
 
 # The unit this calculation computes and words doses in ("mg/day", "mg/kg/h"); configure refuses a rule
@@ -60,7 +66,7 @@ class TherapySettings:
         weight = named["patient.weight"]
 
         def read(raw: Json) -> Normalised:
-            return normalise(raw, self.drug, self.medications, self.units, resolve, weight)
+            return normalised(facts, raw, self.drug, self.medications, self.units, weight)
 
         drafts = [
             d.raw
@@ -74,7 +80,7 @@ class TherapySettings:
             for resource in facts.medication_orders:
                 if resource.status != _IN_FORCE or resource.intent in _NOT_ORDERS:
                     continue
-                raw = msgspec.to_builtins(resource)
+                raw: Json = order_json(facts, resource)
                 if is_medication(raw, self.drug, self.medications, resolve):
                     active.append(raw)
         considered = [*drafts, *active]
