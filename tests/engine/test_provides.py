@@ -149,7 +149,18 @@ def test_calculations_that_compute_in_mg_refuse_a_pack_dosed_in_another_unit(rul
         ), (file, found)
 
 
-@pytest.mark.parametrize("parameter", ["build_text", "sc_text", "sc_daily_text"])
+@pytest.mark.parametrize(
+    "parameter",
+    [
+        "build_text",
+        "sc_text",
+        "sc_daily_text",
+        "order_bag_text",
+        "order_bag_dosage_text",
+        "order_sc_dosage_text",
+        "order_change_text",
+    ],
+)
 def test_a_wording_template_with_an_unknown_placeholder_is_reported_at_the_parameter(
     rules_copy: Path, parameter: str
 ) -> None:

@@ -33,10 +33,13 @@ from cds_service.facts.catalog import FactCatalog
 from cds_service.facts.model import Facts
 from cds_service.facts.named import Fact, FactSpec, missing
 from cds_service.facts.units import Units
+from cds_service.ruleformat.actions import WORDING
 
 # The unit this calculation computes and words doses in ("mg/day", "mg/kg/h"); configure refuses a rule
 # pack whose medications are dosed in another.
 DOSE_UNIT = "mg"
+# The units it reads the bag limits in and writes a build's numbers in (the build's `units`).
+VOLUME_UNIT, RATE_UNIT, INTERVAL_UNIT = "mL", "mL/h", "h"
 
 PROBLEMS = ("unbuildable", "violates", "undescribed", "above-maximum", "ok")
 BUILD_WIDTH = 80  # "2400 mg/day as 800 mg in 250 mL NS q8h at 31.25 mL/h (3.2 mg/mL)" and longer diluents
@@ -44,6 +47,11 @@ SC_WIDTH = 48  # "1000 mg subcutaneous every 168 h (10000 mg/day)"
 # What the build and subcutaneous wording templates of the rule file may name.
 BUILD_PLACEHOLDERS = ("daily_dose", "dose_per_bag", "volume", "diluent", "interval", "rate", "concentration")
 SC_PLACEHOLDERS = ("dose", "route", "interval")
+# The rule file's parameter for each template of the order update-draft-order writes (WORDING).
+ORDER_TEXT = {
+    "bag": {"medication": "order_bag_text", "dosage": "order_bag_dosage_text", "change": "order_change_text"},
+    "dose": {"dosage": "order_sc_dosage_text", "change": "order_change_text"},
+}
 _TOLERANCE = 1e-9
 
 
@@ -82,7 +90,19 @@ class InfusionSettings:
     build_text: str  # the rule file's templates (BUILD_PLACEHOLDERS, SC_PLACEHOLDERS)
     sc_text: str
     sc_daily_text: str
+    # The order update-draft-order writes: its wording templates (WORDING) per form, and the dose unit
+    # (medications.yaml dose_unit) as UCUM code and as people write it.
+    order_wording: Mapping[str, Mapping[str, str]]
+    dose_unit: str
+    dose_unit_text: str
     renal: RenalCeiling | None = None
+
+    def _order(self, form: str) -> dict[str, Any]:
+        """What a build's data says of the order it writes, beside the numbers (see ruleformat.actions)."""
+        units = {"dose": self.dose_unit, "interval": INTERVAL_UNIT}
+        if form == "bag":
+            units.update(volume=VOLUME_UNIT, rate=RATE_UNIT)
+        return {"units": units, "unit_text": self.dose_unit_text, "wording": dict(self.order_wording[form])}
 
     def describe(self, build: Build) -> str:
         return self.build_text.format(
@@ -112,6 +132,7 @@ class InfusionSettings:
             "diluent": self.diluent,
             "instruction": self.instruction,
             "description": self.describe(build),
+            **self._order("bag"),
         }
         if order is not None:
             data["order"] = order
@@ -248,6 +269,7 @@ class InfusionSettings:
             "interval": interval,
             "daily_dose": daily,
             "description": text,
+            **self._order("dose"),
         }
         if order is not None:
             data["order"] = order
@@ -355,13 +377,13 @@ class Infusion:
         require_dose_unit(catalog, DOSE_UNIT, self.name)
         try:
             limits = BagLimits(
-                unit_dose=params.number("unit_dose", "mg"),
-                volumes=params.numbers("bag_volumes", "mL"),
-                intervals=params.numbers("bag_intervals", "h"),
-                min_concentration=params.number("min_concentration", "mg/mL"),
-                max_concentration=params.number("max_concentration", "mg/mL"),
-                max_hang_time=params.number("max_hang_time", "h"),
-                min_rate=params.number("min_rate", "mL/h"),
+                unit_dose=params.number("unit_dose", DOSE_UNIT),
+                volumes=params.numbers("bag_volumes", VOLUME_UNIT),
+                intervals=params.numbers("bag_intervals", INTERVAL_UNIT),
+                min_concentration=params.number("min_concentration", f"{DOSE_UNIT}/{VOLUME_UNIT}"),
+                max_concentration=params.number("max_concentration", f"{DOSE_UNIT}/{VOLUME_UNIT}"),
+                max_hang_time=params.number("max_hang_time", INTERVAL_UNIT),
+                min_rate=params.number("min_rate", RATE_UNIT),
             )
         except ValueError as exc:
             if isinstance(exc, ParameterError):
@@ -390,6 +412,14 @@ class Infusion:
             build_text=_template(params, "build_text", BUILD_PLACEHOLDERS),
             sc_text=_template(params, "sc_text", SC_PLACEHOLDERS),
             sc_daily_text=_template(params, "sc_daily_text", ("daily_dose",)),
+            order_wording={
+                form: {
+                    part: _template(params, ORDER_TEXT[form][part], names) for part, names in parts.items()
+                }
+                for form, parts in WORDING.items()
+            },
+            dose_unit=catalog.medications.dose_unit,
+            dose_unit_text=catalog.units.text(catalog.medications.dose_unit),
             renal=renal if isinstance(renal, RenalCeiling) else None,
         )
 
