@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from cds_service.clinical.infusion.facts import REASONS
 from cds_service.engine.ruleset import check_rules
 from tests.engine.rulesdir import copy_rules, edit
 from tests.engine.test_ruleset import errors, line_of
@@ -159,6 +160,7 @@ def test_calculations_that_compute_in_mg_refuse_a_pack_dosed_in_another_unit(rul
         "order_bag_dosage_text",
         "order_sc_dosage_text",
         "order_change_text",
+        *REASONS,
     ],
 )
 def test_a_wording_template_with_an_unknown_placeholder_is_reported_at_the_parameter(

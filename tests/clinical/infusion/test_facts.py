@@ -239,6 +239,36 @@ def test_the_limits_come_from_the_rule_file() -> None:
     assert out["infusion.problem"].value == "ok"
 
 
+def test_the_reasons_and_the_order_wording_are_the_rule_file_s() -> None:
+    """Every reason the calculation gives, and the order it writes, are worded by infusion-build.yaml."""
+    spec = rule("infusion-build")
+
+    def reworded(**texts: str) -> dict[str, Any]:
+        return {
+            **spec.parameters,
+            **{k: spec.parameters[k].model_copy(update={"value": v}) for k, v in texts.items()},
+        }
+
+    configured = settings(
+        reworded(
+            no_dose_below_text="nothing under {dose} {dose_unit} a day",
+            unbuildable_text="{dose}: not {unit_dose}-{dose_unit} syringes q{intervals}h, "
+            "{min_concentration} to {max_concentration}",
+            ceiling_max_text="max {dose}",
+            ceiling_no_weight_text="{rate} per kg: {why}",
+            order_bag_dosage_text="{name}: {daily_dose} {dose_unit} daily",
+        )
+    )
+    out = configured.compute(order(500), Facts(NOW, "order-sign", "h", "p"))
+    assert out["infusion.recommended"].missing == "500: not 100-mg syringes q8 or 6h, 1 to 5"
+    assert out["infusion.ceiling"].detail == "max 2400; 2 per kg: no body weight in the last 7 days"
+    out = configured.compute(order(100), Facts(NOW, "order-sign", "h", "p"))
+    assert out["infusion.lower"].missing == "nothing under 100 mg a day"
+    upper = out["infusion.upper"].data
+    assert upper is not None and upper["wording"]["dosage"] == "{name}: {daily_dose} {dose_unit} daily"
+    assert (upper["unit_text"], upper["units"]["dose"]) == ("mg", "mg")
+
+
 @pytest.mark.parametrize("name", ["unit_dose", "bag_volumes", "light_protection", "max_daily_dose"])
 def test_a_missing_parameter_is_named(name: str) -> None:
     spec = rule("infusion-build")
