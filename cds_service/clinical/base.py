@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from cds_service.clinical.tristate import Tri, compare
 from cds_service.facts.catalog import FactCatalog
@@ -31,6 +31,16 @@ class ParameterError(ValueError):
 class Configured(Protocol):
     def compute(self, named: Mapping[str, Fact], facts: Facts) -> dict[str, Fact]:
         """This calculation's facts (every name of `specs`), from the named facts computed so far."""
+        ...
+
+
+@runtime_checkable
+class Measured(Protocol):
+    """A configured calculation that knows how wide its open texts render (FactSpec.width)."""
+
+    def widths(self) -> Mapping[str, int]:
+        """The widest text each of its open-text facts can take as configured (the summary-length lint's
+        bound): derived from the rule file's templates and limits, replacing the specs' fallback."""
         ...
 
 

@@ -43,8 +43,9 @@ VOLUME_UNIT, RATE_UNIT, INTERVAL_UNIT = "mL", "mL/h", "h"
 DAILY_UNIT, PER_KG_HOURLY_UNIT = f"{DOSE_UNIT}/d", f"{DOSE_UNIT}/kg/h"
 
 PROBLEMS = ("unbuildable", "violates", "undescribed", "above-maximum", "ok")
-BUILD_WIDTH = 80  # "2400 mg/day as 800 mg in 250 mL NS q8h at 31.25 mL/h (3.2 mg/mL)" and longer diluents
-SC_WIDTH = 48  # "1000 mg subcutaneous every 168 h (10000 mg/day)"
+# The build facts' widths (summary-length lint) are those of the longest text the configured templates
+# give (InfusionSettings.widths); these names have them.
+BUILDS = ("infusion.recommended", "infusion.lower", "infusion.upper", "infusion.ceiling_build")
 # What the build and subcutaneous wording templates of the rule file may name.
 BUILD_PLACEHOLDERS = (
     "daily_dose",
@@ -313,6 +314,41 @@ class InfusionSettings:
             data["order"] = order
         return Fact(name, text, evidence=(order,) if order else (), detail=text + note, data=data)
 
+    def widths(self) -> dict[str, int]:
+        """The longest text of each build fact: every build is the recommended one of a buildable dose
+        within the maximum daily dose (the ceiling is never above it), and the subcutaneous form takes one
+        of few intervals, so each can be rendered and measured."""
+        doses = (d for d in buildable_doses(self.limits) if _at_most(d, self.max_daily_dose))
+        builds = (recommended(dose, self.limits) for dose in doses)
+        build = max((self._shown(self.describe(b)) for b in builds if b is not None), default=0)
+        return {**dict.fromkeys(BUILDS, build), "infusion.sc_alternative": max(map(self._shown, self._sc()))}
+
+    def _shown(self, text: str) -> int:
+        """Its length on a card, whose text writes units as people do (Units.prose)."""
+        return max(len(text), len(self.units.prose(text)))
+
+    def _sc(self) -> list[str]:
+        """Every subcutaneous text _sc_alternative can give: k unit doses a day below the smallest
+        buildable dose, every 24/k h, or at the renal interval. Past k = 2400 the interval reads "0.01" or
+        "0", no wider than 24/7 ("3.43"): the count is bounded for a pack with no buildable dose."""
+        unit = self.sc.dose
+        smallest = min(buildable_doses(self.limits), default=math.inf)
+        most = min(math.floor(smallest / unit) + 1, 2400) if math.isfinite(smallest) else 2400
+        texts = []
+        for count in range(1, most + 1):
+            intervals = [24 / count]
+            if self.renal is not None:
+                intervals.append(max(24 / count, self.renal.sc_interval))
+            for interval in intervals:
+                text = self.sc_text.format(
+                    dose=_n(unit), route=self.sc.label, interval=_n(interval), dose_unit=self.dose_unit_text
+                )
+                daily = unit * 24 / interval
+                if not _close(daily, unit * count):
+                    text += self.sc_daily_text.format(daily_dose=_n(daily), dose_unit=self.dose_unit_text)
+                texts.append(text)
+        return texts
+
     def _cannot_build(self, dose: float) -> str:
         limits = self.limits
         return self.say(
@@ -378,21 +414,18 @@ class Infusion:
                 "build",
                 None,
                 f"{build} for the ordered daily dose",
-                width=BUILD_WIDTH,
             ),
             FactSpec(
                 "infusion.lower",
                 "build",
                 None,
                 f"{build}: the nearest buildable dose below",
-                width=BUILD_WIDTH,
             ),
             FactSpec(
                 "infusion.upper",
                 "build",
                 None,
                 f"{build}: the nearest buildable dose above, within infusion.ceiling",
-                width=BUILD_WIDTH,
             ),
             FactSpec("infusion.lower_dose", "quantity", DAILY_UNIT, "the nearest buildable daily dose below"),
             FactSpec("infusion.upper_dose", "quantity", DAILY_UNIT, "the nearest buildable daily dose above"),
@@ -408,7 +441,6 @@ class Infusion:
                 "build",
                 None,
                 f"{build}: the highest buildable dose within infusion.ceiling",
-                width=BUILD_WIDTH,
             ),
             FactSpec(
                 "infusion.sc_alternative",
@@ -416,7 +448,6 @@ class Infusion:
                 None,
                 "for an infusion below the smallest buildable dose: subcutaneous unit doses (the order "
                 "update-draft-order writes)",
-                width=SC_WIDTH,
             ),
         ]
 

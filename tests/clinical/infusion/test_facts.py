@@ -301,3 +301,33 @@ def test_the_escalation_rule_knows_the_renal_ceiling() -> None:
     escalation = rule("ferritin-escalation").parameters["renal_cap"]
     renal = rule("renal-dose").parameters["renal_cap"]
     assert (escalation.value, escalation.unit) == (renal.value, renal.unit)
+
+
+@pytest.mark.parametrize("renal", [None, Renal()], ids=["no-renal", "renal"])
+def test_the_widths_are_those_of_the_longest_texts_the_templates_give(renal: Renal | None) -> None:
+    """The summary-length lint's bound of each build fact is derived from the templates and limits: no
+    build or subcutaneous text is longer, and the longest reaches it."""
+    configured = settings(renal=renal)
+    widths = configured.widths()
+    seen: dict[str, int] = {}
+    for daily in range(25, 5001, 25):
+        for weight in (None, 20.0, 70.0):
+            for impairment in (None, "dialysis"):
+                named = order(daily, weight=weight, impairment=impairment)
+                out = configured.compute(named, Facts(NOW, "order-sign", "h", "p"))
+                for name, width in widths.items():
+                    if isinstance(out[name].value, str):
+                        seen[name] = max(seen.get(name, 0), len(out[name].value))
+                        assert len(out[name].value) <= width, (name, out[name].value)
+    assert seen["infusion.recommended"] == widths["infusion.recommended"]
+    assert seen["infusion.sc_alternative"] == widths["infusion.sc_alternative"]
+
+
+def test_a_longer_template_value_widens_the_bound() -> None:
+    spec = rule("infusion-build")
+    base = settings().widths()
+    longer = {
+        **spec.parameters,
+        "diluent_short": spec.parameters["diluent_short"].model_copy(update={"value": "NS" + "x" * 20}),
+    }
+    assert settings(longer).widths()["infusion.lower"] == base["infusion.lower"] + 20
