@@ -183,7 +183,11 @@ def test_the_summary_lint_bounds_a_build_by_the_configured_templates(rules_copy:
     """The build facts' widths come from the configured wording (not a constant): a long diluent name
     makes a summary that shows a build too long for CDS Hooks, at its line."""
     path = rules_copy / "infusion-build.yaml"
-    edit(path, "  diluent_short:\n    value: NS\n", "  diluent_short:\n    value: " + "normal saline " * 5 + "\n")
+    edit(
+        path,
+        "  diluent_short:\n    value: NS\n",
+        "  diluent_short:\n    value: " + "normal saline " * 5 + "\n",
+    )
     found = errors(rules_copy)
     summary = line_of(path, 'summary: "Anakinra infusion build: {infusion.recommended}"')
     assert any(p.startswith(f"{path}:{summary}:") and "summary can reach" in p for p in found), found
