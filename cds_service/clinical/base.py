@@ -9,6 +9,7 @@ never defaults in code: `configure` fails, and lint reports it at the rule file,
 from __future__ import annotations
 
 import dataclasses
+import string
 from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
@@ -131,6 +132,20 @@ class Params:
         if choices and value not in choices:
             raise ParameterError(name, f"parameter {name!r} must be one of {', '.join(choices)}")
         return value
+
+    def template(self, name: str, placeholders: Sequence[str]) -> str:
+        """A wording template (str.format) that names only the `placeholders` the calculation fills; an
+        unknown one is an error at the parameter."""
+        text = self.text(name)
+        try:
+            used = {field for _, field, _, _ in string.Formatter().parse(text) if field is not None}
+        except ValueError as exc:
+            raise ParameterError(name, f"parameter {name!r} is not a template: {exc}") from exc
+        unknown = sorted(used - set(placeholders))
+        if unknown:
+            known = ", ".join(f"{{{p}}}" for p in placeholders)
+            raise ParameterError(name, f"parameter {name!r}: unknown placeholder(s) {unknown}; use {known}")
+        return text
 
     def texts(self, name: str) -> tuple[str, ...]:
         value = self.parameter(name).value

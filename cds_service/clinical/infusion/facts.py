@@ -23,8 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import string
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from cds_service.clinical.base import Configured, ParameterError, Params, require_dose_unit
@@ -489,34 +488,18 @@ class Infusion:
             infusion_routes=frozenset(name for name, route in routes.items() if route.infusion),
             units=catalog.units,
             sc=ScForm(sc_route, routes[sc_route].label, coding, params.number("sc_dose", DOSE_UNIT)),
-            build_text=_template(params, "build_text", BUILD_PLACEHOLDERS),
-            sc_text=_template(params, "sc_text", SC_PLACEHOLDERS),
-            sc_daily_text=_template(params, "sc_daily_text", SC_DAILY_PLACEHOLDERS),
-            reasons={name: _template(params, name, (*names, "dose_unit")) for name, names in REASONS.items()},
+            build_text=params.template("build_text", BUILD_PLACEHOLDERS),
+            sc_text=params.template("sc_text", SC_PLACEHOLDERS),
+            sc_daily_text=params.template("sc_daily_text", SC_DAILY_PLACEHOLDERS),
+            reasons={name: params.template(name, (*names, "dose_unit")) for name, names in REASONS.items()},
             order_wording={
-                form: {
-                    part: _template(params, ORDER_TEXT[form][part], names) for part, names in parts.items()
-                }
+                form: {part: params.template(ORDER_TEXT[form][part], names) for part, names in parts.items()}
                 for form, parts in WORDING.items()
             },
             dose_unit=catalog.medications.dose_unit,
             dose_unit_text=catalog.units.text(catalog.medications.dose_unit),
             renal=renal if isinstance(renal, RenalCeiling) else None,
         )
-
-
-def _template(params: Params, name: str, placeholders: Sequence[str]) -> str:
-    """A wording template of the rule file, using only the placeholders this calculation fills."""
-    text = params.text(name)
-    try:
-        used = {field for _, field, _, _ in string.Formatter().parse(text) if field is not None}
-    except ValueError as exc:
-        raise ParameterError(name, f"parameter {name!r} is not a template: {exc}") from exc
-    unknown = sorted(used - set(placeholders))
-    if unknown:
-        known = ", ".join(f"{{{p}}}" for p in placeholders)
-        raise ParameterError(name, f"parameter {name!r}: unknown placeholder(s) {unknown}; use {known}")
-    return text
 
 
 def _all_missing(why: str) -> dict[str, Fact]:
