@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from cds_service.clinical.hlh2004.facts import WORDING as HLH_WORDING
 from cds_service.clinical.infusion.facts import REASONS
 from cds_service.engine.ruleset import check_rules
 from tests.engine.rulesdir import copy_rules, edit
@@ -191,3 +192,20 @@ def test_the_summary_lint_bounds_a_build_by_the_configured_templates(rules_copy:
     found = errors(rules_copy)
     summary = line_of(path, 'summary: "Anakinra infusion build: {infusion.recommended}"')
     assert any(p.startswith(f"{path}:{summary}:") and "summary can reach" in p for p in found), found
+
+
+@pytest.mark.parametrize("parameter", list(HLH_WORDING))
+def test_an_hlh_evidence_template_with_an_unknown_placeholder_is_reported_at_the_parameter(
+    rules_copy: Path, parameter: str
+) -> None:
+    path = rules_copy / "hlh-2004.yaml"
+    text = path.read_text()
+    start = text.index(f'  {parameter}:\n    value: "')
+    quote = text.index('"', start) + 1
+    path.write_text(text[:quote] + "{observation} " + text[quote:])
+    found = errors(rules_copy)
+    assert any(
+        p.startswith(f"{path}:{line_of(path, f'  {parameter}:')}:")
+        and "unknown placeholder(s) ['observation']" in p
+        for p in found
+    ), found

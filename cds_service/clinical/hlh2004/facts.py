@@ -74,6 +74,19 @@ OPEN_WIDTH = 75
 EVIDENCE_WIDTH = 4000
 TESTS_WIDTH = 300
 
+# How the evidence lines read: templates of the rule file, and what each may name.
+WORDING: dict[str, tuple[str, ...]] = {
+    "evidence_line": ("label", "text"),
+    "lineage_text": ("label", "value", "word", "limit", "where"),
+    "highest_text": ("result", "value", "limit", "where"),
+    "reading_text": ("value", "interpretation", "range", "time", "resource"),
+    "reading_interpretation_text": ("codes",),
+    "reading_no_interpretation_text": (),
+    "reading_range_text": ("side", "limit"),
+    "reading_no_range_text": (),
+    "pathology_reading_text": ("codes", "time", "resource"),
+}
+
 # The named facts this calculation reads besides its lab inputs (HlhLabs, named by the rule file);
 # configure refuses a catalog without them.
 READS = (
@@ -136,6 +149,10 @@ class HlhSettings:
     interpretations: Interpretations
     hscore: hscore_facts.HScoreSettings
     mas: mas2016_facts.MasSettings
+    wording: Mapping[str, str]  # WORDING
+
+    def say(self, name: str, **values: str) -> str:
+        return self.wording[name].format(**values)
 
     def compute(self, named: Mapping[str, Fact], facts: Facts) -> dict[str, Fact]:
         criteria = [
@@ -259,7 +276,7 @@ class HlhSettings:
 
     def _fever(self, named: Mapping[str, Fact]) -> Criterion:
         temperature = self.labs.temperature
-        return _highest("fever", named[_worst(temperature)], self.fever, _has_data(named, temperature))
+        return self._highest("fever", named[_worst(temperature)], self.fever, _has_data(named, temperature))
 
     def _splenomegaly(self, named: Mapping[str, Fact]) -> Criterion:
         fact = named["conditions.splenomegaly.status"]
@@ -283,7 +300,7 @@ class HlhSettings:
         hemoglobin, hb_text = self._hemoglobin_low(named)
         platelets = named[_worst(self.labs.platelets)]
         plt = self.platelets.compare(platelets, "<")
-        plt_text = _lineage(
+        plt_text = self._lineage(
             self.labs.platelets.label, platelets, plt, f"<{_limit(self.platelets, platelets)}"
         )
         anc, anc_text, anc_evidence = self._anc_low(named)
@@ -330,13 +347,13 @@ class HlhSettings:
                 f"<{_limit(self.hemoglobin, fact)}, or <{_limit(self.hemoglobin_infant, fact)} under "
                 f"{format_number(self.infant_age)} days; age unknown: {age.missing}"
             )
-        return result, _lineage(self.labs.hemoglobin.label, fact, result, limit)
+        return result, self._lineage(self.labs.hemoglobin.label, fact, result, limit)
 
     def _anc_low(self, named: Mapping[str, Fact]) -> tuple[Tri, str, tuple[str, ...]]:
         anc = named[_worst(self.labs.anc)]
         if anc.value is not None:
             result = self.anc.compare(anc, "<")
-            return result, _lineage("ANC", anc, result, f"<{_limit(self.anc, anc)}"), anc.evidence
+            return result, self._lineage("ANC", anc, result, f"<{_limit(self.anc, anc)}"), anc.evidence
         wbc = named[_worst(self.labs.wbc)]
         # All neutrophils are leukocytes: a WBC below the ANC limit proves the ANC is below it too.
         if self.anc.compare(wbc, "<") is Tri.MET:
@@ -361,7 +378,7 @@ class HlhSettings:
                 f"triglycerides {_value(tg)} {word} (criterion >={_limit(self.triglycerides, tg)}; "
                 f"fasting status unknown), {_where(tg)}"
             )
-        fib_text = _lineage(self.labs.fibrinogen.label, fib, low, f"<={_limit(self.fibrinogen, fib)}")
+        fib_text = self._lineage(self.labs.fibrinogen.label, fib, low, f"<={_limit(self.fibrinogen, fib)}")
         lacking = [
             analyte
             for analyte, part in ((self.labs.triglycerides, high), (self.labs.fibrinogen, low))
@@ -396,8 +413,14 @@ class HlhSettings:
         for lab in labs:
             codes = _interpretation(lab)
             result = Tri.MET if codes & found else Tri.NOT_MET if codes & absent else Tri.UNKNOWN
-            said = ", ".join(sorted(codes)) or "no interpretation"
-            readings.append((result, f"{said}, {format_time(lab.time)}, Observation/{lab.id}"))
+            said = ", ".join(sorted(codes)) or self.say("reading_no_interpretation_text")
+            text = self.say(
+                "pathology_reading_text",
+                codes=said,
+                time=format_time(lab.time),
+                resource=f"Observation/{lab.id}",
+            )
+            readings.append((result, text))
         result = any_of(*(r for r, _ in readings))
         text = f"{_SHOWN[result]}: " + "; ".join(
             t for r, t in readings if r is result or result is Tri.UNKNOWN
@@ -428,7 +451,7 @@ class HlhSettings:
 
     def _ferritin(self, named: Mapping[str, Fact]) -> Criterion:
         ferritin = self.labs.ferritin
-        return _highest("ferritin", named[_worst(ferritin)], self.ferritin, _has_data(named, ferritin))
+        return self._highest("ferritin", named[_worst(ferritin)], self.ferritin, _has_data(named, ferritin))
 
     def _scd25(self, named: Mapping[str, Fact], facts: Facts) -> Criterion:
         analyte = self.labs.scd25
@@ -496,10 +519,16 @@ class HlhSettings:
             if Tri.NOT_MET in (by_flag, by_range)
             else Tri.UNKNOWN
         )
-        value = _raw_value(lab)
-        said = f"interpretation {', '.join(sorted(codes))}" if codes else "no interpretation"
-        said += f", {limit}" if limit else ", no reference range in its unit"
-        text = f"{value} ({said}), {format_time(lab.time)}, Observation/{lab.id}"
+        text = self.say(
+            "reading_text",
+            value=_raw_value(lab),
+            interpretation=self.say("reading_interpretation_text", codes=", ".join(sorted(codes)))
+            if codes
+            else self.say("reading_no_interpretation_text"),
+            range=limit or self.say("reading_no_range_text"),
+            time=format_time(lab.time),
+            resource=f"Observation/{lab.id}",
+        )
         if result is Tri.UNKNOWN and note:
             text += f": {note}"
         return result, text
@@ -519,13 +548,40 @@ class HlhSettings:
             if unit is not None and unit != units.ucum(lab.unit):
                 continue  # a range in another unit is not converted, as the value is not
             op = "<" if side == "low" else ">"
-            shown = f"reference {side} {format_number(bound.value)} {unit or ''}".strip()
+            shown = self.say(
+                "reading_range_text", side=side, limit=f"{format_number(bound.value)} {unit or ''}"
+            )
+            shown = shown.strip()
             return compare(lab.value, op, bound.value, comparator), shown
         return Tri.UNKNOWN, None
 
     def _line(self, criterion: Criterion) -> str:
-        # The label is the rule file's; the text quotes results as the EHR reported them.
-        return f"- **{self.labels[criterion.key]}**: {markdown_text(criterion.text)}"
+        # The label and the line's Markdown are the rule file's; the text quotes results as the EHR
+        # reported them, so it is escaped.
+        return self.say("evidence_line", label=self.labels[criterion.key], text=markdown_text(criterion.text))
+
+    def _lineage(self, label: str, fact: Fact, result: Tri, limit: str) -> str:
+        if fact.value is None:
+            return f"{label} unknown: {fact.missing}"
+        word = {Tri.MET: "low", Tri.NOT_MET: "not low", Tri.UNKNOWN: "undecided"}[result]
+        return self.say(
+            "lineage_text", label=label, value=_value(fact), word=word, limit=limit, where=_where(fact)
+        )
+
+    def _highest(self, key: str, fact: Fact, threshold: Threshold, measured: bool) -> Criterion:
+        """A criterion met by the highest value in the window reaching `threshold`; `measured` says
+        whether there were results at all, should none of them be usable."""
+        result = threshold.compare(fact, ">=")
+        if fact.value is None:
+            return Criterion(key, result, f"unknown: {fact.missing}", measured=measured)
+        text = self.say(
+            "highest_text",
+            result=_SHOWN[result],
+            value=_value(fact),
+            limit=_limit(threshold, fact),
+            where=_where(fact),
+        )
+        return Criterion(key, result, text, fact.evidence, measured=True)
 
 
 class Hlh:
@@ -654,6 +710,7 @@ class Hlh:
             interpretations=interpretations,
             hscore=hscore_facts.configure(params, catalog, labs),
             mas=mas,
+            wording={name: params.template(name, names) for name, names in WORDING.items()},
         )
 
 
@@ -752,27 +809,10 @@ def _raw_value(lab: LabValue) -> str:
     return f"{comparator}{format_number(lab.value)} {lab.unit or ''}".strip()
 
 
-def _highest(key: str, fact: Fact, threshold: Threshold, measured: bool) -> Criterion:
-    """A criterion met by the highest value in the window reaching `threshold`; `measured` says whether
-    there were results at all, should none of them be usable."""
-    result = threshold.compare(fact, ">=")
-    if fact.value is None:
-        return Criterion(key, result, f"unknown: {fact.missing}", measured=measured)
-    text = f"{_SHOWN[result]}: highest {_value(fact)} (criterion >={_limit(threshold, fact)}), {_where(fact)}"
-    return Criterion(key, result, text, fact.evidence, measured=True)
-
-
 def _has_data(named: Mapping[str, Fact], analyte: Analyte) -> bool:
     """Whether the analyte has any result in its window, usable or not: a count of 0 is "none"; a count
     that is missing means results were there but could not all be used (or could not be read)."""
     return named[_count(analyte)].value != 0
-
-
-def _lineage(label: str, fact: Fact, result: Tri, limit: str) -> str:
-    if fact.value is None:
-        return f"{label} unknown: {fact.missing}"
-    word = {Tri.MET: "low", Tri.NOT_MET: "not low", Tri.UNKNOWN: "undecided"}[result]
-    return f"{label} {_value(fact)} {word} (criterion {limit}), {_where(fact)}"
 
 
 def _days(window: timedelta) -> str:

@@ -324,3 +324,21 @@ def test_open_text_names_both_kinds_of_unknown(
 def test_open_text_fits_its_width() -> None:
     labels = ["splenomegaly", "TG/fibrinogen", "hemophagocytosis", "NK activity", "fever", "cytopenias"]
     assert len(open_text(labels, ["sCD25", "ferritin"], 75)) <= 75
+
+
+def test_the_evidence_lines_are_worded_by_the_rule_file_and_quote_the_ehr_escaped() -> None:
+    """The line and reading formats are hlh-2004.yaml's templates; EHR text inside them (an
+    interpretation code, a unit) is escaped as Markdown, the template's own Markdown is not."""
+    configured = settings(
+        nk_activity_codes=[f"{LOCAL}|NK"],
+        evidence_line="* _{label}_ -> {text}",
+        reading_text="{resource} at {time}: {value} [{interpretation}; {range}]",
+        reading_interpretation_text="flag {codes}",
+        reading_no_range_text="no range",
+    )
+    nk = flagged("nk1", "NK", 2, "1", "*L_", system=LOCAL, time="2026-11-22T06:00:00Z")
+    evidence = str(compute(patient(), nk, configured=configured)["hlh.evidence"].value)
+    assert (
+        "* _NK activity_ -> unknown: Observation/nk1 at 2026-11-22 06:00: 2 1 \\[flag \\*L\\_; no range\\]"
+        in evidence.splitlines()
+    ), evidence
