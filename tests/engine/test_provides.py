@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cds_service.clinical.hlh2004.facts import WORDING as HLH_WORDING
+from cds_service.clinical.hlh2004.criteria import WORDING as HLH_WORDING
 from cds_service.clinical.infusion.facts import REASONS
 from cds_service.engine.ruleset import check_rules
 from tests.engine.rulesdir import copy_rules, edit
