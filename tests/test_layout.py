@@ -61,3 +61,49 @@ def test_no_python_module_names_an_analyte_the_rule_files_declare() -> None:
             if named is not None:
                 offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}: {named!r}")
     assert not offenders, "\n".join(offenders)
+
+
+# Units a drug is dosed or given in, as they would appear in code that words or writes an order.
+_UNIT_WORD = re.compile(
+    r"(?<![\w/\[.])(?:mg|mcg|ug|g|kg|mL|L|mmol|umol|\[iU\]|\[U\])(?:/[\w\[\]]+)*(?![\w\]])"
+)
+
+
+def _rule_units() -> set[str]:
+    """Every UCUM unit a rule file's parameter is given in."""
+    units: set[str] = set()
+    for path in sorted((ROOT / "rules").glob("*.yaml")):
+        for parameter in (load_yaml(path).data.get("parameters") or {}).values():
+            if isinstance(parameter, dict) and isinstance(parameter.get("unit"), str):
+                units.add(parameter["unit"])
+    return units
+
+
+def test_the_rule_format_names_no_unit() -> None:
+    """An order a suggestion writes is worded and measured as the build says (units and templates of the
+    rule files, medications.yaml dose_unit): no unit in cds_service/ruleformat/, in code or in text
+    (docstrings, format specs and examples of the file format, "e.g. mg/d", aside)."""
+    units = {unit for unit in _rule_units() if any(c.isalpha() for c in unit)}
+    assert {"mg", "mL/h", "h", "mg/d"} <= units
+    offenders = []
+    for path in sorted((ROOT / "cds_service" / "ruleformat").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+            and isinstance(node.body[0].value, ast.Constant)
+        }
+        docstrings |= {
+            id(part)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.FormattedValue) and isinstance(node.format_spec, ast.JoinedStr)
+            for part in node.format_spec.values
+        }
+        for node in ast.walk(tree):
+            text = node.value if isinstance(node, ast.Constant) and id(node) not in docstrings else None
+            if isinstance(text, str) and "e.g." not in text and (text in units or _UNIT_WORD.search(text)):
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}: {text!r}")
+    assert not offenders, "\n".join(offenders)

@@ -19,6 +19,7 @@ __all__ = [
     "mas2016",
     "registry",
     "renal",
+    "sample",
     "therapy",
     "tristate",
     "wording",

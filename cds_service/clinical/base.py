@@ -9,8 +9,9 @@ never defaults in code: `configure` fails, and lint reports it at the rule file,
 from __future__ import annotations
 
 import dataclasses
+import string
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from cds_service.clinical.tristate import Tri, compare
 from cds_service.facts.catalog import FactCatalog
@@ -31,6 +32,16 @@ class ParameterError(ValueError):
 class Configured(Protocol):
     def compute(self, named: Mapping[str, Fact], facts: Facts) -> dict[str, Fact]:
         """This calculation's facts (every name of `specs`), from the named facts computed so far."""
+        ...
+
+
+@runtime_checkable
+class Measured(Protocol):
+    """A configured calculation that knows how wide its open texts render (FactSpec.width)."""
+
+    def widths(self) -> Mapping[str, int]:
+        """The widest text each of its open-text facts can take as configured (the summary-length lint's
+        bound): derived from the rule file's templates and limits, replacing the specs' fallback."""
         ...
 
 
@@ -121,6 +132,20 @@ class Params:
         if choices and value not in choices:
             raise ParameterError(name, f"parameter {name!r} must be one of {', '.join(choices)}")
         return value
+
+    def template(self, name: str, placeholders: Sequence[str]) -> str:
+        """A wording template (str.format) that names only the `placeholders` the calculation fills; an
+        unknown one is an error at the parameter."""
+        text = self.text(name)
+        try:
+            used = {field for _, field, _, _ in string.Formatter().parse(text) if field is not None}
+        except ValueError as exc:
+            raise ParameterError(name, f"parameter {name!r} is not a template: {exc}") from exc
+        unknown = sorted(used - set(placeholders))
+        if unknown:
+            known = ", ".join(f"{{{p}}}" for p in placeholders)
+            raise ParameterError(name, f"parameter {name!r}: unknown placeholder(s) {unknown}; use {known}")
+        return text
 
     def texts(self, name: str) -> tuple[str, ...]:
         value = self.parameter(name).value

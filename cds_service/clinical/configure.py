@@ -9,7 +9,7 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
-from cds_service.clinical.base import Calculation, Configured, ParameterError, Params
+from cds_service.clinical.base import Calculation, Configured, Measured, ParameterError, Params
 from cds_service.facts.catalog import FactCatalog
 from cds_service.facts.model import Facts
 from cds_service.facts.named import Fact, FactSpec, missing
@@ -139,6 +139,9 @@ def configure(
                 problems.append(CalculationProblem(rule.id, location, f"calculation {name!r}: {exc}"))
                 continue
             done[name] = configured
+            if isinstance(configured, Measured):
+                for fact_name, width in configured.widths().items():
+                    specs[fact_name] = dataclasses.replace(specs[fact_name], width=width)
             steps.append((name, configured))
             used.setdefault(rule.id, set()).update(params.used)
     return Configuration(Calculations(tuple(steps)), specs, used, problems)

@@ -107,11 +107,35 @@ class OrderLabTest:
         return ("order-lab-test", str(arguments.get("code")))
 
 
-# What a build fact's `data` holds (the infusion calculation writes it): `form` "bag" (the default) with
-# numbers in these units, or "dose" (unit doses by another route, e.g. subcutaneous) with DOSE_KEYS; plus
-# `order` (the draft's "MedicationRequest/id"), and for bags the `diluent` and `instruction` texts.
+# What a build fact's `data` holds (the calculation that provides it writes it): `form` "bag" (the
+# default) with BUILD_KEYS, or "dose" (unit doses by another route, e.g. subcutaneous) with DOSE_KEYS;
+# `units`, the UCUM unit of each number (UNIT_KEYS), and `unit_text`, the dose unit as people write it;
+# `wording`, the order's texts as templates of the rule file (WORDING: the placeholders each may name);
+# `order` (the draft's "MedicationRequest/id"); for bags the `diluent` and `instruction` texts.
 BUILD_KEYS = ("daily_dose", "interval", "dose_per_bag", "volume", "rate", "concentration")
 DOSE_KEYS = ("daily_dose", "interval", "dose", "route_label")
+UNIT_KEYS = {"bag": ("dose", "volume", "rate", "interval"), "dose": ("dose", "interval")}
+# {name} is the drug as the draft names it; numbers are written as the order carries them.
+WORDING: dict[str, dict[str, tuple[str, ...]]] = {
+    "bag": {
+        "medication": ("name", "dose_per_bag", "dose_unit", "diluent", "volume"),
+        "dosage": (
+            "name",
+            "daily_dose",
+            "dose_per_bag",
+            "dose_unit",
+            "volume",
+            "diluent",
+            "interval",
+            "rate",
+        ),
+        "change": ("build",),
+    },
+    "dose": {
+        "dosage": ("name", "daily_dose", "dose", "dose_unit", "route", "interval"),
+        "change": ("build",),
+    },
+}
 # Timing.repeat elements that say how often the old order was given; the build sets its own interval, so
 # these are deliberately replaced (count is rescaled to keep the same planned duration). Everything else
 # in the draft (the planned stop in boundsPeriod, notes, dispense request, other dosage lines...) is kept.
@@ -171,8 +195,9 @@ class UpdateDraftOrder:
         if fact is None or fact.data is None:
             return None
         data = fact.data
-        keys = DOSE_KEYS if data.get("form") == "dose" else BUILD_KEYS
-        if any(key not in data for key in (*keys, "order")):
+        form = "dose" if data.get("form") == "dose" else "bag"
+        keys = DOSE_KEYS if form == "dose" else BUILD_KEYS
+        if any(key not in data for key in (*keys, "order", "unit_text")) or not _worded(data, form):
             return None
         draft = context.draft_orders.get(str(data["order"]))
         if draft is None or _already(data, context.facts):
@@ -200,10 +225,44 @@ class UpdateDraftOrder:
         return [
             {
                 "type": "update",
-                "description": f"Change the order to {data.get('description') or fact.value}",
+                "description": _say(
+                    data["wording"]["change"], {"build": data.get("description") or fact.value}
+                ),
                 "resource": resource,
             }
         ]
+
+
+def _worded(data: Mapping[str, Any], form: str) -> bool:
+    """Whether the build carries the unit of each number and every wording template its form needs."""
+    units, wording = data.get("units"), data.get("wording")
+    return (
+        isinstance(units, Mapping)
+        and all(isinstance(units.get(key), str) for key in UNIT_KEYS[form])
+        and isinstance(wording, Mapping)
+        and all(isinstance(wording.get(key), str) for key in WORDING[form])
+    )
+
+
+def _say(template: str, values: Mapping[str, Any]) -> str:
+    """A wording template of the rule file, filled (an empty value leaves no double space)."""
+    return template.format_map(values).replace("  ", " ")
+
+
+def _values(build: Mapping[str, Any], name: str) -> dict[str, str]:
+    """What the order wording templates may name, as the order writes it."""
+    values = {
+        "name": name,
+        "dose_unit": str(build["unit_text"]),
+        "diluent": str(build.get("diluent") or ""),
+        "route": str(build.get("route_label") or ""),
+    }
+    for key in ("daily_dose", "dose_per_bag", "volume", "interval", "dose"):
+        if key in build:
+            values[key] = f"{_number(build[key]):g}"
+    if "rate" in build:
+        values["rate"] = f"{round(_number(build['rate']), 2):g}"
+    return values
 
 
 def _draft_interval(build: Mapping[str, Any], facts: Mapping[str, Fact]) -> float | None:
@@ -320,20 +379,20 @@ def _bag(order: dict[str, Any], concept: dict[str, Any], name: str, build: Mappi
     """Add the bag as a contained Medication; returns its description."""
     diluent = str(build.get("diluent") or "")
     dose, volume = _number(build["dose_per_bag"]), _number(build["volume"])
+    units = build["units"]
     ingredients: list[dict[str, Any]] = [
         {
             "itemCodeableConcept": concept,
             "isActive": True,
-            "strength": {"numerator": _quantity(dose, "mg"), "denominator": _quantity(volume, "mL")},
+            "strength": {
+                "numerator": _quantity(dose, units["dose"]),
+                "denominator": _quantity(volume, units["volume"]),
+            },
         }
     ]
     if diluent:
         ingredients.append({"itemCodeableConcept": {"text": diluent}, "isActive": False})
-    bag_text = (
-        f"{name} {dose:g} mg in {diluent} {volume:g} mL"
-        if diluent
-        else f"{name} {dose:g} mg in {volume:g} mL"
-    )
+    bag_text = _say(build["wording"]["medication"], _values(build, name))
     existing = order.get("contained", [])
     if not isinstance(existing, list):
         # Not FHIR; replacing it would drop what the EHR sent: no update is made from this draft.
@@ -350,17 +409,15 @@ def _bag_dosage(
     previous: Mapping[str, Any], build: Mapping[str, Any], name: str, old: float | None
 ) -> dict[str, Any]:
     dosage = copy.deepcopy(dict(previous))
-    diluent = str(build.get("diluent") or "")
-    dose, volume = _number(build["dose_per_bag"]), _number(build["volume"])
-    interval = _number(build["interval"])
+    units = build["units"]
+    dose, interval = _number(build["dose_per_bag"]), _number(build["interval"])
     rate = round(_number(build["rate"]), 2)
     # The total daily dose stays readable, as the prescriber ordered it (order-representation.md).
-    dosage["text"] = (
-        f"{name} {_number(build['daily_dose']):g} mg/day continuous IV infusion: {dose:g} mg in "
-        f"{volume:g} mL {diluent} every {interval:g} h at {rate:g} mL/h".replace("  ", " ")
-    )
-    dosage["timing"] = _timing(previous.get("timing"), interval, old)
-    dosage["doseAndRate"] = [{"doseQuantity": _quantity(dose, "mg"), "rateQuantity": _quantity(rate, "mL/h")}]
+    dosage["text"] = _say(build["wording"]["dosage"], _values(build, name))
+    dosage["timing"] = _timing(previous.get("timing"), interval, units["interval"], old)
+    dosage["doseAndRate"] = [
+        {"doseQuantity": _quantity(dose, units["dose"]), "rateQuantity": _quantity(rate, units["rate"])}
+    ]
     instruction = build.get("instruction")
     if instruction:
         existing = dosage.get("additionalInstruction")
@@ -377,9 +434,10 @@ def _unit_dose_dosage(
     dosage = copy.deepcopy(dict(previous))
     dose, interval = _number(build["dose"]), _number(build["interval"])
     label = str(build["route_label"])
-    dosage["text"] = f"{name} {dose:g} mg {label} every {interval:g} h"
-    dosage["timing"] = _timing(previous.get("timing"), interval, old)
-    dosage["doseAndRate"] = [{"doseQuantity": _quantity(dose, "mg")}]
+    units = build["units"]
+    dosage["text"] = _say(build["wording"]["dosage"], _values(build, name))
+    dosage["timing"] = _timing(previous.get("timing"), interval, units["interval"], old)
+    dosage["doseAndRate"] = [{"doseQuantity": _quantity(dose, units["dose"])}]
     coding = build.get("route_coding")
     route: dict[str, Any] = {"text": label}
     if isinstance(coding, Mapping):
@@ -388,9 +446,9 @@ def _unit_dose_dosage(
     return dosage
 
 
-def _timing(previous: Any, interval: float, old: float | None) -> dict[str, Any]:
-    """The draft's timing with the new interval: its bounds (the planned stop) are kept; a count of
-    administrations is rescaled from the `old` interval (hours, when known) to keep the planned duration;
+def _timing(previous: Any, interval: float, unit: str, old: float | None) -> dict[str, Any]:
+    """The draft's timing with the new interval (in `unit`, a FHIR UnitsOfTime code): its bounds (the planned stop) are kept; a count of
+    administrations is rescaled from the `old` interval (order.interval, in the same unit, when known) to keep the planned duration;
     codes and times of the old schedule go."""
     timing: dict[str, Any] = copy.deepcopy(previous) if isinstance(previous, dict) else {}
     timing.pop("code", None)  # "Q8H" would contradict the new interval
@@ -404,7 +462,7 @@ def _timing(previous: Any, interval: float, old: float | None) -> dict[str, Any]
             repeat[key] = max(1, round(count * old / interval))
         elif key in repeat:
             repeat.pop(key)  # a count of the old administrations, with no interval to rescale it from
-    repeat.update({"frequency": 1, "period": interval, "periodUnit": "h"})
+    repeat.update({"frequency": 1, "period": interval, "periodUnit": unit})
     timing["repeat"] = repeat
     return timing
 

@@ -18,6 +18,25 @@ from tests.conftest import ROOT
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 LIGHT = "Protect the bag and the tubing from light."
+# The order's wording and units, as a calculation writes them into a build from its rule file.
+BAG_ORDER = {
+    "units": {"dose": "mg", "volume": "mL", "rate": "mL/h", "interval": "h"},
+    "unit_text": "mg",
+    "wording": {
+        "medication": "{name} {dose_per_bag} {dose_unit} in {diluent} {volume} mL",
+        "dosage": "{name} {daily_dose} {dose_unit}/day continuous IV infusion: {dose_per_bag} {dose_unit} in "
+        "{volume} mL {diluent} every {interval} h at {rate} mL/h",
+        "change": "Change the order to {build}",
+    },
+}
+DOSE_ORDER = {
+    "units": {"dose": "mg", "interval": "h"},
+    "unit_text": "mg",
+    "wording": {
+        "dosage": "{name} {dose} {dose_unit} {route} every {interval} h",
+        "change": "Change to {build}",
+    },
+}
 BUILD = {
     "daily_dose": 2400.0,
     "interval": 8.0,
@@ -29,6 +48,7 @@ BUILD = {
     "instruction": LIGHT,
     "description": "2400 mg/day as 800 mg in 250 mL NS q8h at 31.25 mL/h (3.2 mg/mL)",
     "order": "MedicationRequest/draft-1",
+    **BAG_ORDER,
 }
 SHAPE_A = {
     "resourceType": "MedicationRequest",
@@ -159,8 +179,11 @@ def test_the_draft_itself_is_not_changed() -> None:
         context(data=None),
         context(data={k: v for k, v in BUILD.items() if k != "rate"}),
         context(data={**BUILD, "order": "MedicationRequest/other"}),
+        context(data={k: v for k, v in BUILD.items() if k != "wording"}),
+        context(data={**BUILD, "wording": {"medication": "{name}", "change": "{build}"}}),
+        context(data={**BUILD, "units": {"dose": "mg", "volume": "mL", "interval": "h"}}),
     ],
-    ids=["no-build", "incomplete-build", "unknown-draft"],
+    ids=["no-build", "incomplete-build", "unknown-draft", "no-wording", "no-dosage-text", "no-rate-unit"],
 )
 def test_no_suggestion_without_a_complete_build_for_a_known_draft(ctx: SuggestionContext) -> None:
     assert UpdateDraftOrder().build({"build": "x.build"}, ctx) is None
@@ -201,6 +224,7 @@ UNIT_DOSE = {
     "daily_dose": 100.0,
     "description": "100 mg subcutaneous every 24 h",
     "order": "MedicationRequest/draft-1",
+    **DOSE_ORDER,
 }
 # What a rewrite deliberately changes: the medication, and the first dosage line's text, dose and rate,
 # and schedule (a unit dose also its route). The count of doses is rescaled, instructions only appended.
@@ -433,3 +457,38 @@ def test_a_suggestion_never_equals_the_order_it_replaces(
         "p1", {"x.build": fact, **order_facts(**order)}, {"MedicationRequest/draft-1": SHAPE_A}
     )
     assert (UpdateDraftOrder().build({"build": "x.build"}, ctx) is not None) is offered
+
+
+def test_the_order_is_worded_and_measured_as_the_build_says_not_in_a_unit_of_the_engine() -> None:
+    """The wording templates and units come with the build (from the rule files): a drug dosed in
+    international units is written in them, with the rule file's words."""
+    build = {
+        **BUILD,
+        "units": {"dose": "[iU]", "volume": "mL", "rate": "mL/h", "interval": "h"},
+        "unit_text": "IU",
+        "wording": {
+            "medication": "{name}: {dose_per_bag} {dose_unit} / {volume} mL {diluent}",
+            "dosage": "{name} {daily_dose} {dose_unit} daily; {dose_per_bag} {dose_unit} q{interval}h, {rate} mL/h",
+            "change": "Rewrite as {build}",
+        },
+    }
+    actions = UpdateDraftOrder().build({"build": "x.build"}, context(data=build))
+    assert actions is not None
+    (action,) = actions
+    assert action["description"] == f"Rewrite as {BUILD['description']}"
+    resource = action["resource"]
+    (bag,) = resource["contained"]
+    assert bag["code"]["text"] == "drug: 800 IU / 250 mL sodium chloride 0.9%"
+    assert resource["medicationReference"]["display"] == bag["code"]["text"]
+    assert bag["ingredient"][0]["strength"]["numerator"]["code"] == "[iU]"
+    (dosage,) = resource["dosageInstruction"]
+    assert dosage["text"] == "drug 2400 IU daily; 800 IU q8h, 31.25 mL/h"
+    assert dosage["doseAndRate"][0]["doseQuantity"]["code"] == "[iU]"
+
+
+def test_a_bag_without_a_diluent_leaves_no_double_space() -> None:
+    resource = updated_order(SHAPE_A, {**BUILD, "diluent": ""})
+    assert resource["contained"][0]["code"]["text"] == "drug 800 mg in 250 mL"
+    assert resource["dosageInstruction"][0]["text"] == (
+        "drug 2400 mg/day continuous IV infusion: 800 mg in 250 mL every 8 h at 31.25 mL/h"
+    )

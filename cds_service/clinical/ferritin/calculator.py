@@ -9,23 +9,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from itertools import pairwise
 from typing import Literal
 
-__all__ = ["Sample", "Trend", "compound_daily_growth", "grows_at_least", "trend"]
+from cds_service.clinical.sample import Sample
+
+__all__ = ["Trend", "compound_daily_growth", "grows_at_least", "trend"]
 
 _REL_TOL = 1e-9
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One dated result. `censored` marks a value reported with a comparator (">40000"): only a bound."""
-
-    time: datetime
-    value: float
-    censored: bool = False
-    ref: str | None = None  # e.g. "Observation/123", so the card can cite its evidence
 
 
 def compound_daily_growth(v0: float, v1: float, hours: float) -> float:

@@ -16,7 +16,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cds_service.clinical.base import Configured, ParameterError, Params, require_dose_unit
-from cds_service.clinical.ferritin.calculator import Sample, Trend, trend
+from cds_service.clinical.ferritin.calculator import Trend, trend
+from cds_service.clinical.sample import Sample
 from cds_service.facts.catalog import FactCatalog
 from cds_service.facts.knowledge import Analyte, MedicationClass, unavailable
 from cds_service.facts.labs import Point, collect, point_fact

@@ -23,8 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import string
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from cds_service.clinical.base import Configured, ParameterError, Params, require_dose_unit
@@ -33,17 +32,54 @@ from cds_service.facts.catalog import FactCatalog
 from cds_service.facts.model import Facts
 from cds_service.facts.named import Fact, FactSpec, missing
 from cds_service.facts.units import Units
+from cds_service.ruleformat.actions import WORDING
 
 # The unit this calculation computes and words doses in ("mg/day", "mg/kg/h"); configure refuses a rule
 # pack whose medications are dosed in another.
 DOSE_UNIT = "mg"
+# The units it reads the bag limits in and writes a build's numbers in (the build's `units`).
+VOLUME_UNIT, RATE_UNIT, INTERVAL_UNIT = "mL", "mL/h", "h"
+DAILY_UNIT, PER_KG_HOURLY_UNIT = f"{DOSE_UNIT}/d", f"{DOSE_UNIT}/kg/h"
 
 PROBLEMS = ("unbuildable", "violates", "undescribed", "above-maximum", "ok")
-BUILD_WIDTH = 80  # "2400 mg/day as 800 mg in 250 mL NS q8h at 31.25 mL/h (3.2 mg/mL)" and longer diluents
-SC_WIDTH = 48  # "1000 mg subcutaneous every 168 h (10000 mg/day)"
+# The build facts' widths (summary-length lint) are those of the longest text the configured templates
+# give (InfusionSettings.widths); these names have them.
+BUILDS = ("infusion.recommended", "infusion.lower", "infusion.upper", "infusion.ceiling_build")
 # What the build and subcutaneous wording templates of the rule file may name.
-BUILD_PLACEHOLDERS = ("daily_dose", "dose_per_bag", "volume", "diluent", "interval", "rate", "concentration")
-SC_PLACEHOLDERS = ("dose", "route", "interval")
+BUILD_PLACEHOLDERS = (
+    "daily_dose",
+    "dose_per_bag",
+    "volume",
+    "diluent",
+    "interval",
+    "rate",
+    "concentration",
+    "dose_unit",
+)
+SC_PLACEHOLDERS = ("dose", "route", "interval", "dose_unit")
+SC_DAILY_PLACEHOLDERS = ("daily_dose", "dose_unit")
+# The reasons and limits the calculation words, as templates of the rule file, and what each may name
+# (every one may name {dose_unit}: medications.yaml dose_unit as people write it).
+REASONS: dict[str, tuple[str, ...]] = {
+    "ceiling_max_text": ("dose",),
+    "ceiling_weight_text": ("rate", "weight"),
+    "ceiling_no_weight_text": ("rate", "why"),
+    "ceiling_renal_text": ("dose", "impairment"),
+    "ceiling_renal_unknown_text": ("why",),
+    "above_ceiling_text": ("dose", "ceiling", "binding"),
+    "no_dose_within_text": ("ceiling", "binding"),
+    "no_dose_below_text": ("dose",),
+    "no_dose_above_text": ("dose", "ceiling", "binding"),
+    "unbuildable_text": ("dose", "unit_dose", "intervals", "min_concentration", "max_concentration"),
+    "sc_not_below_text": ("dose",),
+    "sc_not_whole_text": ("dose", "unit_dose"),
+    "sc_renal_note": (),
+}
+# The rule file's parameter for each template of the order update-draft-order writes (WORDING).
+ORDER_TEXT = {
+    "bag": {"medication": "order_bag_text", "dosage": "order_bag_dosage_text", "change": "order_change_text"},
+    "dose": {"dosage": "order_sc_dosage_text", "change": "order_change_text"},
+}
 _TOLERANCE = 1e-9
 
 
@@ -82,10 +118,28 @@ class InfusionSettings:
     build_text: str  # the rule file's templates (BUILD_PLACEHOLDERS, SC_PLACEHOLDERS)
     sc_text: str
     sc_daily_text: str
+    reasons: Mapping[str, str]  # REASONS
+    # The order update-draft-order writes: its wording templates (WORDING) per form, and the dose unit
+    # (medications.yaml dose_unit) as UCUM code and as people write it.
+    order_wording: Mapping[str, Mapping[str, str]]
+    dose_unit: str
+    dose_unit_text: str
     renal: RenalCeiling | None = None
+
+    def _order(self, form: str) -> dict[str, Any]:
+        """What a build's data says of the order it writes, beside the numbers (see ruleformat.actions)."""
+        units = {"dose": self.dose_unit, "interval": INTERVAL_UNIT}
+        if form == "bag":
+            units.update(volume=VOLUME_UNIT, rate=RATE_UNIT)
+        return {"units": units, "unit_text": self.dose_unit_text, "wording": dict(self.order_wording[form])}
+
+    def say(self, reason: str, **values: str) -> str:
+        """A reason or limit in the rule file's words (REASONS)."""
+        return self.reasons[reason].format(dose_unit=self.dose_unit_text, **values)
 
     def describe(self, build: Build) -> str:
         return self.build_text.format(
+            dose_unit=self.dose_unit_text,
             daily_dose=_n(build.daily_dose),
             dose_per_bag=_n(build.dose_per_bag),
             volume=_n(build.volume),
@@ -112,6 +166,7 @@ class InfusionSettings:
             "diluent": self.diluent,
             "instruction": self.instruction,
             "description": self.describe(build),
+            **self._order("bag"),
         }
         if order is not None:
             data["order"] = order
@@ -132,13 +187,13 @@ class InfusionSettings:
         assert isinstance(daily.value, float | int) and isinstance(ceiling.value, float | int)
         dose, top = float(daily.value), float(ceiling.value)
         doses = [d for d in buildable_doses(self.limits) if _at_most(d, top)]
-        within = f"within the {_n(top)} mg/day ceiling ({ceiling.detail})"
+        bound = {"ceiling": _n(top), "binding": ceiling.detail or ""}
         highest = max(doses, default=None)
         out["infusion.ceiling_build"] = self.build_fact(
             "infusion.ceiling_build",
             recommended(highest, self.limits) if highest is not None else None,
             order,
-            f"no buildable dose {within}",
+            self.say("no_dose_within_text", **bound),
         )
         above = not _at_most(dose, top)
         best = recommended(dose, self.limits) if not above else None
@@ -146,22 +201,18 @@ class InfusionSettings:
         upper_dose = min((d for d in doses if d > dose and not _close(d, dose)), default=None)
         lower = recommended(lower_dose, self.limits) if lower_dose is not None else None
         upper = recommended(upper_dose, self.limits) if upper_dose is not None else None
-        cannot = (
-            f"{_n(dose)} mg/day is above the {_n(top)} mg/day ceiling ({ceiling.detail})"
-            if above
-            else _cannot_build(dose, self.limits)
-        )
+        cannot = self.say("above_ceiling_text", dose=_n(dose), **bound) if above else self._cannot_build(dose)
         out["infusion.recommended"] = self.build_fact("infusion.recommended", best, order, cannot)
         out["infusion.lower"] = self.build_fact(
-            "infusion.lower", lower, order, f"no buildable dose below {_n(dose)} mg/day"
+            "infusion.lower", lower, order, self.say("no_dose_below_text", dose=_n(dose))
         )
         out["infusion.upper"] = self.build_fact(
-            "infusion.upper", upper, order, f"no buildable dose above {_n(dose)} mg/day {within}"
+            "infusion.upper", upper, order, self.say("no_dose_above_text", dose=_n(dose), **bound)
         )
         for key, build in (("lower", lower), ("upper", upper)):
             name = f"infusion.{key}_dose"
             out[name] = (
-                Fact(name, build.daily_dose, unit="mg/d")
+                Fact(name, build.daily_dose, unit=DAILY_UNIT)
                 if build is not None
                 else missing(name, out[f"infusion.{key}"].missing or "")
             )
@@ -188,32 +239,38 @@ class InfusionSettings:
     def _ceiling(self, named: Mapping[str, Fact]) -> Fact:
         """The highest daily dose for this patient: the lowest of the limits that apply, and which one
         binds. A limit that cannot be applied (no weight, renal function unknown) is named in the detail."""
-        limits: list[tuple[float, str]] = [(self.max_daily_dose, f"{_n(self.max_daily_dose)} mg/day maximum")]
+        limits = [(self.max_daily_dose, self.say("ceiling_max_text", dose=_n(self.max_daily_dose)))]
         notes: list[str] = []
         evidence: tuple[str, ...] = ()
         weight = named["patient.weight"]
         kg = _number(weight)
         if kg is not None and kg > 0 and weight.comparator is None:
             kilograms = self.units.convert(kg, weight.unit or "kg", "kg")
-            per_kg = self.max_dose_rate * kilograms * self.units.product_factor("mg/kg/h", "kg", "mg/d")
-            limits.append((per_kg, f"{_n(self.max_dose_rate)} mg/kg/h at {_n(kilograms)} kg"))
+            per_kg = (
+                self.max_dose_rate
+                * kilograms
+                * self.units.product_factor(PER_KG_HOURLY_UNIT, "kg", DAILY_UNIT)
+            )
+            limits.append(
+                (per_kg, self.say("ceiling_weight_text", rate=_n(self.max_dose_rate), weight=_n(kilograms)))
+            )
             evidence += weight.evidence
         else:
-            notes.append(
-                f"the {_n(self.max_dose_rate)} mg/kg/h limit needs a weight ({weight.missing or 'a bound'})"
-            )
+            why = weight.missing or "a bound"
+            notes.append(self.say("ceiling_no_weight_text", rate=_n(self.max_dose_rate), why=why))
         if self.renal is not None:
             impairment = named["renal.impairment"]
             if impairment.value in self.renal.impaired:
-                limits.append(
-                    (self.renal.cap, f"renal maximum {_n(self.renal.cap)} mg/day ({impairment.value})")
+                renal = self.say(
+                    "ceiling_renal_text", dose=_n(self.renal.cap), impairment=str(impairment.value)
                 )
+                limits.append((self.renal.cap, renal))
                 evidence += impairment.evidence
             elif impairment.value is None:
-                notes.append(f"renal maximum not applied: {impairment.missing}")
+                notes.append(self.say("ceiling_renal_unknown_text", why=str(impairment.missing)))
         value, binding = min(limits, key=lambda limit: limit[0])
         detail = "; ".join([binding, *notes])
-        return Fact("infusion.ceiling", value, unit="mg/d", evidence=evidence, detail=detail)
+        return Fact("infusion.ceiling", value, unit=DAILY_UNIT, evidence=evidence, detail=detail)
 
     def _sc_alternative(
         self, named: Mapping[str, Fact], dose: float, lower: Build | None, order: str | None
@@ -226,19 +283,21 @@ class InfusionSettings:
         count = dose / unit
         smallest = min(buildable_doses(self.limits), default=math.inf)
         if lower is not None or not dose < smallest:
-            return _no_build(name, f"{_n(dose)} mg/day is not below the smallest buildable infusion dose")
+            return _no_build(name, self.say("sc_not_below_text", dose=_n(dose)))
         if not (count >= 1 and _close(count, round(count))):
-            return _no_build(name, f"{_n(dose)} mg/day is not a whole number of {_n(unit)} mg doses")
+            return _no_build(name, self.say("sc_not_whole_text", dose=_n(dose), unit_dose=_n(unit)))
         interval = 24 / round(count)
         note = ""
         impairment = named["renal.impairment"] if self.renal is not None else None
         if self.renal is not None and impairment is not None and impairment.value in self.renal.impaired:
             interval = max(interval, self.renal.sc_interval)
-            note = "; renal: the label's interval"
+            note = self.say("sc_renal_note")
         daily = unit * 24 / interval
-        text = self.sc_text.format(dose=_n(unit), route=self.sc.label, interval=_n(interval))
+        text = self.sc_text.format(
+            dose=_n(unit), route=self.sc.label, interval=_n(interval), dose_unit=self.dose_unit_text
+        )
         if not _close(daily, dose):
-            text += self.sc_daily_text.format(daily_dose=_n(daily))
+            text += self.sc_daily_text.format(daily_dose=_n(daily), dose_unit=self.dose_unit_text)
         data: dict[str, Any] = {
             "form": "dose",
             "route": self.sc.route,
@@ -248,10 +307,57 @@ class InfusionSettings:
             "interval": interval,
             "daily_dose": daily,
             "description": text,
+            **self._order("dose"),
         }
         if order is not None:
             data["order"] = order
         return Fact(name, text, evidence=(order,) if order else (), detail=text + note, data=data)
+
+    def widths(self) -> dict[str, int]:
+        """The longest text of each build fact: every build is the recommended one of a buildable dose
+        within the maximum daily dose (the ceiling is never above it), and the subcutaneous form takes one
+        of few intervals, so each can be rendered and measured."""
+        doses = (d for d in buildable_doses(self.limits) if _at_most(d, self.max_daily_dose))
+        builds = (recommended(dose, self.limits) for dose in doses)
+        build = max((self._shown(self.describe(b)) for b in builds if b is not None), default=0)
+        return {**dict.fromkeys(BUILDS, build), "infusion.sc_alternative": max(map(self._shown, self._sc()))}
+
+    def _shown(self, text: str) -> int:
+        """Its length on a card, whose text writes units as people do (Units.prose)."""
+        return max(len(text), len(self.units.prose(text)))
+
+    def _sc(self) -> list[str]:
+        """Every subcutaneous text _sc_alternative can give: k unit doses a day below the smallest
+        buildable dose, every 24/k h, or at the renal interval. Past k = 2400 the interval reads "0.01" or
+        "0", no wider than 24/7 ("3.43"): the count is bounded for a pack with no buildable dose."""
+        unit = self.sc.dose
+        smallest = min(buildable_doses(self.limits), default=math.inf)
+        most = min(math.floor(smallest / unit) + 1, 2400) if math.isfinite(smallest) else 2400
+        texts = []
+        for count in range(1, most + 1):
+            intervals = [24 / count]
+            if self.renal is not None:
+                intervals.append(max(24 / count, self.renal.sc_interval))
+            for interval in intervals:
+                text = self.sc_text.format(
+                    dose=_n(unit), route=self.sc.label, interval=_n(interval), dose_unit=self.dose_unit_text
+                )
+                daily = unit * 24 / interval
+                if not _close(daily, unit * count):
+                    text += self.sc_daily_text.format(daily_dose=_n(daily), dose_unit=self.dose_unit_text)
+                texts.append(text)
+        return texts
+
+    def _cannot_build(self, dose: float) -> str:
+        limits = self.limits
+        return self.say(
+            "unbuildable_text",
+            dose=_n(dose),
+            unit_dose=_n(limits.unit_dose),
+            intervals=" or ".join(_n(i) for i in limits.intervals),
+            min_concentration=_n(limits.min_concentration),
+            max_concentration=_n(limits.max_concentration),
+        )
 
     def _not_assessable(self, named: Mapping[str, Fact]) -> str | None:
         present, route, daily = named["order.present"], named["order.route"], named["order.daily_dose"]
@@ -307,28 +413,25 @@ class Infusion:
                 "build",
                 None,
                 f"{build} for the ordered daily dose",
-                width=BUILD_WIDTH,
             ),
             FactSpec(
                 "infusion.lower",
                 "build",
                 None,
                 f"{build}: the nearest buildable dose below",
-                width=BUILD_WIDTH,
             ),
             FactSpec(
                 "infusion.upper",
                 "build",
                 None,
                 f"{build}: the nearest buildable dose above, within infusion.ceiling",
-                width=BUILD_WIDTH,
             ),
-            FactSpec("infusion.lower_dose", "quantity", "mg/d", "the nearest buildable daily dose below"),
-            FactSpec("infusion.upper_dose", "quantity", "mg/d", "the nearest buildable daily dose above"),
+            FactSpec("infusion.lower_dose", "quantity", DAILY_UNIT, "the nearest buildable daily dose below"),
+            FactSpec("infusion.upper_dose", "quantity", DAILY_UNIT, "the nearest buildable daily dose above"),
             FactSpec(
                 "infusion.ceiling",
                 "quantity",
-                "mg/d",
+                DAILY_UNIT,
                 "the patient's highest daily dose: the lowest of the maximum daily dose, the maximum mg/kg/h "
                 "times the weight (when known) and the renal ceiling (when renal impairment applies)",
             ),
@@ -337,7 +440,6 @@ class Infusion:
                 "build",
                 None,
                 f"{build}: the highest buildable dose within infusion.ceiling",
-                width=BUILD_WIDTH,
             ),
             FactSpec(
                 "infusion.sc_alternative",
@@ -345,7 +447,6 @@ class Infusion:
                 None,
                 "for an infusion below the smallest buildable dose: subcutaneous unit doses (the order "
                 "update-draft-order writes)",
-                width=SC_WIDTH,
             ),
         ]
 
@@ -355,13 +456,13 @@ class Infusion:
         require_dose_unit(catalog, DOSE_UNIT, self.name)
         try:
             limits = BagLimits(
-                unit_dose=params.number("unit_dose", "mg"),
-                volumes=params.numbers("bag_volumes", "mL"),
-                intervals=params.numbers("bag_intervals", "h"),
-                min_concentration=params.number("min_concentration", "mg/mL"),
-                max_concentration=params.number("max_concentration", "mg/mL"),
-                max_hang_time=params.number("max_hang_time", "h"),
-                min_rate=params.number("min_rate", "mL/h"),
+                unit_dose=params.number("unit_dose", DOSE_UNIT),
+                volumes=params.numbers("bag_volumes", VOLUME_UNIT),
+                intervals=params.numbers("bag_intervals", INTERVAL_UNIT),
+                min_concentration=params.number("min_concentration", f"{DOSE_UNIT}/{VOLUME_UNIT}"),
+                max_concentration=params.number("max_concentration", f"{DOSE_UNIT}/{VOLUME_UNIT}"),
+                max_hang_time=params.number("max_hang_time", INTERVAL_UNIT),
+                min_rate=params.number("min_rate", RATE_UNIT),
             )
         except ValueError as exc:
             if isinstance(exc, ParameterError):
@@ -379,41 +480,26 @@ class Infusion:
         renal = before.get("renal")
         return InfusionSettings(
             limits=limits,
-            max_daily_dose=params.number("max_daily_dose", "mg/d"),
-            max_dose_rate=params.number("max_dose_rate", "mg/kg/h"),
+            max_daily_dose=params.number("max_daily_dose", DAILY_UNIT),
+            max_dose_rate=params.number("max_dose_rate", PER_KG_HOURLY_UNIT),
             diluent=params.text("diluent"),
             diluent_short=params.text("diluent_short"),
             instruction=params.text("light_protection"),
             infusion_routes=frozenset(name for name, route in routes.items() if route.infusion),
             units=catalog.units,
-            sc=ScForm(sc_route, routes[sc_route].label, coding, params.number("sc_dose", "mg")),
-            build_text=_template(params, "build_text", BUILD_PLACEHOLDERS),
-            sc_text=_template(params, "sc_text", SC_PLACEHOLDERS),
-            sc_daily_text=_template(params, "sc_daily_text", ("daily_dose",)),
+            sc=ScForm(sc_route, routes[sc_route].label, coding, params.number("sc_dose", DOSE_UNIT)),
+            build_text=params.template("build_text", BUILD_PLACEHOLDERS),
+            sc_text=params.template("sc_text", SC_PLACEHOLDERS),
+            sc_daily_text=params.template("sc_daily_text", SC_DAILY_PLACEHOLDERS),
+            reasons={name: params.template(name, (*names, "dose_unit")) for name, names in REASONS.items()},
+            order_wording={
+                form: {part: params.template(ORDER_TEXT[form][part], names) for part, names in parts.items()}
+                for form, parts in WORDING.items()
+            },
+            dose_unit=catalog.medications.dose_unit,
+            dose_unit_text=catalog.units.text(catalog.medications.dose_unit),
             renal=renal if isinstance(renal, RenalCeiling) else None,
         )
-
-
-def _template(params: Params, name: str, placeholders: Sequence[str]) -> str:
-    """A wording template of the rule file, using only the placeholders this calculation fills."""
-    text = params.text(name)
-    try:
-        used = {field for _, field, _, _ in string.Formatter().parse(text) if field is not None}
-    except ValueError as exc:
-        raise ParameterError(name, f"parameter {name!r} is not a template: {exc}") from exc
-    unknown = sorted(used - set(placeholders))
-    if unknown:
-        known = ", ".join(f"{{{p}}}" for p in placeholders)
-        raise ParameterError(name, f"parameter {name!r}: unknown placeholder(s) {unknown}; use {known}")
-    return text
-
-
-def _cannot_build(dose: float, limits: BagLimits) -> str:
-    return (
-        f"{_n(dose)} mg/day cannot be given as bags of whole {_n(limits.unit_dose)} mg syringes "
-        f"every {' or '.join(_n(i) for i in limits.intervals)} h within "
-        f"{_n(limits.min_concentration)}-{_n(limits.max_concentration)} mg/mL"
-    )
 
 
 def _all_missing(why: str) -> dict[str, Fact]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from cds_service.clinical.ferritin.calculator import Sample
+from cds_service.clinical.sample import Sample
 
 __all__ = [
     "Aki",

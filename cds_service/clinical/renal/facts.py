@@ -18,7 +18,6 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from cds_service.clinical.base import Configured, ParameterError, Params, Threshold
-from cds_service.clinical.ferritin.calculator import Sample
 from cds_service.clinical.renal.calculator import (
     AkiLimits,
     adjusted_weight,
@@ -27,6 +26,7 @@ from cds_service.clinical.renal.calculator import (
     ideal_weight,
     judge,
 )
+from cds_service.clinical.sample import Sample
 from cds_service.clinical.tristate import Tri, compare
 from cds_service.facts.catalog import FactCatalog
 from cds_service.facts.knowledge import Analyte, duration_text, unavailable

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from cds_service.clinical.ferritin.calculator import Sample, compound_daily_growth, grows_at_least, trend
+from cds_service.clinical.ferritin.calculator import compound_daily_growth, grows_at_least, trend
+from cds_service.clinical.sample import Sample
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 SPACING = 12  # h; the rule file's minimum spacing

@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 
 from cds_service.clinical.base import ParameterError, Params
-from cds_service.clinical.hlh2004.facts import CRITERIA, Hlh, open_text, short_list
-from cds_service.clinical.wording import clip
+from cds_service.clinical.hlh2004.facts import CRITERIA, Hlh
 from cds_service.ruleformat.rulefile import Parameter
 from tests.clinical.hlh2004.support import (
     LOCAL,
@@ -297,30 +296,19 @@ def test_malformed_parameters_are_refused(name: str, value: Any) -> None:
         settings(**{name: value})
 
 
-def test_short_list_fits_its_width() -> None:
-    labels = ["fever", "splenomegaly", "cytopenias", "TG/fibrinogen", "hemophagocytosis", "NK activity"]
-    assert short_list([], 43) == "none"
-    assert short_list(labels[:2], 43) == "fever, splenomegaly"
-    assert short_list(labels, 43) == "fever, splenomegaly, cytopenias +3 more"
-    assert all(len(short_list(labels[:n], 43)) <= 43 for n in range(len(labels) + 1))
-    assert clip("abcdef", 4) == "abc…"
-
-
-@pytest.mark.parametrize(
-    ("unmeasured", "undecided", "text"),
-    [
-        (["NK activity", "sCD25"], [], "2 not yet measured (NK activity, sCD25)"),
-        ([], ["sCD25"], "1 not comparable (sCD25)"),
-        (["NK activity"], ["ferritin"], "1 not yet measured (NK activity), 1 not comparable (ferritin)"),
-        ([], [], "0 not yet measured"),
-    ],
-)
-def test_open_text_names_both_kinds_of_unknown(
-    unmeasured: list[str], undecided: list[str], text: str
-) -> None:
-    assert open_text(unmeasured, undecided, 75) == text
-
-
-def test_open_text_fits_its_width() -> None:
-    labels = ["splenomegaly", "TG/fibrinogen", "hemophagocytosis", "NK activity", "fever", "cytopenias"]
-    assert len(open_text(labels, ["sCD25", "ferritin"], 75)) <= 75
+def test_the_evidence_lines_are_worded_by_the_rule_file_and_quote_the_ehr_escaped() -> None:
+    """The line and reading formats are hlh-2004.yaml's templates; EHR text inside them (an
+    interpretation code, a unit) is escaped as Markdown, the template's own Markdown is not."""
+    configured = settings(
+        nk_activity_codes=[f"{LOCAL}|NK"],
+        evidence_line="* _{label}_ -> {text}",
+        reading_text="{resource} at {time}: {value} [{interpretation}; {range}]",
+        reading_interpretation_text="flag {codes}",
+        reading_no_range_text="no range",
+    )
+    nk = flagged("nk1", "NK", 2, "1", "*L_", system=LOCAL, time="2026-11-22T06:00:00Z")
+    evidence = str(compute(patient(), nk, configured=configured)["hlh.evidence"].value)
+    assert (
+        "* _NK activity_ -> unknown: Observation/nk1 at 2026-11-22 06:00: 2 1 \\[flag \\*L\\_; no range\\]"
+        in evidence.splitlines()
+    ), evidence

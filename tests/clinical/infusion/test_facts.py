@@ -239,6 +239,36 @@ def test_the_limits_come_from_the_rule_file() -> None:
     assert out["infusion.problem"].value == "ok"
 
 
+def test_the_reasons_and_the_order_wording_are_the_rule_file_s() -> None:
+    """Every reason the calculation gives, and the order it writes, are worded by infusion-build.yaml."""
+    spec = rule("infusion-build")
+
+    def reworded(**texts: str) -> dict[str, Any]:
+        return {
+            **spec.parameters,
+            **{k: spec.parameters[k].model_copy(update={"value": v}) for k, v in texts.items()},
+        }
+
+    configured = settings(
+        reworded(
+            no_dose_below_text="nothing under {dose} {dose_unit} a day",
+            unbuildable_text="{dose}: not {unit_dose}-{dose_unit} syringes q{intervals}h, "
+            "{min_concentration} to {max_concentration}",
+            ceiling_max_text="max {dose}",
+            ceiling_no_weight_text="{rate} per kg: {why}",
+            order_bag_dosage_text="{name}: {daily_dose} {dose_unit} daily",
+        )
+    )
+    out = configured.compute(order(500), Facts(NOW, "order-sign", "h", "p"))
+    assert out["infusion.recommended"].missing == "500: not 100-mg syringes q8 or 6h, 1 to 5"
+    assert out["infusion.ceiling"].detail == "max 2400; 2 per kg: no body weight in the last 7 days"
+    out = configured.compute(order(100), Facts(NOW, "order-sign", "h", "p"))
+    assert out["infusion.lower"].missing == "nothing under 100 mg a day"
+    upper = out["infusion.upper"].data
+    assert upper is not None and upper["wording"]["dosage"] == "{name}: {daily_dose} {dose_unit} daily"
+    assert (upper["unit_text"], upper["units"]["dose"]) == ("mg", "mg")
+
+
 @pytest.mark.parametrize("name", ["unit_dose", "bag_volumes", "light_protection", "max_daily_dose"])
 def test_a_missing_parameter_is_named(name: str) -> None:
     spec = rule("infusion-build")
@@ -271,3 +301,33 @@ def test_the_escalation_rule_knows_the_renal_ceiling() -> None:
     escalation = rule("ferritin-escalation").parameters["renal_cap"]
     renal = rule("renal-dose").parameters["renal_cap"]
     assert (escalation.value, escalation.unit) == (renal.value, renal.unit)
+
+
+@pytest.mark.parametrize("renal", [None, Renal()], ids=["no-renal", "renal"])
+def test_the_widths_are_those_of_the_longest_texts_the_templates_give(renal: Renal | None) -> None:
+    """The summary-length lint's bound of each build fact is derived from the templates and limits: no
+    build or subcutaneous text is longer, and the longest reaches it."""
+    configured = settings(renal=renal)
+    widths = configured.widths()
+    seen: dict[str, int] = {}
+    for daily in range(25, 5001, 25):
+        for weight in (None, 20.0, 70.0):
+            for impairment in (None, "dialysis"):
+                named = order(daily, weight=weight, impairment=impairment)
+                out = configured.compute(named, Facts(NOW, "order-sign", "h", "p"))
+                for name, width in widths.items():
+                    if isinstance(out[name].value, str):
+                        seen[name] = max(seen.get(name, 0), len(out[name].value))
+                        assert len(out[name].value) <= width, (name, out[name].value)
+    assert seen["infusion.recommended"] == widths["infusion.recommended"]
+    assert seen["infusion.sc_alternative"] == widths["infusion.sc_alternative"]
+
+
+def test_a_longer_template_value_widens_the_bound() -> None:
+    spec = rule("infusion-build")
+    base = settings().widths()
+    longer = {
+        **spec.parameters,
+        "diluent_short": spec.parameters["diluent_short"].model_copy(update={"value": "NS" + "x" * 20}),
+    }
+    assert settings(longer).widths()["infusion.lower"] == base["infusion.lower"] + 20

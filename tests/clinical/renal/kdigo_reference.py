@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Literal
 
-from cds_service.clinical.ferritin.calculator import Sample
 from cds_service.clinical.renal.calculator import Aki, AkiLimits
+from cds_service.clinical.sample import Sample
 
 _REL_TOL = 1e-9
 
