@@ -168,6 +168,15 @@ def decode(data: bytes, where: str, detail: bool = True) -> Decoded:
     sent: its OperationOutcome diagnostics go to the log, never into a card.
     Raises ValueError when the value is not JSON or not a FHIR resource at all.
     """
+    # Prefetch values are mostly Bundles: decode as one straight away, and look at resourceType first
+    # (a pass over the whole value, a fifth of the decode) only when that does not work out.
+    try:
+        bundle = _BUNDLE.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError):
+        pass
+    else:
+        if bundle.resourceType == "Bundle":
+            return _read_bundle(bundle, [(e.resource, e.search) for e in bundle.entry or ()], [], where, detail)
     try:
         kind = _KIND.decode(data).resourceType
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -190,19 +199,23 @@ def decode(data: bytes, where: str, detail: bool = True) -> Decoded:
         result = _sorted([single], where, detail)
         result.problems[:0] = left_out
         return result
-    pairs: list[tuple[Resource | None, _EntrySearch | None]]
+    # A Bundle that did not decode in one go: some entry is malformed. Decode entry by entry to keep
+    # the good ones.
     try:
-        bundle = _BUNDLE.decode(data)
-        pairs = [(e.resource, e.search) for e in bundle.entry or ()]
-        problems: list[str] = []
-    except msgspec.ValidationError:
-        # Slow path, only when some entry is malformed: decode entry by entry to keep the good ones.
-        try:
-            raw = _RAW_BUNDLE.decode(data)
-        except msgspec.ValidationError as exc:
-            raise ValueError(f"{where} is not a readable Bundle: {exc}") from None
-        bundle = _Bundle(resourceType=raw.resourceType, link=raw.link)
-        pairs, problems = _entries_one_by_one(raw, where, detail)
+        raw = _RAW_BUNDLE.decode(data)
+    except msgspec.ValidationError as exc:
+        raise ValueError(f"{where} is not a readable Bundle: {exc}") from None
+    pairs, problems = _entries_one_by_one(raw, where, detail)
+    return _read_bundle(_Bundle(resourceType=raw.resourceType, link=raw.link), pairs, problems, where, detail)
+
+
+def _read_bundle(
+    bundle: _Bundle,
+    pairs: list[tuple[Resource | None, _EntrySearch | None]],
+    problems: list[str],
+    where: str,
+    detail: bool,
+) -> Decoded:
     next_url = next((link.url for link in bundle.link or () if link.relation == "next" and link.url), None)
     resources: list[Resource] = []
     for resource, search in pairs:
