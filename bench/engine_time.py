@@ -58,9 +58,7 @@ async def measure(runtime: Runtime, loaded: LoadedCase, share: int) -> dict[str,
         "flatten": timed(lambda: ruleset.fields.flatten(named), share),
         "durable (engine thread)": await timed_async(lambda: durable.evaluate_async(compiled, flat), share),
         "durable-raw (this thread)": timed(lambda: durable._evaluate(compiled, flat), share),
-        "rules: engine.evaluate": await timed_async(
-            lambda: runtime.engine.evaluate(service, named, ruleset), share
-        ),
+        "rules: engine.evaluate": timed(lambda: runtime.engine.evaluate(service, named, ruleset), share),
         "whole call": await timed_async(lambda: call_service(runtime, service.id, body, now=now), share),
     }
     for name, step in ruleset.calculations.steps:

@@ -1,7 +1,8 @@
-"""One request, one direction, in seven stages that `call_service` runs in order by name:
+"""One request, one direction, in seven stages run in order by name:
 
     parse -> gather data -> facts -> derived facts -> rule evaluation -> cards -> response
 
+`call_service` runs them; stages 3 to 6 are `compute_answer`, one piece of work on the compute thread.
 Each stage is one call with a typed input and output (docs/architecture.md names the module that owns
 each). The HTTP routes and `cds-service evaluate` both call this module, so the CLI prints exactly the
 body the HTTP call would return.
@@ -39,7 +40,7 @@ from cds_service.facts.model import Facts
 from cds_service.facts.named import Fact, missing
 from cds_service.protocol.discovery import ServiceDefinition, ServiceRegistry
 from cds_service.protocol.outcome import Issue, ProblemError
-from cds_service.protocol.request import parse_hook_request
+from cds_service.protocol.request import HookRequest, parse_hook_request
 from cds_service.security.trust import TrustedIssuer
 from cds_service.store.database import ChartSnapshot, IssuedCard
 
@@ -154,25 +155,12 @@ async def call_service(
         )
     except DataError as exc:
         raise data_problem(exc) from None
-    # 3. facts
+    # 3-6: one piece of work on the compute thread (stage 5 hands the facts to the rules engine's own
+    # thread and waits there), so one hop from the event loop and back instead of four.
     moment = now or runtime.clock()
-    facts = await runtime.off_loop(build_facts, service, request, data, now=moment)
-    # 4. derived facts
-    derived = await runtime.off_loop(derive_facts, ruleset, service, facts)
-    # 5. rule evaluation
-    evaluation = await evaluate_rules(engine, service, derived, ruleset)
-    # 6. cards
-    settings = runtime.settings
-    charts = ChartLinks(
-        definitions=ruleset.charts,
-        catalog=ruleset.catalog,
-        facts=facts,
-        base_url=public_url or settings.base_url,
-        ttl=timedelta(hours=settings.chart_ttl_hours),
-        weight=derived.get("patient.weight") or missing("patient.weight", "no body weight"),
-        named=derived,
+    facts, evaluation, rendered = await runtime.off_loop(
+        compute_answer, runtime, ruleset, service, request, data, moment, public_url
     )
-    rendered = await runtime.off_loop(render_response, service, facts, evaluation, charts=charts)
     # 7. response
     return Answer(
         body=rendered.response.body(),
@@ -186,6 +174,36 @@ async def call_service(
     )
 
 
+def compute_answer(
+    runtime: Runtime,
+    ruleset: RuleSet,
+    service: ServiceDefinition,
+    request: HookRequest,
+    data: PatientData,
+    moment: datetime,
+    public_url: str | None,
+) -> tuple[Facts, Evaluation, Rendered]:
+    """Stages 3 to 6, in order, on the calling thread (the compute thread)."""
+    # 3. facts
+    facts = build_facts(service, request, data, now=moment)
+    # 4. derived facts
+    derived = derive_facts(ruleset, service, facts)
+    # 5. rule evaluation
+    evaluation = evaluate_rules(runtime.engine, service, derived, ruleset)
+    # 6. cards
+    settings = runtime.settings
+    charts = ChartLinks(
+        definitions=ruleset.charts,
+        catalog=ruleset.catalog,
+        facts=facts,
+        base_url=public_url or settings.base_url,
+        ttl=timedelta(hours=settings.chart_ttl_hours),
+        weight=derived.get("patient.weight") or missing("patient.weight", "no body weight"),
+        named=derived,
+    )
+    return facts, evaluation, render_response(service, facts, evaluation, charts=charts)
+
+
 def derive_facts(ruleset: RuleSet, service: ServiceDefinition, facts: Facts) -> dict[str, Fact]:
     """Stage 4: the named facts of the ruleset's catalog, then its calculations over them (each a fact
     the rules read by name). The costliest stage; a service with no rules reads none, so gets none."""
@@ -197,13 +215,13 @@ def derive_facts(ruleset: RuleSet, service: ServiceDefinition, facts: Facts) -> 
     return named
 
 
-async def evaluate_rules(
+def evaluate_rules(
     engine: RuleEngine, service: ServiceDefinition, derived: dict[str, Fact], ruleset: RuleSet
 ) -> Evaluation:
     """Stage 5: the service's rules over the derived facts. An engine failure is the service's, not the
     caller's: 503, retry."""
     try:
-        return await engine.evaluate(service, derived, ruleset)
+        return engine.evaluate(service, derived, ruleset)
     except EngineError as exc:
         log.error("rules engine failed on %s: %s", service.id, exc)
         raise ProblemError.single(503, "the rules engine could not evaluate this request; retry") from exc

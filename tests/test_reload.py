@@ -128,7 +128,7 @@ async def test_the_old_ruleset_keeps_answering_until_it_is_released(reloader: Re
     assert (await reloader.check()).outcome == "reloaded"
     facts = Facts(now=_now(), hook="order-sign", hook_instance="x", patient_id="p")
     derived = derive_facts(old, service, facts)
-    evaluation = await reloader.engine.evaluate(service, derived, old)  # a request that began before the swap
+    evaluation = reloader.engine.evaluate(service, derived, old)  # a request that began before the swap
     (outcome,) = [o for o in evaluation.outcomes if o.rule.id == "max-dose"]
     assert outcome.rule is old.rules["max-dose"]
     assert "exceeds the maximum" not in outcome.rule.spec.card.summary

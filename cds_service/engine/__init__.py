@@ -121,12 +121,15 @@ class RuleEngine:
         old, self._ruleset = self._ruleset, ruleset
         return old
 
-    async def evaluate(
+    def evaluate(
         self, service: ServiceDefinition, derived: Mapping[str, Fact], ruleset: RuleSet | None = None
     ) -> Evaluation:
         """The service's rules over the derived facts (pipeline.derive_facts), with `ruleset` (the one the
         request started with) or the current one, and the response-level step the rule files declare
-        (which findings are shown, merged or superseded)."""
+        (which findings are shown, merged or superseded).
+
+        Blocks while durable-rules runs on its own thread: call it from the compute thread (pipeline.py),
+        never on the event loop."""
         ruleset = ruleset or self._ruleset
         service_rules = ruleset.by_service.get(service.id)
         outcomes: list[Outcome] = []
@@ -134,7 +137,7 @@ class RuleEngine:
         scopes: dict[str, bool] = {}
         if service_rules is not None and service_rules.rules:
             flat = ruleset.fields.flatten(named)
-            fired = await self.durable.evaluate_async(service_rules.engine_rules, flat)
+            fired = self.durable.evaluate(service_rules.engine_rules, flat)
             scopes = {
                 name: scope.true is True or f"{SCOPE_PREFIX}{name}" in fired
                 for name, scope in ruleset.scopes.items()
