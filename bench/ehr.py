@@ -98,11 +98,14 @@ def load_average() -> float:
 
 
 @contextmanager
-def serving(system: System, workers: int, folder: Path) -> Iterator[str]:
-    """The system on a free port, started in a fresh directory, until the block ends."""
+def serving(system: System, workers: int, folder: Path, logs: list[Path] | None = None) -> Iterator[str]:
+    """The system on a free port, started in a fresh directory, until the block ends; its log's path is
+    appended to `logs`."""
     port = free_port()
     run_dir = Path(tempfile.mkdtemp(dir=folder))
     log = (run_dir / "server.log").open("wb")
+    if logs is not None:
+        logs.append(run_dir / "server.log")
     server = subprocess.Popen(
         system.command(port, workers),
         cwd=run_dir,
@@ -217,6 +220,15 @@ async def _python_load(system: System, base: str, seconds: float) -> float:
         started = time.perf_counter()
         await asyncio.gather(*(connection(client) for _ in range(WRK_CONNECTIONS)))
         return done / (time.perf_counter() - started)
+
+
+def writer_batching(log: Path) -> str:
+    """What the service's writers said at shutdown (store/writer.py): writes per commit under wrk."""
+    found = re.findall(r"writer: (\d+) writes in (\d+) transactions", log.read_text(errors="replace"))
+    if not found:
+        return ""
+    writes, commits = sum(int(w) for w, _ in found), sum(int(c) for _, c in found)
+    return f"  [{writes:,} writes in {commits:,} commits: {writes / max(commits, 1):.1f} per commit]"
 
 
 # --- the comparison systems ----------------------------------------------------------------------------
@@ -382,8 +394,10 @@ def main(requests: int, repeats: int, seconds: float, with_healthchain: bool) ->
                 load = load_average()
                 with serving(system, 1, folder) as base:
                     seq = sequential(system, base, requests)
-                with serving(system, 2, folder) as base:
+                logs: list[Path] = []
+                with serving(system, 2, folder, logs) as base:
                     rps, tool = saturation(system, base, seconds, folder)
+                batching = writer_batching(logs[0])
                 tools.add(tool)
                 entry = figures[system.name]
                 entry.p50.append(statistics.median(seq))
@@ -392,7 +406,7 @@ def main(requests: int, repeats: int, seconds: float, with_healthchain: bool) ->
                 entry.load.append(load)
                 print(
                     f"  repeat {repeat}  {system.name[:40]:40s} p50 {entry.p50[-1]:6.2f} ms  p99 {entry.p99[-1]:6.2f} ms"
-                    f"  {rps:7.0f} req/s  (load {load:.2f})",
+                    f"  {rps:7.0f} req/s  (load {load:.2f}){batching}",
                     flush=True,
                 )
     ended_load = load_average()

@@ -75,6 +75,13 @@ class Writer:
         if self._thread.is_alive():
             self._queue.put(_STOP)
             self._thread.join()
+            if self.writes:
+                log.info(
+                    "writer: %d writes in %d transactions (%.1f per commit)",
+                    self.writes,
+                    self.transactions,
+                    self.writes / max(self.transactions, 1),
+                )
 
     async def _submit(self, write: Callable[[Connection], Any]) -> Any:
         if not self._thread.is_alive():
