@@ -214,13 +214,21 @@ def _resolver(facts: Facts) -> Resolver:
     for resource in facts.other.get("Medication", ()):
         if resource.id:
             found.setdefault(f"Medication/{resource.id}", msgspec.to_builtins(resource))
+    return _RequestResolver(found)
 
-    def resolve(reference: str) -> Json | None:
+
+class _RequestResolver:
+    """A request's Medication resolver, which also remembers which drug each of its orders names: the
+    named facts, four calculations and the chart ask that of the same orders (22 times per W1 call)."""
+
+    def __init__(self, found: dict[str, Json]) -> None:
+        self._found = found
+        self.drug_of: dict[tuple[int, int, int], tuple[Json, MedicationClass, Medications, bool]] = {}
+
+    def __call__(self, reference: str) -> Json | None:
         # A full URL (https://ehr/fhir/Medication/m1) ends with the relative reference.
         tail = "/".join(reference.rstrip("/").split("/")[-2:])
-        return found.get(reference) or found.get(tail)
-
-    return resolve
+        return self._found.get(reference) or self._found.get(tail)
 
 
 def medication_of(raw: Json, resolve: Resolver) -> tuple[Json | None, list[Json]]:
@@ -257,6 +265,17 @@ def medication_of(raw: Json, resolve: Resolver) -> tuple[Json | None, list[Json]
 
 
 def is_medication(raw: Json, drug: MedicationClass, medications: Medications, resolve: Resolver) -> bool:
+    if not isinstance(resolve, _RequestResolver):
+        return _names(raw, drug, medications, resolve)
+    key = (id(raw), id(drug), id(medications))
+    known = resolve.drug_of.get(key)
+    if known is None:
+        # What the key names is kept with the answer: no id in it can be reused while the resolver lives.
+        known = resolve.drug_of[key] = (raw, drug, medications, _names(raw, drug, medications, resolve))
+    return known[-1]
+
+
+def _names(raw: Json, drug: MedicationClass, medications: Medications, resolve: Resolver) -> bool:
     _, concepts = medication_of(raw, resolve)
     return any(_concept_is(c, drug, medications) for c in concepts)
 
