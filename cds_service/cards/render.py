@@ -64,6 +64,7 @@ def render_response(
         patient_id=facts.patient_id,
         facts=evaluation.facts,
         draft_orders={f"{o.resource_type}/{o.id}": o.raw for o in facts.draft_orders},
+        descriptions=plan.actions if plan is not None else {},
     )
     findings = evaluation.findings()
     shown = {f.rule_id for f in plan.shown} if plan is not None else {f.rule_id for f in findings}
