@@ -209,3 +209,28 @@ def test_an_hlh_evidence_template_with_an_unknown_placeholder_is_reported_at_the
         and "unknown placeholder(s) ['observation']" in p
         for p in found
     ), found
+
+
+@pytest.mark.parametrize(
+    ("file", "parameter", "old", "new", "message"),
+    [
+        (
+            "hlh-2004.yaml",
+            "lineage_words",
+            "[low, not low, undecided]",
+            "[low, not low]",
+            "must list 3 texts",
+        ),
+        ("hlh-2004.yaml", "triglycerides_words", "[high, not high, undecided]", "high", "must list 3 texts"),
+        ("infusion-build.yaml", "intervals_joiner", '" or "', "[or]", "must be a text"),
+    ],
+)
+def test_a_wording_parameter_of_the_wrong_shape_is_reported_at_the_parameter(
+    rules_copy: Path, file: str, parameter: str, old: str, new: str, message: str
+) -> None:
+    path = rules_copy / file
+    edit(path, f"  {parameter}:\n    value: {old}\n", f"  {parameter}:\n    value: {new}\n")
+    found = errors(rules_copy)
+    assert any(p.startswith(f"{path}:{line_of(path, f'  {parameter}:')}:") and message in p for p in found), (
+        found
+    )

@@ -31,7 +31,16 @@ from cds_service.facts.named import Fact
 from cds_service.markup import markdown_text
 from cds_service.ruleformat.text import format_number, format_time
 
-__all__ = ["CRITERIA", "WORDING", "Criteria", "Criterion", "Interpretations", "configure", "per_criterion"]
+__all__ = [
+    "CRITERIA",
+    "WORDING",
+    "WORDS",
+    "Criteria",
+    "Criterion",
+    "Interpretations",
+    "configure",
+    "per_criterion",
+]
 
 # The HLH-2004 criteria in the order of Henter's table; their display labels are rule parameters.
 CRITERIA = (
@@ -56,7 +65,17 @@ WORDING: dict[str, tuple[str, ...]] = {
     "reading_range_text": ("side", "limit"),
     "reading_no_range_text": (),
     "pathology_reading_text": ("codes", "time", "resource"),
+    "unknown_text": ("missing",),
+    "lineage_unknown_text": ("label", "missing"),
+    "splenomegaly_text": ("result", "finding", "where"),
+    "cytopenias_text": ("result", "low", "count", "needed", "hemoglobin", "platelets", "anc"),
+    "anc_by_wbc_text": ("label", "missing", "wbc", "value", "limit", "where"),
+    "anc_unknown_wbc_text": ("label", "missing", "wbc", "value"),
+    "triglycerides_text": ("label", "value", "word", "limit", "where"),
+    "tg_fibrinogen_text": ("result", "triglycerides", "fibrinogen"),
 }
+# Lists of three words of the rule file, for a comparison that is met, not met or undecided.
+WORDS = ("lineage_words", "triglycerides_words")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,6 +126,7 @@ class Criteria:
     window: timedelta  # for the results read from Observations directly (NK activity, hemophagocytosis)
     interpretations: Interpretations
     wording: Mapping[str, str]  # WORDING
+    words: Mapping[str, Mapping[Tri, str]]  # WORDS
 
     def say(self, name: str, **values: str) -> str:
         return self.wording[name].format(**values)
@@ -148,21 +168,19 @@ class Criteria:
 
     def _splenomegaly(self, named: Mapping[str, Fact]) -> Criterion:
         fact = named["conditions.splenomegaly.status"]
-        if fact.value == "present":
+        result = {"present": Tri.MET, "refuted": Tri.NOT_MET}.get(str(fact.value))
+        if result is None:
             return Criterion(
-                "splenomegaly",
-                Tri.MET,
-                f"met: {fact.detail or 'present'}, {_where(fact)}",
-                fact.evidence,
+                "splenomegaly", Tri.UNKNOWN, self.say("unknown_text", missing=str(fact.missing or fact.value))
             )
-        if fact.value == "refuted":
-            return Criterion(
-                "splenomegaly",
-                Tri.NOT_MET,
-                f"not met: {fact.detail or 'refuted'}, {_where(fact)}",
-                fact.evidence,
-            )
-        return Criterion("splenomegaly", Tri.UNKNOWN, f"unknown: {fact.missing or fact.value}")
+        # The condition's own words (its detail), or the status itself.
+        text = self.say(
+            "splenomegaly_text",
+            result=_SHOWN[result],
+            finding=fact.detail or str(fact.value),
+            where=_where(fact),
+        )
+        return Criterion("splenomegaly", result, text, fact.evidence)
 
     def _cytopenias(self, named: Mapping[str, Fact]) -> Criterion:
         hemoglobin, hb_text = self._hemoglobin_low(named)
@@ -175,9 +193,15 @@ class Criteria:
         lineages = [hemoglobin, plt, anc]
         result = at_least(self.lineages, lineages)
         low = sum(r is Tri.MET for r in lineages)
-        text = (
-            f"{_SHOWN[result]}: {low} of 3 lineages low ({self.lineages} needed): "
-            f"{hb_text}; {plt_text}; {anc_text}"
+        text = self.say(
+            "cytopenias_text",
+            result=_SHOWN[result],
+            low=str(low),
+            count=str(len(lineages)),
+            needed=str(self.lineages),
+            hemoglobin=hb_text,
+            platelets=plt_text,
+            anc=anc_text,
         )
         evidence = named[_worst(self.labs.hemoglobin)].evidence + platelets.evidence + anc_evidence
         # Not yet measured while an undecided lineage has no result at all (the CBC would decide it).
@@ -219,32 +243,47 @@ class Criteria:
 
     def _anc_low(self, named: Mapping[str, Fact]) -> tuple[Tri, str, tuple[str, ...]]:
         anc = named[_worst(self.labs.anc)]
+        label = self.labs.anc.label
         if anc.value is not None:
             result = self.anc.compare(anc, "<")
-            return result, self._lineage("ANC", anc, result, f"<{_limit(self.anc, anc)}"), anc.evidence
+            return result, self._lineage(label, anc, result, f"<{_limit(self.anc, anc)}"), anc.evidence
         wbc = named[_worst(self.labs.wbc)]
+        missing = str(anc.missing)
         # All neutrophils are leukocytes: a WBC below the ANC limit proves the ANC is below it too.
         if self.anc.compare(wbc, "<") is Tri.MET:
-            text = (
-                f"ANC low: no ANC ({anc.missing}), but WBC {_value(wbc)} is below {_limit(self.anc, wbc)}, "
-                f"which proves it, {_where(wbc)}"
+            text = self.say(
+                "anc_by_wbc_text",
+                label=label,
+                missing=missing,
+                wbc=self.labs.wbc.label,
+                value=_value(wbc),
+                limit=_limit(self.anc, wbc),
+                where=_where(wbc),
             )
             return Tri.MET, text, wbc.evidence
-        wbc_text = f"; WBC {_value(wbc)} does not decide it" if wbc.value is not None else ""
-        return Tri.UNKNOWN, f"ANC unknown: {anc.missing}{wbc_text}", ()
+        if wbc.value is None:
+            return Tri.UNKNOWN, self.say("lineage_unknown_text", label=label, missing=missing), ()
+        text = self.say(
+            "anc_unknown_wbc_text", label=label, missing=missing, wbc=self.labs.wbc.label, value=_value(wbc)
+        )
+        return Tri.UNKNOWN, text, ()
 
     def _tg_fibrinogen(self, named: Mapping[str, Fact]) -> Criterion:
         tg, fib = named[_worst(self.labs.triglycerides)], named[_worst(self.labs.fibrinogen)]
         high = self.triglycerides.compare(tg, ">=")
         low = self.fibrinogen.compare(fib, "<=")
         result = any_of(high, low)
+        label = self.labs.triglycerides.label
         if tg.value is None:
-            tg_text = f"triglycerides unknown: {tg.missing}"
+            tg_text = self.say("lineage_unknown_text", label=label, missing=str(tg.missing))
         else:
-            word = {Tri.MET: "high", Tri.NOT_MET: "not high", Tri.UNKNOWN: "undecided"}[high]
-            tg_text = (
-                f"triglycerides {_value(tg)} {word} (criterion >={_limit(self.triglycerides, tg)}; "
-                f"fasting status unknown), {_where(tg)}"
+            tg_text = self.say(
+                "triglycerides_text",
+                label=label,
+                value=_value(tg),
+                word=self.words["triglycerides_words"][high],
+                limit=_limit(self.triglycerides, tg),
+                where=_where(tg),
             )
         fib_text = self._lineage(self.labs.fibrinogen.label, fib, low, f"<={_limit(self.fibrinogen, fib)}")
         lacking = [
@@ -255,7 +294,7 @@ class Criteria:
         return Criterion(
             "tg_fibrinogen",
             result,
-            f"{_SHOWN[result]}: {tg_text}; {fib_text}",
+            self.say("tg_fibrinogen_text", result=_SHOWN[result], triglycerides=tg_text, fibrinogen=fib_text),
             tg.evidence + fib.evidence,
             measured=not lacking,
         )
@@ -350,7 +389,10 @@ class Criteria:
             evidence.append(f"Observation/{lab.id}")
         if not readings:
             return Criterion(
-                "scd25", Tri.UNKNOWN, f"unknown: {fact.missing}", measured=_has_data(named, analyte)
+                "scd25",
+                Tri.UNKNOWN,
+                self.say("unknown_text", missing=str(fact.missing)),
+                measured=_has_data(named, analyte),
             )
         result = any_of(*(r for r, _ in readings))
         shown = [t for r, t in readings if r is result or result is Tri.UNKNOWN]
@@ -425,8 +467,8 @@ class Criteria:
 
     def _lineage(self, label: str, fact: Fact, result: Tri, limit: str) -> str:
         if fact.value is None:
-            return f"{label} unknown: {fact.missing}"
-        word = {Tri.MET: "low", Tri.NOT_MET: "not low", Tri.UNKNOWN: "undecided"}[result]
+            return self.say("lineage_unknown_text", label=label, missing=str(fact.missing))
+        word = self.words["lineage_words"][result]
         return self.say(
             "lineage_text", label=label, value=_value(fact), word=word, limit=limit, where=_where(fact)
         )
@@ -436,7 +478,9 @@ class Criteria:
         whether there were results at all, should none of them be usable."""
         result = threshold.compare(fact, ">=")
         if fact.value is None:
-            return Criterion(key, result, f"unknown: {fact.missing}", measured=measured)
+            return Criterion(
+                key, result, self.say("unknown_text", missing=str(fact.missing)), measured=measured
+            )
         text = self.say(
             "highest_text",
             result=_SHOWN[result],
@@ -476,6 +520,7 @@ def configure(params: Params, catalog: FactCatalog, labs: HlhLabs, labels: Mappi
         window=timedelta(hours=params.number("result_window", "h")),
         interpretations=interpretations,
         wording={name: params.template(name, names) for name, names in WORDING.items()},
+        words={name: _words(params, name) for name in WORDS},
     )
 
 
@@ -490,6 +535,15 @@ def per_criterion(params: Params, name: str) -> dict[str, str]:
             f"parameter {name!r} must list {len(CRITERIA)} texts, one per criterion: {', '.join(CRITERIA)}",
         )
     return dict(zip(CRITERIA, values, strict=True))
+
+
+def _words(params: Params, name: str) -> dict[Tri, str]:
+    values = params.texts(name)
+    if len(values) != 3:
+        raise ParameterError(
+            name, f"parameter {name!r} must list 3 texts: for a comparison met, not met, and undecided"
+        )
+    return dict(zip((Tri.MET, Tri.NOT_MET, Tri.UNKNOWN), values, strict=True))
 
 
 def _codes(params: Params, name: str) -> tuple[str, ...]:
