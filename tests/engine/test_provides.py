@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from cds_service.clinical.hlh2004.criteria import WORDING as HLH_WORDING
+from cds_service.clinical.hlh2004.lists import WORDING as LIST_WORDING
 from cds_service.clinical.infusion.facts import REASONS
 from cds_service.engine.ruleset import check_rules
 from tests.engine.rulesdir import copy_rules, edit
@@ -194,7 +195,7 @@ def test_the_summary_lint_bounds_a_build_by_the_configured_templates(rules_copy:
     assert any(p.startswith(f"{path}:{summary}:") and "summary can reach" in p for p in found), found
 
 
-@pytest.mark.parametrize("parameter", list(HLH_WORDING))
+@pytest.mark.parametrize("parameter", [*HLH_WORDING, *LIST_WORDING])
 def test_an_hlh_evidence_template_with_an_unknown_placeholder_is_reported_at_the_parameter(
     rules_copy: Path, parameter: str
 ) -> None:
