@@ -73,6 +73,19 @@ WORDING: dict[str, tuple[str, ...]] = {
     "anc_unknown_wbc_text": ("label", "missing", "wbc", "value"),
     "triglycerides_text": ("label", "value", "word", "limit", "where"),
     "tg_fibrinogen_text": ("result", "triglycerides", "fibrinogen"),
+    "infant_limit_text": ("limit", "days"),
+    "any_age_limit_text": ("adult", "infant", "missing"),
+    "readings_text": ("result", "readings"),
+    "reading_note_text": ("text", "note"),
+    "hemophagocytosis_not_configured_text": (),
+    "hemophagocytosis_no_result_text": ("window",),
+    "hemophagocytosis_negative_text": ("text",),
+    "nk_not_configured_text": (),
+    "nk_no_result_text": ("window",),
+    "scd25_highest_text": ("value", "limit", "where"),
+    "scd25_other_unit_text": ("unit", "canonical"),
+    "scd25_not_comparable_text": ("text", "limit"),
+    "no_unit_text": (),
 }
 # Lists of three words of the rule file, for a comparison that is met, not met or undecided.
 WORDS = ("lineage_words", "triglycerides_words")
@@ -225,19 +238,21 @@ class Criteria:
             age.value if isinstance(age.value, int | float) and not isinstance(age.value, bool) else None
         )
         is_infant = compare(None if age_days is None else float(age_days), "<", self.infant_age)
+        adult_limit = f"<{_limit(self.hemoglobin, fact)}"
+        infant_limit = self.say(
+            "infant_limit_text",
+            limit=f"<{_limit(self.hemoglobin_infant, fact)}",
+            days=format_number(self.infant_age),
+        )
         if is_infant is Tri.MET:
-            result, limit = (
-                infant,
-                f"<{_limit(self.hemoglobin_infant, fact)} under {format_number(self.infant_age)} days",
-            )
+            result, limit = infant, infant_limit
         elif is_infant is Tri.NOT_MET:
-            result, limit = adult, f"<{_limit(self.hemoglobin, fact)}"
+            result, limit = adult, adult_limit
         else:
             # Without an age both limits apply; only a value on the same side of both decides.
             result = adult if adult is infant else Tri.UNKNOWN
-            limit = (
-                f"<{_limit(self.hemoglobin, fact)}, or <{_limit(self.hemoglobin_infant, fact)} under "
-                f"{format_number(self.infant_age)} days; age unknown: {age.missing}"
+            limit = self.say(
+                "any_age_limit_text", adult=adult_limit, infant=infant_limit, missing=str(age.missing)
             )
         return result, self._lineage(self.labs.hemoglobin.label, fact, result, limit)
 
@@ -301,19 +316,12 @@ class Criteria:
 
     def _hemophagocytosis(self, facts: Facts) -> Criterion:
         if not self.hemophagocytosis_codes:
-            return Criterion(
-                "hemophagocytosis",
-                Tri.UNKNOWN,
-                "unknown: no hemophagocytosis result read (no standard code exists for the finding, and no "
-                "local pathology code is configured)",
-            )
+            why = self.say("hemophagocytosis_not_configured_text")
+            return Criterion("hemophagocytosis", Tri.UNKNOWN, self.say("unknown_text", missing=why))
         labs = _results(facts, self.hemophagocytosis_codes, facts.now - self.window)
         if not labs:
-            return Criterion(
-                "hemophagocytosis",
-                Tri.UNKNOWN,
-                f"unknown: no hemophagocytosis result in the last {_days(self.window)}",
-            )
+            why = self.say("hemophagocytosis_no_result_text", window=_days(self.window))
+            return Criterion("hemophagocytosis", Tri.UNKNOWN, self.say("unknown_text", missing=why))
         found = self.interpretations.positive
         absent = self.interpretations.negative | self.interpretations.normal
         readings = []
@@ -329,32 +337,25 @@ class Criteria:
             )
             readings.append((result, text))
         result = any_of(*(r for r, _ in readings))
-        text = f"{_SHOWN[result]}: " + "; ".join(
-            t for r, t in readings if r is result or result is Tri.UNKNOWN
-        )
+        text = self._readings(result, readings)
         if result is Tri.NOT_MET:
-            text += " (a negative marrow does not exclude HLH: HLH-2004 advises other organs or a repeat)"
+            text = self.say("hemophagocytosis_negative_text", text=text)
         evidence = tuple(f"Observation/{lab.id}" for lab in labs)
         return Criterion("hemophagocytosis", result, text, evidence, measured=True)
 
     def _nk_activity(self, facts: Facts) -> Criterion:
         if not self.nk_codes:
-            return Criterion(
-                "nk_activity",
-                Tri.UNKNOWN,
-                "unknown: no NK-cell activity result read (no LOINC code exists for it, and no local code "
-                "is configured)",
-            )
+            why = self.say("nk_not_configured_text")
+            return Criterion("nk_activity", Tri.UNKNOWN, self.say("unknown_text", missing=why))
         labs = _results(facts, self.nk_codes, facts.now - self.window)
         if not labs:
-            return Criterion(
-                "nk_activity",
-                Tri.UNKNOWN,
-                f"unknown: no NK-cell activity result in the last {_days(self.window)}",
-            )
+            why = self.say("nk_no_result_text", window=_days(self.window))
+            return Criterion("nk_activity", Tri.UNKNOWN, self.say("unknown_text", missing=why))
         i = self.interpretations
         readings = [self._flagged(lab, "low", i.low, i.normal | i.high) for lab in labs]
-        return dataclasses.replace(_combined("nk_activity", readings, labs), measured=True)
+        result = any_of(*(r for r, _ in readings))
+        evidence = tuple(f"Observation/{lab.id}" for lab in labs)
+        return Criterion("nk_activity", result, self._readings(result, readings), evidence, measured=True)
 
     def _ferritin(self, named: Mapping[str, Fact]) -> Criterion:
         ferritin = self.labs.ferritin
@@ -374,17 +375,15 @@ class Criteria:
         evidence: list[str] = []
         if fact.value is not None:
             result = self.scd25.compare(fact, ">=")
-            readings.append(
-                (
-                    result,
-                    f"highest {_value(fact)} (criterion >={_limit(self.scd25, fact)}), {_where(fact)}",
-                )
+            text = self.say(
+                "scd25_highest_text", value=_value(fact), limit=_limit(self.scd25, fact), where=_where(fact)
             )
+            readings.append((result, text))
             evidence += fact.evidence
         i = self.interpretations
         for lab in raw:
-            unit = self.catalog.units.ucum(lab.unit) or "no unit"
-            note = f"{unit} is not converted to {analyte.unit} (another assay)"
+            unit = self.catalog.units.ucum(lab.unit) or self.say("no_unit_text")
+            note = self.say("scd25_other_unit_text", unit=unit, canonical=str(analyte.unit))
             readings.append(self._flagged(lab, "high", i.high, i.normal | i.low, note))
             evidence.append(f"Observation/{lab.id}")
         if not readings:
@@ -395,13 +394,9 @@ class Criteria:
                 measured=_has_data(named, analyte),
             )
         result = any_of(*(r for r, _ in readings))
-        shown = [t for r, t in readings if r is result or result is Tri.UNKNOWN]
-        text = f"{_SHOWN[result]}: " + "; ".join(shown)
+        text = self._readings(result, readings)
         if result is Tri.UNKNOWN and raw:
-            text += (
-                f" (measured, but a result in another unit cannot be compared with the "
-                f"{_limit(self.scd25, fact)} criterion: ask the laboratory for its reference range or flag)"
-            )
+            text = self.say("scd25_not_comparable_text", text=text, limit=_limit(self.scd25, fact))
         return Criterion("scd25", result, text, tuple(evidence), measured=True)
 
     def _converts(self, unit: str | None) -> bool:
@@ -440,7 +435,7 @@ class Criteria:
             resource=f"Observation/{lab.id}",
         )
         if result is Tri.UNKNOWN and note:
-            text += f": {note}"
+            text = self.say("reading_note_text", text=text, note=note)
         return result, text
 
     def _against_range(self, lab: LabValue, side: str) -> tuple[Tri, str | None]:
@@ -464,6 +459,11 @@ class Criteria:
             shown = shown.strip()
             return compare(lab.value, op, bound.value, comparator), shown
         return Tri.UNKNOWN, None
+
+    def _readings(self, result: Tri, readings: Sequence[tuple[Tri, str]]) -> str:
+        """The criterion's result and the readings that decide it (all of them when none does)."""
+        shown = [t for r, t in readings if r is result or result is Tri.UNKNOWN]
+        return self.say("readings_text", result=_SHOWN[result], readings="; ".join(shown))
 
     def _lineage(self, label: str, fact: Fact, result: Tri, limit: str) -> str:
         if fact.value is None:
@@ -598,14 +598,3 @@ def _interpretation(lab: LabValue) -> set[str]:
         for coding in concept.coding or ()
         if coding.code
     }
-
-
-def _combined(key: str, readings: Sequence[tuple[Tri, str]], labs: Sequence[LabValue]) -> Criterion:
-    result = any_of(*(r for r, _ in readings))
-    shown = [t for r, t in readings if r is result or result is Tri.UNKNOWN]
-    return Criterion(
-        key,
-        result,
-        f"{_SHOWN[result]}: " + "; ".join(shown),
-        tuple(f"Observation/{lab.id}" for lab in labs),
-    )

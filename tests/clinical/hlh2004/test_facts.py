@@ -359,3 +359,31 @@ def test_the_comparison_words_are_three_texts(name: str, value: Any) -> None:
     with pytest.raises(ParameterError) as error:
         settings(**{name: value})
     assert error.value.name == name
+
+
+def test_the_readings_and_limits_are_worded_by_the_rule_file() -> None:
+    """Hemophagocytosis, NK-cell activity, sCD25 in another unit and the hemoglobin limits by age read as
+    hlh-2004.yaml words them."""
+    configured = settings(
+        hemophagocytosis_codes=[f"{LOCAL}|HPC"],
+        readings_text="{result} = {readings}",
+        hemophagocytosis_negative_text="{text} [look elsewhere]",
+        nk_not_configured_text="NK not set up",
+        scd25_other_unit_text="{unit} vs {canonical}",
+        reading_note_text="{text} / {note}",
+        scd25_not_comparable_text="{text} [cannot compare with {limit}]",
+        infant_limit_text="{limit} if under {days} d",
+        any_age_limit_text="{adult} | {infant} | {missing}",
+    )
+    out = compute(
+        patient(None),
+        flagged("bm1", "HPC", None, None, "NEG", system=LOCAL),
+        flagged("cd25", "76039-7", 3150, "pg/mL"),
+        observation("hb1", "718-7", 9.5, "g/dL"),
+        configured=configured,
+    )
+    evidence = str(out["hlh.evidence"].value).replace("\\", "")
+    assert "**hemophagocytosis**: not met = NEG, " in evidence and "[look elsewhere]" in evidence, evidence
+    assert "**NK activity**: unknown: NK not set up" in evidence, evidence
+    assert "/ pg/mL vs [U]/mL [cannot compare with 2400 [U]/mL]" in evidence, evidence
+    assert "(criterion <9 g/dL | <10 g/dL if under 28 d | " in evidence, evidence
