@@ -170,7 +170,10 @@ async def call_service(
         facts=facts,
         data=data,
         evaluation=evaluation,
-        charts=rendered.charts,
+        # The store's rows of the charts the cards link to (the charts package knows no store).
+        charts=tuple(
+            ChartSnapshot(c.token, c.chart_id, c.created_at, c.expires_at, c.payload) for c in rendered.charts
+        ),
     )
 
 

@@ -58,6 +58,30 @@ def test_a_reach_back_breaks_a_contract(tmp_path: Path) -> None:
     assert "cds_service.protocol.outcome -> cds_service.engine" in result.stdout
 
 
+def test_charts_and_protocol_building_store_rows_break_a_contract(tmp_path: Path) -> None:
+    # The face builds the store's rows from plain results: charts or the wire format importing the store's
+    # rows (or, for charts, anything of the store) is refused, each import named.
+    shutil.copytree(
+        ROOT / "cds_service", tmp_path / "cds_service", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    reaches = {
+        "charts/links.py": "cds_service.store.database",
+        "charts/text.py": "cds_service.store.limits",
+        "protocol/feedback.py": "cds_service.store.database",
+        "protocol/response.py": "cds_service.store.writer",
+    }
+    for module, target in reaches.items():
+        path = tmp_path / "cds_service" / module
+        path.write_text(path.read_text(encoding="utf-8") + f"\nimport {target}  # noqa\n")
+    result = _lint_imports(tmp_path, pythonpath=tmp_path)
+    assert result.returncode != 0
+    assert "BROKEN" in result.stdout
+    for module, target in reaches.items():
+        source = "cds_service." + module.removesuffix(".py").replace("/", ".")
+        assert f"{source} -> {target}" in result.stdout, (source, result.stdout)
+
+
 def test_calculators_contract_names_every_calculator_and_every_other_module() -> None:
     # A forbidden contract lists what it checks and what it forbids; a module added later must not slip
     # past it: every calculator is a source, and every other module of the service is forbidden to them.

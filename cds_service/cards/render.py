@@ -10,7 +10,7 @@ from typing import Any
 
 from cds_service.cards.merge import merged_card
 from cds_service.cards.suggestions import suggestions as built_suggestions
-from cds_service.charts.links import ChartLinks
+from cds_service.charts.links import ChartLinks, LinkedChart
 from cds_service.engine import Evaluation, Finding
 from cds_service.facts.model import Facts
 from cds_service.facts.named import Fact
@@ -20,7 +20,6 @@ from cds_service.protocol.response import SUMMARY_MAX, Card, CardsResponse
 from cds_service.ruleformat.actions import SuggestionContext
 from cds_service.ruleformat.rulefile import Link
 from cds_service.ruleformat.text import fill
-from cds_service.store.database import ChartSnapshot
 
 # Where every card says which rule, at which version, of which ruleset, produced it (docs/cards.md).
 PROVENANCE_KEY = "cds-service-provenance"
@@ -44,7 +43,7 @@ class Rendered:
     response: CardsResponse
     cards: tuple[RenderedCard, ...]
     # The data behind the chart links on the cards, one snapshot per chart linked to.
-    charts: tuple[ChartSnapshot, ...] = ()
+    charts: tuple[LinkedChart, ...] = ()
 
 
 def render_response(
@@ -64,6 +63,7 @@ def render_response(
         patient_id=facts.patient_id,
         facts=evaluation.facts,
         draft_orders={f"{o.resource_type}/{o.id}": o.raw for o in facts.draft_orders},
+        descriptions=plan.actions if plan is not None else {},
     )
     findings = evaluation.findings()
     shown = {f.rule_id for f in plan.shown} if plan is not None else {f.rule_id for f in findings}

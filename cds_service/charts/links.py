@@ -1,8 +1,8 @@
 """The chart links of one answer: one snapshot per chart, made the first time a card links to it.
 
 A link is `{base_url}/charts/{token}`: the token is 256 random bits and the only key to the data, so the
-URL says nothing about the patient and cannot be guessed. The snapshot is stored with the answer's audit
-row, before the answer leaves, and expires after the configured time.
+URL says nothing about the patient and cannot be guessed. The face stores each snapshot with the answer's
+audit row, before the answer leaves; it expires after the configured time.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ import re
 import secrets
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from cds_service.charts.definition import ChartDefinition
 from cds_service.charts.snapshot import chart_payload
 from cds_service.facts.catalog import FactCatalog
 from cds_service.facts.model import Facts
 from cds_service.facts.named import Fact, missing
-from cds_service.store.database import ChartSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,17 @@ def is_token(text: str) -> bool:
     return TOKEN.fullmatch(text) is not None
 
 
+@dataclasses.dataclass(frozen=True)
+class LinkedChart:
+    """What one chart link shows, frozen at answer time; `token` is the link's secret."""
+
+    token: str
+    chart_id: str
+    created_at: datetime
+    expires_at: datetime
+    payload: dict[str, Any]
+
+
 @dataclasses.dataclass
 class ChartLinks:
     definitions: Mapping[str, ChartDefinition]
@@ -44,7 +55,7 @@ class ChartLinks:
     weight: Fact = dataclasses.field(default_factory=lambda: missing("patient.weight", "no body weight"))
     # The evaluation's facts: thresholds drawn per request (renal.creatinine_limit...) are among them.
     named: Mapping[str, Fact] = dataclasses.field(default_factory=dict)
-    snapshots: dict[str, ChartSnapshot] = dataclasses.field(default_factory=dict)
+    snapshots: dict[str, LinkedChart] = dataclasses.field(default_factory=dict)
     failed: set[str] = dataclasses.field(default_factory=set)
 
     def url(self, chart_id: str) -> str | None:
@@ -63,11 +74,11 @@ class ChartLinks:
             self.snapshots[chart_id] = snapshot
         return f"{self.base_url.rstrip('/')}{CHARTS_PATH}/{snapshot.token}"
 
-    def _snapshot(self, chart_id: str) -> ChartSnapshot:
+    def _snapshot(self, chart_id: str) -> LinkedChart:
         # Validity runs from the wall clock, not from the request's `now`: a case or a replay evaluated
         # "as of" last week still gets a link that works for the whole time to live.
         created = datetime.now(UTC)
-        return ChartSnapshot(
+        return LinkedChart(
             token=secrets.token_urlsafe(TOKEN_BYTES),
             chart_id=chart_id,
             created_at=created,

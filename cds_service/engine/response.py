@@ -61,6 +61,8 @@ class ResponsePlan:
     merge: DataNeededMerge | None
     # (rule id, suggestion index in its template) -> the rule whose card offers the same suggestion
     dropped: dict[tuple[str, int], str]
+    # ruleset.yaml `response.actions`: how the suggestion builders describe their actions.
+    actions: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def decision(self, rule_id: str) -> Decision | None:
         return self.decisions.get(rule_id)
@@ -88,7 +90,7 @@ def plan_response(
         why = f"the service speaks only when {service_scope} holds"
         for finding in findings:
             decisions[finding.rule_id] = Decision(finding.rule_id, "service-silent", why, service_scope)
-        return ResponsePlan(False, why, decisions, (), (), None, {})
+        return ResponsePlan(False, why, decisions, (), (), None, {}, settings.actions)
     signals = {o.rule.id: o.signal for o in outcomes}
     specs = {o.rule.id: o.rule.spec for o in outcomes}
     in_scope: list[Finding] = []
@@ -146,6 +148,7 @@ def plan_response(
         tuple(merged),
         merge if merged else None,
         _duplicates(shown, tuple(merged), facts),
+        settings.actions,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
+import string
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from cds_service.engine.durable import CompiledRuleset, DurableRules
 from cds_service.facts.catalog import FactCatalog, load_catalog
 from cds_service.protocol.discovery import ServiceFileError, ServiceRegistry, load_services
 from cds_service.protocol.response import SUMMARY_MAX
-from cds_service.ruleformat.actions import ACTIONS
+from cds_service.ruleformat.actions import ACTIONS, DESCRIPTIONS
 from cds_service.ruleformat.rulefile import (
     All,
     Any_,
@@ -295,6 +296,7 @@ def _check(rules_dir: Path) -> _Checked:
     problems.extend(chart_problems)
     scopes = _checked_scopes(info, info_doc, catalog, fields, problems)
     problems.extend(_merge_problems(info, info_doc))
+    problems.extend(_action_wording_problems(info, info_doc))
     if info is not None and info_doc is not None and services is not None:
         problems.extend(_service_scope_problems(rules_dir, services, info))
     for doc, spec in parsed:
@@ -705,6 +707,36 @@ def _merge_problems(info: RulesetFile | None, doc: YamlDoc | None) -> list[Probl
     return problems
 
 
+def _action_wording_problems(info: RulesetFile | None, doc: YamlDoc | None) -> list[Problem]:
+    """The action descriptions (response.actions): one per builder that takes one, naming only the
+    placeholders that builder fills."""
+    if info is None or doc is None:
+        return []
+    problems = []
+    for action, text in info.response.actions.items():
+        where = ("response", "actions", action)
+        if action not in DESCRIPTIONS:
+            known = ", ".join(sorted(DESCRIPTIONS))
+            problems.append(
+                doc.problem(where, f"no builder takes its description from here: {action!r} (known: {known})")
+            )
+            continue
+        allowed = DESCRIPTIONS[action]
+        try:
+            used = {field for _, field, _, _ in string.Formatter().parse(text) if field is not None}
+        except ValueError as exc:
+            problems.append(doc.problem(where, f"{action}: not a template: {exc}"))
+            continue
+        if used - set(allowed):
+            names = ", ".join(f"{{{n}}}" for n in allowed)
+            problems.append(
+                doc.problem(
+                    where, f"{action}: unknown placeholder(s) {sorted(used - set(allowed))}; use {names}"
+                )
+            )
+    return problems
+
+
 def _service_scope_problems(rules_dir: Path, services: ServiceRegistry, info: RulesetFile) -> list[Problem]:
     problems = []
     for service in services:
@@ -731,8 +763,9 @@ def _response_problems(
     declared: Mapping[str, object] | None,
     problems: list[Problem],
 ) -> None:
-    """speaks_when names scopes that exist; a card supersedes rules that exist (not its own); only an
-    info card asks for data, and only when the ruleset merges such cards."""
+    """speaks_when names scopes that exist; the ruleset words the actions of the card's suggestions; a card
+    supersedes rules that exist (not its own); only an info card asks for data, and only when the ruleset
+    merges such cards."""
     if info is not None:
         for index, name in enumerate(spec.speaks_when):
             if name not in info.scopes:
@@ -742,6 +775,19 @@ def _response_problems(
     if spec.unknown.card is not None:
         cards.append((("unknown", "card"), spec.unknown.card))
     for location, card in cards:
+        for index, suggestion in enumerate(card.suggestions):
+            if (
+                info is not None
+                and suggestion.action in DESCRIPTIONS
+                and suggestion.action not in info.response.actions
+            ):
+                problems.append(
+                    doc.problem(
+                        (*location, "suggestions", index, "action"),
+                        f"{suggestion.action} takes its description from ruleset.yaml, which has none "
+                        f"(response.actions: {suggestion.action}: ...)",
+                    )
+                )
         for index, entry in enumerate(card.supersedes):
             where = (*location, "supersedes", index, "rule")
             if entry.rule == spec.id:

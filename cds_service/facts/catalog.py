@@ -15,8 +15,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
-from cds_service.facts.clinical import condition_specs, culture_specs, medication_specs
 from cds_service.facts.coding import ndc11
+from cds_service.facts.conditions import condition_specs
+from cds_service.facts.cultures import culture_specs
 from cds_service.facts.knowledge import (
     Analyte,
     Conditions,
@@ -37,6 +38,7 @@ from cds_service.facts.knowledge import (
     ValueSet,
 )
 from cds_service.facts.labs import lab_specs
+from cds_service.facts.medications import medication_specs
 from cds_service.facts.named import FactSpec
 from cds_service.facts.names import EMPTY, NO_NEGATIONS, Names, Negations
 from cds_service.facts.orders import order_specs

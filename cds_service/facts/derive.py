@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from cds_service.facts.catalog import FactCatalog
-from cds_service.facts.clinical import condition_facts, culture_facts, medication_facts
+from cds_service.facts.conditions import condition_facts
+from cds_service.facts.cultures import culture_facts
 from cds_service.facts.labs import lab_facts
+from cds_service.facts.medications import medication_facts
 from cds_service.facts.model import Facts
 from cds_service.facts.named import Fact, missing
 from cds_service.facts.orders import order_facts

@@ -5,13 +5,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
 from cds_service.protocol.outcome import Issue, ProblemError
 from cds_service.store import limits
-from cds_service.store.database import CardOwner
 
 
 class _Coding(msgspec.Struct):
@@ -163,8 +162,22 @@ def _is_instant(value: Any) -> bool:
     return "T" in value
 
 
+class CardRecord(Protocol):
+    """What feedback on a card is checked against, as the face read it from its record of the card (the
+    store's row fits): the service and issuer it went to, and the override reasons it offered."""
+
+    @property
+    def service_id(self) -> str: ...
+
+    @property
+    def issuer(self) -> str | None: ...
+
+    @property
+    def override_reasons(self) -> frozenset[tuple[str, str]]: ...  # (system, code)
+
+
 def bound_feedback(
-    items: list[FeedbackItem], owners: Mapping[str, CardOwner], service_id: str, issuer: str | None
+    items: list[FeedbackItem], owners: Mapping[str, CardRecord], service_id: str, issuer: str | None
 ) -> list[FeedbackItem]:
     """The items, checked against the cards they name and who sent them: feedback on a card
     issued to another issuer or by another service is refused (400, nothing stored); an override reason

@@ -34,6 +34,13 @@ class SuggestionContext:
     facts: Mapping[str, Fact]
     # Draft orders as the EHR sent them, by "ResourceType/id".
     draft_orders: Mapping[str, dict[str, Any]]
+    # The description templates of ruleset.yaml `response.actions`, by builder (DESCRIPTIONS).
+    descriptions: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+# The builders whose action description is a template of ruleset.yaml (`response.actions`), with the
+# placeholders each may name.
+DESCRIPTIONS: dict[str, tuple[str, ...]] = {"order-lab-test": ("display",)}
 
 
 class Action(Protocol):
@@ -98,9 +105,10 @@ class OrderLabTest:
         }
         if arguments.get("note"):
             resource["note"] = [{"text": str(arguments["note"])}]
-        return [
-            {"type": "create", "description": f"Order {display}", "resource": valid(ServiceRequest, resource)}
-        ]
+        # Lint makes a ruleset that uses this builder word it; a bare context says the test's name.
+        template = context.descriptions.get("order-lab-test")
+        description = template.format_map({"display": display}) if template else display
+        return [{"type": "create", "description": description, "resource": valid(ServiceRequest, resource)}]
 
     def key(self, arguments: Mapping[str, Any], facts: Mapping[str, Fact]) -> tuple[Any, ...]:
         # The same test, whatever the label or note says it is for.

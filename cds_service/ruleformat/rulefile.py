@@ -344,6 +344,11 @@ class ResponseSettings(_Strict):
         default=None,
         description="the card every service shows when data could not be read ({sources}, {details})",
     )
+    actions: dict[str, Text] = Field(
+        default_factory=dict,
+        description="the description (CDS Hooks Action.description) of the actions a suggestion builder "
+        "writes, by builder: e.g. order-lab-test: 'Order {display}' ({display}: the test's name)",
+    )
 
 
 class RulesetFile(_Strict):

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from cds_service.clinical.hlh2004.criteria import WORDING as HLH_WORDING
+from cds_service.clinical.hlh2004.lists import WORDING as LIST_WORDING
 from cds_service.clinical.infusion.facts import REASONS
 from cds_service.engine.ruleset import check_rules
 from tests.engine.rulesdir import copy_rules, edit
@@ -194,7 +195,7 @@ def test_the_summary_lint_bounds_a_build_by_the_configured_templates(rules_copy:
     assert any(p.startswith(f"{path}:{summary}:") and "summary can reach" in p for p in found), found
 
 
-@pytest.mark.parametrize("parameter", list(HLH_WORDING))
+@pytest.mark.parametrize("parameter", [*HLH_WORDING, *LIST_WORDING])
 def test_an_hlh_evidence_template_with_an_unknown_placeholder_is_reported_at_the_parameter(
     rules_copy: Path, parameter: str
 ) -> None:
@@ -209,3 +210,28 @@ def test_an_hlh_evidence_template_with_an_unknown_placeholder_is_reported_at_the
         and "unknown placeholder(s) ['observation']" in p
         for p in found
     ), found
+
+
+@pytest.mark.parametrize(
+    ("file", "parameter", "old", "new", "message"),
+    [
+        (
+            "hlh-2004.yaml",
+            "lineage_words",
+            "[low, not low, undecided]",
+            "[low, not low]",
+            "must list 3 texts",
+        ),
+        ("hlh-2004.yaml", "triglycerides_words", "[high, not high, undecided]", "high", "must list 3 texts"),
+        ("infusion-build.yaml", "intervals_joiner", '" or "', "[or]", "must be a text"),
+    ],
+)
+def test_a_wording_parameter_of_the_wrong_shape_is_reported_at_the_parameter(
+    rules_copy: Path, file: str, parameter: str, old: str, new: str, message: str
+) -> None:
+    path = rules_copy / file
+    edit(path, f"  {parameter}:\n    value: {old}\n", f"  {parameter}:\n    value: {new}\n")
+    found = errors(rules_copy)
+    assert any(p.startswith(f"{path}:{line_of(path, f'  {parameter}:')}:") and message in p for p in found), (
+        found
+    )

@@ -1,19 +1,30 @@
-"""The order-lab-test suggestion builder: what lint accepts, and the FHIR it writes."""
+"""The order-lab-test suggestion builder: what lint accepts, the FHIR it writes, and its description, worded
+by rules/ruleset.yaml (`response.actions`)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from fhir.resources.R4B.servicerequest import ServiceRequest
 
-from cds_service.ruleformat.actions import ACTIONS, OrderLabTest, SuggestionContext
+from cds_service.config import Settings
+from cds_service.pipeline import Runtime, call_service
+from cds_service.ruleformat.actions import ACTIONS, DESCRIPTIONS, OrderLabTest, SuggestionContext
+from tests.charts.requests import FIXTURE_NOW, draft_order, patient, request
+from tests.engine.rulesdir import copy_rules, edit
+from tests.engine.test_ruleset import errors, line_of
 
 FERRITIN = {"code": "http://loinc.org|2276-4", "display": "Ferritin [Mass/volume] in Serum or Plasma"}
 
 
+WORDED = {"order-lab-test": "Order {display}"}
+
+
 def context(patient_id: str | None = "pat-1") -> SuggestionContext:
-    return SuggestionContext(patient_id=patient_id, facts={}, draft_orders={})
+    return SuggestionContext(patient_id=patient_id, facts={}, draft_orders={}, descriptions=WORDED)
 
 
 def test_the_builder_is_registered_under_its_rule_file_name() -> None:
@@ -108,3 +119,81 @@ def test_build_adds_the_note_and_a_fresh_id_each_time() -> None:
 @pytest.mark.parametrize("patient_id", [None, ""])
 def test_no_patient_means_no_suggestion(patient_id: str | None) -> None:
     assert OrderLabTest().build(FERRITIN, context(patient_id)) is None
+
+
+def test_without_wording_the_description_is_the_test_name() -> None:
+    bare = SuggestionContext(patient_id="pat-1", facts={}, draft_orders={})
+    actions = OrderLabTest().build(FERRITIN, bare)
+    assert actions is not None and actions[0]["description"] == FERRITIN["display"]
+
+
+def test_the_description_is_the_rule_files_template_filled() -> None:
+    worded = SuggestionContext("pat-1", {}, {}, {"order-lab-test": "Draw {display} today"})
+    actions = OrderLabTest().build(FERRITIN, worded)
+    assert actions is not None and actions[0]["description"] == f"Draw {FERRITIN['display']} today"
+
+
+@pytest.fixture
+def rules_copy(tmp_path: Path) -> Path:
+    return copy_rules(tmp_path)
+
+
+async def test_the_ruleset_words_the_cards_lab_orders(rules_copy: Path) -> None:
+    edit(rules_copy / "ruleset.yaml", 'order-lab-test: "Order {display}"', 'order-lab-test: "Draw {display}"')
+    assert errors(rules_copy) == []
+    runtime = Runtime.create(Settings(rules_dir=rules_copy))
+    try:
+        body = request("anakinra-order-sign", patient("hlh-no-data"), draft_order(400))
+        answer = await call_service(runtime, "anakinra-order-sign", orjson.dumps(body), now=FIXTURE_NOW)
+    finally:
+        await runtime.aclose()
+    cards = orjson.loads(answer.body)["cards"]
+    creates = [
+        a["description"]
+        for c in cards
+        for s in c.get("suggestions", [])
+        for a in s["actions"]
+        if a["type"] == "create"
+    ]
+    assert "Draw Ferritin" in creates
+    assert creates and all(d.startswith("Draw ") for d in creates), creates
+
+
+def test_an_unknown_placeholder_in_an_action_description_is_a_lint_error_at_its_line(
+    rules_copy: Path,
+) -> None:
+    path = rules_copy / "ruleset.yaml"
+    edit(path, 'order-lab-test: "Order {display}"', 'order-lab-test: "Order {test}"')
+    found = errors(rules_copy)
+    assert any(
+        p.startswith(f"{path}:{line_of(path, 'Order {test}')}:") and "unknown placeholder(s) ['test']" in p
+        for p in found
+    ), found
+
+
+def test_a_description_for_a_builder_that_takes_none_is_a_lint_error_at_its_line(rules_copy: Path) -> None:
+    path = rules_copy / "ruleset.yaml"
+    edit(
+        path,
+        '    order-lab-test: "Order {display}"',
+        '    order-lab-test: "Order {display}"\n    order-it: "x"',
+    )
+    found = errors(rules_copy)
+    assert set(DESCRIPTIONS) == {"order-lab-test"}
+    assert any(
+        p.startswith(f"{path}:{line_of(path, 'order-it:')}:") and "'order-it' (known: order-lab-test)" in p
+        for p in found
+    ), found
+
+
+def test_a_rule_ordering_a_test_the_ruleset_does_not_word_is_a_lint_error_at_the_suggestion(
+    rules_copy: Path,
+) -> None:
+    edit(rules_copy / "ruleset.yaml", '    order-lab-test: "Order {display}"\n', "    {}\n")
+    found = errors(rules_copy)
+    path = rules_copy / "ferritin-rise.yaml"
+    assert any(
+        p.startswith(f"{path}:{line_of(path, 'action: order-lab-test')}:")
+        and "order-lab-test takes its description from ruleset.yaml" in p
+        for p in found
+    ), found

@@ -31,7 +31,16 @@ from cds_service.facts.named import Fact
 from cds_service.markup import markdown_text
 from cds_service.ruleformat.text import format_number, format_time
 
-__all__ = ["CRITERIA", "WORDING", "Criteria", "Criterion", "Interpretations", "configure", "per_criterion"]
+__all__ = [
+    "CRITERIA",
+    "WORDING",
+    "WORDS",
+    "Criteria",
+    "Criterion",
+    "Interpretations",
+    "configure",
+    "per_criterion",
+]
 
 # The HLH-2004 criteria in the order of Henter's table; their display labels are rule parameters.
 CRITERIA = (
@@ -56,7 +65,30 @@ WORDING: dict[str, tuple[str, ...]] = {
     "reading_range_text": ("side", "limit"),
     "reading_no_range_text": (),
     "pathology_reading_text": ("codes", "time", "resource"),
+    "unknown_text": ("missing",),
+    "lineage_unknown_text": ("label", "missing"),
+    "splenomegaly_text": ("result", "finding", "where"),
+    "cytopenias_text": ("result", "low", "count", "needed", "hemoglobin", "platelets", "anc"),
+    "anc_by_wbc_text": ("label", "missing", "wbc", "value", "limit", "where"),
+    "anc_unknown_wbc_text": ("label", "missing", "wbc", "value"),
+    "triglycerides_text": ("label", "value", "word", "limit", "where"),
+    "tg_fibrinogen_text": ("result", "triglycerides", "fibrinogen"),
+    "infant_limit_text": ("limit", "days"),
+    "any_age_limit_text": ("adult", "infant", "missing"),
+    "readings_text": ("result", "readings"),
+    "reading_note_text": ("text", "note"),
+    "hemophagocytosis_not_configured_text": (),
+    "hemophagocytosis_no_result_text": ("window",),
+    "hemophagocytosis_negative_text": ("text",),
+    "nk_not_configured_text": (),
+    "nk_no_result_text": ("window",),
+    "scd25_highest_text": ("value", "limit", "where"),
+    "scd25_other_unit_text": ("unit", "canonical"),
+    "scd25_not_comparable_text": ("text", "limit"),
+    "no_unit_text": (),
 }
+# Lists of three words of the rule file, for a comparison that is met, not met or undecided.
+WORDS = ("lineage_words", "triglycerides_words")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,6 +139,7 @@ class Criteria:
     window: timedelta  # for the results read from Observations directly (NK activity, hemophagocytosis)
     interpretations: Interpretations
     wording: Mapping[str, str]  # WORDING
+    words: Mapping[str, Mapping[Tri, str]]  # WORDS
 
     def say(self, name: str, **values: str) -> str:
         return self.wording[name].format(**values)
@@ -148,21 +181,19 @@ class Criteria:
 
     def _splenomegaly(self, named: Mapping[str, Fact]) -> Criterion:
         fact = named["conditions.splenomegaly.status"]
-        if fact.value == "present":
+        result = {"present": Tri.MET, "refuted": Tri.NOT_MET}.get(str(fact.value))
+        if result is None:
             return Criterion(
-                "splenomegaly",
-                Tri.MET,
-                f"met: {fact.detail or 'present'}, {_where(fact)}",
-                fact.evidence,
+                "splenomegaly", Tri.UNKNOWN, self.say("unknown_text", missing=str(fact.missing or fact.value))
             )
-        if fact.value == "refuted":
-            return Criterion(
-                "splenomegaly",
-                Tri.NOT_MET,
-                f"not met: {fact.detail or 'refuted'}, {_where(fact)}",
-                fact.evidence,
-            )
-        return Criterion("splenomegaly", Tri.UNKNOWN, f"unknown: {fact.missing or fact.value}")
+        # The condition's own words (its detail), or the status itself.
+        text = self.say(
+            "splenomegaly_text",
+            result=_SHOWN[result],
+            finding=fact.detail or str(fact.value),
+            where=_where(fact),
+        )
+        return Criterion("splenomegaly", result, text, fact.evidence)
 
     def _cytopenias(self, named: Mapping[str, Fact]) -> Criterion:
         hemoglobin, hb_text = self._hemoglobin_low(named)
@@ -175,9 +206,15 @@ class Criteria:
         lineages = [hemoglobin, plt, anc]
         result = at_least(self.lineages, lineages)
         low = sum(r is Tri.MET for r in lineages)
-        text = (
-            f"{_SHOWN[result]}: {low} of 3 lineages low ({self.lineages} needed): "
-            f"{hb_text}; {plt_text}; {anc_text}"
+        text = self.say(
+            "cytopenias_text",
+            result=_SHOWN[result],
+            low=str(low),
+            count=str(len(lineages)),
+            needed=str(self.lineages),
+            hemoglobin=hb_text,
+            platelets=plt_text,
+            anc=anc_text,
         )
         evidence = named[_worst(self.labs.hemoglobin)].evidence + platelets.evidence + anc_evidence
         # Not yet measured while an undecided lineage has no result at all (the CBC would decide it).
@@ -201,50 +238,67 @@ class Criteria:
             age.value if isinstance(age.value, int | float) and not isinstance(age.value, bool) else None
         )
         is_infant = compare(None if age_days is None else float(age_days), "<", self.infant_age)
+        adult_limit = f"<{_limit(self.hemoglobin, fact)}"
+        infant_limit = self.say(
+            "infant_limit_text",
+            limit=f"<{_limit(self.hemoglobin_infant, fact)}",
+            days=format_number(self.infant_age),
+        )
         if is_infant is Tri.MET:
-            result, limit = (
-                infant,
-                f"<{_limit(self.hemoglobin_infant, fact)} under {format_number(self.infant_age)} days",
-            )
+            result, limit = infant, infant_limit
         elif is_infant is Tri.NOT_MET:
-            result, limit = adult, f"<{_limit(self.hemoglobin, fact)}"
+            result, limit = adult, adult_limit
         else:
             # Without an age both limits apply; only a value on the same side of both decides.
             result = adult if adult is infant else Tri.UNKNOWN
-            limit = (
-                f"<{_limit(self.hemoglobin, fact)}, or <{_limit(self.hemoglobin_infant, fact)} under "
-                f"{format_number(self.infant_age)} days; age unknown: {age.missing}"
+            limit = self.say(
+                "any_age_limit_text", adult=adult_limit, infant=infant_limit, missing=str(age.missing)
             )
         return result, self._lineage(self.labs.hemoglobin.label, fact, result, limit)
 
     def _anc_low(self, named: Mapping[str, Fact]) -> tuple[Tri, str, tuple[str, ...]]:
         anc = named[_worst(self.labs.anc)]
+        label = self.labs.anc.label
         if anc.value is not None:
             result = self.anc.compare(anc, "<")
-            return result, self._lineage("ANC", anc, result, f"<{_limit(self.anc, anc)}"), anc.evidence
+            return result, self._lineage(label, anc, result, f"<{_limit(self.anc, anc)}"), anc.evidence
         wbc = named[_worst(self.labs.wbc)]
+        missing = str(anc.missing)
         # All neutrophils are leukocytes: a WBC below the ANC limit proves the ANC is below it too.
         if self.anc.compare(wbc, "<") is Tri.MET:
-            text = (
-                f"ANC low: no ANC ({anc.missing}), but WBC {_value(wbc)} is below {_limit(self.anc, wbc)}, "
-                f"which proves it, {_where(wbc)}"
+            text = self.say(
+                "anc_by_wbc_text",
+                label=label,
+                missing=missing,
+                wbc=self.labs.wbc.label,
+                value=_value(wbc),
+                limit=_limit(self.anc, wbc),
+                where=_where(wbc),
             )
             return Tri.MET, text, wbc.evidence
-        wbc_text = f"; WBC {_value(wbc)} does not decide it" if wbc.value is not None else ""
-        return Tri.UNKNOWN, f"ANC unknown: {anc.missing}{wbc_text}", ()
+        if wbc.value is None:
+            return Tri.UNKNOWN, self.say("lineage_unknown_text", label=label, missing=missing), ()
+        text = self.say(
+            "anc_unknown_wbc_text", label=label, missing=missing, wbc=self.labs.wbc.label, value=_value(wbc)
+        )
+        return Tri.UNKNOWN, text, ()
 
     def _tg_fibrinogen(self, named: Mapping[str, Fact]) -> Criterion:
         tg, fib = named[_worst(self.labs.triglycerides)], named[_worst(self.labs.fibrinogen)]
         high = self.triglycerides.compare(tg, ">=")
         low = self.fibrinogen.compare(fib, "<=")
         result = any_of(high, low)
+        label = self.labs.triglycerides.label
         if tg.value is None:
-            tg_text = f"triglycerides unknown: {tg.missing}"
+            tg_text = self.say("lineage_unknown_text", label=label, missing=str(tg.missing))
         else:
-            word = {Tri.MET: "high", Tri.NOT_MET: "not high", Tri.UNKNOWN: "undecided"}[high]
-            tg_text = (
-                f"triglycerides {_value(tg)} {word} (criterion >={_limit(self.triglycerides, tg)}; "
-                f"fasting status unknown), {_where(tg)}"
+            tg_text = self.say(
+                "triglycerides_text",
+                label=label,
+                value=_value(tg),
+                word=self.words["triglycerides_words"][high],
+                limit=_limit(self.triglycerides, tg),
+                where=_where(tg),
             )
         fib_text = self._lineage(self.labs.fibrinogen.label, fib, low, f"<={_limit(self.fibrinogen, fib)}")
         lacking = [
@@ -255,26 +309,19 @@ class Criteria:
         return Criterion(
             "tg_fibrinogen",
             result,
-            f"{_SHOWN[result]}: {tg_text}; {fib_text}",
+            self.say("tg_fibrinogen_text", result=_SHOWN[result], triglycerides=tg_text, fibrinogen=fib_text),
             tg.evidence + fib.evidence,
             measured=not lacking,
         )
 
     def _hemophagocytosis(self, facts: Facts) -> Criterion:
         if not self.hemophagocytosis_codes:
-            return Criterion(
-                "hemophagocytosis",
-                Tri.UNKNOWN,
-                "unknown: no hemophagocytosis result read (no standard code exists for the finding, and no "
-                "local pathology code is configured)",
-            )
+            why = self.say("hemophagocytosis_not_configured_text")
+            return Criterion("hemophagocytosis", Tri.UNKNOWN, self.say("unknown_text", missing=why))
         labs = _results(facts, self.hemophagocytosis_codes, facts.now - self.window)
         if not labs:
-            return Criterion(
-                "hemophagocytosis",
-                Tri.UNKNOWN,
-                f"unknown: no hemophagocytosis result in the last {_days(self.window)}",
-            )
+            why = self.say("hemophagocytosis_no_result_text", window=_days(self.window))
+            return Criterion("hemophagocytosis", Tri.UNKNOWN, self.say("unknown_text", missing=why))
         found = self.interpretations.positive
         absent = self.interpretations.negative | self.interpretations.normal
         readings = []
@@ -290,32 +337,25 @@ class Criteria:
             )
             readings.append((result, text))
         result = any_of(*(r for r, _ in readings))
-        text = f"{_SHOWN[result]}: " + "; ".join(
-            t for r, t in readings if r is result or result is Tri.UNKNOWN
-        )
+        text = self._readings(result, readings)
         if result is Tri.NOT_MET:
-            text += " (a negative marrow does not exclude HLH: HLH-2004 advises other organs or a repeat)"
+            text = self.say("hemophagocytosis_negative_text", text=text)
         evidence = tuple(f"Observation/{lab.id}" for lab in labs)
         return Criterion("hemophagocytosis", result, text, evidence, measured=True)
 
     def _nk_activity(self, facts: Facts) -> Criterion:
         if not self.nk_codes:
-            return Criterion(
-                "nk_activity",
-                Tri.UNKNOWN,
-                "unknown: no NK-cell activity result read (no LOINC code exists for it, and no local code "
-                "is configured)",
-            )
+            why = self.say("nk_not_configured_text")
+            return Criterion("nk_activity", Tri.UNKNOWN, self.say("unknown_text", missing=why))
         labs = _results(facts, self.nk_codes, facts.now - self.window)
         if not labs:
-            return Criterion(
-                "nk_activity",
-                Tri.UNKNOWN,
-                f"unknown: no NK-cell activity result in the last {_days(self.window)}",
-            )
+            why = self.say("nk_no_result_text", window=_days(self.window))
+            return Criterion("nk_activity", Tri.UNKNOWN, self.say("unknown_text", missing=why))
         i = self.interpretations
         readings = [self._flagged(lab, "low", i.low, i.normal | i.high) for lab in labs]
-        return dataclasses.replace(_combined("nk_activity", readings, labs), measured=True)
+        result = any_of(*(r for r, _ in readings))
+        evidence = tuple(f"Observation/{lab.id}" for lab in labs)
+        return Criterion("nk_activity", result, self._readings(result, readings), evidence, measured=True)
 
     def _ferritin(self, named: Mapping[str, Fact]) -> Criterion:
         ferritin = self.labs.ferritin
@@ -335,31 +375,28 @@ class Criteria:
         evidence: list[str] = []
         if fact.value is not None:
             result = self.scd25.compare(fact, ">=")
-            readings.append(
-                (
-                    result,
-                    f"highest {_value(fact)} (criterion >={_limit(self.scd25, fact)}), {_where(fact)}",
-                )
+            text = self.say(
+                "scd25_highest_text", value=_value(fact), limit=_limit(self.scd25, fact), where=_where(fact)
             )
+            readings.append((result, text))
             evidence += fact.evidence
         i = self.interpretations
         for lab in raw:
-            unit = self.catalog.units.ucum(lab.unit) or "no unit"
-            note = f"{unit} is not converted to {analyte.unit} (another assay)"
+            unit = self.catalog.units.ucum(lab.unit) or self.say("no_unit_text")
+            note = self.say("scd25_other_unit_text", unit=unit, canonical=str(analyte.unit))
             readings.append(self._flagged(lab, "high", i.high, i.normal | i.low, note))
             evidence.append(f"Observation/{lab.id}")
         if not readings:
             return Criterion(
-                "scd25", Tri.UNKNOWN, f"unknown: {fact.missing}", measured=_has_data(named, analyte)
+                "scd25",
+                Tri.UNKNOWN,
+                self.say("unknown_text", missing=str(fact.missing)),
+                measured=_has_data(named, analyte),
             )
         result = any_of(*(r for r, _ in readings))
-        shown = [t for r, t in readings if r is result or result is Tri.UNKNOWN]
-        text = f"{_SHOWN[result]}: " + "; ".join(shown)
+        text = self._readings(result, readings)
         if result is Tri.UNKNOWN and raw:
-            text += (
-                f" (measured, but a result in another unit cannot be compared with the "
-                f"{_limit(self.scd25, fact)} criterion: ask the laboratory for its reference range or flag)"
-            )
+            text = self.say("scd25_not_comparable_text", text=text, limit=_limit(self.scd25, fact))
         return Criterion("scd25", result, text, tuple(evidence), measured=True)
 
     def _converts(self, unit: str | None) -> bool:
@@ -398,7 +435,7 @@ class Criteria:
             resource=f"Observation/{lab.id}",
         )
         if result is Tri.UNKNOWN and note:
-            text += f": {note}"
+            text = self.say("reading_note_text", text=text, note=note)
         return result, text
 
     def _against_range(self, lab: LabValue, side: str) -> tuple[Tri, str | None]:
@@ -423,10 +460,15 @@ class Criteria:
             return compare(lab.value, op, bound.value, comparator), shown
         return Tri.UNKNOWN, None
 
+    def _readings(self, result: Tri, readings: Sequence[tuple[Tri, str]]) -> str:
+        """The criterion's result and the readings that decide it (all of them when none does)."""
+        shown = [t for r, t in readings if r is result or result is Tri.UNKNOWN]
+        return self.say("readings_text", result=_SHOWN[result], readings="; ".join(shown))
+
     def _lineage(self, label: str, fact: Fact, result: Tri, limit: str) -> str:
         if fact.value is None:
-            return f"{label} unknown: {fact.missing}"
-        word = {Tri.MET: "low", Tri.NOT_MET: "not low", Tri.UNKNOWN: "undecided"}[result]
+            return self.say("lineage_unknown_text", label=label, missing=str(fact.missing))
+        word = self.words["lineage_words"][result]
         return self.say(
             "lineage_text", label=label, value=_value(fact), word=word, limit=limit, where=_where(fact)
         )
@@ -436,7 +478,9 @@ class Criteria:
         whether there were results at all, should none of them be usable."""
         result = threshold.compare(fact, ">=")
         if fact.value is None:
-            return Criterion(key, result, f"unknown: {fact.missing}", measured=measured)
+            return Criterion(
+                key, result, self.say("unknown_text", missing=str(fact.missing)), measured=measured
+            )
         text = self.say(
             "highest_text",
             result=_SHOWN[result],
@@ -476,6 +520,7 @@ def configure(params: Params, catalog: FactCatalog, labs: HlhLabs, labels: Mappi
         window=timedelta(hours=params.number("result_window", "h")),
         interpretations=interpretations,
         wording={name: params.template(name, names) for name, names in WORDING.items()},
+        words={name: _words(params, name) for name in WORDS},
     )
 
 
@@ -490,6 +535,15 @@ def per_criterion(params: Params, name: str) -> dict[str, str]:
             f"parameter {name!r} must list {len(CRITERIA)} texts, one per criterion: {', '.join(CRITERIA)}",
         )
     return dict(zip(CRITERIA, values, strict=True))
+
+
+def _words(params: Params, name: str) -> dict[Tri, str]:
+    values = params.texts(name)
+    if len(values) != 3:
+        raise ParameterError(
+            name, f"parameter {name!r} must list 3 texts: for a comparison met, not met, and undecided"
+        )
+    return dict(zip((Tri.MET, Tri.NOT_MET, Tri.UNKNOWN), values, strict=True))
 
 
 def _codes(params: Params, name: str) -> tuple[str, ...]:
@@ -544,14 +598,3 @@ def _interpretation(lab: LabValue) -> set[str]:
         for coding in concept.coding or ()
         if coding.code
     }
-
-
-def _combined(key: str, readings: Sequence[tuple[Tri, str]], labs: Sequence[LabValue]) -> Criterion:
-    result = any_of(*(r for r, _ in readings))
-    shown = [t for r, t in readings if r is result or result is Tri.UNKNOWN]
-    return Criterion(
-        key,
-        result,
-        f"{_SHOWN[result]}: " + "; ".join(shown),
-        tuple(f"Observation/{lab.id}" for lab in labs),
-    )

@@ -30,6 +30,7 @@ from datetime import datetime
 
 from cds_service.clinical.base import Configured, ParameterError, Params
 from cds_service.clinical.hlh2004 import criteria as hlh_criteria
+from cds_service.clinical.hlh2004 import lists as hlh_lists
 from cds_service.clinical.hlh2004.calculator import counts, hlh_status
 from cds_service.clinical.hlh2004.criteria import CRITERIA, Criteria, per_criterion
 from cds_service.clinical.hlh2004.lists import open_text, short_list
@@ -76,6 +77,7 @@ class HlhSettings:
     criteria: Criteria  # the eight criteria's readers (criteria.py)
     hscore: hscore_facts.HScoreSettings
     mas: mas2016_facts.MasSettings
+    list_wording: Mapping[str, str]  # the summary lists' templates (lists.py WORDING)
 
     @property
     def labels(self) -> Mapping[str, str]:
@@ -99,7 +101,7 @@ class HlhSettings:
                 f"hlh.{name}", len(chosen), evidence=evidence, detail=", ".join(labels) or "none"
             )
             out[f"hlh.{name}_list"] = Fact(
-                f"hlh.{name}_list", short_list(labels, LIST_WIDTH), evidence=evidence
+                f"hlh.{name}_list", short_list(self.list_wording, labels, LIST_WIDTH), evidence=evidence
             )
         unmeasured = [c for c in by_state[Tri.UNKNOWN] if not c.measured]
         undecided = [c for c in by_state[Tri.UNKNOWN] if c.measured]
@@ -120,6 +122,7 @@ class HlhSettings:
         out["hlh.open"] = Fact(
             "hlh.open",
             open_text(
+                self.list_wording,
                 [self.labels[c.key] for c in unmeasured if c.key not in last],
                 [self.labels[c.key] for c in undecided],
                 OPEN_WIDTH,
@@ -285,6 +288,7 @@ class Hlh:
             criteria=hlh_criteria.configure(params, catalog, labs, labels),
             hscore=hscore_facts.configure(params, catalog, labs),
             mas=mas,
+            list_wording={name: params.template(name, names) for name, names in hlh_lists.WORDING.items()},
         )
 
 

@@ -119,6 +119,7 @@ class InfusionSettings:
     sc_text: str
     sc_daily_text: str
     reasons: Mapping[str, str]  # REASONS
+    intervals_joiner: str  # how unbuildable_text's {intervals} joins the bag intervals ("8 or 6")
     # The order update-draft-order writes: its wording templates (WORDING) per form, and the dose unit
     # (medications.yaml dose_unit) as UCUM code and as people write it.
     order_wording: Mapping[str, Mapping[str, str]]
@@ -354,7 +355,7 @@ class InfusionSettings:
             "unbuildable_text",
             dose=_n(dose),
             unit_dose=_n(limits.unit_dose),
-            intervals=" or ".join(_n(i) for i in limits.intervals),
+            intervals=self.intervals_joiner.join(_n(i) for i in limits.intervals),
             min_concentration=_n(limits.min_concentration),
             max_concentration=_n(limits.max_concentration),
         )
@@ -492,6 +493,7 @@ class Infusion:
             sc_text=params.template("sc_text", SC_PLACEHOLDERS),
             sc_daily_text=params.template("sc_daily_text", SC_DAILY_PLACEHOLDERS),
             reasons={name: params.template(name, (*names, "dose_unit")) for name, names in REASONS.items()},
+            intervals_joiner=params.text("intervals_joiner"),
             order_wording={
                 form: {part: params.template(ORDER_TEXT[form][part], names) for part, names in parts.items()}
                 for form, parts in WORDING.items()

@@ -312,3 +312,78 @@ def test_the_evidence_lines_are_worded_by_the_rule_file_and_quote_the_ehr_escape
         "* _NK activity_ -> unknown: Observation/nk1 at 2026-11-22 06:00: 2 1 \\[flag \\*L\\_; no range\\]"
         in evidence.splitlines()
     ), evidence
+
+
+def test_the_criterion_texts_and_words_are_the_rule_files() -> None:
+    """Lineage and triglyceride words, the ANC proved by the WBC, splenomegaly and the unknown texts: each
+    reads as hlh-2004.yaml words it."""
+    configured = settings(
+        lineage_words=["LOW", "NOT-LOW", "UNDECIDED"],
+        triglycerides_words=["HIGH", "NOT-HIGH", "UNDECIDED"],
+        unknown_text="?? {missing}",
+        lineage_unknown_text="{label}?? {missing}",
+        splenomegaly_text="<{result}|{finding}>",
+        cytopenias_text="{result} {low}/{count} need {needed} [{hemoglobin}] [{platelets}] [{anc}]",
+        anc_by_wbc_text="{wbc} {value} < {limit} proves {label}",
+        triglycerides_text="TG {value} {word}",
+        tg_fibrinogen_text="{result} <{triglycerides}> <{fibrinogen}>",
+    )
+    base = [patient(), observation("plt1", "777-3", 60, "10*9/L"), observation("hb1", "718-7", 11, "g/dL")]
+    out = compute(
+        *base,
+        observation("wbc1", "6690-2", 0.9, "10*9/L"),
+        observation("tg1", "2571-8", 412, "mg/dL"),
+        condition("s", "16294009", "refuted"),
+        configured=configured,
+    )
+    cytopenias = str(out["hlh.cytopenias"].detail).replace("\\", "")
+    assert "met 2/3 need 2 [hemoglobin 11 g/dL NOT-LOW" in cytopenias, cytopenias
+    assert "[platelets 60 10*9/L LOW" in cytopenias, cytopenias
+    assert "[WBC 0.9 10*9/L < 1 10*9/L proves ANC]" in cytopenias, cytopenias
+    evidence = str(out["hlh.evidence"].value).replace("\\", "")
+    assert "**splenomegaly**: <not met|splenomegaly refuted>" in evidence, evidence
+    assert "met <TG 412 mg/dL HIGH> <fibrinogen?? no fibrinogen" in evidence, evidence
+    for label in ("fever", "ferritin", "sCD25"):
+        assert f"**{label}**: ?? no " in evidence, evidence
+    undecided = compute(
+        *base,
+        observation("wbc1", "6690-2", 1.2, "10*9/L"),
+        configured=settings(anc_unknown_wbc_text="{label}: {wbc} {value} decides nothing ({missing})"),
+    )
+    assert "ANC: WBC 1.2 10*9/L decides nothing (" in str(undecided["hlh.cytopenias"].detail)
+
+
+@pytest.mark.parametrize("name", ["lineage_words", "triglycerides_words"])
+@pytest.mark.parametrize("value", [["low", "not low"], "low", [1, 2, 3]])
+def test_the_comparison_words_are_three_texts(name: str, value: Any) -> None:
+    with pytest.raises(ParameterError) as error:
+        settings(**{name: value})
+    assert error.value.name == name
+
+
+def test_the_readings_and_limits_are_worded_by_the_rule_file() -> None:
+    """Hemophagocytosis, NK-cell activity, sCD25 in another unit and the hemoglobin limits by age read as
+    hlh-2004.yaml words them."""
+    configured = settings(
+        hemophagocytosis_codes=[f"{LOCAL}|HPC"],
+        readings_text="{result} = {readings}",
+        hemophagocytosis_negative_text="{text} [look elsewhere]",
+        nk_not_configured_text="NK not set up",
+        scd25_other_unit_text="{unit} vs {canonical}",
+        reading_note_text="{text} / {note}",
+        scd25_not_comparable_text="{text} [cannot compare with {limit}]",
+        infant_limit_text="{limit} if under {days} d",
+        any_age_limit_text="{adult} | {infant} | {missing}",
+    )
+    out = compute(
+        patient(None),
+        flagged("bm1", "HPC", None, None, "NEG", system=LOCAL),
+        flagged("cd25", "76039-7", 3150, "pg/mL"),
+        observation("hb1", "718-7", 9.5, "g/dL"),
+        configured=configured,
+    )
+    evidence = str(out["hlh.evidence"].value).replace("\\", "")
+    assert "**hemophagocytosis**: not met = NEG, " in evidence and "[look elsewhere]" in evidence, evidence
+    assert "**NK activity**: unknown: NK not set up" in evidence, evidence
+    assert "/ pg/mL vs [U]/mL [cannot compare with 2400 [U]/mL]" in evidence, evidence
+    assert "(criterion <9 g/dL | <10 g/dL if under 28 d | " in evidence, evidence

@@ -257,10 +257,11 @@ def test_the_reasons_and_the_order_wording_are_the_rule_file_s() -> None:
             ceiling_max_text="max {dose}",
             ceiling_no_weight_text="{rate} per kg: {why}",
             order_bag_dosage_text="{name}: {daily_dose} {dose_unit} daily",
+            intervals_joiner="/",
         )
     )
     out = configured.compute(order(500), Facts(NOW, "order-sign", "h", "p"))
-    assert out["infusion.recommended"].missing == "500: not 100-mg syringes q8 or 6h, 1 to 5"
+    assert out["infusion.recommended"].missing == "500: not 100-mg syringes q8/6h, 1 to 5"
     assert out["infusion.ceiling"].detail == "max 2400; 2 per kg: no body weight in the last 7 days"
     out = configured.compute(order(100), Facts(NOW, "order-sign", "h", "p"))
     assert out["infusion.lower"].missing == "nothing under 100 mg a day"
@@ -269,7 +270,9 @@ def test_the_reasons_and_the_order_wording_are_the_rule_file_s() -> None:
     assert (upper["unit_text"], upper["units"]["dose"]) == ("mg", "mg")
 
 
-@pytest.mark.parametrize("name", ["unit_dose", "bag_volumes", "light_protection", "max_daily_dose"])
+@pytest.mark.parametrize(
+    "name", ["unit_dose", "bag_volumes", "light_protection", "max_daily_dose", "intervals_joiner"]
+)
 def test_a_missing_parameter_is_named(name: str) -> None:
     spec = rule("infusion-build")
     with pytest.raises(ParameterError) as raised:
