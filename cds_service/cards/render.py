@@ -46,6 +46,9 @@ class Rendered:
     charts: tuple[LinkedChart, ...] = ()
 
 
+_READING_ORDER = {"critical": 0, "warning": 1, "info": 2}
+
+
 def render_response(
     service: ServiceDefinition, facts: Facts, evaluation: Evaluation, charts: ChartLinks | None = None
 ) -> Rendered:
@@ -82,6 +85,9 @@ def render_response(
             card = merged_card(plan, evaluation, context, lambda link: _link(link, charts), extension)
             also = tuple((f.rule_id, f.rule_version) for f in merged[1:])
             produced.append(RenderedCard(card, first.rule_id, first.rule_version, also))
+    # The most severe first, as a clinician should read them (a critical bacteremia before a data card);
+    # within one indicator, the rule pack's order.
+    produced.sort(key=lambda p: _READING_ORDER[p.card.indicator])
     return Rendered(
         response=CardsResponse(cards=[p.card for p in produced]),
         cards=tuple(produced),
