@@ -483,3 +483,22 @@ def test_chart_links_on_a_service_call_never_follow_the_host_header(service: Any
     # No public URL is configured (auth is off): links name the address the service listens on.
     assert charts and all(url.startswith(service.base_url + "/charts/") for url in charts), charts
     assert "evil.example" not in response.text
+
+
+@pytest.mark.parametrize("allow_private", [True, False])
+async def test_allowing_private_fhir_servers_is_warned_at_start_up(
+    settings: Any, allow_private: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    import dataclasses
+
+    from cds_service.app import create_app
+    from cds_service.data.upstream import ALLOW_PRIVATE_WARNING
+
+    app = create_app(dataclasses.replace(settings, fetch_allow_private=allow_private))
+    with caplog.at_level(logging.WARNING, logger="cds_service.app"):
+        async with app.router.lifespan_context(app):
+            pass
+    warned = [r for r in caplog.records if r.getMessage() == ALLOW_PRIVATE_WARNING]
+    assert len(warned) == (1 if allow_private else 0)
+    if warned:
+        assert warned[0].levelno == logging.WARNING
