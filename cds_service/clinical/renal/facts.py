@@ -83,6 +83,32 @@ RENAL_WORDING: dict[str, tuple[str, ...]] = {
     "straddles_text": (),
     "and_unread_text": ("missing", "unread"),
 }
+# How the aki facts read: templates of rules/acute-kidney-injury.yaml, and what each may name ({analyte}:
+# the creatinine analyte's label; numbers, times and results arrive formatted).
+AKI_WORDING: dict[str, tuple[str, ...]] = {
+    "bound_result_text": ("resource", "result"),
+    "nonpositive_result_text": ("resource", "result"),
+    "limit_rise_text": ("lowest", "window", "rise"),
+    "limit_ratio_text": ("ratio", "lowest", "window"),
+    "limit_no_result_text": ("analyte", "window"),
+    "limit_text": ("analyte", "value", "unit", "why"),
+    "as_reported_text": (),
+    "converted_text": (),
+    "no_pair_text": ("analyte", "window", "reach", "newest", "time"),
+    "no_rise_text": ("analyte", "window", "unit", "native", "results"),
+    "no_aki_text": ("analyte",),
+    "summary_text": ("reference", "value", "unit", "hours"),
+    "ratio_text": ("ratio", "reference", "unit", "time", "resource", "window", "limit"),
+    "rise_text": ("rise", "reference", "unit", "time", "resource", "window", "limit"),
+    "stage_text": ("stage", "finding"),
+    "finding_text": ("analyte", "value", "unit", "time", "resource", "why", "native", "results"),
+    "no_result_text": ("analyte", "window"),
+    "one_result_text": ("analyte", "window", "result", "time"),
+    "excluded_text": ("reason", "excluded", "more"),
+    "more_excluded_text": ("count",),
+    "result_text": ("value", "time"),
+    "older_results_text": ("count",),
+}
 # The names of the inputs the creatinine limit lists as missing, in this order (limit_input_words).
 LIMIT_INPUTS = ("age", "weight", "sex", "height")
 
@@ -512,6 +538,10 @@ class AkiSettings:
     stage2_ratio: float
     stage3_ratio: float
     stage3_value: Threshold
+    wording: Mapping[str, str]  # AKI_WORDING
+
+    def _say(self, name: str, **values: str) -> str:
+        return self.wording[name].format(**values)
 
     @property
     def lookback(self) -> timedelta:
@@ -544,9 +574,15 @@ class AkiSettings:
         points: list[Point] = []
         for point in series.points:
             if point.comparator is not None:
-                excluded.append(f"{point.evidence[0]} is only a bound ({_point_text(point)})")
+                excluded.append(
+                    self._say("bound_result_text", resource=point.evidence[0], result=_point_text(point))
+                )
             elif not point.native_value > 0:
-                excluded.append(f"{point.evidence[0]} is not a positive value ({_point_text(point)})")
+                excluded.append(
+                    self._say(
+                        "nonpositive_result_text", resource=point.evidence[0], result=_point_text(point)
+                    )
+                )
             else:
                 points.append(point)
         return {
@@ -566,17 +602,30 @@ class AkiSettings:
             lowest = min(earlier, key=lambda p: p.value)
             if criterion == "rise":
                 value = lowest.value + self.absolute_rise.value
-                why = f"{_shown(lowest.value)} (lowest of {_hours_text(hours)}) + {_n(self.absolute_rise.value)}"
+                why = self._say(
+                    "limit_rise_text",
+                    lowest=_shown(lowest.value),
+                    window=_hours_text(hours),
+                    rise=_n(self.absolute_rise.value),
+                )
             else:
                 value = lowest.value * self.ratio
-                why = f"{_n(self.ratio)} × {_shown(lowest.value)} (lowest of {_hours_text(hours)})"
+                why = self._say(
+                    "limit_ratio_text",
+                    ratio=_n(self.ratio),
+                    lowest=_shown(lowest.value),
+                    window=_hours_text(hours),
+                )
             candidates.append((value, why, lowest.evidence))
         if not candidates:
-            return missing(
-                name, f"no creatinine in the last {_hours_text(self._reach_hours)} to compare with"
+            why = self._say(
+                "limit_no_result_text", analyte=self.analyte.label, window=_hours_text(self._reach_hours)
             )
+            return missing(name, why)
         value, why, evidence = min(candidates)
-        detail = f"a creatinine of {_shown(value)} {self.analyte.unit} or more now would meet KDIGO: {why}"
+        detail = self._say(
+            "limit_text", analyte=self.analyte.label, value=_shown(value), unit=self.analyte.unit, why=why
+        )
         return Fact(name, tidy(value), unit=self.analyte.unit, evidence=evidence, detail=detail)
 
     def _stage(self, points: list[Point], excluded: list[str], span: str, facts: Facts) -> dict[str, Fact]:
@@ -590,26 +639,32 @@ class AkiSettings:
         ]
         judged_from = facts.now - self.assessment_window
         found, compared = judge(samples, limits, judged_from, self._reach_hours)
-        results = _results(points, unit)
-        native = (
-            "as reported"
-            if as_reported
-            else "converted: the results are not all in one unit the thresholds are stated in"
-        )
+        results = self._results(points, unit)
+        native = self._say("as_reported_text" if as_reported else "converted_text")
+        label = self.analyte.label
         if not compared:
             newest = points[0]
             return _aki_missing(
-                f"no creatinine in the last {duration_text(self.assessment_window)} has an earlier one within "
-                f"{_hours_text(self._reach_hours)} to compare with (newest {_point_text(newest)} at "
-                f"{newest.time:%Y-%m-%d %H:%M})"
+                self._say(
+                    "no_pair_text",
+                    analyte=label,
+                    window=duration_text(self.assessment_window),
+                    reach=_hours_text(self._reach_hours),
+                    newest=_point_text(newest),
+                    time=f"{newest.time:%Y-%m-%d %H:%M}",
+                )
             )
         if found is None:
-            detail = (
-                f"No KDIGO creatinine rise in the last {duration_text(self.assessment_window)} "
-                f"(compared in {unit}, {native}). Results: {results}."
+            detail = self._say(
+                "no_rise_text",
+                analyte=label,
+                window=duration_text(self.assessment_window),
+                unit=unit,
+                native=native,
+                results=results,
             )
             evidence = tuple(p.evidence[0] for p in points)
-            none = "no acute kidney injury by the KDIGO creatinine criteria"
+            none = self._say("no_aki_text", analyte=label)
             return {
                 "aki.stage": Fact("aki.stage", 0, evidence=evidence, detail=detail),
                 "aki.criterion": Fact("aki.criterion", "none", evidence=evidence, detail=detail),
@@ -617,29 +672,43 @@ class AkiSettings:
             }
         reference, value = points[int(str(found.reference.ref))], points[int(str(found.value.ref))]
         shown_ref, shown_value = _shown(found.reference.value), _shown(found.value.value)
-        summary = f"SCr {shown_ref}→{shown_value} {unit} in {_n(round(found.hours, 1))} h"
-        lowest = (
-            f"{shown_ref} {unit} at {reference.time:%Y-%m-%d %H:%M} ({reference.evidence[0]}), the lowest "
-            "result in the previous"
+        summary = self._say(
+            "summary_text", reference=shown_ref, value=shown_value, unit=unit, hours=_n(round(found.hours, 1))
         )
+        baseline = {
+            "reference": shown_ref,
+            "unit": unit,
+            "time": f"{reference.time:%Y-%m-%d %H:%M}",
+            "resource": reference.evidence[0],
+        }
         if found.criterion == "ratio":
-            why = (
-                f"{_n(round(found.ratio, 2))} × {lowest} {_hours_text(self.baseline_window_hours)} "
-                f"(KDIGO: ≥ {_n(self.ratio)} × baseline)"
+            why = self._say(
+                "ratio_text",
+                ratio=_n(round(found.ratio, 2)),
+                window=_hours_text(self.baseline_window_hours),
+                limit=_n(self.ratio),
+                **baseline,
             )
         else:
-            window = _hours_text(self.absolute_window_hours)
-            why = (
-                f"a rise of {_shown(found.rise)} {unit} from {lowest} {window} "
-                f"(KDIGO: ≥ {_shown(limits.absolute_rise)} {unit} within {window})"
+            why = self._say(
+                "rise_text",
+                rise=_shown(found.rise),
+                window=_hours_text(self.absolute_window_hours),
+                limit=_shown(limits.absolute_rise),
+                **baseline,
             )
-        detail = Markdown(
-            f"KDIGO stage **{found.stage}**: "
-            + markdown_text(
-                f"creatinine {shown_value} {unit} at {value.time:%Y-%m-%d %H:%M} ({value.evidence[0]}) is "
-                f"{why}. Compared in {unit}, {native}. Results: {results}."
-            )
+        finding = self._say(
+            "finding_text",
+            analyte=label,
+            value=shown_value,
+            unit=unit,
+            time=f"{value.time:%Y-%m-%d %H:%M}",
+            resource=value.evidence[0],
+            why=why,
+            native=native,
+            results=results,
         )
+        detail = Markdown(self._say("stage_text", stage=str(found.stage), finding=markdown_text(finding)))
         evidence = (reference.evidence[0], value.evidence[0])
         return {
             "aki.stage": Fact("aki.stage", found.stage, time=value.time, evidence=evidence, detail=detail),
@@ -666,21 +735,45 @@ class AkiSettings:
         assert canonical is not None  # a Threshold's canonical value is always stated
         return self.analyte.unit, canonical, False
 
+    def _results(self, points: Sequence[Point], unit: str) -> str:
+        shown = [
+            self._say(
+                "result_text",
+                value=(
+                    f"{_shown(p.native_value)} {unit}"
+                    if unit == p.native_unit
+                    else f"{p.native_value:g} {p.native_unit} = {_shown(p.value)} {unit}"
+                ),
+                time=f"{p.time:%Y-%m-%d %H:%M}",
+            )
+            for p in points[:_SHOWN_RESULTS]
+        ]
+        more = (
+            self._say("older_results_text", count=str(len(points) - _SHOWN_RESULTS))
+            if len(points) > _SHOWN_RESULTS
+            else ""
+        )
+        return "; ".join(shown) + more
+
     def _too_few(self, points: Sequence[Point], excluded: Sequence[str], span: str, facts: Facts) -> str:
         gap = unavailable(facts.unavailable, self.sources)
         if gap is not None:
             return gap
         label = self.analyte.label
         if not points:
-            reason = f"no {label} in the last {span}"
+            reason = self._say("no_result_text", analyte=label, window=span)
         else:
             point = points[0]
-            reason = (
-                f"only one {label} in the last {span} ({_point_text(point)} at {point.time:%Y-%m-%d %H:%M})"
+            reason = self._say(
+                "one_result_text",
+                analyte=label,
+                window=span,
+                result=_point_text(point),
+                time=f"{point.time:%Y-%m-%d %H:%M}",
             )
         if excluded:
-            more = f" and {len(excluded) - 2} more" if len(excluded) > 2 else ""
-            reason += f"; not used: {'; '.join(excluded[:2])}{more}"
+            more = self._say("more_excluded_text", count=str(len(excluded) - 2)) if len(excluded) > 2 else ""
+            reason = self._say("excluded_text", reason=reason, excluded="; ".join(excluded[:2]), more=more)
         return reason
 
 
@@ -751,6 +844,7 @@ class AcuteKidneyInjury:
             stage2_ratio=stage2,
             stage3_ratio=stage3,
             stage3_value=params.threshold("stage3_creatinine", analyte.unit, analyte.name),
+            wording={name: params.template(name, names) for name, names in AKI_WORDING.items()},
         )
 
 
@@ -762,20 +856,6 @@ def _stated(threshold: Threshold, unit: str) -> float | None:
     if unit == threshold.unit:
         return threshold.value
     return threshold.native.get(unit)
-
-
-def _results(points: Sequence[Point], unit: str) -> str:
-    shown = [
-        (
-            f"{_shown(p.native_value)} {unit}"
-            if unit == p.native_unit
-            else f"{p.native_value:g} {p.native_unit} = {_shown(p.value)} {unit}"
-        )
-        + f" at {p.time:%Y-%m-%d %H:%M}"
-        for p in points[:_SHOWN_RESULTS]
-    ]
-    more = f" and {len(points) - _SHOWN_RESULTS} older" if len(points) > _SHOWN_RESULTS else ""
-    return "; ".join(shown) + more
 
 
 def _point_text(point: Point) -> str:
