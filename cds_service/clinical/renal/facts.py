@@ -47,7 +47,10 @@ CRITERIA = ("absolute", "ratio", "none")
 # threshold, or none of these (renal.impairment).
 IMPAIRMENTS = ("dialysis", "esrd", "clearance", "none")
 IMPAIRED = frozenset({"dialysis", "esrd", "clearance"})
-SUMMARY_WIDTH = 40  # "SCr 114.5→353.6 umol/L in 167.5 h"
+SUMMARY_WIDTH = 40  # "SCr 114.5→353.6 umol/L in 167.5 h"; the specs' fallback, before configuring
+# The widest numbers aki.summary's template receives, for the width the configured template gives
+# (AkiSettings.widths): a creatinine of 8 characters, hours of 6 (a pair is at most a week apart).
+_WIDEST_CREATININE, _WIDEST_HOURS = "0" * 8, "0" * 6
 _FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}
 _SHOWN_RESULTS = 6
 _SEXES = ("female", "male")
@@ -542,6 +545,19 @@ class AkiSettings:
 
     def _say(self, name: str, **values: str) -> str:
         return self.wording[name].format(**values)
+
+    def widths(self) -> dict[str, int]:
+        """aki.summary as wide as its template makes it with the widest numbers, in the widest unit the
+        thresholds are stated in (the unit results are compared in)."""
+        units = {self.analyte.unit, *self.absolute_rise.native, *self.stage3_value.native}
+        text = self._say(
+            "summary_text",
+            reference=_WIDEST_CREATININE,
+            value=_WIDEST_CREATININE,
+            unit=max(units, key=len),
+            hours=_WIDEST_HOURS,
+        )
+        return {"aki.summary": len(text)}
 
     @property
     def lookback(self) -> timedelta:
