@@ -20,6 +20,7 @@ from typing import Literal
 from cds_service.clinical.base import Configured, ParameterError, Params, Threshold
 from cds_service.clinical.renal.calculator import (
     AkiLimits,
+    DomainError,
     adjusted_weight,
     cockcroft_gault,
     creatinine_at_clearance,
@@ -67,6 +68,11 @@ RENAL_WORDING: dict[str, tuple[str, ...]] = {
     "limit_missing_text": ("inputs",),
     "limit_inexact_weight_text": (),
     "cannot_use_text": ("error",),
+    "creatinine_domain_text": ("value",),
+    "weight_domain_text": ("value",),
+    "clearance_domain_text": ("value",),
+    "age_domain_text": ("value",),
+    "height_domain_text": ("value",),
     "creatinine_limit_text": ("analyte", "threshold", "age", "weight", "basis", "sex"),
     "not_recorded_text": (),
     "height_needed_text": ("missing", "basis"),
@@ -112,6 +118,9 @@ AKI_WORDING: dict[str, tuple[str, ...]] = {
     "result_text": ("value", "time"),
     "older_results_text": ("count",),
 }
+# The template wording each input of the equations (renal/calculator.py DomainError.input) that is out of
+# its domain.
+DOMAIN = {name: f"{name}_domain_text" for name in ("creatinine", "weight", "clearance", "age", "height")}
 # The names of the inputs the creatinine limit lists as missing, in this order (limit_input_words).
 LIMIT_INPUTS = ("age", "weight", "sex", "height")
 
@@ -172,6 +181,12 @@ class RenalSettings:
     def _say(self, name: str, **values: str) -> str:
         return self.wording[name].format(**values)
 
+    def _cannot_use(self, exc: ValueError) -> str:
+        """Why Cockcroft-Gault cannot use the inputs: an input out of the equation's domain in the rule
+        file's words; any other error (a height unit that does not convert) as it says it."""
+        error = self._say(DOMAIN[exc.input], value=exc.value) if isinstance(exc, DomainError) else str(exc)
+        return self._say("cannot_use_text", error=error)
+
     def _sc_too_frequent(self, named: Mapping[str, Fact]) -> Fact:
         """Whether the draft is a non-infusion (subcutaneous) order given more often than the label's renal
         interval; no for an infusion or an order of unknown route (their renal check is the daily ceiling)."""
@@ -221,7 +236,7 @@ class RenalSettings:
                     years, dosing, self.crcl_threshold, female=sex_ == "female"
                 )
         except ValueError as exc:
-            return missing(name, self._say("cannot_use_text", error=str(exc)))
+            return missing(name, self._cannot_use(exc))
         if sex.value in _SEXES:
             value = limits[str(sex.value)]
         else:
@@ -280,7 +295,7 @@ class RenalSettings:
         try:
             estimates = {sex_: self._estimate(years, kg, mg_dl, height, sex_) for sex_ in _SEXES}
         except ValueError as exc:
-            return missing(name, self._say("cannot_use_text", error=str(exc)), evidence)
+            return missing(name, self._cannot_use(exc), evidence)
         if sex.value in _SEXES:
             chosen = str(sex.value)
             value, weight_text = estimates[chosen]
@@ -300,7 +315,7 @@ class RenalSettings:
         # A creatinine reported as a bound ("<0.3") bounds the clearance the other way.
         comparator = _FLIP.get(creatinine.comparator or "")
         # Bold figure, then the inputs as the EHR gave them (escaped: a unit or a sex is the EHR's text).
-        inputs = self._say(
+        used = self._say(
             "crcl_inputs_text",
             age=_n(years),
             weight=f"{weight_text}{_when(weight)}",
@@ -309,7 +324,7 @@ class RenalSettings:
             sex=sex_text,
         )
         detail = Markdown(
-            self._say("crcl_text", value=f"{comparator or ''}{value:.1f}", inputs=markdown_text(inputs))
+            self._say("crcl_text", value=f"{comparator or ''}{value:.1f}", inputs=markdown_text(used))
         )
         # tidy() only removes float noise (29.999999999999996 is 30); the value is not rounded for display.
         return Fact(

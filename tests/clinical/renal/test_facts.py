@@ -562,6 +562,7 @@ def test_the_renal_wording_is_the_rule_file_s(tmp_path: Path) -> None:
     edit(path, "Cockcroft-Gault does not apply under {min_age} years (age {age})", "CG: {age} < {min_age} y")
     edit(path, "Cockcroft-Gault **{value} mL/min** {inputs}", "CrCl **{value}** ({inputs})")
     edit(path, "value: [age, weight, sex, height]", "value: [Alter, Gewicht, Geschlecht, Größe]")
+    edit(path, "creatinine must be positive, not {value}", "SCr {value} is not above 0")
     settings = Renal().configure(configured_from(path), catalog(), {})
     assert (
         compute_renal(patient(route="sc", interval=24), settings)["renal.sc_too_frequent"].detail
@@ -572,6 +573,8 @@ def test_the_renal_wording_is_the_rule_file_s(tmp_path: Path) -> None:
     assert detail.startswith("CrCl **30.0** (from age 68 years; actual body weight 60 kg"), detail
     limit = compute_renal(patient(weight=None, sex=None), settings)["renal.creatinine_limit"]
     assert limit.missing == "missing Gewicht, Geschlecht"
+    zero = compute_renal(patient(creatinine=0.0), settings)["renal.crcl"]
+    assert zero.missing == "Cockcroft-Gault cannot use these inputs: SCr 0.0 is not above 0"
 
 
 def test_the_aki_wording_is_the_rule_file_s(tmp_path: Path) -> None:
