@@ -10,6 +10,7 @@ import pytest
 from cds_service.clinical.hlh2004.criteria import WORDING as HLH_WORDING
 from cds_service.clinical.hlh2004.lists import WORDING as LIST_WORDING
 from cds_service.clinical.infusion.facts import REASONS
+from cds_service.clinical.renal.facts import AKI_WORDING, RENAL_WORDING
 from cds_service.engine.ruleset import check_rules
 from tests.engine.rulesdir import copy_rules, edit
 from tests.engine.test_ruleset import errors, line_of
@@ -213,6 +214,43 @@ def test_an_hlh_evidence_template_with_an_unknown_placeholder_is_reported_at_the
 
 
 @pytest.mark.parametrize(
+    ("file", "parameter"),
+    [
+        *(("renal-dose.yaml", name) for name in RENAL_WORDING),
+        *(("acute-kidney-injury.yaml", name) for name in AKI_WORDING),
+    ],
+)
+def test_a_renal_or_aki_template_with_an_unknown_placeholder_is_reported_at_the_parameter(
+    rules_copy: Path, file: str, parameter: str
+) -> None:
+    path = rules_copy / file
+    text = path.read_text()
+    start = text.index(f'  {parameter}:\n    value: "')
+    quote = text.index('"', start) + 1
+    path.write_text(text[:quote] + "{observation} " + text[quote:])
+    found = errors(rules_copy)
+    assert any(
+        p.startswith(f"{path}:{line_of(path, f'  {parameter}:')}:")
+        and "unknown placeholder(s) ['observation']" in p
+        for p in found
+    ), found
+
+
+def test_the_summary_lint_bounds_the_aki_summary_by_its_configured_template(rules_copy: Path) -> None:
+    """aki.summary's width comes from its template: a longer wording makes the AKI card's summary too
+    long for CDS Hooks, at its line."""
+    path = rules_copy / "acute-kidney-injury.yaml"
+    edit(
+        path,
+        '"SCr {reference}→{value} {unit} in {hours} h"',
+        '"serum creatinine from {reference} {unit} to {value} {unit} within {hours} hours"',
+    )
+    found = errors(rules_copy)
+    summary = line_of(path, 'summary: "AKI by KDIGO stage {aki.stage} ({aki.summary})')
+    assert any(p.startswith(f"{path}:{summary}:") and "summary can reach" in p for p in found), found
+
+
+@pytest.mark.parametrize(
     ("file", "parameter", "old", "new", "message"),
     [
         (
@@ -224,6 +262,13 @@ def test_an_hlh_evidence_template_with_an_unknown_placeholder_is_reported_at_the
         ),
         ("hlh-2004.yaml", "triglycerides_words", "[high, not high, undecided]", "high", "must list 3 texts"),
         ("infusion-build.yaml", "intervals_joiner", '" or "', "[or]", "must be a text"),
+        (
+            "renal-dose.yaml",
+            "limit_input_words",
+            "[age, weight, sex, height]",
+            "[age, weight]",
+            "must list 4 texts",
+        ),
     ],
 )
 def test_a_wording_parameter_of_the_wrong_shape_is_reported_at_the_parameter(

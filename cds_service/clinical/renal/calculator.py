@@ -19,6 +19,7 @@ from cds_service.clinical.sample import Sample
 __all__ = [
     "Aki",
     "AkiLimits",
+    "DomainError",
     "adjusted_weight",
     "cockcroft_gault",
     "cockcroft_gault_any_sex",
@@ -28,6 +29,17 @@ __all__ = [
     "kdigo",
     "lowest_earlier",
 ]
+
+
+class DomainError(ValueError):
+    """An input outside an equation's domain: `input` names which (creatinine, weight, clearance, age,
+    height) and `value` is the value as the message shows it, so a caller can word it its own way."""
+
+    def __init__(self, input: str, value: str, message: str) -> None:
+        super().__init__(message)
+        self.input = input
+        self.value = value
+
 
 # Cockcroft and Gault's published constants are the equation itself, not a clinical threshold.
 _FEMALE_FACTOR = 0.85
@@ -39,9 +51,11 @@ def cockcroft_gault(age_years: float, weight_kg: float, creatinine_mg_dl: float,
     Not rounded: callers compare with a threshold first and round only for display.
     """
     if not creatinine_mg_dl > 0:
-        raise ValueError(f"creatinine must be positive, not {creatinine_mg_dl}")
+        raise DomainError(
+            "creatinine", f"{creatinine_mg_dl}", f"creatinine must be positive, not {creatinine_mg_dl}"
+        )
     if not weight_kg > 0:
-        raise ValueError(f"weight must be positive, not {weight_kg}")
+        raise DomainError("weight", f"{weight_kg}", f"weight must be positive, not {weight_kg}")
     clearance = (140 - age_years) * weight_kg / (72 * creatinine_mg_dl)
     return clearance * _FEMALE_FACTOR if female else clearance
 
@@ -52,11 +66,13 @@ def creatinine_at_clearance(
     """The serum creatinine in mg/dL at which Cockcroft-Gault gives `clearance_ml_min`: the equation solved
     for SCr, so a chart can draw a clearance threshold on the creatinine axis for this patient."""
     if not clearance_ml_min > 0:
-        raise ValueError(f"clearance must be positive, not {clearance_ml_min}")
+        raise DomainError(
+            "clearance", f"{clearance_ml_min}", f"clearance must be positive, not {clearance_ml_min}"
+        )
     if not weight_kg > 0:
-        raise ValueError(f"weight must be positive, not {weight_kg}")
+        raise DomainError("weight", f"{weight_kg}", f"weight must be positive, not {weight_kg}")
     if not age_years < 140:
-        raise ValueError(f"the equation gives no clearance at age {age_years}")
+        raise DomainError("age", f"{age_years}", f"the equation gives no clearance at age {age_years}")
     creatinine = (140 - age_years) * weight_kg / (72 * clearance_ml_min)
     return creatinine * _FEMALE_FACTOR if female else creatinine
 
@@ -84,7 +100,9 @@ def ideal_weight(height: float, base_weight: float, per_height: float, base_heig
     """
     weight = base_weight + per_height * (height - base_height)
     if not weight > 0:
-        raise ValueError(f"a height of {height:g} gives no positive ideal body weight")
+        raise DomainError(
+            "height", f"{height:g}", f"a height of {height:g} gives no positive ideal body weight"
+        )
     return weight
 
 

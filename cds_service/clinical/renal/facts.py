@@ -20,6 +20,7 @@ from typing import Literal
 from cds_service.clinical.base import Configured, ParameterError, Params, Threshold
 from cds_service.clinical.renal.calculator import (
     AkiLimits,
+    DomainError,
     adjusted_weight,
     cockcroft_gault,
     creatinine_at_clearance,
@@ -47,10 +48,81 @@ CRITERIA = ("absolute", "ratio", "none")
 # threshold, or none of these (renal.impairment).
 IMPAIRMENTS = ("dialysis", "esrd", "clearance", "none")
 IMPAIRED = frozenset({"dialysis", "esrd", "clearance"})
-SUMMARY_WIDTH = 40  # "SCr 114.5→353.6 umol/L in 167.5 h"
+SUMMARY_WIDTH = 40  # "SCr 114.5→353.6 umol/L in 167.5 h"; the specs' fallback, before configuring
+# The widest numbers aki.summary's template receives, for the width the configured template gives
+# (AkiSettings.widths): a creatinine of 8 characters, hours of 6 (a pair is at most a week apart).
+_WIDEST_CREATININE, _WIDEST_HOURS = "0" * 8, "0" * 6
 _FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}
 _SHOWN_RESULTS = 6
 _SEXES = ("female", "male")
+
+# How the renal facts read: templates of rules/renal-dose.yaml, and what each may name. Numbers, times and
+# quantities arrive formatted ({weight}: "60", {creatinine}: "97 umol/L = 1.097 mg/dL (2026-11-23 06:00)").
+RENAL_WORDING: dict[str, tuple[str, ...]] = {
+    "no_order_text": (),
+    "sc_other_route_text": ("route",),
+    "sc_no_route_text": (),
+    "sc_no_interval_text": ("route", "missing"),
+    "sc_interval_text": ("hours", "label"),
+    "under_age_text": ("min_age", "age"),
+    "limit_missing_text": ("inputs",),
+    "limit_inexact_weight_text": (),
+    "cannot_use_text": ("error",),
+    "creatinine_domain_text": ("value",),
+    "weight_domain_text": ("value",),
+    "clearance_domain_text": ("value",),
+    "age_domain_text": ("value",),
+    "height_domain_text": ("value",),
+    "creatinine_limit_text": ("analyte", "threshold", "age", "weight", "basis", "sex"),
+    "not_recorded_text": (),
+    "height_needed_text": ("missing", "basis"),
+    "weight_bound_text": ("weight",),
+    "unstated_sex_text": ("sex", "choice", "female", "male"),
+    "crcl_text": ("value", "inputs"),
+    "crcl_inputs_text": ("age", "weight", "analyte", "creatinine", "sex"),
+    "stale_text": ("analyte", "creatinine", "time", "age", "window"),
+    "actual_weight_text": ("weight",),
+    "ideal_shown_text": ("ideal", "height", "sex"),
+    "not_above_ideal_text": ("actual", "ideal"),
+    "ideal_weight_text": ("ideal", "weight"),
+    "adjusted_weight_text": ("weight", "ideal", "factor", "actual"),
+    "unread_text": ("gaps",),
+    "none_on_record_text": (),
+    "crcl_but_unread_text": ("crcl", "unread"),
+    "straddles_text": (),
+    "and_unread_text": ("missing", "unread"),
+}
+# How the aki facts read: templates of rules/acute-kidney-injury.yaml, and what each may name ({analyte}:
+# the creatinine analyte's label; numbers, times and results arrive formatted).
+AKI_WORDING: dict[str, tuple[str, ...]] = {
+    "bound_result_text": ("resource", "result"),
+    "nonpositive_result_text": ("resource", "result"),
+    "limit_rise_text": ("lowest", "window", "rise"),
+    "limit_ratio_text": ("ratio", "lowest", "window"),
+    "limit_no_result_text": ("analyte", "window"),
+    "limit_text": ("analyte", "value", "unit", "why"),
+    "as_reported_text": (),
+    "converted_text": (),
+    "no_pair_text": ("analyte", "window", "reach", "newest", "time"),
+    "no_rise_text": ("analyte", "window", "unit", "native", "results"),
+    "no_aki_text": ("analyte",),
+    "summary_text": ("reference", "value", "unit", "hours"),
+    "ratio_text": ("ratio", "reference", "unit", "time", "resource", "window", "limit"),
+    "rise_text": ("rise", "reference", "unit", "time", "resource", "window", "limit"),
+    "stage_text": ("stage", "finding"),
+    "finding_text": ("analyte", "value", "unit", "time", "resource", "why", "native", "results"),
+    "no_result_text": ("analyte", "window"),
+    "one_result_text": ("analyte", "window", "result", "time"),
+    "excluded_text": ("reason", "excluded", "more"),
+    "more_excluded_text": ("count",),
+    "result_text": ("value", "time"),
+    "older_results_text": ("count",),
+}
+# The template wording each input of the equations (renal/calculator.py DomainError.input) that is out of
+# its domain.
+DOMAIN = {name: f"{name}_domain_text" for name in ("creatinine", "weight", "clearance", "age", "height")}
+# The names of the inputs the creatinine limit lists as missing, in this order (limit_input_words).
+LIMIT_INPUTS = ("age", "weight", "sex", "height")
 
 
 # --- renal ---------------------------------------------------------------------------------------------
@@ -92,6 +164,9 @@ class RenalSettings:
     cap: float  # mg/d
     sc_interval: float  # h
     sc_route: str  # the medications.yaml route the label's every-other-day advice is for
+    wording: Mapping[str, str]  # RENAL_WORDING
+    input_words: Mapping[str, str]  # LIMIT_INPUTS -> how the creatinine limit names them
+    creatinine_label: str  # the creatinine analyte's label (rules/facts/analytes.yaml)
     impaired: frozenset[str] = IMPAIRED
 
     def compute(self, named: Mapping[str, Fact], facts: Facts) -> dict[str, Fact]:
@@ -103,21 +178,34 @@ class RenalSettings:
             "renal.creatinine_limit": self._creatinine_limit(named),
         }
 
+    def _say(self, name: str, **values: str) -> str:
+        return self.wording[name].format(**values)
+
+    def _cannot_use(self, exc: ValueError) -> str:
+        """Why Cockcroft-Gault cannot use the inputs: an input out of the equation's domain in the rule
+        file's words; any other error (a height unit that does not convert) as it says it."""
+        error = self._say(DOMAIN[exc.input], value=exc.value) if isinstance(exc, DomainError) else str(exc)
+        return self._say("cannot_use_text", error=error)
+
     def _sc_too_frequent(self, named: Mapping[str, Fact]) -> Fact:
         """Whether the draft is a non-infusion (subcutaneous) order given more often than the label's renal
         interval; no for an infusion or an order of unknown route (their renal check is the daily ceiling)."""
         name = "renal.sc_too_frequent"
         present, route, interval = named["order.present"], named["order.route"], named["order.interval"]
         if present.value is not True:
-            return missing(name, present.missing or "no draft order")
+            return missing(name, present.missing or self._say("no_order_text"))
         if route.value != self.sc_route:
-            return Fact(name, False, evidence=route.evidence, detail=f"route {route.value or 'not given'}")
+            detail = (
+                self._say("sc_other_route_text", route=str(route.value))
+                if route.value
+                else self._say("sc_no_route_text")
+            )
+            return Fact(name, False, evidence=route.evidence, detail=detail)
         hours = _number(interval)
         if hours is None:
-            return missing(
-                name, f"a {self.sc_route} order with no interval: {interval.missing}", route.evidence
-            )
-        every = f"every {_n(hours)} h; the label's renal interval is every {_n(self.sc_interval)} h"
+            why = self._say("sc_no_interval_text", route=self.sc_route, missing=str(interval.missing))
+            return missing(name, why, route.evidence)
+        every = self._say("sc_interval_text", hours=_n(hours), label=_n(self.sc_interval))
         return Fact(name, hours < self.sc_interval, evidence=interval.evidence, detail=every)
 
     def _creatinine_limit(self, named: Mapping[str, Fact]) -> Fact:
@@ -128,16 +216,18 @@ class RenalSettings:
         height = named[f"{self.height}.latest"]
         years, kg = _number(age), _number(weight)
         if years is not None and years < self.min_age:
-            return missing(
-                name, f"Cockcroft-Gault does not apply under {_n(self.min_age)} years (age {_n(years)})"
-            )
+            return missing(name, self._say("under_age_text", min_age=_n(self.min_age), age=_n(years)))
         absent = [
-            label for label, fact in (("age", age), ("weight", weight), ("sex", sex)) if fact.value is None
+            self.input_words[label]
+            for label, fact in (("age", age), ("weight", weight), ("sex", sex))
+            if fact.value is None
         ]
         if self.weight_basis != "actual" and _number(height) is None:
-            absent.append("height")
-        if absent or years is None or kg is None or weight.comparator is not None:
-            return missing(name, f"missing {', '.join(absent) or 'an exact weight'}")
+            absent.append(self.input_words["height"])
+        if absent:
+            return missing(name, self._say("limit_missing_text", inputs=", ".join(absent)))
+        if years is None or kg is None or weight.comparator is not None:
+            return missing(name, self._say("limit_inexact_weight_text"))
         limits = {}
         try:
             for sex_ in _SEXES:
@@ -146,16 +236,21 @@ class RenalSettings:
                     years, dosing, self.crcl_threshold, female=sex_ == "female"
                 )
         except ValueError as exc:
-            return missing(name, f"Cockcroft-Gault cannot use these inputs: {exc}")
+            return missing(name, self._cannot_use(exc))
         if sex.value in _SEXES:
             value = limits[str(sex.value)]
         else:
             # The clearance taken for other sexes is the lower (or higher) estimate: it reaches the
             # threshold at the lower (or higher) creatinine.
             value = min(limits.values()) if self.unstated_sex == "lower" else max(limits.values())
-        detail = (
-            f"creatinine at which Cockcroft-Gault gives {_n(self.crcl_threshold)} mL/min at age {_n(years)}, "
-            f"{_n(kg)} kg ({self.weight_basis} weight basis), sex {sex.value}"
+        detail = self._say(
+            "creatinine_limit_text",
+            analyte=self.creatinine_label,
+            threshold=_n(self.crcl_threshold),
+            age=_n(years),
+            weight=_n(kg),
+            basis=self.weight_basis,
+            sex=str(sex.value),
         )
         return Fact(name, tidy(value), unit="mg/dL", evidence=weight.evidence, detail=detail)
 
@@ -169,23 +264,22 @@ class RenalSettings:
         # The equation was derived in adults; under the age limit no input makes it valid, so say that
         # rather than list whatever else is missing.
         if years is not None and years < self.min_age:
-            why = f"Cockcroft-Gault does not apply under {_n(self.min_age)} years (age {_n(years)})"
+            why = self._say("under_age_text", min_age=_n(self.min_age), age=_n(years))
             return missing(name, why, detail=age.detail)
         stale = self._stale(creatinine, mg_dl, now)
         inputs = (("creatinine", creatinine, mg_dl), ("weight", weight, kg), ("age", age, years))
-        absent = [(label, fact.missing or "not recorded") for label, fact, number in inputs if number is None]
+        unrecorded = self._say("not_recorded_text")
+        absent = [(label, fact.missing or unrecorded) for label, fact, number in inputs if number is None]
         if stale is not None:
             absent.insert(0, ("creatinine", stale))
         if sex.value is None:
-            absent.append(("sex", sex.missing or "not recorded"))
+            absent.append(("sex", sex.missing or unrecorded))
         height = named[f"{self.height}.latest"]
         if self.weight_basis != "actual" and _number(height) is None:
-            absent.append(
-                (
-                    "height",
-                    f"{height.missing or 'not recorded'}; the {self.weight_basis} body weight needs it",
-                )
+            needed = self._say(
+                "height_needed_text", missing=height.missing or unrecorded, basis=self.weight_basis
             )
+            absent.append(("height", needed))
         if absent:
             # Each input's own reason, so that a card listing what is missing names the weight once even
             # when another check needs it too ("no body weight in the last 7 days").
@@ -195,11 +289,13 @@ class RenalSettings:
         if self.weight_basis != "actual":
             evidence += height.evidence
         if weight.comparator is not None:
-            return missing(name, f"weight is only a bound ({weight.comparator}{_n(kg)} kg)", evidence)
+            return missing(
+                name, self._say("weight_bound_text", weight=f"{weight.comparator}{_n(kg)}"), evidence
+            )
         try:
             estimates = {sex_: self._estimate(years, kg, mg_dl, height, sex_) for sex_ in _SEXES}
         except ValueError as exc:
-            return missing(name, f"Cockcroft-Gault cannot use these inputs: {exc}", evidence)
+            return missing(name, self._cannot_use(exc), evidence)
         if sex.value in _SEXES:
             chosen = str(sex.value)
             value, weight_text = estimates[chosen]
@@ -209,19 +305,26 @@ class RenalSettings:
             pick = min if self.unstated_sex == "lower" else max
             chosen = pick(_SEXES, key=lambda s: estimates[s][0])
             value, weight_text = estimates[chosen]
-            sex_text = (
-                f"{sex.value}: the {self.unstated_sex} of the female ({estimates['female'][0]:.1f}) and male "
-                f"({estimates['male'][0]:.1f}) estimates"
+            sex_text = self._say(
+                "unstated_sex_text",
+                sex=str(sex.value),
+                choice=self.unstated_sex,
+                female=f"{estimates['female'][0]:.1f}",
+                male=f"{estimates['male'][0]:.1f}",
             )
         # A creatinine reported as a bound ("<0.3") bounds the clearance the other way.
         comparator = _FLIP.get(creatinine.comparator or "")
         # Bold figure, then the inputs as the EHR gave them (escaped: a unit or a sex is the EHR's text).
+        used = self._say(
+            "crcl_inputs_text",
+            age=_n(years),
+            weight=f"{weight_text}{_when(weight)}",
+            analyte=self.creatinine_label,
+            creatinine=f"{_reported(creatinine, mg_dl)}{_when(creatinine)}",
+            sex=sex_text,
+        )
         detail = Markdown(
-            f"Cockcroft-Gault **{comparator or ''}{value:.1f} mL/min** "
-            + markdown_text(
-                f"from age {_n(years)} years; {weight_text}{_when(weight)}; "
-                f"creatinine {_reported(creatinine, mg_dl)}{_when(creatinine)}; sex {sex_text}"
-            )
+            self._say("crcl_text", value=f"{comparator or ''}{value:.1f}", inputs=markdown_text(used))
         )
         # tidy() only removes float noise (29.999999999999996 is 30); the value is not rounded for display.
         return Fact(
@@ -242,10 +345,13 @@ class RenalSettings:
         if age <= self.creatinine_window:
             return None
         hours = age.total_seconds() / 3600
-        return (
-            f"current creatinine needed: the newest, {_reported(creatinine, mg_dl)} at "
-            f"{creatinine.time:%Y-%m-%d %H:%M}, is {_n(round(hours, 1))} h old, more than "
-            f"{_hours_text(self.creatinine_window.total_seconds() / 3600)}"
+        return self._say(
+            "stale_text",
+            analyte=self.creatinine_label,
+            creatinine=_reported(creatinine, mg_dl),
+            time=f"{creatinine.time:%Y-%m-%d %H:%M}",
+            age=_n(round(hours, 1)),
+            window=_hours_text(self.creatinine_window.total_seconds() / 3600),
         )
 
     def _estimate(self, years: float, kg: float, mg_dl: float, height: Fact, sex: str) -> tuple[float, str]:
@@ -255,7 +361,7 @@ class RenalSettings:
         return cockcroft_gault(years, dosing, mg_dl, female=sex == "female"), text
 
     def _dosing_weight(self, kg: float, height: Fact, sex: str) -> tuple[float, str]:
-        actual = f"actual body weight {_n(kg)} kg"
+        actual = self._say("actual_weight_text", weight=_n(kg))
         if self.weight_basis == "actual":
             return kg, actual
         cm = _number(height)
@@ -263,16 +369,19 @@ class RenalSettings:
         devine = self.ideal[sex]
         inches = self.units.convert(cm, height.unit or "cm", "[in_i]")
         ideal = ideal_weight(inches, devine.base, devine.per_inch, devine.base_height)
-        shown = f"{_n(round(ideal, 1))} kg for {_n(cm)} cm ({sex})"
+        shown = self._say("ideal_shown_text", ideal=_n(round(ideal, 1)), height=_n(cm), sex=sex)
         if kg <= ideal:
             # Below the ideal weight the actual weight is the smaller and is used (the usual practice).
-            return kg, f"{actual} (not above the Devine ideal body weight, {shown})"
+            return kg, self._say("not_above_ideal_text", actual=actual, ideal=shown)
         if self.weight_basis == "ideal":
-            return ideal, f"Devine ideal body weight {shown}; actual {_n(kg)} kg"
+            return ideal, self._say("ideal_weight_text", ideal=shown, weight=_n(kg))
         weight = adjusted_weight(kg, ideal, self.adjusted_factor)
-        return weight, (
-            f"adjusted body weight {_n(round(weight, 1))} kg (ideal {shown} + {_n(self.adjusted_factor)} x "
-            f"the excess of the actual {_n(kg)} kg)"
+        return weight, self._say(
+            "adjusted_weight_text",
+            weight=_n(round(weight, 1)),
+            ideal=shown,
+            factor=_n(self.adjusted_factor),
+            actual=_n(kg),
         )
 
     # --- what dosing goes by ---
@@ -292,9 +401,7 @@ class RenalSettings:
             for s in (*self.sets.dialysis, *self.sets.esrd)
             if (gap := unavailable(facts.unavailable, self.sets.sources[s])) is not None
         ]
-        unread = (
-            f"dialysis and end-stage renal disease could not be excluded ({'; '.join(dict.fromkeys(gaps))})"
-        )
+        unread = self._say("unread_text", gaps="; ".join(dict.fromkeys(gaps)))
         value = crcl.value
         state = (
             compare(float(value), "<", self.crcl_threshold, crcl.comparator)
@@ -304,18 +411,16 @@ class RenalSettings:
         if state is Tri.MET:
             return Fact(name, "clearance", time=crcl.time, evidence=crcl.evidence, detail=crcl.detail)
         if state is Tri.NOT_MET and not gaps:
-            detail = (
-                f"{crcl.detail}; no dialysis or end-stage renal disease on record"
-                if crcl.detail
-                else "no dialysis or end-stage renal disease on record"
-            )
+            none = self._say("none_on_record_text")
+            detail = f"{crcl.detail}; {none}" if crcl.detail else none
             return Fact(name, "none", time=crcl.time, evidence=crcl.evidence, detail=detail)
         if state is Tri.NOT_MET:
             shown = f"{crcl.comparator or ''}{float(value):.1f}" if isinstance(value, int | float) else "?"
-            return missing(name, f"CrCl {shown} mL/min, but {unread}", crcl.evidence, crcl.detail)
-        why = crcl.missing or "the clearance estimate is only a bound that straddles the threshold"
+            why = self._say("crcl_but_unread_text", crcl=shown, unread=unread)
+            return missing(name, why, crcl.evidence, crcl.detail)
+        why = crcl.missing or self._say("straddles_text")
         if gaps:
-            why = f"{why}; and {unread}"
+            why = self._say("and_unread_text", missing=why, unread=unread)
         return missing(name, why, crcl.evidence, crcl.detail)
 
 
@@ -399,7 +504,20 @@ class Renal:
             cap=cap,
             sc_interval=params.number("label_interval", "h"),
             sc_route=params.text("label_route", tuple(catalog.medications.routes)),
+            wording={name: params.template(name, names) for name, names in RENAL_WORDING.items()},
+            input_words=_input_words(params),
+            creatinine_label=creatinine.label,
         )
+
+
+def _input_words(params: Params) -> dict[str, str]:
+    name = "limit_input_words"
+    words = params.texts(name)
+    if len(words) != len(LIMIT_INPUTS):
+        raise ParameterError(
+            name, f"parameter {name!r} must list {len(LIMIT_INPUTS)} texts, for: {', '.join(LIMIT_INPUTS)}"
+        )
+    return dict(zip(LIMIT_INPUTS, words, strict=True))
 
 
 def _condition_sets(params: Params, catalog: FactCatalog) -> ConditionSets:
@@ -438,6 +556,23 @@ class AkiSettings:
     stage2_ratio: float
     stage3_ratio: float
     stage3_value: Threshold
+    wording: Mapping[str, str]  # AKI_WORDING
+
+    def _say(self, name: str, **values: str) -> str:
+        return self.wording[name].format(**values)
+
+    def widths(self) -> dict[str, int]:
+        """aki.summary as wide as its template makes it with the widest numbers, in the widest unit the
+        thresholds are stated in (the unit results are compared in)."""
+        units = {self.analyte.unit, *self.absolute_rise.native, *self.stage3_value.native}
+        text = self._say(
+            "summary_text",
+            reference=_WIDEST_CREATININE,
+            value=_WIDEST_CREATININE,
+            unit=max(units, key=len),
+            hours=_WIDEST_HOURS,
+        )
+        return {"aki.summary": len(text)}
 
     @property
     def lookback(self) -> timedelta:
@@ -470,9 +605,15 @@ class AkiSettings:
         points: list[Point] = []
         for point in series.points:
             if point.comparator is not None:
-                excluded.append(f"{point.evidence[0]} is only a bound ({_point_text(point)})")
+                excluded.append(
+                    self._say("bound_result_text", resource=point.evidence[0], result=_point_text(point))
+                )
             elif not point.native_value > 0:
-                excluded.append(f"{point.evidence[0]} is not a positive value ({_point_text(point)})")
+                excluded.append(
+                    self._say(
+                        "nonpositive_result_text", resource=point.evidence[0], result=_point_text(point)
+                    )
+                )
             else:
                 points.append(point)
         return {
@@ -492,17 +633,30 @@ class AkiSettings:
             lowest = min(earlier, key=lambda p: p.value)
             if criterion == "rise":
                 value = lowest.value + self.absolute_rise.value
-                why = f"{_shown(lowest.value)} (lowest of {_hours_text(hours)}) + {_n(self.absolute_rise.value)}"
+                why = self._say(
+                    "limit_rise_text",
+                    lowest=_shown(lowest.value),
+                    window=_hours_text(hours),
+                    rise=_n(self.absolute_rise.value),
+                )
             else:
                 value = lowest.value * self.ratio
-                why = f"{_n(self.ratio)} × {_shown(lowest.value)} (lowest of {_hours_text(hours)})"
+                why = self._say(
+                    "limit_ratio_text",
+                    ratio=_n(self.ratio),
+                    lowest=_shown(lowest.value),
+                    window=_hours_text(hours),
+                )
             candidates.append((value, why, lowest.evidence))
         if not candidates:
-            return missing(
-                name, f"no creatinine in the last {_hours_text(self._reach_hours)} to compare with"
+            why = self._say(
+                "limit_no_result_text", analyte=self.analyte.label, window=_hours_text(self._reach_hours)
             )
+            return missing(name, why)
         value, why, evidence = min(candidates)
-        detail = f"a creatinine of {_shown(value)} {self.analyte.unit} or more now would meet KDIGO: {why}"
+        detail = self._say(
+            "limit_text", analyte=self.analyte.label, value=_shown(value), unit=self.analyte.unit, why=why
+        )
         return Fact(name, tidy(value), unit=self.analyte.unit, evidence=evidence, detail=detail)
 
     def _stage(self, points: list[Point], excluded: list[str], span: str, facts: Facts) -> dict[str, Fact]:
@@ -516,26 +670,32 @@ class AkiSettings:
         ]
         judged_from = facts.now - self.assessment_window
         found, compared = judge(samples, limits, judged_from, self._reach_hours)
-        results = _results(points, unit)
-        native = (
-            "as reported"
-            if as_reported
-            else "converted: the results are not all in one unit the thresholds are stated in"
-        )
+        results = self._results(points, unit)
+        native = self._say("as_reported_text" if as_reported else "converted_text")
+        label = self.analyte.label
         if not compared:
             newest = points[0]
             return _aki_missing(
-                f"no creatinine in the last {duration_text(self.assessment_window)} has an earlier one within "
-                f"{_hours_text(self._reach_hours)} to compare with (newest {_point_text(newest)} at "
-                f"{newest.time:%Y-%m-%d %H:%M})"
+                self._say(
+                    "no_pair_text",
+                    analyte=label,
+                    window=duration_text(self.assessment_window),
+                    reach=_hours_text(self._reach_hours),
+                    newest=_point_text(newest),
+                    time=f"{newest.time:%Y-%m-%d %H:%M}",
+                )
             )
         if found is None:
-            detail = (
-                f"No KDIGO creatinine rise in the last {duration_text(self.assessment_window)} "
-                f"(compared in {unit}, {native}). Results: {results}."
+            detail = self._say(
+                "no_rise_text",
+                analyte=label,
+                window=duration_text(self.assessment_window),
+                unit=unit,
+                native=native,
+                results=results,
             )
             evidence = tuple(p.evidence[0] for p in points)
-            none = "no acute kidney injury by the KDIGO creatinine criteria"
+            none = self._say("no_aki_text", analyte=label)
             return {
                 "aki.stage": Fact("aki.stage", 0, evidence=evidence, detail=detail),
                 "aki.criterion": Fact("aki.criterion", "none", evidence=evidence, detail=detail),
@@ -543,29 +703,43 @@ class AkiSettings:
             }
         reference, value = points[int(str(found.reference.ref))], points[int(str(found.value.ref))]
         shown_ref, shown_value = _shown(found.reference.value), _shown(found.value.value)
-        summary = f"SCr {shown_ref}→{shown_value} {unit} in {_n(round(found.hours, 1))} h"
-        lowest = (
-            f"{shown_ref} {unit} at {reference.time:%Y-%m-%d %H:%M} ({reference.evidence[0]}), the lowest "
-            "result in the previous"
+        summary = self._say(
+            "summary_text", reference=shown_ref, value=shown_value, unit=unit, hours=_n(round(found.hours, 1))
         )
+        baseline = {
+            "reference": shown_ref,
+            "unit": unit,
+            "time": f"{reference.time:%Y-%m-%d %H:%M}",
+            "resource": reference.evidence[0],
+        }
         if found.criterion == "ratio":
-            why = (
-                f"{_n(round(found.ratio, 2))} × {lowest} {_hours_text(self.baseline_window_hours)} "
-                f"(KDIGO: ≥ {_n(self.ratio)} × baseline)"
+            why = self._say(
+                "ratio_text",
+                ratio=_n(round(found.ratio, 2)),
+                window=_hours_text(self.baseline_window_hours),
+                limit=_n(self.ratio),
+                **baseline,
             )
         else:
-            window = _hours_text(self.absolute_window_hours)
-            why = (
-                f"a rise of {_shown(found.rise)} {unit} from {lowest} {window} "
-                f"(KDIGO: ≥ {_shown(limits.absolute_rise)} {unit} within {window})"
+            why = self._say(
+                "rise_text",
+                rise=_shown(found.rise),
+                window=_hours_text(self.absolute_window_hours),
+                limit=_shown(limits.absolute_rise),
+                **baseline,
             )
-        detail = Markdown(
-            f"KDIGO stage **{found.stage}**: "
-            + markdown_text(
-                f"creatinine {shown_value} {unit} at {value.time:%Y-%m-%d %H:%M} ({value.evidence[0]}) is "
-                f"{why}. Compared in {unit}, {native}. Results: {results}."
-            )
+        finding = self._say(
+            "finding_text",
+            analyte=label,
+            value=shown_value,
+            unit=unit,
+            time=f"{value.time:%Y-%m-%d %H:%M}",
+            resource=value.evidence[0],
+            why=why,
+            native=native,
+            results=results,
         )
+        detail = Markdown(self._say("stage_text", stage=str(found.stage), finding=markdown_text(finding)))
         evidence = (reference.evidence[0], value.evidence[0])
         return {
             "aki.stage": Fact("aki.stage", found.stage, time=value.time, evidence=evidence, detail=detail),
@@ -592,21 +766,45 @@ class AkiSettings:
         assert canonical is not None  # a Threshold's canonical value is always stated
         return self.analyte.unit, canonical, False
 
+    def _results(self, points: Sequence[Point], unit: str) -> str:
+        shown = [
+            self._say(
+                "result_text",
+                value=(
+                    f"{_shown(p.native_value)} {unit}"
+                    if unit == p.native_unit
+                    else f"{p.native_value:g} {p.native_unit} = {_shown(p.value)} {unit}"
+                ),
+                time=f"{p.time:%Y-%m-%d %H:%M}",
+            )
+            for p in points[:_SHOWN_RESULTS]
+        ]
+        more = (
+            self._say("older_results_text", count=str(len(points) - _SHOWN_RESULTS))
+            if len(points) > _SHOWN_RESULTS
+            else ""
+        )
+        return "; ".join(shown) + more
+
     def _too_few(self, points: Sequence[Point], excluded: Sequence[str], span: str, facts: Facts) -> str:
         gap = unavailable(facts.unavailable, self.sources)
         if gap is not None:
             return gap
         label = self.analyte.label
         if not points:
-            reason = f"no {label} in the last {span}"
+            reason = self._say("no_result_text", analyte=label, window=span)
         else:
             point = points[0]
-            reason = (
-                f"only one {label} in the last {span} ({_point_text(point)} at {point.time:%Y-%m-%d %H:%M})"
+            reason = self._say(
+                "one_result_text",
+                analyte=label,
+                window=span,
+                result=_point_text(point),
+                time=f"{point.time:%Y-%m-%d %H:%M}",
             )
         if excluded:
-            more = f" and {len(excluded) - 2} more" if len(excluded) > 2 else ""
-            reason += f"; not used: {'; '.join(excluded[:2])}{more}"
+            more = self._say("more_excluded_text", count=str(len(excluded) - 2)) if len(excluded) > 2 else ""
+            reason = self._say("excluded_text", reason=reason, excluded="; ".join(excluded[:2]), more=more)
         return reason
 
 
@@ -677,6 +875,7 @@ class AcuteKidneyInjury:
             stage2_ratio=stage2,
             stage3_ratio=stage3,
             stage3_value=params.threshold("stage3_creatinine", analyte.unit, analyte.name),
+            wording={name: params.template(name, names) for name, names in AKI_WORDING.items()},
         )
 
 
@@ -688,20 +887,6 @@ def _stated(threshold: Threshold, unit: str) -> float | None:
     if unit == threshold.unit:
         return threshold.value
     return threshold.native.get(unit)
-
-
-def _results(points: Sequence[Point], unit: str) -> str:
-    shown = [
-        (
-            f"{_shown(p.native_value)} {unit}"
-            if unit == p.native_unit
-            else f"{p.native_value:g} {p.native_unit} = {_shown(p.value)} {unit}"
-        )
-        + f" at {p.time:%Y-%m-%d %H:%M}"
-        for p in points[:_SHOWN_RESULTS]
-    ]
-    more = f" and {len(points) - _SHOWN_RESULTS} older" if len(points) > _SHOWN_RESULTS else ""
-    return "; ".join(shown) + more
 
 
 def _point_text(point: Point) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from cds_service.facts.named import Fact, missing
 from cds_service.ruleformat.rulefile import Parameter, RuleFile
 from cds_service.yamlfile import load_yaml
 from tests.conftest import RULES
+from tests.engine.rulesdir import copy_rules, edit
 from tests.facts.support import catalog, make_facts, observation, rule_params
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -539,3 +541,60 @@ def test_one_result_is_enough_for_an_aki_limit_and_none_says_why() -> None:
     assert compute_aki(scr("a", 6, 1.0))["aki.creatinine_limit"].value == pytest.approx(1.3)
     none = compute_aki()["aki.creatinine_limit"]
     assert none.value is None and "no creatinine" in (none.missing or "")
+
+
+# --- wording ---------------------------------------------------------------------------------------------
+
+
+def configured_from(path: Path) -> Params:
+    spec = RuleFile.model_validate(load_yaml(path).data)
+    return Params(spec.id, dict(spec.parameters), catalog())
+
+
+def test_the_renal_wording_is_the_rule_file_s(tmp_path: Path) -> None:
+    """The renal details and reasons are the templates of renal-dose.yaml, read from the file."""
+    path = copy_rules(tmp_path) / "renal-dose.yaml"
+    edit(
+        path,
+        "every {hours} h; the label's renal interval is every {label} h",
+        "q{hours}h (label: q{label}h)",
+    )
+    edit(path, "Cockcroft-Gault does not apply under {min_age} years (age {age})", "CG: {age} < {min_age} y")
+    edit(path, "Cockcroft-Gault **{value} mL/min** {inputs}", "CrCl **{value}** ({inputs})")
+    edit(path, "value: [age, weight, sex, height]", "value: [Alter, Gewicht, Geschlecht, Größe]")
+    edit(path, "creatinine must be positive, not {value}", "SCr {value} is not above 0")
+    settings = Renal().configure(configured_from(path), catalog(), {})
+    assert (
+        compute_renal(patient(route="sc", interval=24), settings)["renal.sc_too_frequent"].detail
+        == "q24h (label: q48h)"
+    )
+    assert compute_renal(patient(age=12), settings)["renal.crcl"].missing == "CG: 12 < 18 y"
+    detail = str(compute_renal(patient(), settings)["renal.crcl"].detail)
+    assert detail.startswith("CrCl **30.0** (from age 68 years; actual body weight 60 kg"), detail
+    limit = compute_renal(patient(weight=None, sex=None), settings)["renal.creatinine_limit"]
+    assert limit.missing == "missing Gewicht, Geschlecht"
+    zero = compute_renal(patient(creatinine=0.0), settings)["renal.crcl"]
+    assert zero.missing == "Cockcroft-Gault cannot use these inputs: SCr 0.0 is not above 0"
+
+
+def test_the_aki_wording_is_the_rule_file_s(tmp_path: Path) -> None:
+    """The aki details, summary and reasons are the templates of acute-kidney-injury.yaml."""
+    path = copy_rules(tmp_path) / "acute-kidney-injury.yaml"
+    edit(
+        path,
+        "SCr {reference}→{value} {unit} in {hours} h",
+        "SCr {reference} to {value} {unit}, {hours} h",
+    )
+    edit(path, "KDIGO stage **{stage}**: {finding}", "Stage **{stage}** - {finding}")
+    edit(path, "only one {analyte} in the last {window}", "a single {analyte} within {window}")
+    settings = AcuteKidneyInjury().configure(configured_from(path), catalog(), {})
+    out = compute_aki(scr("a", 30, 1.0), scr("b", 6, 1.3), settings=settings)
+    assert out["aki.summary"].value == "SCr 1.0 to 1.3 mg/dL, 24 h"
+    assert str(out["aki.stage"].detail).startswith("Stage **1** - creatinine 1.3 mg/dL at 2026-11-23 06:00")
+    one = compute_aki(scr("a", 6, 1.1), settings=settings)["aki.stage"]
+    assert one.missing == "a single creatinine within 14 days (1.1 mg/dL at 2026-11-23 06:00)"
+
+
+def test_a_wrong_number_of_input_words_fails_configuration() -> None:
+    with pytest.raises(ParameterError, match="must list 4 texts, for: age, weight, sex, height"):
+        renal(limit_input_words=["age", "weight"])
