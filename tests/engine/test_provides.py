@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from cds_service.clinical.ferritin.facts import RESPONSE_WORDING, TREND_WORDING
 from cds_service.clinical.hlh2004.criteria import WORDING as HLH_WORDING
 from cds_service.clinical.hlh2004.lists import WORDING as LIST_WORDING
 from cds_service.clinical.infusion.facts import REASONS
@@ -200,6 +201,29 @@ def test_an_hlh_evidence_template_with_an_unknown_placeholder_is_reported_at_the
     rules_copy: Path, parameter: str
 ) -> None:
     path = rules_copy / "hlh-2004.yaml"
+    text = path.read_text()
+    start = text.index(f'  {parameter}:\n    value: "')
+    quote = text.index('"', start) + 1
+    path.write_text(text[:quote] + "{observation} " + text[quote:])
+    found = errors(rules_copy)
+    assert any(
+        p.startswith(f"{path}:{line_of(path, f'  {parameter}:')}:")
+        and "unknown placeholder(s) ['observation']" in p
+        for p in found
+    ), found
+
+
+@pytest.mark.parametrize(
+    ("file", "parameter"),
+    [
+        *(("ferritin-rise.yaml", name) for name in TREND_WORDING),
+        *(("ferritin-escalation.yaml", name) for name in RESPONSE_WORDING),
+    ],
+)
+def test_a_calculation_wording_template_with_an_unknown_placeholder_is_reported_at_the_parameter(
+    rules_copy: Path, file: str, parameter: str
+) -> None:
+    path = rules_copy / file
     text = path.read_text()
     start = text.index(f'  {parameter}:\n    value: "')
     quote = text.index('"', start) + 1
