@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from cds_service.clinical.exposure.facts import EXPOSURE_WORDING, NEUTROPHIL_WORDING
 from cds_service.clinical.ferritin.facts import RESPONSE_WORDING, TREND_WORDING
 from cds_service.clinical.hlh2004.criteria import WORDING as HLH_WORDING
 from cds_service.clinical.hlh2004.lists import WORDING as LIST_WORDING
@@ -218,6 +219,8 @@ def test_an_hlh_evidence_template_with_an_unknown_placeholder_is_reported_at_the
     [
         *(("ferritin-rise.yaml", name) for name in TREND_WORDING),
         *(("ferritin-escalation.yaml", name) for name in RESPONSE_WORDING),
+        *(("high-dose-infection-watch.yaml", name) for name in EXPOSURE_WORDING),
+        *(("neutropenia.yaml", name) for name in NEUTROPHIL_WORDING),
     ],
 )
 def test_a_calculation_wording_template_with_an_unknown_placeholder_is_reported_at_the_parameter(
