@@ -12,6 +12,7 @@ from cds_service.clinical.ferritin.facts import RESPONSE_WORDING, TREND_WORDING
 from cds_service.clinical.hlh2004.criteria import WORDING as HLH_WORDING
 from cds_service.clinical.hlh2004.lists import WORDING as LIST_WORDING
 from cds_service.clinical.infusion.facts import REASONS
+from cds_service.clinical.therapy.facts import WORDING as THERAPY_WORDING
 from cds_service.engine.ruleset import check_rules
 from tests.engine.rulesdir import copy_rules, edit
 from tests.engine.test_ruleset import errors, line_of
@@ -221,6 +222,7 @@ def test_an_hlh_evidence_template_with_an_unknown_placeholder_is_reported_at_the
         *(("ferritin-escalation.yaml", name) for name in RESPONSE_WORDING),
         *(("high-dose-infection-watch.yaml", name) for name in EXPOSURE_WORDING),
         *(("neutropenia.yaml", name) for name in NEUTROPHIL_WORDING),
+        *(("duplicate-therapy.yaml", name) for name in THERAPY_WORDING),
     ],
 )
 def test_a_calculation_wording_template_with_an_unknown_placeholder_is_reported_at_the_parameter(
