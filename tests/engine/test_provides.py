@@ -11,7 +11,9 @@ from cds_service.clinical.exposure.facts import EXPOSURE_WORDING, NEUTROPHIL_WOR
 from cds_service.clinical.ferritin.facts import RESPONSE_WORDING, TREND_WORDING
 from cds_service.clinical.hlh2004.criteria import WORDING as HLH_WORDING
 from cds_service.clinical.hlh2004.lists import WORDING as LIST_WORDING
+from cds_service.clinical.hscore.facts import WORDING as HSCORE_WORDING
 from cds_service.clinical.infusion.facts import REASONS
+from cds_service.clinical.mas2016.facts import WORDING as MAS_WORDING
 from cds_service.clinical.therapy.facts import WORDING as THERAPY_WORDING
 from cds_service.engine.ruleset import check_rules
 from tests.engine.rulesdir import copy_rules, edit
@@ -198,7 +200,7 @@ def test_the_summary_lint_bounds_a_build_by_the_configured_templates(rules_copy:
     assert any(p.startswith(f"{path}:{summary}:") and "summary can reach" in p for p in found), found
 
 
-@pytest.mark.parametrize("parameter", [*HLH_WORDING, *LIST_WORDING])
+@pytest.mark.parametrize("parameter", [*HLH_WORDING, *LIST_WORDING, *HSCORE_WORDING, *MAS_WORDING])
 def test_an_hlh_evidence_template_with_an_unknown_placeholder_is_reported_at_the_parameter(
     rules_copy: Path, parameter: str
 ) -> None:
@@ -252,6 +254,13 @@ def test_a_calculation_wording_template_with_an_unknown_placeholder_is_reported_
             "must list 3 texts",
         ),
         ("hlh-2004.yaml", "triglycerides_words", "[high, not high, undecided]", "high", "must list 3 texts"),
+        (
+            "hlh-2004.yaml",
+            "hscore_item_labels",
+            "[immunosuppression, temperature, organomegaly, cytopenias, hemophagocytosis]",
+            "[immunosuppression, temperature]",
+            "must list 5 texts",
+        ),
         ("infusion-build.yaml", "intervals_joiner", '" or "', "[or]", "must be a text"),
     ],
 )
