@@ -244,6 +244,32 @@ def test_a_calculation_wording_template_with_an_unknown_placeholder_is_reported_
 
 
 @pytest.mark.parametrize(
+    ("file", "parameter", "value"),
+    [
+        ("ferritin-rise.yaml", "growth_text", '"{first} to {last} over {hours:.0f}"'),
+        ("high-dose-infection-watch.yaml", "planned_text", '"{days:d} days"'),
+        ("hlh-2004.yaml", "mas_item_text", '"{item} {result:.1f}{seen}"'),
+    ],
+)
+def test_a_wording_template_with_a_numeric_format_is_reported_at_the_parameter(
+    rules_copy: Path, file: str, parameter: str, value: str
+) -> None:
+    """Placeholders receive formatted text: a numeric format spec would fail on every request, so lint
+    refuses it at the parameter."""
+    path = rules_copy / file
+    text = path.read_text()
+    start = text.index(f"  {parameter}:\n    value: ")
+    end = text.index("\n", start + len(parameter) + 4)
+    path.write_text(text[:start] + f"  {parameter}:\n    value: {value}" + text[end:])
+    found = errors(rules_copy)
+    assert any(
+        p.startswith(f"{path}:{line_of(path, f'  {parameter}:')}:")
+        and "is not a template for text values" in p
+        for p in found
+    ), found
+
+
+@pytest.mark.parametrize(
     ("file", "parameter", "old", "new", "message"),
     [
         (
