@@ -145,6 +145,14 @@ class Params:
         if unknown:
             known = ", ".join(f"{{{p}}}" for p in placeholders)
             raise ParameterError(name, f"parameter {name!r}: unknown placeholder(s) {unknown}; use {known}")
+        try:
+            # Every placeholder is filled with text already formatted, so a numeric format spec
+            # ("{rate:.0f}") would fail on each request: refuse it here, at the parameter.
+            text.format(**dict.fromkeys(placeholders, ""))
+        except (ValueError, TypeError) as exc:
+            raise ParameterError(
+                name, f"parameter {name!r} is not a template for text values: {exc}"
+            ) from exc
         return text
 
     def texts(self, name: str) -> tuple[str, ...]:

@@ -7,10 +7,15 @@ from pathlib import Path
 
 import pytest
 
+from cds_service.clinical.exposure.facts import EXPOSURE_WORDING, NEUTROPHIL_WORDING
+from cds_service.clinical.ferritin.facts import RESPONSE_WORDING, TREND_WORDING
 from cds_service.clinical.hlh2004.criteria import WORDING as HLH_WORDING
 from cds_service.clinical.hlh2004.lists import WORDING as LIST_WORDING
+from cds_service.clinical.hscore.facts import WORDING as HSCORE_WORDING
 from cds_service.clinical.infusion.facts import REASONS
+from cds_service.clinical.mas2016.facts import WORDING as MAS_WORDING
 from cds_service.clinical.renal.facts import AKI_WORDING, RENAL_WORDING
+from cds_service.clinical.therapy.facts import WORDING as THERAPY_WORDING
 from cds_service.engine.ruleset import check_rules
 from tests.engine.rulesdir import copy_rules, edit
 from tests.engine.test_ruleset import errors, line_of
@@ -196,7 +201,7 @@ def test_the_summary_lint_bounds_a_build_by_the_configured_templates(rules_copy:
     assert any(p.startswith(f"{path}:{summary}:") and "summary can reach" in p for p in found), found
 
 
-@pytest.mark.parametrize("parameter", [*HLH_WORDING, *LIST_WORDING])
+@pytest.mark.parametrize("parameter", [*HLH_WORDING, *LIST_WORDING, *HSCORE_WORDING, *MAS_WORDING])
 def test_an_hlh_evidence_template_with_an_unknown_placeholder_is_reported_at_the_parameter(
     rules_copy: Path, parameter: str
 ) -> None:
@@ -218,9 +223,14 @@ def test_an_hlh_evidence_template_with_an_unknown_placeholder_is_reported_at_the
     [
         *(("renal-dose.yaml", name) for name in RENAL_WORDING),
         *(("acute-kidney-injury.yaml", name) for name in AKI_WORDING),
+        *(("ferritin-rise.yaml", name) for name in TREND_WORDING),
+        *(("ferritin-escalation.yaml", name) for name in RESPONSE_WORDING),
+        *(("high-dose-infection-watch.yaml", name) for name in EXPOSURE_WORDING),
+        *(("neutropenia.yaml", name) for name in NEUTROPHIL_WORDING),
+        *(("duplicate-therapy.yaml", name) for name in THERAPY_WORDING),
     ],
 )
-def test_a_renal_or_aki_template_with_an_unknown_placeholder_is_reported_at_the_parameter(
+def test_a_calculation_wording_template_with_an_unknown_placeholder_is_reported_at_the_parameter(
     rules_copy: Path, file: str, parameter: str
 ) -> None:
     path = rules_copy / file
@@ -251,6 +261,32 @@ def test_the_summary_lint_bounds_the_aki_summary_by_its_configured_template(rule
 
 
 @pytest.mark.parametrize(
+    ("file", "parameter", "value"),
+    [
+        ("ferritin-rise.yaml", "growth_text", '"{first} to {last} over {hours:.0f}"'),
+        ("high-dose-infection-watch.yaml", "planned_text", '"{days:d} days"'),
+        ("hlh-2004.yaml", "mas_item_text", '"{item} {result:.1f}{seen}"'),
+    ],
+)
+def test_a_wording_template_with_a_numeric_format_is_reported_at_the_parameter(
+    rules_copy: Path, file: str, parameter: str, value: str
+) -> None:
+    """Placeholders receive formatted text: a numeric format spec would fail on every request, so lint
+    refuses it at the parameter."""
+    path = rules_copy / file
+    text = path.read_text()
+    start = text.index(f"  {parameter}:\n    value: ")
+    end = text.index("\n", start + len(parameter) + 4)
+    path.write_text(text[:start] + f"  {parameter}:\n    value: {value}" + text[end:])
+    found = errors(rules_copy)
+    assert any(
+        p.startswith(f"{path}:{line_of(path, f'  {parameter}:')}:")
+        and "is not a template for text values" in p
+        for p in found
+    ), found
+
+
+@pytest.mark.parametrize(
     ("file", "parameter", "old", "new", "message"),
     [
         (
@@ -261,6 +297,13 @@ def test_the_summary_lint_bounds_the_aki_summary_by_its_configured_template(rule
             "must list 3 texts",
         ),
         ("hlh-2004.yaml", "triglycerides_words", "[high, not high, undecided]", "high", "must list 3 texts"),
+        (
+            "hlh-2004.yaml",
+            "hscore_item_labels",
+            "[immunosuppression, temperature, organomegaly, cytopenias, hemophagocytosis]",
+            "[immunosuppression, temperature]",
+            "must list 5 texts",
+        ),
         ("infusion-build.yaml", "intervals_joiner", '" or "', "[or]", "must be a text"),
         (
             "renal-dose.yaml",

@@ -70,6 +70,63 @@ _IN_FORCE = "active"
 _NEVER = datetime.min.replace(tzinfo=UTC)
 _DAY = 86400.0
 
+# How each calculation words its facts' details and missing reasons: rule-file template parameters
+# (high-dose-infection-watch.yaml, neutropenia.yaml) with the placeholders each may name. Doses come with
+# {dose_unit} (medications.yaml dose_unit), times as "2026-11-23 08:00", windows as "7 days".
+EXPOSURE_WORDING: dict[str, tuple[str, ...]] = {
+    "course_text": ("order", "status", "summary", "start", "end"),
+    "course_no_start_text": (),
+    "course_no_end_text": (),
+    "ordered_text": ("drug", "being", "summary"),
+    "draft_text": ("summary",),
+    "no_draft_text": ("drug",),
+    "draft_dose_unknown_text": ("why",),
+    "below_high_text": ("dose", "high_dose", "dose_unit"),
+    "no_planned_text": (),
+    "planned_text": ("days", "where", "dose", "dose_unit"),
+    "not_recent_text": ("drug", "window"),
+    "no_current_text": ("drug", "window"),
+    "order_why_text": ("order", "why"),
+    "dose_unknown_text": ("order", "why"),
+    "no_start_text": ("order", "status"),
+    "no_end_text": ("order", "status"),
+    "days_high_text": ("days", "high_dose", "dose_unit"),
+    "days_high_courses_text": ("days", "high_dose", "dose_unit", "courses"),
+    "at_least_text": ("detail", "unsure"),
+    "days_known_text": ("days", "high_dose", "dose_unit", "unsure"),
+    "prior_text": ("count", "drug", "window"),
+    "prior_courses_text": ("count", "drug", "window", "courses"),
+    "unplaced_text": ("order", "status", "window"),
+    "unplaced_no_start_text": ("order", "status"),
+    "unplaced_more_text": ("more",),
+    "older_text": ("courses",),
+}
+NEUTROPHIL_WORDING: dict[str, tuple[str, ...]] = {
+    "none_text": ("label",),
+    "stale_text": ("label", "result", "time", "age", "within"),
+    "current_text": ("result", "time", "age"),
+    "none_in_window_text": ("label", "window"),
+    "none_usable_text": ("label", "window"),
+    "last_known_text": ("label", "value", "unit", "age"),
+    "severe_text": ("limit",),
+    "low_text": ("limit",),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Wording:
+    """A rule file's wording templates (EXPOSURE_WORDING or NEUTROPHIL_WORDING), checked at configure."""
+
+    templates: Mapping[str, str]
+
+    @classmethod
+    def of(cls, params: Params, wording: Mapping[str, Sequence[str]]) -> Wording:
+        return cls({name: params.template(name, names) for name, names in wording.items()})
+
+    def __call__(self, name: str, **values: str) -> str:
+        return self.templates[name].format(**values)
+
+
 EXPOSURE_FACTS = (
     "exposure.recent",
     "exposure.recent_or_ordered",
@@ -92,10 +149,17 @@ class Course:
     end: datetime | None  # None: not known (a completed order with no end and no later order)
     summary: str
 
-    def describe(self) -> str:
-        start = f"{self.start:%Y-%m-%d %H:%M}" if self.start else "unknown start"
-        end = f"{self.end:%Y-%m-%d %H:%M}" if self.end else "unknown end"
-        return f"{self.reference} ({self.status}, {self.summary}, {start} to {end})"
+    def describe(self, say: Wording) -> str:
+        start = f"{self.start:%Y-%m-%d %H:%M}" if self.start else say("course_no_start_text")
+        end = f"{self.end:%Y-%m-%d %H:%M}" if self.end else say("course_no_end_text")
+        return say(
+            "course_text",
+            order=self.reference,
+            status=self.status,
+            summary=self.summary,
+            start=start,
+            end=end,
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,6 +171,26 @@ class ExposureSettings:
     prolonged: float  # d
     recent: timedelta
     episode: timedelta
+    say: Wording
+    dose_unit: str  # medications.yaml dose_unit as people write it ("mg")
+
+    def _courses(self, courses: Iterable[Course]) -> str:
+        return "; ".join(c.describe(self.say) for c in courses)
+
+    def _unplaced(self, unsure: Sequence[Course], window: str) -> str:
+        """Why these courses cannot be placed in or out of the window (they have no end date)."""
+        say = self.say
+        reasons = [
+            say("unplaced_text", order=c.reference, status=c.status, window=window)
+            if c.start is not None
+            else say("unplaced_no_start_text", order=c.reference, status=c.status)
+            for c in unsure[:2]
+        ]
+        more = say("unplaced_more_text", more=str(len(unsure) - 2)) if len(unsure) > 2 else ""
+        return "; ".join(reasons) + more
+
+    def _with_older(self, detail: str, older: Sequence[Course]) -> str:
+        return detail + (self.say("older_text", courses=self._courses(older)) if older else "")
 
     def compute(self, named: Mapping[str, Fact], facts: Facts) -> dict[str, Fact]:
         resolve = resolver(facts)
@@ -146,7 +230,9 @@ class ExposureSettings:
             "exposure.recent_or_ordered",
             True,
             evidence=(ordered.reference,),
-            detail=f"this {self.drug.label} order is {being_ordered(hook)} ({ordered.summary})",
+            detail=self.say(
+                "ordered_text", drug=self.drug.label, being=being_ordered(hook), summary=ordered.summary
+            ),
         )
 
     def _draft_dose(self, ordered: Normalised | None) -> Fact | None:
@@ -154,40 +240,35 @@ class ExposureSettings:
             return None
         name = "exposure.daily_dose"
         if "daily_dose" not in ordered.values:
-            return missing(name, f"draft order: {ordered.why['daily_dose']}", (ordered.reference,))
+            return missing(
+                name, self.say("draft_text", summary=ordered.why["daily_dose"]), (ordered.reference,)
+            )
         return Fact(
             name,
             ordered.values["daily_dose"],
             unit="mg/d",
             evidence=(ordered.reference,),
-            detail=f"draft order: {ordered.summary}",
+            detail=self.say("draft_text", summary=ordered.summary),
         )
 
     def _planned(self, draft: DraftOrder | None, ordered: Normalised | None, now: datetime) -> Fact:
         name = "exposure.planned_days_high"
         if draft is None or ordered is None:
-            return missing(name, f"no draft {self.drug.label} order")
+            return missing(name, self.say("no_draft_text", drug=self.drug.label))
         evidence = (ordered.reference,)
         dose = ordered.values.get("daily_dose")
         if dose is None:
-            return missing(
-                name, f"daily dose of the draft order unknown: {ordered.why['daily_dose']}", evidence
-            )
+            return missing(name, self.say("draft_dose_unknown_text", why=ordered.why["daily_dose"]), evidence)
         if dose < self.high_dose:
-            below = (
-                f"the draft order is {_n(dose)} mg/day, below the high dose of {_n(self.high_dose)} mg/day"
+            below = self.say(
+                "below_high_text", dose=_n(dose), high_dose=_n(self.high_dose), dose_unit=self.dose_unit
             )
             return Fact(name, 0.0, unit="d", evidence=evidence, detail=below)
         planned = planned_duration(draft.raw, now, self.units)
         if planned is None:
-            return missing(
-                name,
-                "the draft order gives no planned duration (timing.repeat.boundsPeriod or boundsDuration, "
-                "or dispenseRequest.expectedSupplyDuration)",
-                evidence,
-            )
+            return missing(name, self.say("no_planned_text"), evidence)
         days, where = planned
-        detail = f"{_n(days)} days planned ({where}) at {_n(dose)} mg/day"
+        detail = self.say("planned_text", days=_n(days), where=where, dose=_n(dose), dose_unit=self.dose_unit)
         return Fact(name, days, unit="d", evidence=evidence, detail=detail)
 
     # --- prior orders -------------------------------------------------------------------------------
@@ -200,13 +281,12 @@ class ExposureSettings:
         result = any_of(*(state for _, state in states))
         if result is Tri.UNKNOWN:
             unsure = [c for c, state in states if state is Tri.UNKNOWN]
-            return missing(name, _unplaced(unsure, window), _refs(unsure))
+            return missing(name, self._unplaced(unsure, window), _refs(unsure))
         if result is Tri.MET:
             hits = [c for c, state in states if state is Tri.MET]
-            detail = "; ".join(c.describe() for c in hits)
-            return Fact(name, True, evidence=_refs(hits), detail=detail)
-        detail = f"no {self.drug.label} order active now or ended in the last {window}"
-        return Fact(name, False, evidence=_refs(courses), detail=_with_older(detail, courses))
+            return Fact(name, True, evidence=_refs(hits), detail=self._courses(hits))
+        detail = self.say("not_recent_text", drug=self.drug.label, window=window)
+        return Fact(name, False, evidence=_refs(courses), detail=self._with_older(detail, courses))
 
     def _current_dose(self, courses: Sequence[Course], now: datetime) -> Fact:
         name = "exposure.daily_dose"
@@ -217,51 +297,50 @@ class ExposureSettings:
         )
         if chosen is None:
             window = duration_text(self.recent)
-            return missing(name, f"no {self.drug.label} order in force now or ended in the last {window}")
+            return missing(name, self.say("no_current_text", drug=self.drug.label, window=window))
         if chosen.dose is None:
-            return missing(name, f"{chosen.reference}: {chosen.why}", (chosen.reference,))
-        return Fact(name, chosen.dose, unit="mg/d", evidence=(chosen.reference,), detail=chosen.describe())
+            why = self.say("order_why_text", order=chosen.reference, why=chosen.why)
+            return missing(name, why, (chosen.reference,))
+        detail = chosen.describe(self.say)
+        return Fact(name, chosen.dose, unit="mg/d", evidence=(chosen.reference,), detail=detail)
 
     def _days_high(self, courses: Sequence[Course], now: datetime) -> Fact:
         name = "exposure.days_high"
         periods: list[tuple[datetime, datetime]] = []
         counted: list[Course] = []
         unsure: list[str] = []
+        say = self.say
         for course in courses:
             if course.dose is None:
-                unsure.append(f"{course.reference}: daily dose unknown ({course.why})")
+                unsure.append(say("dose_unknown_text", order=course.reference, why=course.why))
                 continue
             if course.dose < self.high_dose:
                 continue
             if course.start is None:
-                unsure.append(
-                    f"{course.reference} ({course.status}) has no start (authoredOn or boundsPeriod)"
-                )
+                unsure.append(say("no_start_text", order=course.reference, status=course.status))
                 continue
             if course.end is None:
-                unsure.append(f"{course.reference} ({course.status}) has no end date and no later order")
+                unsure.append(say("no_end_text", order=course.reference, status=course.status))
                 continue
             end = min(course.end, now)
             if end > course.start:
                 periods.append((course.start, end))
                 counted.append(course)
         days = tidy(union_seconds(periods) / _DAY)
-        high = f"{_n(self.high_dose)} mg/day"
-        detail = f"{_n(days)} days at >= {high}" + (
-            f": {'; '.join(c.describe() for c in counted)}" if counted else ""
+        high = {"days": _n(days), "high_dose": _n(self.high_dose), "dose_unit": self.dose_unit}
+        detail = (
+            say("days_high_courses_text", **high, courses=self._courses(counted))
+            if counted
+            else say("days_high_text", **high)
         )
         if not unsure:
             return Fact(name, days, unit="d", evidence=_refs(counted), detail=detail)
         if days >= self.prolonged:
             # Already prolonged whatever the unplaced orders add: keep the bound.
-            note = f"{detail}; at least, because {'; '.join(unsure)}"
+            note = say("at_least_text", detail=detail, unsure="; ".join(unsure))
             return Fact(name, days, unit="d", comparator=">=", evidence=_refs(counted), detail=note)
-        return missing(
-            name,
-            f"{_n(days)} days at >= {high} are known, but {'; '.join(unsure[:2])}",
-            _refs(counted),
-            detail,
-        )
+        known = say("days_known_text", **high, unsure="; ".join(unsure[:2]))
+        return missing(name, known, _refs(counted), detail)
 
     def _prior_orders(self, courses: Sequence[Course], now: datetime) -> Fact:
         name = "exposure.prior_orders"
@@ -270,17 +349,20 @@ class ExposureSettings:
         states = [(course, within(course, since)) for course in courses]
         known = [c for c, state in states if state is Tri.MET]
         unsure = [c for c, state in states if state is Tri.UNKNOWN]
-        detail = f"{len(known)} {self.drug.label} order(s) active now or ended in the last {window}" + (
-            f": {'; '.join(c.describe() for c in known)}" if known else ""
+        count = {"count": str(len(known)), "drug": self.drug.label, "window": window}
+        detail = (
+            self.say("prior_courses_text", **count, courses=self._courses(known))
+            if known
+            else self.say("prior_text", **count)
         )
         if unsure and not known:
-            return missing(name, _unplaced(unsure, window), _refs(unsure))
+            return missing(name, self._unplaced(unsure, window), _refs(unsure))
         return Fact(
             name,
             len(known),
             comparator=">=" if unsure else None,
             evidence=_refs(known),
-            detail=_with_older(detail, [c for c, state in states if state is Tri.NOT_MET]),
+            detail=self._with_older(detail, [c for c, state in states if state is Tri.NOT_MET]),
         )
 
 
@@ -342,6 +424,8 @@ class Exposure:
             prolonged=params.number("prolonged", "d"),
             recent=timedelta(hours=params.number("recent_window", "h")),
             episode=timedelta(hours=params.number("episode_window", "h")),
+            say=Wording.of(params, EXPOSURE_WORDING),
+            dose_unit=catalog.units.text(catalog.medications.dose_unit),
         )
         for name, value in (
             ("high_dose", settings.high_dose),
@@ -375,6 +459,7 @@ class NeutrophilSettings:
     low: Threshold
     severe: Threshold
     units: Units
+    say: Wording
 
     @property
     def unit_text(self) -> str:
@@ -385,7 +470,8 @@ class NeutrophilSettings:
         latest = named[f"{self.analyte}.latest"]
         known = self._last_known(latest, named[f"{self.analyte}.count"], facts)
         if latest.value is None:
-            return {name: missing(name, latest.missing or f"no {self.label}", latest.evidence), **known}
+            why = latest.missing or self.say("none_text", label=self.label)
+            return {name: missing(name, why, latest.evidence), **known}
         assert latest.time is not None  # a lab point always has a time
         age = tidy((facts.now - latest.time).total_seconds() / 3600)
         value = latest.native_value if latest.native_value is not None else float(latest.value)
@@ -396,13 +482,20 @@ class NeutrophilSettings:
             return {
                 name: missing(
                     name,
-                    f"the newest {self.label} ({shown} at {when}) is {_n(age)} h old, "
-                    f"more than {_n(self.within)} h",
+                    self.say(
+                        "stale_text",
+                        label=self.label,
+                        result=shown,
+                        time=when,
+                        age=_n(age),
+                        within=_n(self.within),
+                    ),
                     latest.evidence,
                 ),
                 **known,
             }
-        detail = "; ".join(x for x in (f"{shown} at {when} ({_n(age)} h ago)", latest.detail) if x)
+        now = self.say("current_text", result=shown, time=when, age=_n(age))
+        detail = "; ".join(x for x in (now, latest.detail) if x)
         return {name: dataclasses.replace(latest, name=name, detail=detail), **known}
 
     def _last_known(self, latest: Fact, count: Fact, facts: Facts) -> dict[str, Fact]:
@@ -410,19 +503,19 @@ class NeutrophilSettings:
         current one: a known severe value must not read as "no count"."""
         name = "neutrophils.last_known"
         if latest.value is None or latest.time is None:
-            none = (
-                f"no {self.label} in the last {self.window}"
-                if count.value == 0
-                else f"no usable {self.label} in the last {self.window}"
+            none = self.say(
+                "none_in_window_text" if count.value == 0 else "none_usable_text",
+                label=self.label,
+                window=self.window,
             )
             return {name: Fact(name, none, detail=latest.missing)}
         age = tidy((facts.now - latest.time).total_seconds() / 3600)
         value = f"{latest.comparator or ''}{_n(float(latest.value))}"
-        text = f"last {self.label} {value} {self.unit_text}, {_n(age)} h ago"
+        text = self.say("last_known_text", label=self.label, value=value, unit=self.unit_text, age=_n(age))
         if self.severe.compare(latest, "<") is Tri.MET:
-            text += f": severe (<{_n(self.severe.value)})"
+            text += self.say("severe_text", limit=_n(self.severe.value))
         elif self.low.compare(latest, "<") is Tri.MET:
-            text += f": low (<{_n(self.low.value)})"
+            text += self.say("low_text", limit=_n(self.low.value))
         clipped = text if len(text) <= LAST_KNOWN_WIDTH else text[: LAST_KNOWN_WIDTH - 1] + "…"
         return {name: Fact(name, clipped, time=latest.time, evidence=latest.evidence, detail=latest.detail)}
 
@@ -465,6 +558,7 @@ class Neutrophils:
             params.threshold("neutropenia", analyte.unit, analyte.name),
             params.threshold("severe_neutropenia", analyte.unit, analyte.name),
             catalog.units,
+            Wording.of(params, NEUTROPHIL_WORDING),
         )
 
 
@@ -614,21 +708,6 @@ def _started(course: Course) -> datetime:
 
 def _refs(courses: Iterable[Course]) -> tuple[str, ...]:
     return tuple(c.reference for c in courses)
-
-
-def _unplaced(unsure: Sequence[Course], window: str) -> str:
-    """Why these courses cannot be placed in or out of the window (they have no end date)."""
-    reasons = [
-        f"{c.reference} ({c.status}) has no end date and started before the last {window}"
-        if c.start is not None
-        else f"{c.reference} ({c.status}) has no start or end date"
-        for c in unsure[:2]
-    ]
-    return "; ".join(reasons) + (f" (and {len(unsure) - 2} more)" if len(unsure) > 2 else "")
-
-
-def _with_older(detail: str, older: Sequence[Course]) -> str:
-    return detail + (f"; older: {'; '.join(c.describe() for c in older)}" if older else "")
 
 
 def _n(value: float) -> str:

@@ -32,7 +32,64 @@ from cds_service.ruleformat.text import format_number, format_time
 # pack whose medications are dosed in another.
 DOSE_UNIT = "mg"
 
-__all__ = ["FERRITIN_RESPONSE", "FERRITIN_TREND", "FerritinResponse", "FerritinTrend"]
+__all__ = [
+    "FERRITIN_RESPONSE",
+    "FERRITIN_TREND",
+    "RESPONSE_WORDING",
+    "TREND_WORDING",
+    "FerritinResponse",
+    "FerritinTrend",
+]
+
+# The wording both calculations share (a result at its time, results the window could not use), then each
+# one's own: rule-file template parameters with the placeholders each may name. {label} is the analyte's
+# label (analytes.yaml), {Label} the same capitalised; durations come as "48 h", results as "8500 ug/L".
+_WINDOW_WORDING: dict[str, tuple[str, ...]] = {
+    "at_text": ("result", "time"),
+    "unused_text": ("result",),
+    "unused_more_text": ("result", "more"),
+    "nonpositive_text": ("resource", "value"),
+}
+TREND_WORDING: dict[str, tuple[str, ...]] = {
+    **_WINDOW_WORDING,
+    "growth_text": ("first", "last", "hours"),
+    "none_text": ("label", "window"),
+    "none_last_text": ("time",),
+    "single_text": ("label", "window", "result"),
+    "too_close_text": ("Label", "window", "spacing", "first", "last"),
+    "censored_text": ("Label", "results"),
+    "censored_joiner": (),
+    "few_text": ("label", "window"),
+    "step_text": ("before", "latest", "hours"),
+    "step_censored_text": ("label", "step"),
+    "no_intermediate_text": (),
+    "steps_item_text": ("earlier", "later", "hours", "rate", "fall", "earlier_time", "later_time"),
+    "steps_rate_text": ("rate",),
+    "steps_censored_text": (),
+    "steps_too_close_text": (),
+    "steps_fall_text": (),
+}
+RESPONSE_WORDING: dict[str, tuple[str, ...]] = {
+    **_WINDOW_WORDING,
+    "no_order_text": ("drug",),
+    "no_daily_dose_text": (),
+    "no_start_text": ("order",),
+    "no_weight_text": (),
+    "weight_text": ("weight", "unit"),
+    "since_text": ("dose", "dose_unit", "time", "orders"),
+    "assessable_text": ("since", "hours", "min_time"),
+    "early_text": ("dose", "dose_unit", "hours", "since", "assess_from"),
+    "none_since_text": ("label", "time"),
+    "no_baseline_text": ("label", "earliest", "latest"),
+    "too_close_text": ("Label", "baseline", "baseline_time", "latest", "apart", "spacing"),
+    "rise_text": ("previous", "latest"),
+    "rise_censored_text": ("label", "results"),
+    "below_text": ("latest", "peak"),
+    "below_open_text": ("label", "results"),
+    "below_censored_text": ("label", "results"),
+    "no_draft_text": (),
+    "draft_text": ("draft", "current", "dose_unit"),
+}
 
 # The rule-file parameter naming the analyte (rules/facts/analytes.yaml) both calculations read.
 ANALYTE = "analyte"
@@ -78,8 +135,21 @@ def _shown(point: Point, unit: str) -> str:
     return f"{point.comparator or ''}{format_number(point.value)} {unit}"
 
 
-def _at(point: Point, unit: str) -> str:
-    return f"{_shown(point, unit)} at {format_time(point.time)}"
+@dataclasses.dataclass(frozen=True)
+class _Wording:
+    """The rule file's wording templates (TREND_WORDING or RESPONSE_WORDING), checked at configure."""
+
+    templates: Mapping[str, str]
+
+    @classmethod
+    def of(cls, params: Params, wording: Mapping[str, Sequence[str]]) -> _Wording:
+        return cls({name: params.template(name, names) for name, names in wording.items()})
+
+    def __call__(self, name: str, **values: str) -> str:
+        return self.templates[name].format(**values)
+
+    def at(self, point: Point, unit: str) -> str:
+        return self("at_text", result=_shown(point, unit), time=format_time(point.time))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,7 +159,7 @@ class _Window:
     older: datetime | None  # the newest result before the window
 
 
-def _usable(analyte: Analyte, facts: Facts, catalog: FactCatalog, start: datetime) -> _Window:
+def _usable(analyte: Analyte, facts: Facts, catalog: FactCatalog, start: datetime, say: _Wording) -> _Window:
     """The analyte's results from `start` to now."""
     series = collect(analyte, facts, catalog.units, start)
     excluded = list(series.excluded)
@@ -99,14 +169,17 @@ def _usable(analyte: Analyte, facts: Facts, catalog: FactCatalog, start: datetim
             continue  # a result timed after the request belongs to no window ending now
         if not point.value > 0:
             # A growth rate from or to zero has no meaning.
-            excluded.append(f"{point.evidence[0]} has value {format_number(point.value)}")
+            excluded.append(
+                say("nonpositive_text", resource=point.evidence[0], value=format_number(point.value))
+            )
             continue
         points.append(point)
     points.sort(key=lambda p: p.time)
     note = ""
-    if excluded:
-        more = f" (and {len(excluded) - 1} more)" if len(excluded) > 1 else ""
-        note = f"not used: {excluded[0]}{more}"
+    if len(excluded) == 1:
+        note = say("unused_text", result=excluded[0])
+    elif excluded:
+        note = say("unused_more_text", result=excluded[0], more=str(len(excluded) - 1))
     return _Window(points, note, series.older)
 
 
@@ -166,6 +239,7 @@ class FerritinTrend:
             catalog,
             _positive_hours(params, "trend_window"),
             _positive_hours(params, "min_spacing"),
+            _Wording.of(params, TREND_WORDING),
         )
 
 
@@ -176,6 +250,7 @@ class _Trend:
     catalog: FactCatalog
     window_hours: float
     spacing_hours: float
+    say: _Wording
 
     def compute(self, named: Mapping[str, Fact], facts: Facts) -> dict[str, Fact]:
         n, unit = self.name, self.analyte.unit
@@ -186,7 +261,8 @@ class _Trend:
         gap = unavailable(facts.unavailable, self.catalog.labs.sources)
         if gap is not None:
             return {name: missing(name, gap) for name in names}
-        window = _usable(self.analyte, facts, self.catalog, facts.now - timedelta(hours=self.window_hours))
+        start = facts.now - timedelta(hours=self.window_hours)
+        window = _usable(self.analyte, facts, self.catalog, start, self.say)
         by_ref = {p.evidence[0]: p for p in window.points}
         samples = [Sample(p.time, p.value, p.comparator is not None, p.evidence[0]) for p in window.points]
         result = trend(samples, self.spacing_hours)
@@ -206,7 +282,10 @@ class _Trend:
         out[f"{n}.hours"] = Fact(f"{n}.hours", hours, unit="h", time=last.time, evidence=evidence)
         out[f"{n}.steps"] = Fact(f"{n}.steps", self._steps(result, by_ref), evidence=evidence, detail=note)
         if result.daily_growth is not None:
-            detail = f"{_at(first, unit)} to {_at(last, unit)} over {_duration(hours)}, compounded per day"
+            at = self.say.at
+            detail = self.say(
+                "growth_text", first=at(first, unit), last=at(last, unit), hours=_duration(hours)
+            )
             out[f"{n}.daily_growth"] = Fact(
                 f"{n}.daily_growth",
                 round(result.daily_growth * 100, _DECIMALS),
@@ -220,27 +299,30 @@ class _Trend:
     def _reason(self, result: Trend, by_ref: Mapping[str, Point], window: _Window) -> str:
         """Why there is no daily rate (rules-logic.md (b) FER-RISE steps 2 and 5)."""
         label, unit, span = self.analyte.label, self.analyte.unit, _duration(self.window_hours)
+        say = self.say
         if result.status == "rate":
             return ""
         if result.first is None or result.last is None:
-            reason = f"No {label} in the last {span}"
+            reason = say("none_text", label=label, window=span)
             if window.older is not None and not window.note:
-                reason += f" (last on {format_time(window.older)})"
+                reason += say("none_last_text", time=format_time(window.older))
         elif result.status == "single":
-            reason = f"Only one {label} in the last {span} ({_at(by_ref[str(result.first.ref)], unit)})"
+            first = say.at(by_ref[str(result.first.ref)], unit)
+            reason = say("single_text", label=label, window=span, result=first)
         elif result.status == "too-close":
-            ends = ", ".join(_at(by_ref[str(s.ref)], unit) for s in (result.first, result.last))
-            reason = (
-                f"{label.capitalize()} results in the last {span} are less than "
-                f"{_duration(self.spacing_hours)} apart ({ends}), too close for a daily rate"
+            reason = say(
+                "too_close_text",
+                Label=label.capitalize(),
+                window=span,
+                spacing=_duration(self.spacing_hours),
+                first=say.at(by_ref[str(result.first.ref)], unit),
+                last=say.at(by_ref[str(result.last.ref)], unit),
             )
         else:
-            ends = " and ".join(
-                _at(by_ref[str(s.ref)], unit) for s in (result.first, result.last) if s.censored
+            ends = say("censored_joiner").join(
+                say.at(by_ref[str(s.ref)], unit) for s in (result.first, result.last) if s.censored
             )
-            reason = (
-                f"{label.capitalize()} {ends} is only a bound (censored), so no daily rate can be computed"
-            )
+            reason = say("censored_text", Label=label.capitalize(), results=ends)
         return f"{reason}; {window.note}" if window.note else reason
 
     def _latest_step(self, points: Sequence[Point]) -> dict[str, Fact]:
@@ -249,17 +331,19 @@ class _Trend:
         n, unit, label = self.name, self.analyte.unit, self.analyte.label
         fall, step = f"{n}.latest_fall", f"{n}.latest_step"
         if len(points) < 2:
-            why = f"fewer than two {label} results in the last {_duration(self.window_hours)}"
+            why = self.say("few_text", label=label, window=_duration(self.window_hours))
             return {fall: missing(fall, why), step: missing(step, why)}
         before, latest = points[-2], points[-1]
         evidence = before.evidence + latest.evidence
         hours = tidy((latest.time - before.time).total_seconds() / 3600)
-        text = f"{_shown(before, unit)} to {_shown(latest, unit)} over {_duration(hours)}"
+        text = self.say(
+            "step_text", before=_shown(before, unit), latest=_shown(latest, unit), hours=_duration(hours)
+        )
         shown = Fact(
             step, text if len(text) <= _STEP_WIDTH else text[: _STEP_WIDTH - 1] + "…", evidence=evidence
         )
         if before.comparator or latest.comparator:
-            why = f"a censored {label} ({text}) gives no direction"
+            why = self.say("step_censored_text", label=label, step=text)
             return {fall: missing(fall, why, evidence), step: shown}
         value = round((1 - latest.value / before.value) * 100, _DECIMALS)
         return {
@@ -268,22 +352,30 @@ class _Trend:
         }
 
     def _steps(self, result: Trend, by_ref: Mapping[str, Point]) -> str:
+        say = self.say
         if len(result.steps) < 2:
-            return "no intermediate result"
+            return say("no_intermediate_text")
         unit = self.analyte.unit
         parts = []
         for earlier, later, growth in result.steps:
             a, b = by_ref[str(earlier.ref)], by_ref[str(later.ref)]
             hours = _duration(tidy((b.time - a.time).total_seconds() / 3600))
             if growth is None:
-                why = "censored" if a.comparator or b.comparator else "too close for a rate"
-                rate = f"no rate ({why})"
+                rate = say("steps_censored_text" if a.comparator or b.comparator else "steps_too_close_text")
             else:
-                rate = f"{growth * 100:+.0f} %/day"
-            fall = ", a fall" if b.value < a.value and not (a.comparator or b.comparator) else ""
+                rate = say("steps_rate_text", rate=f"{growth * 100:+.0f}")
+            fall = say("steps_fall_text") if b.value < a.value and not (a.comparator or b.comparator) else ""
             parts.append(
-                f"{_shown(a, unit)} to {_shown(b, unit)} over {hours} ({rate}{fall}, "
-                f"{format_time(a.time)} to {format_time(b.time)})"
+                say(
+                    "steps_item_text",
+                    earlier=_shown(a, unit),
+                    later=_shown(b, unit),
+                    hours=hours,
+                    rate=rate,
+                    fall=fall,
+                    earlier_time=format_time(a.time),
+                    later_time=format_time(b.time),
+                )
             )
         return "; ".join(parts)
 
@@ -390,6 +482,8 @@ class FerritinResponse:
             _positive_hours(params, "min_time_on_dose"),
             params.number("baseline_lookback", "h"),
             _positive_hours(params, "min_spacing"),
+            _Wording.of(params, RESPONSE_WORDING),
+            catalog.units.text(catalog.medications.dose_unit),
         )
 
 
@@ -402,6 +496,8 @@ class _Response:
     min_hours: float
     lookback_hours: float
     spacing_hours: float
+    say: _Wording
+    dose_unit: str  # medications.yaml dose_unit as people write it ("mg")
 
     def compute(self, named: Mapping[str, Fact], facts: Facts) -> dict[str, Fact]:
         n = self.name
@@ -409,11 +505,12 @@ class _Response:
         gap = unavailable(facts.unavailable, self.catalog.medications.sources)
         if gap is not None:
             return {name: missing(name, gap) for name in names}
-        weight = named.get("patient.weight") or missing("patient.weight", "no body weight")
+        say = self.say
+        weight = named.get("patient.weight") or missing("patient.weight", say("no_weight_text"))
         orders = self._orders(facts, weight)
         active = [o for o in orders if o.status == "active"]
         if not active:
-            absent = f"no active {self.drug.label} order"
+            absent = say("no_order_text", drug=self.drug.label)
             quiet = {name: missing(name, absent) for name in names}
             quiet[f"{n}.assessable"] = Fact(f"{n}.assessable", False, detail=absent)
             return quiet
@@ -422,17 +519,22 @@ class _Response:
         daily = current.order.values.get("daily_dose")
         if daily is None or current.start is None:
             why = (
-                current.order.why.get("daily_dose", "no daily dose")
+                current.order.why.get("daily_dose", say("no_daily_dose_text"))
                 if daily is None
-                else f"{current.reference} has no authoredOn or boundsPeriod.start, so when its dose "
-                "began is unknown"
+                else say("no_start_text", order=current.reference)
             )
             return {name: missing(name, why, (current.reference,), current.order.summary) for name in names}
         run = self._run(orders, current, daily)
         began = min(o.start or current.start for o in run)
         refs = tuple(o.reference for o in run)
         hours = tidy((facts.now - began).total_seconds() / 3600)
-        since = f"{format_number(daily)} mg/day since {format_time(began)} ({', '.join(refs)})"
+        since = say(
+            "since_text",
+            dose=format_number(daily),
+            dose_unit=self.dose_unit,
+            time=format_time(began),
+            orders=", ".join(refs),
+        )
         assessable = hours >= self.min_hours
         assess_from = began + timedelta(hours=self.min_hours)
         out = {
@@ -441,7 +543,9 @@ class _Response:
                 assessable,
                 time=began,
                 evidence=refs,
-                detail=f"on {since}: {format_number(hours)} h; assessed from {_duration(self.min_hours)}",
+                detail=say(
+                    "assessable_text", since=since, hours=_duration(hours), min_time=_duration(self.min_hours)
+                ),
             ),
             f"{n}.dose": Fact(
                 f"{n}.dose", daily, unit="mg/d", time=began, evidence=refs, detail=current.order.summary
@@ -451,14 +555,18 @@ class _Response:
                 f"{n}.dose_start", format_time(began), time=began, evidence=refs, detail=since
             ),
             f"{n}.hours_on_dose": Fact(f"{n}.hours_on_dose", hours, unit="h", time=began, evidence=refs),
-            f"{n}.draft_increase": _draft_increase(f"{n}.draft_increase", named, daily),
+            f"{n}.draft_increase": self._draft_increase(f"{n}.draft_increase", named, daily),
         }
         if assessable:
             out.update(self._ferritin(facts, began, assess_from))
         else:
-            early = (
-                f"on {format_number(daily)} mg/day for only {format_number(hours)} h (since "
-                f"{format_time(began)}); the response is assessed from {format_time(assess_from)}"
+            early = say(
+                "early_text",
+                dose=format_number(daily),
+                dose_unit=self.dose_unit,
+                hours=_duration(hours),
+                since=format_time(began),
+                assess_from=format_time(assess_from),
             )
             out.update({f"{n}.{s}": missing(f"{n}.{s}", early, refs) for s in _FERRITIN_FACTS})
         return out
@@ -499,29 +607,31 @@ class _Response:
         order = current.order
         value = order.values.get("dose_rate_per_kg")
         if value is None:
-            return missing(name, order.why.get("dose_rate_per_kg", "no body weight"), (current.reference,))
+            why = order.why.get("dose_rate_per_kg", self.say("no_weight_text"))
+            return missing(name, why, (current.reference,))
         evidence: tuple[str, ...] = (current.reference,)
         detail = order.summary
         if "dose_rate_per_kg" in order.weighed and isinstance(weight.value, int | float):
             evidence += weight.evidence
-            detail += f"; weight {format_number(float(weight.value))} {weight.unit or ''}".rstrip()
+            shown = self.say("weight_text", weight=format_number(float(weight.value)), unit=weight.unit or "")
+            detail += "; " + shown.rstrip()
         return Fact(name, value, unit="mg/kg/h", evidence=evidence, detail=detail)
 
     def _ferritin(self, facts: Facts, began: datetime, assess_from: datetime) -> dict[str, Fact]:
         """The trend since the dose was reached: the baseline (the ferritin then) against the latest, and
         how far the latest lies below the peak between them. Never the last two points alone: after a peak
         and a fall, a small uptick between two close results is no rise."""
-        n, unit, label = self.name, self.analyte.unit, self.analyte.label
+        n, unit, label, say = self.name, self.analyte.unit, self.analyte.label, self.say
         names = [f"{n}.{s}" for s in _FERRITIN_FACTS]
         gap = unavailable(facts.unavailable, self.catalog.labs.sources)
         if gap is not None:
             return {name: missing(name, gap) for name in names}
         earliest = began - timedelta(hours=self.lookback_hours)
-        window = _usable(self.analyte, facts, self.catalog, earliest)
+        window = _usable(self.analyte, facts, self.catalog, earliest, say)
         points = window.points
         after = [p for p in points if p.time >= assess_from]
         if not after:
-            reason = f"No {label} since {format_time(assess_from)}: the response cannot be assessed"
+            reason = say("none_since_text", label=label, time=format_time(assess_from))
             reason += f" ({window.note})" if window.note else ""
             return {name: missing(name, reason) for name in names}
         latest = after[-1]
@@ -531,42 +641,44 @@ class _Response:
         baseline = at_start[-1] if at_start else since[0] if since else None
         rest = [f"{n}.{s}" for s in _FERRITIN_FACTS if s != "latest"]
         if baseline is None:
-            reason = (
-                f"No {label} between {format_time(earliest)} and {_at(latest, unit)} to compare with: "
-                "the response cannot be assessed"
+            reason = say(
+                "no_baseline_text", label=label, earliest=format_time(earliest), latest=say.at(latest, unit)
             )
             out.update({name: missing(name, reason, latest.evidence) for name in rest})
             return out
         out[f"{n}.baseline"] = point_fact(f"{n}.baseline", unit, baseline, baseline.comparator)
         hours = (latest.time - baseline.time).total_seconds() / 3600
         if hours < self.spacing_hours:
-            reason = (
-                f"{label.capitalize()} {_shown(baseline, unit)} ({format_time(baseline.time)}) and "
-                f"{_shown(latest, unit)} are {_duration(tidy(hours))} apart, less than "
-                f"{_duration(self.spacing_hours)}: too close for a trend"
+            reason = say(
+                "too_close_text",
+                Label=label.capitalize(),
+                baseline=_shown(baseline, unit),
+                baseline_time=format_time(baseline.time),
+                latest=_shown(latest, unit),
+                apart=_duration(tidy(hours)),
+                spacing=_duration(self.spacing_hours),
             )
             evidence = baseline.evidence + latest.evidence
             out.update({name: missing(name, reason, evidence) for name in rest if name != f"{n}.baseline"})
             return out
-        out[f"{n}.rise"] = _rise(f"{n}.rise", label, baseline, latest, unit)
+        out[f"{n}.rise"] = _rise(f"{n}.rise", label, baseline, latest, unit, say)
         between = [p for p in points if baseline.time <= p.time < latest.time and p.comparator not in _UPPER]
         peak = max(between, key=lambda p: p.value) if between else baseline
         out[f"{n}.peak"] = point_fact(f"{n}.peak", unit, peak, peak.comparator)
-        out[f"{n}.below_peak"] = _below(f"{n}.below_peak", label, peak, latest, unit)
+        out[f"{n}.below_peak"] = _below(f"{n}.below_peak", label, peak, latest, unit, say)
         return out
 
-
-def _draft_increase(name: str, named: Mapping[str, Fact], current: float) -> Fact:
-    draft = named.get("order.daily_dose")
-    value = draft.value if draft is not None else None
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        return missing(name, "no daily dose in a draft order")
-    return Fact(
-        name,
-        value > current,
-        evidence=draft.evidence if draft is not None else (),
-        detail=f"draft {format_number(value)} mg/day, current {format_number(current)} mg/day",
-    )
+    def _draft_increase(self, name: str, named: Mapping[str, Fact], current: float) -> Fact:
+        draft = named.get("order.daily_dose")
+        value = draft.value if draft is not None else None
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return missing(name, self.say("no_draft_text"))
+        detail = self.say(
+            "draft_text", draft=format_number(value), current=format_number(current), dose_unit=self.dose_unit
+        )
+        return Fact(
+            name, value > current, evidence=draft.evidence if draft is not None else (), detail=detail
+        )
 
 
 def _start(raw: Mapping[str, Any]) -> datetime | None:
@@ -582,17 +694,15 @@ def _start(raw: Mapping[str, Any]) -> datetime | None:
     return parse_datetime(authored) if isinstance(authored, str) else None
 
 
-def _rise(name: str, label: str, previous: Point, latest: Point, unit: str) -> Fact:
+def _rise(name: str, label: str, previous: Point, latest: Point, unit: str, say: _Wording) -> Fact:
     """(latest / previous - 1) in %, a bound when one side is censored; missing when the two bounds
     leave the direction open (">40000" after ">40000")."""
     evidence = previous.evidence + latest.evidence
-    shown = f"{_at(previous, unit)} to {_at(latest, unit)}"
+    shown = say("rise_text", previous=say.at(previous, unit), latest=say.at(latest, unit))
     # +1: the rise is at least the value; -1: at most. The previous value enters inverted.
     direction = _bound(latest.comparator) - _bound(previous.comparator)
     if _bound(latest.comparator) and _bound(previous.comparator) and direction == 0:
-        return missing(
-            name, f"both {label} results are censored ({shown}); the change cannot be computed", evidence
-        )
+        return missing(name, say("rise_censored_text", label=label, results=shown), evidence)
     strict = ">" in (latest.comparator, previous.comparator) or "<" in (
         latest.comparator,
         previous.comparator,
@@ -608,16 +718,16 @@ def _rise(name: str, label: str, previous: Point, latest: Point, unit: str) -> F
     )
 
 
-def _below(name: str, label: str, peak: Point, latest: Point, unit: str) -> Fact:
+def _below(name: str, label: str, peak: Point, latest: Point, unit: str, say: _Wording) -> Fact:
     """(1 - latest / peak) in %: how far the latest lies below the peak before it. A censored latest
     (">40000") may lie higher, so it is at most that; a lower-bound peak may lie higher, so at least."""
     evidence = peak.evidence + latest.evidence
-    shown = f"{_at(latest, unit)} against the peak {_at(peak, unit)}"
+    shown = say("below_text", latest=say.at(latest, unit), peak=say.at(peak, unit))
     if latest.comparator in _UPPER or peak.comparator in _UPPER:
-        return missing(name, f"a censored {label} ({shown}) leaves the fall from the peak open", evidence)
+        return missing(name, say("below_open_text", label=label, results=shown), evidence)
     comparator = None
     if latest.comparator in _LOWER and peak.comparator in _LOWER:
-        return missing(name, f"both {label} results are censored ({shown})", evidence)
+        return missing(name, say("below_censored_text", label=label, results=shown), evidence)
     if latest.comparator in _LOWER:
         comparator = "<="
     elif peak.comparator in _LOWER:

@@ -21,20 +21,22 @@ from cds_service.facts.catalog import FactCatalog
 from cds_service.facts.named import Fact, FactSpec
 from cds_service.ruleformat.text import format_number
 
-__all__ = ["WIDTH", "HScoreSettings", "configure", "specs"]
+__all__ = ["CLINICAL_ITEMS", "WIDTH", "WORDING", "HScoreSettings", "configure", "specs"]
 
 WIDTH = 500
 
-_ITEM = {
-    "immunosuppression": "immunosuppression",
-    "temperature": "temperature",
-    "organomegaly": "organomegaly",
-    "cytopenias": "cytopenias",
-    "ferritin": "ferritin",
-    "triglycerides": "triglycerides",
-    "fibrinogen": "fibrinogen",
-    "ast": "AST",
-    "hemophagocytosis": "hemophagocytosis",
+# The HScore items that are no laboratory analyte, in the order of the rule file's hscore_item_labels; the
+# others (ferritin, triglycerides, fibrinogen, AST) are named by their analyte's label (analytes.yaml).
+CLINICAL_ITEMS = ("immunosuppression", "temperature", "organomegaly", "cytopenias", "hemophagocytosis")
+# How hlh.hscore is worded: template parameters of the providing rule file (hlh-2004.yaml) with the
+# placeholders each may name.
+WORDING: dict[str, tuple[str, ...]] = {
+    "hscore_text": ("score", "most", "probability", "cutoff"),
+    "hscore_probability_range_text": ("least", "most_likely"),
+    "hscore_unknown_text": ("count", "items"),
+    "hscore_immunosuppression_text": (),
+    "hscore_points_text": ("points",),
+    "hscore_item_text": ("item", "points"),
 }
 
 
@@ -58,6 +60,11 @@ class HScoreSettings:
     labs: HlhLabs
     table: HScoreTable
     cutoff: float
+    items: Mapping[str, str]  # each item's label
+    wording: Mapping[str, str]  # WORDING
+
+    def say(self, name: str, **values: str) -> str:
+        return self.wording[name].format(**values)
 
     def compute(self, named: Mapping[str, Fact], hemophagocytosis: Tri) -> dict[str, Fact]:
         """The HScore facts; `hemophagocytosis` is the HLH-2004 criterion's reading of the marrow."""
@@ -86,21 +93,30 @@ class HScoreSettings:
         score = hscore(inputs, t)
         most = _most(t)
         least, most_likely = probability(score.low, t), probability(score.high, t)
-        chance = least if least == most_likely else f"{least} to {most_likely}"
+        say, label = self.say, self.items
+        chance = (
+            least
+            if least == most_likely
+            else say("hscore_probability_range_text", least=least, most_likely=most_likely)
+        )
         points = ", ".join(
-            f"{_ITEM[item]} {low}" if low == high else f"{_ITEM[item]} {low}-{high}"
+            say("hscore_item_text", item=label[item], points=_range(low, high))
             for item, low, high in score.items
         )
         cutoff = format_number(self.cutoff)
-        text = (
-            f"HScore {_range(score.low, score.high)} of {most} (probability {chance}; best cut-off {cutoff})"
+        text = say(
+            "hscore_text",
+            score=_range(score.low, score.high),
+            most=str(most),
+            probability=chance,
+            cutoff=cutoff,
         )
         if score.unknown:
-            unknown = ", ".join(_ITEM[item] for item in score.unknown)
-            text += f"; {len(score.unknown)} items unknown: {unknown}"
+            unknown = ", ".join(label[item] for item in score.unknown)
+            text += say("hscore_unknown_text", count=str(len(score.unknown)), items=unknown)
             if "immunosuppression" in score.unknown:
-                text += " (immunosuppression is not read from the record)"
-        text += f". Points: {points}"
+                text += say("hscore_immunosuppression_text")
+        text += say("hscore_points_text", points=points)
         return {
             "hlh.hscore": Fact("hlh.hscore", wording.clip(text, WIDTH)),
             "hlh.hscore_low": Fact("hlh.hscore_low", score.low, detail=text),
@@ -115,8 +131,26 @@ class HScoreSettings:
 
 
 def configure(params: Params, catalog: FactCatalog, labs: HlhLabs) -> HScoreSettings:
+    clinical = params.texts("hscore_item_labels")
+    if len(clinical) != len(CLINICAL_ITEMS):
+        raise ParameterError(
+            "hscore_item_labels",
+            f"parameter 'hscore_item_labels' must list {len(CLINICAL_ITEMS)} texts ({', '.join(CLINICAL_ITEMS)})",
+        )
+    items = {
+        **dict(zip(CLINICAL_ITEMS, clinical, strict=True)),
+        "ferritin": labs.ferritin.label,
+        "triglycerides": labs.triglycerides.label,
+        "fibrinogen": labs.fibrinogen.label,
+        "ast": labs.ast.label,
+    }
     return HScoreSettings(
-        catalog=catalog, labs=labs, table=_table(params), cutoff=params.number("hscore_cutoff")
+        catalog=catalog,
+        labs=labs,
+        table=_table(params),
+        cutoff=params.number("hscore_cutoff"),
+        items=items,
+        wording={name: params.template(name, names) for name, names in WORDING.items()},
     )
 
 

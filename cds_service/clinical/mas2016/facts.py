@@ -18,10 +18,28 @@ from cds_service.clinical.mas2016.calculator import classify
 from cds_service.clinical.tristate import Tri
 from cds_service.facts.named import Fact, FactSpec
 
-__all__ = ["STATUSES", "WIDTH", "MasSettings", "configure", "specs"]
+__all__ = ["STATUSES", "WIDTH", "WORDING", "MasSettings", "configure", "specs"]
 
 STATUSES = ("classified", "not_classified", "undecided")
 WIDTH = 500
+
+# How hlh.mas2016 is worded: template parameters of the providing rule file (hlh-2004.yaml) with the
+# placeholders each may name; {label} is the analyte's label (analytes.yaml), {limit} the threshold in the
+# unit the value was reported in.
+WORDING: dict[str, tuple[str, ...]] = {
+    "mas_fever_item": ("limit",),
+    "mas_ferritin_item": ("label", "limit"),
+    "mas_platelets_item": ("label", "limit"),
+    "mas_ast_item": ("label", "limit"),
+    "mas_triglycerides_item": ("label", "limit"),
+    "mas_fibrinogen_item": ("label", "limit"),
+    "mas_item_text": ("item", "result", "seen"),
+    "mas_classified_text": (),
+    "mas_not_classified_text": (),
+    "mas_undecided_text": (),
+    "mas_summary_text": ("heading", "met", "items", "required", "parts"),
+    "mas_not_validated_text": (),
+}
 
 
 def specs() -> list[FactSpec]:
@@ -53,6 +71,13 @@ class MasSettings:
     triglycerides: Threshold
     fibrinogen: Threshold
     required_items: int
+    wording: Mapping[str, str]  # WORDING
+
+    def say(self, name: str, **values: str) -> str:
+        return self.wording[name].format(**values)
+
+    def _item(self, name: str, threshold: Threshold, fact: Fact, label: str) -> str:
+        return self.say(name, label=label, limit=wording.limit(threshold, fact))
 
     def compute(self, named: Mapping[str, Fact]) -> dict[str, Fact]:
         labs = self.labs
@@ -63,38 +88,49 @@ class MasSettings:
         high_ferritin = self.ferritin.compare(ferritin, ">")
         items = [
             (
-                f"platelets <={wording.limit(self.platelets, platelets)}",
+                self._item("mas_platelets_item", self.platelets, platelets, labs.platelets.label),
                 self.platelets.compare(platelets, "<="),
                 platelets,
             ),
-            (f"AST >{wording.limit(self.ast, ast)}", self.ast.compare(ast, ">"), ast),
+            (self._item("mas_ast_item", self.ast, ast, labs.ast.label), self.ast.compare(ast, ">"), ast),
             (
-                f"triglycerides >{wording.limit(self.triglycerides, tg)}",
+                self._item("mas_triglycerides_item", self.triglycerides, tg, labs.triglycerides.label),
                 self.triglycerides.compare(tg, ">"),
                 tg,
             ),
-            (f"fibrinogen <={wording.limit(self.fibrinogen, fib)}", self.fibrinogen.compare(fib, "<="), fib),
+            (
+                self._item("mas_fibrinogen_item", self.fibrinogen, fib, labs.fibrinogen.label),
+                self.fibrinogen.compare(fib, "<="),
+                fib,
+            ),
         ]
         result = classify(fever, high_ferritin, [(label, r) for label, r, _ in items], self.required_items)
         status = {Tri.MET: "classified", Tri.NOT_MET: "not_classified", Tri.UNKNOWN: "undecided"}[
             result.status
         ]
         heading = {
-            Tri.MET: "classified as MAS",
-            Tri.NOT_MET: "not classified as MAS",
-            Tri.UNKNOWN: "cannot be decided",
+            Tri.MET: "mas_classified_text",
+            Tri.NOT_MET: "mas_not_classified_text",
+            Tri.UNKNOWN: "mas_undecided_text",
         }
-        fever_part = f"fever >={wording.limit(self.fever, temperature)} {wording.SHOWN[fever]}"
-        ferritin_part = f"ferritin >{wording.limit(self.ferritin, ferritin)} {wording.SHOWN[high_ferritin]}"
-        parts = [fever_part + wording.seen(temperature), ferritin_part + wording.seen(ferritin)]
-        parts += [f"{label} {wording.SHOWN[r]}{wording.seen(fact)}" for label, r, fact in items]
+        fever_item = self.say("mas_fever_item", limit=wording.limit(self.fever, temperature))
+        ferritin_item = self._item("mas_ferritin_item", self.ferritin, ferritin, labs.ferritin.label)
+        shown = [(fever_item, fever, temperature), (ferritin_item, high_ferritin, ferritin), *items]
+        parts = [
+            self.say("mas_item_text", item=item, result=wording.SHOWN[r], seen=wording.seen(fact))
+            for item, r, fact in shown
+        ]
         validated = any(named[f"conditions.{c}.status"].value == "present" for c in ("sjia", "aosd"))
-        text = (
-            f"{heading[result.status]} ({result.met_items} of {len(items)} items met, {self.required_items} "
-            f"needed with fever and ferritin): {'; '.join(parts)}"
+        text = self.say(
+            "mas_summary_text",
+            heading=self.say(heading[result.status]),
+            met=str(result.met_items),
+            items=str(len(items)),
+            required=str(self.required_items),
+            parts="; ".join(parts),
         )
         if not validated:
-            text += ". Not validated for this population (no sJIA or AOSD recorded)"
+            text += self.say("mas_not_validated_text")
         return {
             "hlh.mas2016": Fact("hlh.mas2016", wording.clip(text, WIDTH)),
             "hlh.mas2016_status": Fact("hlh.mas2016_status", status, detail=text),
@@ -111,4 +147,5 @@ def configure(params: Params, labs: HlhLabs) -> MasSettings:
         triglycerides=params.threshold("mas_triglycerides", "mg/dL", labs.triglycerides.name),
         fibrinogen=params.threshold("mas_fibrinogen", "mg/dL", labs.fibrinogen.name),
         required_items=params.whole("mas_required_items"),
+        wording={name: params.template(name, names) for name, names in WORDING.items()},
     )

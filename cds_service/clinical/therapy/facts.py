@@ -46,6 +46,20 @@ _IN_FORCE = "active"
 _NOT_ORDERS = frozenset({"proposal", "plan", "option"})
 FACTS = ("therapy.orders", "therapy.routes", "therapy.total_daily_dose", "therapy.total_dose_rate_per_kg")
 DRAFTS = "therapy.drafts"
+# How the calculation words its facts' details and missing reasons: template parameters of the providing
+# rule file (duplicate-therapy.yaml) with the placeholders each may name.
+WORDING: dict[str, tuple[str, ...]] = {
+    "order_text": ("order", "status", "summary"),
+    "none_text": ("drug", "being"),
+    "no_route_text": (),
+    "others_unknown_text": ("drug", "why"),
+    "no_dose_text": ("order", "why"),
+    "no_dose_why_text": (),
+    "no_total_text": (),
+    "weight_bound_text": (),
+    "per_kg_text": ("dose", "dose_unit", "weight"),
+    "weight_date_text": ("date",),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +74,11 @@ class TherapySettings:
     drug: MedicationClass
     medications: Medications
     units: Units
+    wording: Mapping[str, str]  # WORDING
+    dose_unit: str  # medications.yaml dose_unit as people write it ("mg")
+
+    def say(self, name: str, **values: str) -> str:
+        return self.wording[name].format(**values)
 
     def compute(self, named: Mapping[str, Fact], facts: Facts) -> dict[str, Fact]:
         resolve = resolver(facts)
@@ -92,7 +111,10 @@ class TherapySettings:
             if raw.get("id") in draft_ids or reference in superseded:
                 continue
             counted.append(Counted(reference, _IN_FORCE, read(raw)))
-        listing = "; ".join(f"{c.reference} ({c.status}, {c.order.summary})" for c in counted)
+        listing = "; ".join(
+            self.say("order_text", order=c.reference, status=c.status, summary=c.order.summary)
+            for c in counted
+        )
         evidence = tuple(c.reference for c in counted)
         drafted = Fact(DRAFTS, len(drafts), evidence=tuple(_reference(raw) for raw in drafts))
         if gap is not None and len(counted) < 2:
@@ -103,9 +125,9 @@ class TherapySettings:
             len(counted),
             comparator=">=" if gap is not None else None,
             evidence=evidence,
-            detail=listing or f"no {label} order in force or {being_ordered(facts.hook)}",
+            detail=listing or self.say("none_text", drug=label, being=being_ordered(facts.hook)),
         )
-        routes = sorted({c.order.route or "not given" for c in counted})
+        routes = sorted({c.order.route or self.say("no_route_text") for c in counted})
         out = {
             DRAFTS: drafted,
             "therapy.orders": count,
@@ -119,11 +141,12 @@ class TherapySettings:
         }
         unknown = [c for c in counted if "daily_dose" not in c.order.values]
         if gap is not None:
-            why = f"other {label} orders are unknown: {gap}"
+            why = self.say("others_unknown_text", drug=label, why=gap)
             out["therapy.total_daily_dose"] = missing("therapy.total_daily_dose", why, evidence, listing)
         elif unknown:
             first = unknown[0]
-            why = f"{first.reference} gives no daily dose ({first.order.why.get('daily_dose', 'unknown')})"
+            reason = first.order.why.get("daily_dose", self.say("no_dose_why_text"))
+            why = self.say("no_dose_text", order=first.reference, why=reason)
             out["therapy.total_daily_dose"] = missing("therapy.total_daily_dose", why, evidence, listing)
         else:
             total = tidy(sum(c.order.values["daily_dose"] for c in counted))
@@ -137,14 +160,16 @@ class TherapySettings:
         name = "therapy.total_dose_rate_per_kg"
         value, kg = total.value, weight.value
         if not isinstance(value, int | float) or isinstance(value, bool):
-            return missing(name, total.missing or "no total daily dose", total.evidence)
+            return missing(name, total.missing or self.say("no_total_text"), total.evidence)
         if not isinstance(kg, int | float) or isinstance(kg, bool) or kg <= 0 or weight.comparator:
-            return missing(name, weight.missing or "the weight is only a bound", total.evidence)
+            return missing(name, weight.missing or self.say("weight_bound_text"), total.evidence)
         kilograms = self.units.convert(float(kg), weight.unit or "kg", "kg")
         rate = self.units.convert(float(value) / kilograms, "mg/kg/d", "mg/kg/h")
-        detail = f"{float(value):g} mg/day at {kilograms:g} kg" + (
-            f" (weight of {weight.time:%Y-%m-%d})" if weight.time else ""
+        detail = self.say(
+            "per_kg_text", dose=f"{float(value):g}", dose_unit=self.dose_unit, weight=f"{kilograms:g}"
         )
+        if weight.time:
+            detail += self.say("weight_date_text", date=f"{weight.time:%Y-%m-%d}")
         return Fact(
             name, tidy(rate), unit="mg/kg/h", evidence=total.evidence + weight.evidence, detail=detail
         )
@@ -190,7 +215,13 @@ class Therapy:
         require_dose_unit(catalog, DOSE_UNIT, self.name)
         classes = catalog.medications.classes
         medication = params.text("medication", tuple(classes))
-        return TherapySettings(classes[medication], catalog.medications, catalog.units)
+        return TherapySettings(
+            classes[medication],
+            catalog.medications,
+            catalog.units,
+            {name: params.template(name, names) for name, names in WORDING.items()},
+            catalog.units.text(catalog.medications.dose_unit),
+        )
 
 
 def _reference(raw: Json) -> str:

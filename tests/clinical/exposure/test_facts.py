@@ -470,3 +470,23 @@ def test_neutrophils_needs_its_window() -> None:
 def test_loinc_of_the_neutrophil_count_is_the_catalogs() -> None:
     # The calculation reads anc.latest: the catalog's ANC codes decide what counts (not this module).
     assert f"{LOINC}|751-8" in catalog().analytes["anc"].codes
+
+
+# --- wording ------------------------------------------------------------------------------------------
+
+
+def test_exposure_is_worded_by_its_rule_file() -> None:
+    settings = exposure(
+        planned_text="{days} d ({where}), {dose} {dose_unit} a day",
+        no_current_text="{drug}: nothing within {window}",
+    )
+    end = {"repeat": {"boundsPeriod": {"start": "2026-11-23T12:00:00Z", "end": "2026-12-01T12:00:00Z"}}}
+    planned = {**draft(2400), "dosageInstruction": [{**rate(2400)[0], "timing": end}]}
+    fact = run([], [planned], settings)["exposure.planned_days_high"]
+    assert fact.detail == "8 d (boundsPeriod), 2400 mg a day"
+    assert run([], settings=settings)["exposure.daily_dose"].missing == "anakinra: nothing within 7 days"
+
+
+def test_neutrophils_are_worded_by_their_rule_file() -> None:
+    settings = neutrophils(current_text="{result} ({age} h old, {time})")
+    assert current([anc(800, "/uL", 2)], settings).detail == "800 /µL (2 h old, 2026-11-23 10:00)"

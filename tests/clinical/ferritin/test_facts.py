@@ -513,3 +513,37 @@ def test_response_settings_are_required_and_checked(change: dict[str, Any]) -> N
 def test_the_rule_files_lint_clean() -> None:
     mine = {"ferritin-rise.yaml", "ferritin-escalation.yaml"}
     assert [p for p in check_rules(RULES) if p.path.name in mine] == []
+
+
+# --- wording ------------------------------------------------------------------------------------------
+
+
+def test_the_trend_is_worded_by_its_rule_file() -> None:
+    params = parameters(
+        "ferritin-rise",
+        growth_text=("{first} -> {last} in {hours}", None),
+        at_text=("{result} @ {time}", None),
+        single_text=("just one {label} within {window}: {result}", None),
+    )
+    facts = trend(ferritin("a", 1000, 28), ferritin("b", 1600, 4), params=params)
+    assert facts["ferritin_trend.daily_growth"].detail == (
+        "1000 ug/L @ 2026-11-22 08:00 -> 1600 ug/L @ 2026-11-23 08:00 in 24 h"
+    )
+    single = trend(ferritin("a", 1200, 28), params=params)
+    assert single["ferritin_trend.daily_growth"].missing == (
+        "just one ferritin within 48 h: 1200 ug/L @ 2026-11-22 08:00"
+    )
+
+
+def test_the_response_is_worded_by_its_rule_file() -> None:
+    params = parameters(
+        "ferritin-escalation",
+        early_text=("{dose} {dose_unit} daily for {hours} only; wait until {assess_from}", None),
+        no_order_text=("{drug}: none active", None),
+    )
+    early = response(order("o", 1200, 20), ferritin("a", 3000, 2), weight(40), params=params)
+    assert (
+        early["ferritin_response.rise"].missing == "1200 mg daily for 20 h only; wait until 2026-11-24 16:00"
+    )
+    quiet = response(ferritin("a", 3000, 2), params=params)
+    assert quiet["ferritin_response.assessable"].detail == "anakinra: none active"

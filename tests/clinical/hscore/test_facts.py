@@ -45,3 +45,18 @@ def test_hscore_censored_value_counts_only_when_it_decides_the_band() -> None:
     assert "ferritin 50" in str(decided["hlh.hscore"].value)
     open_band = compute(patient(), observation("fer1", "2276-4", 2500, "ug/L", comparator=">"))
     assert "ferritin 0-50" in str(open_band["hlh.hscore"].value)
+
+
+def test_hscore_is_worded_by_the_rule_file() -> None:
+    configured = settings(
+        hscore_text="score {score}/{most}, p {probability}, cut {cutoff}",
+        hscore_item_text="{item}={points}",
+        hscore_item_labels=["IS", "T", "organs", "cyto", "HPC"],
+    )
+    out = compute(
+        patient(), observation("fer1", "2276-4", 40000, "ug/L", comparator=">"), configured=configured
+    )
+    text = str(out["hlh.hscore"].value)
+    assert text.startswith("score ")
+    assert "ferritin=50" in text  # the analyte's label (analytes.yaml)
+    assert "IS=0-18" in text and "HPC=0-35" in text

@@ -3,7 +3,7 @@ facts, configured by rules/hlh-2004.yaml. The classification's arithmetic is tes
 
 from __future__ import annotations
 
-from tests.clinical.hlh2004.support import compute, full_workup, patient
+from tests.clinical.hlh2004.support import compute, full_workup, patient, settings
 from tests.facts.support import observation, resource
 
 
@@ -28,3 +28,14 @@ def test_mas2016_not_classified_without_fever() -> None:
         observation("fer1", "2276-4", 5000, "ug/L"),
     )
     assert out["hlh.mas2016_status"].value == "not_classified"
+
+
+def test_mas2016_is_worded_by_the_rule_file() -> None:
+    configured = settings(
+        mas_classified_text="MAS (2016 criteria)",
+        mas_fever_item="T >={limit}",
+        mas_item_text="{item}: {result}",
+    )
+    text = str(compute(*full_workup(), configured=configured)["hlh.mas2016"].value)
+    assert text.startswith("MAS (2016 criteria) (")
+    assert "T >=38 Cel: met; ferritin >684 ug/L: met" in text

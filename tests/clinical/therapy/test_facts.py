@@ -178,3 +178,19 @@ def test_unread_orders_leave_the_count_unknown_unless_the_drafts_already_make_tw
 def test_the_medication_is_the_rule_file_s() -> None:
     with pytest.raises(ParameterError, match="must be one of"):
         settings("aspirin")
+
+
+def test_the_therapy_facts_are_worded_by_the_rule_file() -> None:
+    spec = RuleFile.model_validate(load_yaml(RULES / "duplicate-therapy.yaml").data)
+    parameters = dict(spec.parameters)
+    for name, value in (
+        ("order_text", "{order}: {summary} [{status}]"),
+        ("per_kg_text", "{dose} {dose_unit}/d / {weight} kg"),
+    ):
+        parameters[name] = parameters[name].model_copy(update={"value": value})
+    reworded = Therapy().configure(Params(spec.id, parameters, catalog()), catalog(), {})
+    facts = make_facts([resource(**infusion("a", 1200))], [])
+    kg = Fact("patient.weight", 40, unit="kg", evidence=("Observation/w",))
+    out = reworded.compute({"patient.weight": kg}, facts)
+    assert out["therapy.orders"].detail == "MedicationRequest/a: 1200 mg/day continuous (iv) [active]"
+    assert out["therapy.total_dose_rate_per_kg"].detail == "1200 mg/d / 40 kg"
