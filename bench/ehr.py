@@ -91,6 +91,7 @@ class Figures:
     p99: list[float] = field(default_factory=list)
     rps: list[float] = field(default_factory=list)
     load: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)  # server CPU ms per request under wrk
 
 
 def load_average() -> float:
@@ -115,6 +116,7 @@ def serving(system: System, workers: int, folder: Path, logs: list[Path] | None 
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
+    _SERVERS[base] = server.pid
     try:
         deadline = time.monotonic() + 90
         while True:
@@ -158,8 +160,30 @@ def sequential(system: System, base: str, requests: int) -> list[float]:
     return samples
 
 
+_SERVERS: dict[str, int] = {}  # base URL -> the server's process id
+
+
+def _tree_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and its children (uvicorn's workers), from /proc."""
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending += [int(child) for child in (task / "children").read_text().split()]
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
 def saturation(system: System, base: str, seconds: float, folder: Path) -> tuple[float, str]:
-    """Requests per second with 2 workers, and what measured it."""
+    """Requests per second with 2 workers, and what measured it. Also leaves in `CPU[base]` the server's
+    CPU milliseconds per request and how busy its workers were: wrk's 16 keep-alive connections are shared by
+    the workers as the kernel hands them out, and one worker can end up with most of them, so req/s alone
+    can halve from one run to the next while the cost per request does not move."""
     body_file = folder / f"body-{abs(hash(system.name))}.json"
     body_file.write_bytes(system.body)
     tokens = ""
@@ -169,6 +193,19 @@ def saturation(system: System, base: str, seconds: float, folder: Path) -> tuple
         token_file = folder / "tokens.txt"
         token_file.write_text("\n".join(system.signer.token(audience) for _ in range(int(seconds * 800))))
         tokens = str(token_file)
+    pid = _SERVERS.get(base)
+    cpu_before, wall_before = (_tree_cpu_seconds(pid) if pid else 0.0), time.monotonic()
+    rps, tool = _load(system, base, seconds, tokens, body_file)
+    if pid:
+        cpu, wall = _tree_cpu_seconds(pid) - cpu_before, time.monotonic() - wall_before
+        CPU[base] = (cpu / max(rps * wall, 1e-9) * 1000, cpu / wall / 2)
+    return rps, tool
+
+
+CPU: dict[str, tuple[float, float]] = {}  # base URL -> (server CPU ms per request, workers busy 0..1)
+
+
+def _load(system: System, base: str, seconds: float, tokens: str, body_file: Path) -> tuple[float, str]:
     if shutil.which("wrk") is None:
         return asyncio.run(_python_load(system, base, seconds)), "python"
     result = subprocess.run(
@@ -397,16 +434,18 @@ def main(requests: int, repeats: int, seconds: float, with_healthchain: bool) ->
                 logs: list[Path] = []
                 with serving(system, 2, folder, logs) as base:
                     rps, tool = saturation(system, base, seconds, folder)
+                    cpu_ms, busy = CPU.get(base, (math.nan, math.nan))
                 batching = writer_batching(logs[0])
                 tools.add(tool)
                 entry = figures[system.name]
                 entry.p50.append(statistics.median(seq))
                 entry.p99.append(p99(seq))
                 entry.rps.append(rps)
+                entry.cpu.append(cpu_ms)
                 entry.load.append(load)
                 print(
                     f"  repeat {repeat}  {system.name[:40]:40s} p50 {entry.p50[-1]:6.2f} ms  p99 {entry.p99[-1]:6.2f} ms"
-                    f"  {rps:7.0f} req/s  (load {load:.2f}){batching}",
+                    f"  {rps:7.0f} req/s, {cpu_ms:5.1f} ms CPU/req, workers {busy:4.0%} busy  (load {load:.2f}){batching}",
                     flush=True,
                 )
     ended_load = load_average()
@@ -422,23 +461,25 @@ def main(requests: int, repeats: int, seconds: float, with_healthchain: bool) ->
         f"({WRK_THREADS} threads, {WRK_CONNECTIONS} connections, {seconds:g} s) on 2 workers. Load average: {started_load:.2f} at start, {ended_load:.2f} at end."
     )
     print()
-    print("| system | seq p50 | p99 | p50 / orjson floor | req/s | req/s / empty app | load during |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| system | seq p50 | p99 | p50 / orjson floor | req/s | req/s / empty app | server CPU per request | load during |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for name, entry in figures.items():
         p50 = statistics.median(entry.p50)
         rps = statistics.median(entry.rps)
         print(
             f"| {name} | {p50:.2f} ms | {statistics.median(entry.p99):.1f} ms | {p50 / floor:.1f}x | {rps:,.0f} "
-            f"| {rps / empty:.2f} | {min(entry.load):.1f}-{max(entry.load):.1f} |"
+            f"| {rps / empty:.2f} | {statistics.median(entry.cpu):.1f} ms | {min(entry.load):.1f}-{max(entry.load):.1f} |"
         )
     print(
         f"| in process: call_service (pipeline only) | {statistics.median(pipeline):.2f} ms | {p99(pipeline):.1f} ms "
-        f"| {statistics.median(pipeline) / floor:.1f}x | | | |"
+        f"| {statistics.median(pipeline) / floor:.1f}x | | | | |"
     )
     print(
-        f"| in process: ES384 verification | {statistics.median(verify):.2f} ms | {p99(verify):.1f} ms | | | | |"
+        f"| in process: ES384 verification | {statistics.median(verify):.2f} ms | {p99(verify):.1f} ms | | | | | |"
     )
-    print(f"| orjson.loads floor ({len(body) / 1000:.0f} KB) | {floor:.3f} ms | | 1.0x | | | |")
+    print(f"| orjson.loads floor ({len(body) / 1000:.0f} KB) | {floor:.3f} ms | | 1.0x | | | | |")
 
 
 if __name__ == "__main__":
