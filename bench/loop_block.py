@@ -156,7 +156,7 @@ async def stages(runtime: Runtime, body: bytes, now: datetime) -> dict[str, floa
     started = time.perf_counter()
     await runtime.engine.durable.evaluate_async(compiled, flat)
     out["rules (engine thread)"] = (time.perf_counter() - started) * 1000
-    evaluation = await runtime.engine.evaluate(service, named, ruleset)
+    evaluation = runtime.engine.evaluate(service, named, ruleset)
 
     def cards() -> Any:
         links = ChartLinks(

@@ -72,7 +72,7 @@ async def _stages(runtime: Runtime, n: int) -> dict[str, list[float]]:
     ruleset.calculations.compute(named, facts, ruleset.catalog.specs)
     compiled = ruleset.by_service[service.id].engine_rules
     durable = runtime.engine.durable
-    evaluation = await runtime.engine.evaluate(service, named, ruleset)
+    evaluation = runtime.engine.evaluate(service, named, ruleset)
 
     def fresh(facts: Facts) -> Facts:
         facts.memo.clear()
