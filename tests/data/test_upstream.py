@@ -213,7 +213,8 @@ async def test_each_issuer_has_its_own_pool_and_policy() -> None:
     upstreams = Upstreams(allow_private=False, max_connections=3)
     a, b = _issuer("https://a.example", ("https://a.example/fhir",)), _issuer("https://b.example")
     try:
-        assert upstreams.for_issuer(a) is upstreams.for_issuer(a)
+        first = upstreams.for_issuer(a)
+        assert upstreams.for_issuer(a) is first  # made once, then kept
         assert upstreams.for_issuer(a) is not upstreams.for_issuer(b)
         assert upstreams.for_issuer(a).policy.fhir_servers == ("https://a.example/fhir",)
         assert upstreams.for_issuer(b).policy == FetchPolicy()
